@@ -1,0 +1,1 @@
+"""Top floor: Prefect flows, deployments, serving and the `llmformer` CLI. Orchestration only."""

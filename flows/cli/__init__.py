@@ -1,0 +1,26 @@
+"""The `llmformer` command line: one Typer app whose groups and commands live in sibling modules.
+
+Heavy libraries (torch, mmseg, spaCy, DuckDB) are imported inside commands so `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from flows.cli import data, doctor, priors
+
+app = typer.Typer(
+    name="llmformer",
+    help="Open-vocabulary segmentation guided by LLM priors (LLMFormer).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(priors.app, name="priors")
+app.add_typer(data.app, name="data")
+app.command("doctor")(doctor.doctor)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
