@@ -1,0 +1,356 @@
+"""`PriorStore`: the Parquet prior store on disk, written atomically, read in batches.
+
+Layout: `ROOT/<table>/dataset=<d>/split=<s>/<prior_set_id>-<shard>.parquet` for the per-image
+tables, `ROOT/prior_sets/<id>.parquet`, `ROOT/text_embeddings/<encoder>-<content>.parquet`,
+`ROOT/class_names/<dataset>.parquet`, `ROOT/eval_results/<content>.parquet`; every table also
+holds a zero-row `schema.parquet` so DuckDB can read it before anything was written.
+`ROOT/store.json` names the schema version; `ROOT/views.sql` serves the plain `duckdb` CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from storage import publish
+from storage.records import (
+    EvalResult,
+    FailureRecord,
+    ImagePriors,
+    ImageRecord,
+    PriorSetSpec,
+    stable_hash,
+)
+from storage.rows import (
+    ShardKey,
+    embeddings_table,
+    shard_tables,
+    to_table,
+    vectors_from_table,
+)
+from storage.schema import (
+    COMPRESSION,
+    ROW_GROUP_ROWS,
+    SCHEMA_VERSION,
+    SHARD_TABLES,
+    TABLES,
+    schema_of,
+)
+
+if TYPE_CHECKING:
+    import duckdb
+
+MANIFEST = "store.json"
+ANCHOR = "schema.parquet"
+VIEWS_SQL = Path(__file__).with_name("views.sql")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class StoreError(Exception):
+    """A problem with the store a user can fix; the message is one line."""
+
+
+class SchemaVersionError(StoreError):
+    """The store on disk was written with a schema version this code does not read."""
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    """How many Parquet files compaction merged and how many it wrote."""
+
+    files_before: int
+    files_after: int
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Write one Parquet file the way every store file is written (zstd, large row groups)."""
+    pq.write_table(table, path, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+
+
+class PriorStore:
+    """The prior store at `root` (created if missing); see the module docstring for the layout."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._open_or_initialise()
+        publish.recover(self.root)
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def _open_or_initialise(self) -> None:
+        manifest = self.root / MANIFEST
+        if manifest.exists():
+            self._check_version(manifest)
+            return
+        if any(path.name != publish.STAGING_DIR for path in self.root.iterdir()):
+            raise StoreError(f"{self.root} is not empty and has no {MANIFEST}: not a prior store")
+        with publish.transaction(self.root) as txn:
+            for table in TABLES:
+                write_parquet(schema_of(table).empty_table(), txn.stage(self._anchor(table)))
+            txn.stage(self.root / VIEWS_SQL.name).write_text(VIEWS_SQL.read_text())
+            txn.stage(manifest).write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
+
+    def _check_version(self, manifest: Path) -> None:
+        try:
+            version = json.loads(manifest.read_text())["schema_version"]
+        except (ValueError, KeyError) as error:
+            raise StoreError(
+                f"{manifest} is unreadable ({error}); is this a prior store?"
+            ) from None
+        if version != SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the store at {self.root} has schema version {version}, but this llmformer "
+                f"reads schema version {SCHEMA_VERSION}; write a new store or use a matching "
+                "llmformer release"
+            )
+
+    def _anchor(self, table: str) -> Path:
+        return self.root / table / ANCHOR
+
+    # -- prior sets -----------------------------------------------------------------------------
+
+    def register_prior_set(self, spec: PriorSetSpec) -> str:
+        """Record a prior set once and return its stable id (the same spec gives the same id)."""
+        try:
+            sampling = json.dumps(spec.sampling, sort_keys=True)
+        except TypeError as error:
+            raise StoreError(f"sampling parameters must be JSON values: {error}") from None
+        prior_set_id = spec.prior_set_id
+        path = self._prior_set_path(prior_set_id)
+        if path.exists():
+            return prior_set_id
+        row = {**asdict(spec), "sampling": sampling, "prior_set_id": prior_set_id}
+        row["created_at"] = datetime.now(UTC)
+        table = to_table(
+            "prior_sets", {name: [row[name]] for name in schema_of("prior_sets").names}
+        )
+        with publish.transaction(self.root) as txn:
+            write_parquet(table, txn.stage(path))
+        return prior_set_id
+
+    def _prior_set_path(self, prior_set_id: str) -> Path:
+        return self.root / "prior_sets" / f"{prior_set_id}.parquet"
+
+    def _require_prior_set(self, prior_set_id: str) -> None:
+        if not _SAFE_NAME.match(prior_set_id) or not self._prior_set_path(prior_set_id).exists():
+            raise StoreError(f"unknown prior set {prior_set_id!r}; register it first")
+
+    def delete_prior_set(self, prior_set_id: str) -> int:
+        """Delete a prior set and all its rows in one transaction; returns the files removed."""
+        self._require_prior_set(prior_set_id)
+        files = [path for table in SHARD_TABLES for path in self._shard_files(table, prior_set_id)]
+        files.append(self._prior_set_path(prior_set_id))
+        with publish.transaction(self.root) as txn:
+            for path in files:
+                txn.delete(path)
+        return len(files)
+
+    # -- shards ---------------------------------------------------------------------------------
+
+    def write_shard(
+        self,
+        prior_set_id: str,
+        dataset: str,
+        split: str,
+        shard_key: str,
+        images: Sequence[ImageRecord],
+        priors: Sequence[ImagePriors],
+        failures: Sequence[FailureRecord],
+    ) -> None:
+        """Publish one shard's rows in all tables at once; the same shard_key replaces itself."""
+        self._require_prior_set(prior_set_id)
+        for what, value in (("dataset", dataset), ("split", split)):
+            if not _SAFE_NAME.match(value):
+                raise StoreError(f"{what} {value!r} must match {_SAFE_NAME.pattern}")
+        key = ShardKey(prior_set_id, dataset, split, shard_key)
+        tables = shard_tables(key, images, priors, failures)
+        file_name = f"{prior_set_id}-s{stable_hash(shard_key)}.parquet"
+        with publish.transaction(self.root) as txn:
+            for table, rows in tables.items():
+                partition = self._partition(table, dataset, split)
+                write_parquet(rows, txn.stage(partition / file_name))
+                self._drop_from_compacted(txn, partition, key)
+
+    def _partition(self, table: str, dataset: str, split: str) -> Path:
+        return self.root / table / f"dataset={dataset}" / f"split={split}"
+
+    def _drop_from_compacted(
+        self, txn: publish.Transaction, partition: Path, key: ShardKey
+    ) -> None:
+        """A re-written shard that compaction had merged is cut out of the merged file."""
+        for path in sorted(partition.glob(f"{key.prior_set_id}-c*.parquet")):
+            txn.expect_unchanged(path)
+            merged = pq.read_table(path)
+            kept = merged.filter(pc.not_equal(merged["shard"], key.shard))
+            if kept.num_rows == merged.num_rows:
+                continue
+            if kept.num_rows:
+                write_parquet(kept, txn.stage(path))
+            else:
+                txn.delete(path)
+
+    def _shard_files(
+        self, table: str, prior_set_id: str, dataset: str | None = None, split: str | None = None
+    ) -> list[Path]:
+        pattern = f"dataset={dataset or '*'}/split={split or '*'}/{prior_set_id}-*.parquet"
+        return sorted((self.root / table).glob(pattern))
+
+    def done_image_ids(
+        self, prior_set_id: str, dataset: str | None = None, split: str | None = None
+    ) -> set[str]:
+        """Images of a prior set with priors or a recorded failure: a resumed run skips them."""
+        done: set[str] = set()
+        for table in ("captions", "failures"):
+            for path in self._shard_files(table, prior_set_id, dataset, split):
+                done.update(pq.read_table(path, columns=["image_id"])["image_id"].to_pylist())
+        return done
+
+    def read_priors(self, prior_set_id: str, image_ids: Iterable[str]) -> dict[str, ImagePriors]:
+        """Priors of the given images (those that have some), fetched in one batched query."""
+        from storage.query import read_priors
+
+        files = {
+            table: [*self._shard_files(table, prior_set_id), self._anchor(table)]
+            for table in ("captions", "objects", "attributes", "relations")
+        }
+        return {
+            row["image_id"]: ImagePriors(**row)
+            for row in read_priors(files, prior_set_id, list(image_ids))
+        }
+
+    # -- compaction -----------------------------------------------------------------------------
+
+    def compact(self, prior_set_id: str | None = None) -> CompactionReport:
+        """Merge each partition's shard files of a prior set (and the embedding cache) into one."""
+        before = after = 0
+        for table in SHARD_TABLES:
+            for group in self._compaction_groups(table, prior_set_id):
+                self._merge(group, "c")
+                before, after = before + len(group), after + 1
+        for group in self._embedding_groups():
+            self._merge(group, "", dedupe="text")
+            before, after = before + len(group), after + 1
+        return CompactionReport(before, after)
+
+    def _compaction_groups(self, table: str, prior_set_id: str | None) -> list[list[Path]]:
+        groups: dict[tuple[Path, str], list[Path]] = {}
+        for path in sorted(
+            (self.root / table).glob(f"dataset=*/split=*/{prior_set_id or '*'}-*.parquet")
+        ):
+            groups.setdefault((path.parent, path.name.split("-")[0]), []).append(path)
+        return [files for files in groups.values() if len(files) > 1]
+
+    def _embedding_groups(self) -> list[list[Path]]:
+        groups: dict[str, list[Path]] = {}
+        for path in sorted((self.root / "text_embeddings").glob("*-*.parquet")):
+            groups.setdefault(path.name.split("-")[0], []).append(path)
+        return [files for files in groups.values() if len(files) > 1]
+
+    def _merge(self, files: list[Path], tag: str, dedupe: str | None = None) -> None:
+        """Replace `files` by one file named from their names, keeping rows in file order."""
+        prefix = files[0].name.split("-")[0]
+        target = files[0].with_name(f"{prefix}-{tag}{stable_hash([f.name for f in files])}.parquet")
+        with publish.transaction(self.root) as txn:
+            for path in files:
+                txn.expect_unchanged(path)
+            merged = pa.concat_tables([pq.read_table(path) for path in files])
+            if dedupe:
+                merged = _first_of_each(merged, dedupe)
+            write_parquet(merged, txn.stage(target))
+            for path in files:
+                if path != target:
+                    txn.delete(path)
+
+    # -- text embeddings ------------------------------------------------------------------------
+
+    def _embedding_files(self, encoder: str) -> list[Path]:
+        return sorted((self.root / "text_embeddings").glob(f"{stable_hash(encoder, 12)}-*.parquet"))
+
+    def read_text_embeddings(self, encoder: str, texts: Iterable[str]) -> dict[str, np.ndarray]:
+        """Cached float32 vectors of `texts` under `encoder`; texts not cached are absent."""
+        wanted = pa.array(set(texts), pa.string())
+        found: dict[str, np.ndarray] = {}
+        for path in self._embedding_files(encoder):
+            table = pq.read_table(path)
+            table = table.filter(
+                pc.and_(
+                    pc.equal(table["encoder"], encoder), pc.is_in(table["text"], value_set=wanted)
+                )
+            )
+            found.update(vectors_from_table(table))
+        return found
+
+    def write_text_embeddings(self, encoder: str, vectors: Mapping[str, np.ndarray]) -> None:
+        """Add vectors to the cache; texts already cached for `encoder` are left as they are."""
+        cached = self.read_text_embeddings(encoder, vectors)
+        new = {text: vector for text, vector in vectors.items() if text not in cached}
+        if not new:
+            return
+        name = f"{stable_hash(encoder, 12)}-{stable_hash(sorted(new))}.parquet"
+        with publish.transaction(self.root) as txn:
+            write_parquet(
+                embeddings_table(encoder, new), txn.stage(self.root / "text_embeddings" / name)
+            )
+
+    # -- vocabularies and evaluation ------------------------------------------------------------
+
+    def write_class_names(self, dataset: str, classes: Sequence[Sequence[str]]) -> None:
+        """Record a dataset's classes (each: name first, then synonyms) for the coverage views."""
+        if not _SAFE_NAME.match(dataset):
+            raise StoreError(f"dataset {dataset!r} must match {_SAFE_NAME.pattern}")
+        columns: dict[str, list[Any]] = {name: [] for name in schema_of("class_names").names}
+        for index, names in enumerate(classes):
+            for synonym in dict.fromkeys(name.strip().lower() for name in names):
+                columns["dataset"].append(dataset)
+                columns["class_index"].append(index)
+                columns["class_name"].append(names[0])
+                columns["synonym"].append(synonym)
+        with publish.transaction(self.root) as txn:
+            write_parquet(
+                to_table("class_names", columns),
+                txn.stage(self.root / "class_names" / f"{dataset}.parquet"),
+            )
+
+    def write_eval_results(self, rows: Iterable[EvalResult | Mapping[str, Any]]) -> None:
+        """Append evaluation rows (one per checkpoint and dataset) to `eval_results`."""
+        try:
+            results = [row if isinstance(row, EvalResult) else EvalResult(**row) for row in rows]
+        except TypeError as error:
+            raise StoreError(f"bad evaluation row: {error}") from None
+        created_at = datetime.now(UTC)
+        columns = {name: [] for name in schema_of("eval_results").names}
+        for result in results:
+            for name, value in {**asdict(result), "created_at": created_at}.items():
+                columns[name].append(value)
+        name = f"{stable_hash([asdict(r) for r in results] + [created_at.isoformat()])}.parquet"
+        with publish.transaction(self.root) as txn:
+            write_parquet(
+                to_table("eval_results", columns), txn.stage(self.root / "eval_results" / name)
+            )
+
+    # -- DuckDB -----------------------------------------------------------------------------------
+
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with every table and statistics view of the store."""
+        from storage.query import connect
+
+        publish.recover(self.root)
+        return connect(self.root)
+
+
+def _first_of_each(table: pa.Table, column: str) -> pa.Table:
+    """Rows of `table` with the first occurrence of each value of `column` (stable order)."""
+    rows = pa.table({column: table[column], "row": pa.array(range(table.num_rows))})
+    first = rows.group_by(column, use_threads=False).aggregate([("row", "min")])
+    return table.take(np.sort(first["row_min"].to_numpy()))

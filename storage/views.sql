@@ -1,0 +1,93 @@
+-- Views over an llmformer prior store, for the plain `duckdb` CLI and for PriorStore.connect().
+-- Paths are relative to the store root: run it from there,
+--   cd STORE && duckdb -cmd '.read views.sql'
+-- (every store carries a copy of this file at its root).
+
+-- Tables: one view per Parquet table; `schema.parquet` in each folder is a zero-row file that
+-- keeps a table readable before anything was written to it.
+CREATE OR REPLACE VIEW prior_sets AS SELECT * FROM read_parquet('prior_sets/*.parquet');
+CREATE OR REPLACE VIEW images AS SELECT * FROM read_parquet('images/**/*.parquet');
+CREATE OR REPLACE VIEW captions AS SELECT * FROM read_parquet('captions/**/*.parquet');
+CREATE OR REPLACE VIEW objects AS SELECT * FROM read_parquet('objects/**/*.parquet');
+CREATE OR REPLACE VIEW attributes AS SELECT * FROM read_parquet('attributes/**/*.parquet');
+CREATE OR REPLACE VIEW relations AS SELECT * FROM read_parquet('relations/**/*.parquet');
+CREATE OR REPLACE VIEW failures AS SELECT * FROM read_parquet('failures/**/*.parquet');
+CREATE OR REPLACE VIEW text_embeddings AS
+    SELECT * FROM read_parquet('text_embeddings/*.parquet');
+CREATE OR REPLACE VIEW class_names AS SELECT * FROM read_parquet('class_names/*.parquet');
+CREATE OR REPLACE VIEW eval_results AS SELECT * FROM read_parquet('eval_results/*.parquet');
+
+-- Statistics. Filter them by prior_set_id and dataset; DuckDB pushes the filter into the scan.
+CREATE OR REPLACE VIEW object_frequency AS
+    SELECT prior_set_id, dataset, name, count(*) AS mentions, sum(count) AS instances
+    FROM objects
+    GROUP BY ALL;
+
+CREATE OR REPLACE VIEW attribute_frequency AS
+    SELECT prior_set_id, dataset, kind, value, count(*) AS mentions
+    FROM attributes
+    GROUP BY ALL;
+
+CREATE OR REPLACE VIEW relation_frequency AS
+    SELECT prior_set_id, dataset, subject_name AS subject, predicate,
+           object_name AS object, count(*) AS mentions
+    FROM relations
+    GROUP BY ALL;
+
+CREATE OR REPLACE VIEW objects_per_image AS
+    SELECT prior_set_id, dataset, num_objects AS objects, count(*) AS images
+    FROM captions
+    GROUP BY ALL;
+
+-- Coverage of a dataset's class names (and synonyms, from PriorStore.write_class_names) by the
+-- object priors of that dataset's images: one row per prior set and class.
+CREATE OR REPLACE VIEW class_coverage AS
+    WITH prior_set_datasets AS (
+        SELECT DISTINCT prior_set_id, dataset FROM captions
+    ),
+    matches AS (
+        SELECT f.prior_set_id, f.dataset, c.class_index, sum(f.mentions) AS mentions
+        FROM object_frequency AS f
+        JOIN class_names AS c ON c.dataset = f.dataset AND c.synonym = lower(f.name)
+        GROUP BY ALL
+    ),
+    classes AS (
+        SELECT DISTINCT dataset, class_index, class_name FROM class_names
+    )
+    SELECT s.prior_set_id, c.dataset, c.class_index, c.class_name,
+           coalesce(m.mentions, 0) AS mentions, coalesce(m.mentions, 0) > 0 AS covered
+    FROM prior_set_datasets AS s
+    JOIN classes AS c ON c.dataset = s.dataset
+    LEFT JOIN matches AS m
+        ON m.prior_set_id = s.prior_set_id
+        AND m.dataset = c.dataset
+        AND m.class_index = c.class_index;
+
+CREATE OR REPLACE VIEW class_coverage_summary AS
+    SELECT prior_set_id, dataset, count(*) AS classes, count_if(covered) AS covered,
+           round(count_if(covered) / count(*), 4) AS coverage
+    FROM class_coverage
+    GROUP BY ALL;
+
+-- One row per prior set: what it is and how much it holds.
+CREATE OR REPLACE VIEW prior_set_summary AS
+    WITH counts AS (
+        SELECT prior_set_id, count(*) AS images_with_priors, sum(num_objects) AS objects,
+               sum(num_attributes) AS attributes, sum(num_relations) AS relations
+        FROM captions
+        GROUP BY ALL
+    ),
+    failure_counts AS (
+        SELECT prior_set_id, count(DISTINCT image_id) AS failed_images FROM failures GROUP BY ALL
+    )
+    SELECT p.prior_set_id, p.name, p.captioner, p.model, p.prompt, p.parser, p.parser_version,
+           p.created_at,
+           coalesce(c.images_with_priors, 0) AS images_with_priors,
+           coalesce(f.failed_images, 0) AS failed_images,
+           coalesce(c.objects, 0) AS objects,
+           coalesce(c.attributes, 0) AS attributes,
+           coalesce(c.relations, 0) AS relations
+    FROM prior_sets AS p
+    LEFT JOIN counts AS c USING (prior_set_id)
+    LEFT JOIN failure_counts AS f USING (prior_set_id)
+    ORDER BY p.created_at;
