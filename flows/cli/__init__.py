@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import data, doctor, priors
+from flows.cli import data, doctor, priors, server
 
 app = typer.Typer(
     name="llmformer",
@@ -18,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(priors.app, name="priors")
 app.add_typer(data.app, name="data")
+app.add_typer(server.app, name="server")
 app.command("doctor")(doctor.doctor)
 
 
