@@ -49,6 +49,15 @@ COLLECTIVE_NOUNS = frozenset(
     "array selection cluster series handful dozen dozens school pack swarm crowd stack pile "
     "line plenty range mix mixture kind type sort".split()
 )
+# Nouns naming a part of some stuff: "a slice of pizza" names pizza.
+PARTITIVE_NOUNS = frozenset("slice piece bit chunk scoop wedge strip sliver".split())
+# Words that pick members out of an "of" phrase: "some of them", "one of the dogs".
+SELECTING_WORDS = frozenset("some one all both each many most several few any none".split())
+# Verbs that present what the picture contains: "the image shows X on Y" says X is on Y.
+PRESENTING_VERBS = frozenset(
+    "see show depict feature display capture find spot notice observe portray picture "
+    "include contain".split()
+)
 # Nouns about the picture itself, its layout or abstractions: never segmentable objects.
 META_NOUNS = frozenset(
     "image picture photo photograph photography scene background foreground view shot snapshot "
@@ -85,7 +94,7 @@ FEMALE_PRONOUNS = frozenset({"she", "her", "herself"})
 PLURAL_PRONOUNS = frozenset({"they", "them", "themselves"})
 NEUTER_PRONOUNS = frozenset({"it", "itself"})
 # Words standing for an earlier noun: "one dog is brown and the other is gray".
-ANAPHORIC_WORDS = frozenset({"other", "another", "one"})
+ANAPHORIC_WORDS = frozenset({"other", "others", "another", "one", "ones"})
 # Known errors of spaCy's rule lemmatizer on verbs captions use ("riding" -> "rid").
 LEMMA_FIXES: dict[str, str] = {
     "riding": "ride",

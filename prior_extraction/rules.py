@@ -3,10 +3,10 @@ parsed spaCy `Doc`. Rules follow the tree, not phrasings; closed word lists live
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from spacy.tokens import Doc, Token
+from spacy.tokens import Doc, Span, Token
 
 from prior_extraction import lexicon
 from prior_extraction.caption_priors import (
@@ -17,17 +17,25 @@ from prior_extraction.caption_priors import (
 )
 
 NOUN_POS = frozenset({"NOUN", "PROPN"})
+VERB_POS = frozenset({"VERB", "AUX"})
 PLURAL_TAGS = frozenset({"NNS", "NNPS"})
+PARTICIPLE_TAGS = frozenset({"VBN", "VBG"})
 SUBJECT_DEPS = frozenset({"nsubj", "nsubjpass"})
+OBJECT_DEPS = frozenset({"dobj", "dative"})
 # Clauses that share the subject of the word they hang from when they name none themselves.
 SUBJECT_SHARING_DEPS = frozenset({"xcomp", "advcl", "conj", "ccomp"})
 MODIFIER_CLAUSE_DEPS = frozenset({"acl", "relcl"})
 ADVERBIAL_HEAD_DEPS = frozenset({"advmod", "acomp", "amod", "npadvmod"})
+NAME_PART_DEPS = frozenset({"compound", "amod"})
+COUNT_DEPS = frozenset({"nummod", "quantmod"})
 RELATIVE_PRONOUNS = frozenset({"who", "that", "which", "whom"})
 NEGATING_PREPOSITIONS = frozenset({"without", "except"})
 NEGATING_DETERMINERS = frozenset({"no", "neither"})
-PARTICIPLE_TAGS = frozenset({"VBN", "VBG"})
+# How prominent a mention is, for choosing what a pronoun refers to: subjects first.
+SALIENCE = {"nsubj": 0, "nsubjpass": 0, "ROOT": 0, "dobj": 1, "attr": 0}
 MAX_CLAUSE_DEPTH = 8
+
+MentionFilter = Callable[["Mention"], bool]
 
 
 @dataclass(frozen=True)
@@ -35,9 +43,11 @@ class Mention:
     """One occurrence of an object in the text, kept for pronoun reference."""
 
     token_index: int
+    sentence_start: int
     object_index: int
     gender: str | None
     plural: bool
+    salience: int
 
 
 @dataclass
@@ -55,14 +65,12 @@ class _Collector:
             index = self.index_by_name[name] = len(self.objects)
             self.objects.append(ObjectPrior(name, span, count))
         elif count > self.objects[index].count:
-            previous = self.objects[index]
-            self.objects[index] = ObjectPrior(name, previous.span, count)
+            self.objects[index] = ObjectPrior(name, self.objects[index].span, count)
         return index
 
     def add_attribute(self, object_index: int, value: str, kind: str) -> None:
-        self.attributes.setdefault(
-            (object_index, value), AttributePrior(object_index, value, kind)
-        )
+        key = (object_index, value)
+        self.attributes.setdefault(key, AttributePrior(object_index, value, kind))
 
     def add_relation(self, subject: int, predicate: str, obj: int) -> None:
         if subject != obj and predicate:
@@ -70,14 +78,30 @@ class _Collector:
             self.relations.setdefault(key, RelationPrior(subject, predicate, obj))
 
     def result(self) -> ParsedCaption:
-        return ParsedCaption(
-            self.objects, list(self.attributes.values()), list(self.relations.values())
-        )
+        attributes, relations = list(self.attributes.values()), list(self.relations.values())
+        return ParsedCaption(self.objects, attributes, relations)
+
+
+# Words and phrases
 
 
 def lemma(token: Token) -> str:
-    """Lower-case lemma with the lemmatizer's known slips fixed ("riding" -> "ride")."""
-    return lexicon.LEMMA_FIXES.get(token.lower_, token.lemma_.lower())
+    """Lower-case lemma with the lemmatizer's known slips fixed ("riding" -> "ride"), and a
+    plural it took for a name made singular ("Bananas" opening a sentence)."""
+    if token.lower_ in lexicon.LEMMA_FIXES:
+        return lexicon.LEMMA_FIXES[token.lower_]
+    capitalised_noun = token.pos_ == "PROPN" and token.is_sent_start and token.text.istitle()
+    if token.tag_ == "NNPS" or capitalised_noun:
+        return _singular(token.lower_)
+    return token.lemma_.lower()
+
+
+def _singular(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") and not word.endswith(("ss", "us", "is")) else word
 
 
 def with_conjuncts(token: Token) -> list[Token]:
@@ -85,13 +109,30 @@ def with_conjuncts(token: Token) -> list[Token]:
     return [token, *token.conjuncts] if token.conjuncts else [token]
 
 
+def conjunct_root(token: Token) -> Token:
+    """The first of a coordination, whose dependency label the others share."""
+    while token.dep_ == "conj" and token.head is not token:
+        token = token.head
+    return token
+
+
 def is_negated(token: Token) -> bool:
     return any(child.dep_ == "neg" for child in token.children)
 
 
+def hyphenated_word(token: Token) -> Span | None:
+    """The hyphenated word a modifier heads ("flat-screen", "black-and-white"), if any."""
+    span = token.doc[token.left_edge.i : token.right_edge.i + 1]
+    if len(span) < 3 or not any(t.text == "-" for t in span):
+        return None
+    return span if all(not t.whitespace_ for t in span[:-1]) else None
+
+
 def _is_name_part(token: Token) -> bool:
     """A noun modifier that belongs to the object's name ("teddy" bear, "living" room)."""
-    if token.dep_ != "compound" and not (token.dep_ == "amod" and token.pos_ in NOUN_POS):
+    if token.dep_ not in NAME_PART_DEPS or token.pos_ not in NOUN_POS:
+        return False
+    if hyphenated_word(token) is not None:
         return False
     return token.lower_ not in lexicon.MATERIALS and token.lower_ not in lexicon.COLORS
 
@@ -106,8 +147,13 @@ def _of_object(token: Token) -> Token | None:
     return None
 
 
-def _is_collective(token: Token) -> bool:
-    return token.lemma_.lower() in lexicon.COLLECTIVE_NOUNS and _of_object(token) is not None
+def _names_its_of_object(token: Token) -> bool:
+    """Whether token only counts, portions or selects what follows "of" ("a slice of pizza",
+    "a group of people", "some of them"), so that noun is the object meant."""
+    word = token.lemma_.lower()
+    selects = word in lexicon.COLLECTIVE_NOUNS or word in lexicon.PARTITIVE_NOUNS
+    selects = selects or word in lexicon.SELECTING_WORDS
+    return selects and _of_object(token) is not None
 
 
 def _collective_parent(token: Token) -> Token | None:
@@ -119,39 +165,54 @@ def _collective_parent(token: Token) -> Token | None:
     return parent if parent.lemma_.lower() in lexicon.COLLECTIVE_NOUNS else None
 
 
+def _governing_verb(token: Token) -> Token | None:
+    root = conjunct_root(token)
+    if root.dep_ in {"dobj", "attr"}:
+        return root.head
+    if root.dep_ == "pobj" and root.head.head.pos_ in VERB_POS:
+        return root.head.head
+    return None
+
+
+# Objects
+
+
 def is_object_head(token: Token) -> bool:
     """Whether token heads a noun phrase naming a segmentable thing."""
-    if token.pos_ not in NOUN_POS or token.dep_ == "compound" or not token.text.isalpha():
+    if token.pos_ not in NOUN_POS or not token.text.isalpha():
         return False
-    if token.dep_ == "amod" or _is_collective(token):
+    if token.dep_ in NAME_PART_DEPS or _names_its_of_object(token):
         return False
     name = lemma(token)
-    if name in lexicon.META_NOUNS:
+    if name in lexicon.META_NOUNS or name in lexicon.ANAPHORIC_WORDS:
         return False
     if name in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
         return False
-    return not any(
-        child.dep_ == "det" and child.lower_ in NEGATING_DETERMINERS
-        for child in token.children
-    )
+    if any(c.dep_ == "det" and c.lower_ in NEGATING_DETERMINERS for c in token.children):
+        return False
+    verb = _governing_verb(token)
+    return verb is None or not is_negated(verb)
 
 
 def object_name(token: Token) -> str:
-    """Head lemma with its compound modifiers, material and colour nouns left out."""
-    parts = [part for child in token.lefts if _is_name_part(child) for part in _name_parts(child)]
-    return " ".join([*parts, lemma(token)])
+    """Head lemma with its compound modifiers; material, colour and hyphenated ones are left
+    to attributes ("brick wall" -> wall, "flat-screen TV" -> tv)."""
+    return " ".join([*_name_parts(token), lemma(token)])
 
 
 def _name_parts(token: Token) -> list[str]:
-    inner = [part for child in token.lefts if _is_name_part(child) for part in _name_parts(child)]
-    return [*inner, token.lower_]
+    parts = []
+    for child in token.lefts:
+        if _is_name_part(child):
+            parts.extend([*_name_parts(child), child.lower_])
+    return parts
 
 
 def object_span(token: Token) -> str:
     """The surface words of the mention: modifiers before the head, without the determiner."""
     start = token.i
     for child in token.lefts:
-        if child.dep_ in {"amod", "compound", "nummod", "quantmod"} or _is_name_part(child):
+        if child.dep_ in NAME_PART_DEPS or child.dep_ in COUNT_DEPS:
             start = min(start, child.left_edge.i)
     return token.doc[start : token.i + 1].text
 
@@ -170,6 +231,41 @@ def object_count(token: Token) -> int:
     return 2 if token.tag_ in PLURAL_TAGS else 1
 
 
+def _salience(token: Token) -> int:
+    parent = _collective_parent(token)
+    root = conjunct_root(parent if parent is not None else token)
+    return SALIENCE.get(root.dep_, 2)
+
+
+# Pronoun reference
+
+
+def _pronoun_filter(token: Token) -> MentionFilter | None:
+    """A test for mentions a pronoun or anaphoric word may refer to; None for other words."""
+    word = token.lower_
+    if token.pos_ == "PRON" and word in lexicon.MALE_PRONOUNS:
+        return lambda m: m.gender in {"male", "person"} and not m.plural
+    if token.pos_ == "PRON" and word in lexicon.FEMALE_PRONOUNS:
+        return lambda m: m.gender in {"female", "person"} and not m.plural
+    if token.pos_ == "PRON" and word in lexicon.NEUTER_PRONOUNS:
+        return lambda m: m.gender is None and not m.plural
+    if token.pos_ == "PRON" and word in lexicon.PLURAL_PRONOUNS:
+        return lambda m: m.plural
+    if word in lexicon.ANAPHORIC_WORDS:
+        plural = token.tag_ in PLURAL_TAGS
+        return lambda m: m.plural or not plural
+    return None
+
+
+def choose_antecedent(candidates: list[Mention]) -> Mention | None:
+    """Among earlier compatible mentions, the most prominent one of the nearest sentence."""
+    if not candidates:
+        return None
+    nearest = max(m.sentence_start for m in candidates)
+    same_sentence = [m for m in candidates if m.sentence_start == nearest]
+    return min(same_sentence, key=lambda m: (m.salience, -m.token_index))
+
+
 class DocPriors:
     """Extracts the priors of one Doc: objects first, then attributes and relations."""
 
@@ -186,7 +282,7 @@ class DocPriors:
         for token in self.doc:
             if token.dep_ in {"acomp", "oprd"}:
                 self._predicative_attributes(token)
-            if token.pos_ in {"VERB", "AUX"}:
+            if token.pos_ in VERB_POS:
                 self._verb_relations(token)
             elif token.i in self.object_at:
                 self._noun_relations(token)
@@ -200,44 +296,53 @@ class DocPriors:
             index = self.collected.add_object(name, object_span(token), object_count(token))
             self.object_at[token.i] = index
             plural = token.tag_ in PLURAL_TAGS or _collective_parent(token) is not None
+            gender = lexicon.person_gender(name)
             self.mentions.append(
-                Mention(token.i, index, lexicon.person_gender(name), plural)
+                Mention(token.i, token.sent.start, index, gender, plural, _salience(token))
             )
 
     # Attributes
 
-    def _add_attribute(self, object_index: int, token: Token) -> None:
-        value = token.lower_
-        if value in lexicon.NON_DESCRIPTIVE_ADJECTIVES or not token.text.isalnum():
+    def _add_attribute(self, object_index: int, value: str, is_participle: bool = False) -> None:
+        if value in lexicon.NON_DESCRIPTIVE_ADJECTIVES:
             return
-        kind = lexicon.attribute_kind(value, token.tag_ in PARTICIPLE_TAGS)
+        kind = lexicon.attribute_kind(value, is_participle)
         self.collected.add_attribute(object_index, value, kind)
+
+    def _add_word_attribute(self, object_index: int, token: Token) -> None:
+        if token.text.isalnum():
+            self._add_attribute(object_index, token.lower_, token.tag_ in PARTICIPLE_TAGS)
 
     def _modifier_attributes(self, head: Token, object_index: int) -> None:
         for child in head.children:
-            if child.dep_ in {"nummod", "quantmod"} or (
+            hyphenated = hyphenated_word(child) if child.i < head.i else None
+            if hyphenated is not None:
+                self._add_attribute(object_index, hyphenated.text.lower())
+            elif child.dep_ in COUNT_DEPS or (
                 child.dep_ == "det" and child.lower_ in lexicon.QUANTIFIERS
             ):
-                self._add_attribute(object_index, child)
-            elif child.dep_ in {"amod", "compound"} and not _is_name_part(child):
-                if child.dep_ == "compound" and child.pos_ in NOUN_POS:
-                    self._add_attribute(object_index, child)
-                    continue
-                for adjective in with_conjuncts(child):
-                    if not _has_prepositional_object(adjective):
-                        self._add_attribute(object_index, adjective)
+                self._add_word_attribute(object_index, child)
+            elif _is_name_part(child):
+                self._modifier_attributes(child, object_index)
+            elif child.dep_ == "compound" and child.pos_ in NOUN_POS:
+                phrase = self.doc[child.left_edge.i : child.i + 1].text.lower()
+                self._add_attribute(object_index, phrase)
+            elif child.dep_ in NAME_PART_DEPS:
+                self._adjective_attributes(object_index, child)
         parent = _collective_parent(head)
         if parent is not None:
-            self.collected.add_attribute(object_index, parent.lemma_.lower(), "count")
+            self._add_attribute(object_index, parent.lemma_.lower())
+
+    def _adjective_attributes(self, object_index: int, adjective: Token) -> None:
+        for conjunct in with_conjuncts(adjective):
+            if not _has_prepositional_object(conjunct):
+                self._add_word_attribute(object_index, conjunct)
 
     def _predicative_attributes(self, adjective: Token) -> None:
         verb = adjective.head
-        if is_negated(verb) or verb.pos_ not in {"VERB", "AUX"}:
-            return
-        for subject in self.subjects_of(verb):
-            for conjunct in with_conjuncts(adjective):
-                if not _has_prepositional_object(conjunct):
-                    self._add_attribute(subject, conjunct)
+        if verb.pos_ in VERB_POS and not is_negated(verb):
+            for subject in self.subjects_of(verb):
+                self._adjective_attributes(subject, adjective)
 
     # Relations
 
@@ -245,26 +350,34 @@ class DocPriors:
         if is_negated(verb):
             return
         subjects = self.subjects_of(verb)
+        base = _verb_phrase(verb)
+        if not subjects or _is_presenting(verb):
+            subjects = self._presented_objects(verb) if not subjects else subjects
+            base = ""
         if not subjects:
             return
-        base = "" if verb.lemma_ == "be" else _verb_phrase(verb)
-        agents = [
-            grandchild
-            for child in verb.children
-            if child.dep_ == "agent"
-            for pobj in child.children
-            if pobj.dep_ == "pobj"
-            for grandchild in with_conjuncts(pobj)
-        ]
-        for agent in agents:
+        for agent in _agents(verb):
             for agent_index in self.resolve(agent):
                 for subject in subjects:
                     self.collected.add_relation(agent_index, base, subject)
         for child in verb.children:
-            if child.dep_ in {"dobj", "dative"}:
+            if child.dep_ in OBJECT_DEPS and base:
                 self._relate(subjects, base, with_conjuncts(child))
         for phrase, target in prepositional_phrases(verb):
             self._relate(subjects, f"{base} {phrase}".strip(), with_conjuncts(target))
+
+    def _presented_objects(self, verb: Token) -> list[int]:
+        """What "the image shows" / "we can see": its direct objects, if it presents."""
+        if verb.lemma_.lower() not in lexicon.PRESENTING_VERBS:
+            return []
+        found = [
+            index
+            for child in verb.children
+            if child.dep_ in OBJECT_DEPS
+            for token in with_conjuncts(child)
+            for index in self.resolve(token)
+        ]
+        return list(dict.fromkeys(found))
 
     def _noun_relations(self, noun: Token) -> None:
         subject = self.object_at[noun.i]
@@ -289,7 +402,7 @@ class DocPriors:
                 return found
             if verb.dep_ in MODIFIER_CLAUSE_DEPS:
                 return self.resolve(verb.head)
-            if verb.dep_ not in SUBJECT_SHARING_DEPS or verb.head.pos_ not in {"VERB", "AUX"}:
+            if verb.dep_ not in SUBJECT_SHARING_DEPS or verb.head.pos_ not in VERB_POS:
                 return []
             verb = verb.head
         return []
@@ -309,49 +422,47 @@ class DocPriors:
         return resolved
 
     def resolve(self, token: Token, exclude: Iterable[int] = ()) -> list[int]:
-        """Object indices a token stands for: itself, the members of a collective, or the
-        antecedent of a pronoun."""
+        """Object indices a token stands for: itself, what follows "of" in "a group of" or
+        "some of", or the antecedent of a pronoun."""
         if token.i in self.object_at:
             return [self.object_at[token.i]]
-        members = _of_object(token) if _is_collective(token) else None
-        if members is not None:
-            return self.resolve(members, exclude)
-        antecedent = self.antecedent(token, frozenset(exclude))
-        return [] if antecedent is None else [antecedent]
-
-    def antecedent(self, token: Token, exclude: frozenset[int]) -> int | None:
-        """The most recent earlier object a pronoun ("he", "it", "the other") can refer to."""
-        word = token.lower_
-        accepts = _pronoun_filter(word) if token.pos_ == "PRON" else None
-        if accepts is None and word in lexicon.ANAPHORIC_WORDS and token.pos_ not in NOUN_POS:
-            accepts = _any_object
+        if _names_its_of_object(token):
+            return self.resolve(_of_object(token), exclude)
+        accepts = _pronoun_filter(token)
         if accepts is None:
-            return None
-        for mention in reversed(self.mentions):
-            if mention.token_index < token.i and mention.object_index not in exclude:
-                if accepts(mention):
-                    return mention.object_index
-        return None
+            return []
+        excluded = set(exclude)
+        candidates = [
+            m
+            for m in self.mentions
+            if m.token_index < token.i and m.object_index not in excluded and accepts(m)
+        ]
+        antecedent = choose_antecedent(candidates)
+        return [] if antecedent is None else [antecedent.object_index]
 
 
-def _any_object(mention: Mention) -> bool:
-    return True
+def _is_presenting(verb: Token) -> bool:
+    """Passive "can be seen" / "is shown" says where a thing is, like "is"."""
+    if verb.lemma_.lower() not in lexicon.PRESENTING_VERBS:
+        return False
+    return any(child.dep_ in {"auxpass", "nsubjpass"} for child in verb.children)
 
 
-def _pronoun_filter(word: str):
-    """A test for mentions a personal pronoun may refer to; None for other pronouns."""
-    if word in lexicon.MALE_PRONOUNS:
-        return lambda m: m.gender in {"male", "person"} and not m.plural
-    if word in lexicon.FEMALE_PRONOUNS:
-        return lambda m: m.gender in {"female", "person"} and not m.plural
-    if word in lexicon.NEUTER_PRONOUNS:
-        return lambda m: m.gender is None and not m.plural
-    if word in lexicon.PLURAL_PRONOUNS:
-        return lambda m: m.plural
-    return None
+def _agents(verb: Token) -> list[Token]:
+    return [
+        conjunct
+        for child in verb.children
+        if child.dep_ == "agent"
+        for pobj in child.children
+        if pobj.dep_ == "pobj"
+        for conjunct in with_conjuncts(pobj)
+    ]
 
 
 def _verb_phrase(verb: Token) -> str:
+    """Lemma plus particles ("pick up"); empty for the copula, whose prepositions say it all."""
+    if verb.lemma_ == "be":
+        return ""
     particles = [child.lower_ for child in verb.children if child.dep_ == "prt"]
     return " ".join([lemma(verb), *particles])
 
@@ -378,16 +489,13 @@ def prepositional_phrases(token: Token) -> Iterator[tuple[str, Token]]:
 
 
 def _preposition_targets(preposition: Token) -> Iterator[tuple[str, Token]]:
-    if preposition.lower_ not in NEGATING_PREPOSITIONS:
-        yield from _preposition_children(preposition)
-
-
-def _preposition_children(preposition: Token) -> Iterator[tuple[str, Token]]:
+    if preposition.lower_ in NEGATING_PREPOSITIONS:
+        return
     for child in preposition.children:
         if child.dep_ == "pobj":
             yield _through_position_noun(preposition.lower_, child)
         elif child.dep_ in {"prep", "pcomp"} and child.pos_ == "ADP":
-            for phrase, target in _preposition_children(child):
+            for phrase, target in _preposition_targets(child):
                 yield f"{preposition.lower_} {phrase}", target
 
 

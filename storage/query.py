@@ -36,7 +36,7 @@ def run_read_query(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
     if kind != duckdb.StatementType.SELECT:
         raise QueryError(f"only read queries (SELECT) are allowed, got {kind.name}")
     try:
-        return connection.execute(sql).to_arrow_table()
+        return connection.sql(sql).to_arrow_table()
     except duckdb.Error as error:
         raise QueryError(_one_line(error)) from None
 

@@ -78,13 +78,15 @@ def write_parquet(table: pa.Table, path: Path) -> None:
 
 
 class PriorStore:
-    """The prior store at `root` (created if missing); see the module docstring for the layout."""
+    """The prior store at `root`, created if missing unless `create=False`; layout: module doc."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, create: bool = True) -> None:
         self.root = Path(root).expanduser().resolve()
+        if not create and not (self.root / MANIFEST).exists():
+            raise StoreError(f"no prior store at {self.root} (it has no {MANIFEST})")
         self.root.mkdir(parents=True, exist_ok=True)
-        self._open_or_initialise()
         publish.recover(self.root)
+        self._open_or_initialise()
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -233,6 +235,8 @@ class PriorStore:
 
     def compact(self, prior_set_id: str | None = None) -> CompactionReport:
         """Merge each partition's shard files of a prior set (and the embedding cache) into one."""
+        if prior_set_id is not None:
+            self._require_prior_set(prior_set_id)
         before = after = 0
         for table in SHARD_TABLES:
             for group in self._compaction_groups(table, prior_set_id):
