@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from flows.cli import priors_store
+
 app = typer.Typer(
     help="Stage 1: extract priors from images, parse captions, query the prior store.",
     no_args_is_help=True,
 )
+app.command("query")(priors_store.query)
+app.command("stats")(priors_store.stats)
+app.command("plot")(priors_store.plot)
+app.command("compact")(priors_store.compact)
+app.command("sets")(priors_store.sets)

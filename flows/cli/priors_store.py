@@ -1,0 +1,142 @@
+"""`llmformer priors query|stats|plot|compact|sets`: look into the prior store from a shell."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from storage import PriorStore
+
+StoreOption = Annotated[Path, typer.Option("--store", help="Root folder of the prior store.")]
+DatasetOption = Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")]
+PriorSetOption = Annotated[str | None, typer.Option("--prior-set", help="Only this prior set id.")]
+
+
+class OutputFormat(StrEnum):
+    """How `priors query` prints its rows."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def _open_store(root: Path) -> PriorStore:
+    from storage import PriorStore, StoreError
+
+    try:
+        return PriorStore(root, create=False)
+    except StoreError as error:
+        raise _fail(str(error)) from None
+
+
+def _rich_table(table: pa.Table, title: str | None = None) -> Table:
+    view = Table(title=title)
+    for name in table.column_names:
+        justify = "right" if _is_number(table, name) else "left"
+        view.add_column(name, justify=justify, no_wrap=name.endswith("_id"))
+    for row in table.to_pylist():
+        view.add_row(*("" if value is None else str(value) for value in row.values()))
+    return view
+
+
+def _is_number(table: pa.Table, column: str) -> bool:
+    import pyarrow.types as types
+
+    kind = table.schema.field(column).type
+    return types.is_integer(kind) or types.is_floating(kind) or types.is_decimal(kind)
+
+
+def _print(table: pa.Table, output: OutputFormat) -> None:
+    if output is OutputFormat.table:
+        Console().print(_rich_table(table))
+    elif output is OutputFormat.csv:
+        import pyarrow.csv
+
+        sink = sys.stdout.buffer
+        pyarrow.csv.write_csv(table, sink)
+        sink.flush()
+    else:
+        for row in table.to_pylist():
+            typer.echo(json.dumps(row, default=str, ensure_ascii=False))
+
+
+def query(
+    sql: Annotated[str, typer.Argument(help="One SELECT over the store's views.")],
+    store: StoreOption,
+    output: Annotated[
+        OutputFormat, typer.Option("--format", help="table, csv, or json (one object per line).")
+    ] = OutputFormat.table,
+) -> None:
+    """Run one read-only SQL query over the store's tables and statistics views."""
+    from storage.query import QueryError, run_read_query
+
+    connection = _open_store(store).connect()
+    try:
+        result = run_read_query(connection, sql)
+    except QueryError as error:
+        raise _fail(str(error)) from None
+    _print(result, output)
+
+
+def stats(
+    store: StoreOption,
+    dataset: DatasetOption = None,
+    prior_set: PriorSetOption = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows per statistic.")] = 20,
+) -> None:
+    """Print object, attribute and relation frequencies, objects per image and class coverage."""
+    from storage.stats import StatisticsFilter, statistics
+
+    connection = _open_store(store).connect()
+    where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
+    console = Console()
+    for name, table in statistics(connection, where).items():
+        console.print(_rich_table(table, title=name.replace("_", " ")))
+
+
+def plot(
+    store: StoreOption,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNG charts.")],
+    dataset: DatasetOption = None,
+    prior_set: PriorSetOption = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Bars per chart.")] = 20,
+) -> None:
+    """Draw PNG charts: top objects, attributes by kind, relation predicates, objects per image."""
+    from storage.plots import plot_statistics
+    from storage.stats import StatisticsFilter, statistics
+
+    connection = _open_store(store).connect()
+    where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
+    for path in plot_statistics(statistics(connection, where), out):
+        typer.echo(str(path))
+
+
+def compact(store: StoreOption, prior_set: PriorSetOption = None) -> None:
+    """Merge many small shard files into one file per partition and prior set."""
+    report = _open_store(store).compact(prior_set)
+    typer.echo(f"compacted {report.files_before} files into {report.files_after}")
+
+
+def sets(store: StoreOption) -> None:
+    """List the prior sets with how many images, failures and priors each holds."""
+    connection = _open_store(store).connect()
+    summary = connection.sql(
+        "SELECT prior_set_id, name, captioner, model, images_with_priors AS images,"
+        " failed_images AS failed, objects, attributes, relations FROM prior_set_summary"
+    ).to_arrow_table()
+    Console().print(_rich_table(summary, title="prior sets"))
