@@ -144,7 +144,7 @@ def start_server(
     status = server_status(data_dir)
     if status.state in (ServerState.RUNNING, ServerState.STARTING):
         record = status.record
-        _wait_until_healthy(record, status.paths, timeout, lambda: _exit_code_if_gone(record.pid))
+        _wait_until_healthy(record, status.paths, timeout, lambda: _gone_reason(record.pid))
         notify(f"already running: pid {record.pid}, {record.api_url}")
         return server_status(data_dir)
     if status.state is ServerState.STALE:
@@ -200,7 +200,7 @@ def _launch(paths: ServerPaths, port: int, timeout: float) -> ServerStatus:
     record = ServerRecord(pid=process.pid, port=port)
     paths.pid_file.write_text(json.dumps(asdict(record)) + "\n")
     try:
-        _wait_until_healthy(record, paths, timeout, process.poll)
+        _wait_until_healthy(record, paths, timeout, lambda: _exit_reason(process))
     except ServerError:
         _terminate_group(process.pid, timeout=10.0)
         paths.pid_file.unlink(missing_ok=True)
@@ -212,15 +212,14 @@ def _wait_until_healthy(
     record: ServerRecord,
     paths: ServerPaths,
     timeout: float,
-    exit_code: Callable[[], int | None],
+    exit_reason: Callable[[], str | None],
 ) -> None:
     """Poll the health endpoint until it answers, the server exits or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
     while not is_healthy(record.api_url):
-        if (code := exit_code()) is not None:
+        if (reason := exit_reason()) is not None:
             raise ServerError(
-                f"prefect server exited with code {code} before it was healthy; "
-                f"see {paths.log_file}"
+                f"prefect server {reason} before it was healthy; see {paths.log_file}"
             )
         if time.monotonic() > deadline:
             raise ServerError(
@@ -230,9 +229,15 @@ def _wait_until_healthy(
         time.sleep(POLL_SECONDS)
 
 
-def _exit_code_if_gone(pid: int) -> int | None:
-    """For a server this process did not start: None while it runs, -1 (unknown) once gone."""
-    return None if _is_prefect_server(pid) else -1
+def _exit_reason(process: subprocess.Popen) -> str | None:
+    """None while the server this process started runs, else how it ended."""
+    code = process.poll()
+    return None if code is None else f"exited with code {code}"
+
+
+def _gone_reason(pid: int) -> str | None:
+    """None while a server started elsewhere runs (its exit code is not ours to read)."""
+    return None if _is_prefect_server(pid) else f"(pid {pid}) exited"
 
 
 def _terminate_group(pid: int, timeout: float) -> None:

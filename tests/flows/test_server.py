@@ -5,6 +5,7 @@ plus the one-line messages for a taken port, a stale pid file and a server that 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -180,3 +181,30 @@ def test_stop_without_a_server_says_so(tmp_path: Path) -> None:
     assert result.stdout == (
         f"no Prefect server is running under {ServerPaths.under(tmp_path).home}\n"
     )
+
+
+def test_a_live_server_that_never_answers_times_out_then_stop_ends_its_group(
+    tmp_path: Path,
+) -> None:
+    silent = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)", "prefect", "server"],
+        start_new_session=True,
+    )
+    port = free_port()
+    write_pid_file(tmp_path, silent.pid, port)
+    status = invoke("status", "--data-dir", str(tmp_path))
+    assert status.exit_code == 1
+    assert status.stdout.startswith(f"starting or unhealthy: pid {silent.pid} is alive")
+
+    result = invoke("start", "--data-dir", str(tmp_path), "--port", str(port), "--timeout", "1")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(
+        f"error: prefect server did not answer http://127.0.0.1:{port}/api/health within 1 s"
+    )
+    assert silent.poll() is None, "start must not kill a server it did not launch"
+
+    stopped = invoke("stop", "--data-dir", str(tmp_path))
+    assert stopped.stdout == f"stopped the Prefect server (pid {silent.pid})\n"
+    silent.wait(timeout=10)
+    with pytest.raises(ProcessLookupError):
+        os.kill(silent.pid, 0)
