@@ -1,0 +1,101 @@
+"""`llmformer priors parse` and `llmformer priors score`: captions into priors, and parsers
+scored against a labelled caption set."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+PARSERS = ("ours", "sng_parser")
+
+
+def _fail(message: str) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(2)
+
+
+def parse(
+    input: Annotated[Path, typer.Option("--input", help='JSONL of {"id", "caption"} lines.')],
+    output: Annotated[Path, typer.Option("--output", help="JSONL of priors, one line per id.")],
+    pipeline: Annotated[str | None, typer.Option(help="spaCy pipeline package.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Captions per nlp.pipe batch.")] = 64,
+    n_process: Annotated[int, typer.Option(help="Parser processes.")] = 1,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Parse captions into object, attribute and relation priors.
+
+    Bad lines are reported on stderr and skipped; the rest of the file is parsed.
+    """
+    from tqdm import tqdm
+
+    from prior_extraction.caption_files import count_lines, parse_caption_file
+    from prior_extraction.nlp import PipelineNotFoundError
+    from prior_extraction.parsing import CaptionParser
+
+    if not input.is_file():
+        raise _fail(f"no caption file at {input}")
+    if batch_size < 1 or n_process < 1:
+        raise _fail("--batch-size and --n-process must be at least 1")
+    try:
+        parser = CaptionParser(pipeline, batch_size=batch_size, n_process=n_process)
+    except (PipelineNotFoundError, OSError) as error:
+        raise _fail(str(error)) from error
+    with tqdm(total=count_lines(input), unit="caption", disable=not progress) as bar:
+        report = parse_caption_file(
+            input,
+            output,
+            parser,
+            on_bad_line=lambda bad: bar.write(f"skipped {input}: {bad}", file=sys.stderr),
+            on_progress=bar.update,
+        )
+    print(f"parsed {report.parsed} captions into {output}; {len(report.bad_lines)} bad lines")
+
+
+def score(
+    labelled: Annotated[
+        Path, typer.Option("--labelled", help="JSONL of captions with gold priors.")
+    ],
+    parser: Annotated[str, typer.Option(help="ours | sng_parser")] = "ours",
+    split: Annotated[str | None, typer.Option(help="Only this split (dev, test).")] = None,
+    pipeline: Annotated[str | None, typer.Option(help="spaCy pipeline package.")] = None,
+) -> None:
+    """Score a parser on a labelled caption set: precision, recall and F1 per prior type."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from prior_extraction.scoring import PRIOR_TYPES, load_labelled
+    from prior_extraction.scoring import score as score_priors
+
+    if parser not in PARSERS:
+        raise _fail(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
+    if not labelled.is_file():
+        raise _fail(f"no labelled caption file at {labelled}")
+    try:
+        items = load_labelled(labelled, [split] if split else None)
+        chosen = _build_parser(parser, pipeline)
+    except (ValueError, ImportError, OSError) as error:
+        raise _fail(str(error)) from error
+    predicted = chosen.parse_many([item.caption for item in items])
+    scores = score_priors(predicted, [item.gold for item in items])
+    table = Table(title=f"{parser} on {len(items)} captions of {labelled.name}")
+    for column in ("prior", "precision", "recall", "F1"):
+        table.add_column(column)
+    for kind in PRIOR_TYPES:
+        figures = scores[kind]
+        table.add_row(kind, *(f"{v:.3f}" for v in (figures.precision, figures.recall, figures.f1)))
+    Console(stderr=True).print(table)
+    print(json.dumps({kind: scores[kind].to_dict() for kind in PRIOR_TYPES}))
+
+
+def _build_parser(name: str, pipeline: str | None):
+    if name == "sng_parser":
+        from prior_extraction.peer_parser import PeerParser
+
+        return PeerParser(pipeline)
+    from prior_extraction.parsing import CaptionParser
+
+    return CaptionParser(pipeline)
