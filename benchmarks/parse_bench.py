@@ -22,14 +22,37 @@ from prior_extraction.parsing import CaptionParser
 from prior_extraction.peer_parser import PeerParser
 from prior_extraction.scoring import PRIOR_TYPES, load_labelled, score
 
-LABELLED = Path(__file__).resolve().parents[1] / "tests/prior_extraction/data/labelled_captions.jsonl"
+REPOSITORY = Path(__file__).resolve().parents[1]
+LABELLED = REPOSITORY / "tests" / "prior_extraction" / "data" / "labelled_captions.jsonl"
 
 PEOPLE = ("man", "woman", "boy", "girl", "person", "child", "chef", "skier", "surfer", "player")
 ANIMALS = ("dog", "cat", "horse", "elephant", "giraffe", "zebra", "cow", "sheep", "bird", "bear")
 THINGS = (
-    "table", "bench", "car", "bicycle", "umbrella", "kite", "surfboard", "laptop", "vase",
-    "fire hydrant", "traffic light", "teddy bear", "pizza", "bowl", "chair", "couch", "bus",
-    "train", "boat", "clock", "frisbee", "tennis racket", "backpack", "handbag", "suitcase",
+    "table",
+    "bench",
+    "car",
+    "bicycle",
+    "umbrella",
+    "kite",
+    "surfboard",
+    "laptop",
+    "vase",
+    "fire hydrant",
+    "traffic light",
+    "teddy bear",
+    "pizza",
+    "bowl",
+    "chair",
+    "couch",
+    "bus",
+    "train",
+    "boat",
+    "clock",
+    "frisbee",
+    "tennis racket",
+    "backpack",
+    "handbag",
+    "suitcase",
 )
 PLACES = ("street", "beach", "park", "kitchen", "living room", "field", "river", "road", "snow")
 WEARABLES = ("hat", "helmet", "jacket", "dress", "shirt", "scarf", "pair of sunglasses")
@@ -39,8 +62,17 @@ MATERIALS = ("wooden", "metal", "brick", "leather", "plastic", "glass", "stone")
 STATES = ("calm", "busy", "empty", "wet", "shiny", "old", "parked", "open")
 NUMBERS = ("two", "three", "four", "several", "many", "a few")
 OPENERS = ("The image shows", "The image features", "The photo depicts", "In this picture, we see")
-VERB_PREPS = ("sitting on", "standing next to", "lying on", "walking along", "leaning against",
-              "standing in front of", "sitting on top of", "running across", "resting near")
+VERB_PREPS = (
+    "sitting on",
+    "standing next to",
+    "lying on",
+    "walking along",
+    "leaning against",
+    "standing in front of",
+    "sitting on top of",
+    "running across",
+    "resting near",
+)
 ACTIONS = ("holding", "riding", "carrying", "watching", "pushing", "eating", "looking at")
 PRONOUNS = {"man": "He", "boy": "He", "woman": "She", "girl": "She"}
 
@@ -67,19 +99,26 @@ def synthetic_caption(rng: random.Random) -> str:
     ]
     pronoun = PRONOUNS.get(agent, "It")
     if agent in PEOPLE:
-        sentences.append(f"{pronoun} is wearing {_described(rng, rng.choice(WEARABLES))} and "
-                         f"{rng.choice(ACTIONS)} {_described(rng, rng.choice(THINGS))}.")
+        sentences.append(
+            f"{pronoun} is wearing {_described(rng, rng.choice(WEARABLES))} and "
+            f"{rng.choice(ACTIONS)} {_described(rng, rng.choice(THINGS))}."
+        )
     sentences.append(f"The {thing} is {rng.choice(COLORS)} and {rng.choice(STATES)}.")
     group = rng.choice(PEOPLE + ANIMALS)
-    sentences.append(f"In the background, there are {rng.choice(NUMBERS)} {_plural(group)} "
-                     f"{rng.choice(VERB_PREPS)} the {rng.choice(THINGS)}.")
+    sentences.append(
+        f"In the background, there are {rng.choice(NUMBERS)} {_plural(group)} "
+        f"{rng.choice(VERB_PREPS)} the {rng.choice(THINGS)}."
+    )
     if rng.random() < 0.3:
-        sentences.append(f"A {rng.choice(SIZES)} {rng.choice(THINGS)} can be seen near the "
-                         f"{rng.choice(THINGS)}, surrounded by {rng.choice(_plural_things())}.")
+        sentences.append(
+            f"A {rng.choice(SIZES)} {rng.choice(THINGS)} can be seen near the "
+            f"{rng.choice(THINGS)}, surrounded by {rng.choice(_plural_things())}."
+        )
     if rng.random() < 0.2:
         items = rng.sample(THINGS, 3)
-        sentences.append("\n".join(f"{i}. A {rng.choice(COLORS)} {item}"
-                                   for i, item in enumerate(items, 1)))
+        sentences.append(
+            "\n".join(f"{i}. A {rng.choice(COLORS)} {item}" for i, item in enumerate(items, 1))
+        )
     return " ".join(sentences)
 
 
@@ -96,14 +135,17 @@ def load_captions(path: Path | None, count: int, seed: int) -> list[str]:
         return [json.loads(line)["caption"] for line in lines if line.strip()][:count]
 
 
-def throughput(parse_many: Callable[[Sequence[str]], list[ParsedCaption]], texts: list[str]) -> float:
+ParseMany = Callable[[Sequence[str]], list[ParsedCaption]]
+
+
+def throughput(parse_many: ParseMany, texts: list[str]) -> float:
     """Captions per second of one full pass over texts."""
     start = time.perf_counter()
     parse_many(texts)
     return len(texts) / (time.perf_counter() - start)
 
 
-def accuracy(parse_many, labelled_path: Path) -> dict[str, dict[str, float]]:
+def accuracy(parse_many: ParseMany, labelled_path: Path) -> dict[str, dict[str, float]]:
     """F1 etc. per prior type on the labelled set, overall and per split."""
     items = load_labelled(labelled_path)
     predicted = parse_many([item.caption for item in items])
@@ -137,18 +179,28 @@ def main() -> None:
     ours = CaptionParser(args.pipeline, batch_size=args.batch_size, n_process=args.n_process)
     single = CaptionParser(args.pipeline, batch_size=args.batch_size)
     peer = PeerParser(args.pipeline)
-    speed = {"ours": throughput(ours.parse_many, texts),
-             "sng_parser": throughput(peer.parse_many, texts)}
-    scores = {"ours": accuracy(single.parse_many, args.labelled),
-              "sng_parser": accuracy(peer.parse_many, args.labelled)}
+    speed = {
+        "ours": throughput(ours.parse_many, texts),
+        "sng_parser": throughput(peer.parse_many, texts),
+    }
+    scores = {
+        "ours": accuracy(single.parse_many, args.labelled),
+        "sng_parser": accuracy(peer.parse_many, args.labelled),
+    }
     print_table(speed, scores)
-    print(json.dumps({
-        "captions": len(texts), "pipeline": ours.pipeline, "n_process": args.n_process,
-        "batch_size": args.batch_size,
-        "captions_per_s": {name: round(value, 1) for name, value in speed.items()},
-        "speed_ratio": round(speed["ours"] / speed["sng_parser"], 2),
-        "accuracy": scores,
-    }))
+    print(
+        json.dumps(
+            {
+                "captions": len(texts),
+                "pipeline": ours.pipeline,
+                "n_process": args.n_process,
+                "batch_size": args.batch_size,
+                "captions_per_s": {name: round(value, 1) for name, value in speed.items()},
+                "speed_ratio": round(speed["ours"] / speed["sng_parser"], 2),
+                "accuracy": scores,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -83,9 +83,10 @@ def parse_caption_file(
     report = ParseReport()
     partial = output_path.with_name(output_path.name + ".partial")
     output_path.parent.mkdir(parents=True, exist_ok=True)
-    with input_path.open(encoding="utf-8", errors="replace") as lines, partial.open(
-        "w", encoding="utf-8"
-    ) as out:
+    with (
+        input_path.open(encoding="utf-8", errors="replace") as lines,
+        partial.open("w", encoding="utf-8") as out,
+    ):
         records = _good_records(lines, report, on_bad_line, on_progress)
         ids: list[Any] = []
         texts = _remember_ids(records, ids)

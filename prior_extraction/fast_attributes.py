@@ -5,8 +5,8 @@ spaCy's AttributeRuler runs its patterns through a `Matcher`, whose cost grows w
 (the English pipelines carry ~180: the tag map and morph rules). Nearly all of them test a few
 token attributes against fixed strings, sets or regular expressions, so here each pattern becomes
 a plain Python test; one-token results are cached, longer patterns are indexed by a value their
-first token must have. Patterns using other Matcher features still go through a Matcher. Matches are applied by the ruler itself, in its own order,
-so later patterns take precedence exactly as before.
+first token must have. Patterns using other Matcher features still go through a Matcher. Matches
+are applied by the ruler itself, in its own order, so later patterns take precedence as before.
 """
 
 from __future__ import annotations

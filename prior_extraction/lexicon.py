@@ -5,25 +5,36 @@ from __future__ import annotations
 
 import re
 
-COLORS = frozenset(
+
+def _ordered_words(text: str) -> tuple[str, ...]:
+    """A word list written as one space-separated string, in order."""
+    return tuple(text.split())
+
+
+def _words(text: str) -> frozenset[str]:
+    """A word set written as one space-separated string."""
+    return frozenset(_ordered_words(text))
+
+
+COLORS = _words(
     "red orange yellow green blue purple violet pink brown black white gray grey silver gold "
     "golden beige tan maroon navy teal turquoise cyan magenta cream ivory colorful colourful "
-    "multicolored multicoloured blond blonde dark light bright pale crimson scarlet".split()
+    "multicolored multicoloured blond blonde dark light bright pale crimson scarlet"
 )
-SIZES = frozenset(
+SIZES = _words(
     "small large big little tiny huge giant enormous massive tall short long wide narrow thick "
-    "thin high low medium miniature oversized compact vast deep shallow".split()
+    "thin high low medium miniature oversized compact vast deep shallow"
 )
-MATERIALS = frozenset(
+MATERIALS = _words(
     "wooden wood metal metallic steel iron plastic glass brick stone concrete leather fabric "
     "cotton wool woolen woollen denim silk ceramic porcelain marble paper cardboard rubber bamboo "
     "wicker straw granite tile tiled clay copper bronze aluminum aluminium velvet lace fur canvas "
-    "vinyl stainless chrome cobblestone asphalt".split()
+    "vinyl stainless chrome cobblestone asphalt"
 )
-STATES = frozenset(
+STATES = _words(
     "open closed empty full wet dry broken lit fresh ripe rotten dirty clean new old used calm "
     "busy crowded sunny cloudy snowy rainy foggy frozen melted asleep awake alive dead young "
-    "shiny messy tidy cluttered sliced cooked raw".split()
+    "shiny messy tidy cluttered sliced cooked raw"
 )
 QUANTIFIERS: dict[str, int] = {
     "several": 3,
@@ -36,58 +47,60 @@ QUANTIFIERS: dict[str, int] = {
     "both": 2,
     "countless": 3,
 }
-NUMBER_WORDS: dict[str, int] = {
-    word: value
-    for value, word in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-        "fifteen sixteen seventeen eighteen nineteen twenty".split()
-    )
-} | {"dozen": 12, "pair": 2, "couple": 2}
+NUMBER_NAMES = _ordered_words(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty"
+)
+NUMBER_WORDS: dict[str, int] = {word: value for value, word in enumerate(NUMBER_NAMES)} | {
+    "dozen": 12,
+    "pair": 2,
+    "couple": 2,
+}
 # Nouns that only say how many of something there are: "a group of people" names people.
-COLLECTIVE_NOUNS = frozenset(
+COLLECTIVE_NOUNS = _words(
     "group bunch herd flock pair couple number lot lots variety set collection row assortment "
     "array selection cluster series handful dozen dozens school pack swarm crowd stack pile "
-    "line plenty range mix mixture kind type sort".split()
+    "line plenty range mix mixture kind type sort"
 )
 # Nouns naming a part of some stuff: "a slice of pizza" names pizza.
-PARTITIVE_NOUNS = frozenset("slice piece bit chunk scoop wedge strip sliver".split())
+PARTITIVE_NOUNS = _words("slice piece bit chunk scoop wedge strip sliver")
 # Words that pick members out of an "of" phrase: "some of them", "one of the dogs".
-SELECTING_WORDS = frozenset("some one all both each many most several few any none".split())
+SELECTING_WORDS = _words("some one all both each many most several few any none")
 # Verbs that present what the picture contains: "the image shows X on Y" says X is on Y.
-PRESENTING_VERBS = frozenset(
+PRESENTING_VERBS = _words(
     "see show depict feature display capture find spot notice observe portray picture "
-    "include contain".split()
+    "include contain"
 )
 # Nouns about the picture itself, its layout or abstractions: never segmentable objects.
-META_NOUNS = frozenset(
+META_NOUNS = _words(
     "image picture photo photograph photography scene background foreground view shot snapshot "
     "frame depiction illustration setting atmosphere composition object attribute relation "
     "relationship detail item element description overview summary caption day night time "
     "moment way color colour shape style appearance look mood feeling sense environment "
     "surroundings something anything everything nothing someone anyone everyone thing things "
-    "total presence position location distance activity event perspective angle".split()
+    "total presence position location distance activity event perspective angle"
 )
 # Nouns naming a place relative to something else ("in front of", "on the left").
-POSITION_NOUNS = frozenset(
+POSITION_NOUNS = _words(
     "front top bottom middle center centre side left right edge back rear corner end part "
-    "portion half".split()
+    "portion half"
 )
 # Adjectives that pick out a referent rather than describe it.
-NON_DESCRIPTIVE_ADJECTIVES = frozenset("other same own such certain particular main".split())
-MALE_NOUNS = frozenset(
+NON_DESCRIPTIVE_ADJECTIVES = _words("other same own such certain particular main")
+MALE_NOUNS = _words(
     "man boy gentleman guy father dad son brother husband king prince groom grandfather "
-    "businessman policeman fisherman".split()
+    "businessman policeman fisherman"
 )
-FEMALE_NOUNS = frozenset(
+FEMALE_NOUNS = _words(
     "woman girl lady mother mom daughter sister wife queen princess bride grandmother "
-    "businesswoman policewoman".split()
+    "businesswoman policewoman"
 )
-PERSON_NOUNS = frozenset(
+PERSON_NOUNS = _words(
     "person people child kid baby toddler teenager adult player skier surfer snowboarder "
     "skateboarder rider biker cyclist chef cook worker officer tourist pedestrian student "
     "teacher doctor nurse athlete batter catcher pitcher umpire driver passenger customer "
     "vendor farmer soldier individual friend couple family crowd spectator audience "
-    "performer musician artist waiter waitress".split()
+    "performer musician artist waiter waitress"
 )
 MALE_PRONOUNS = frozenset({"he", "him", "himself"})
 FEMALE_PRONOUNS = frozenset({"she", "her", "herself"})

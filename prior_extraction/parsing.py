@@ -57,7 +57,8 @@ def _post_parse_steps(nlp: Language) -> list[tuple[str, Callable[[Doc], Doc]]]:
     for name in POST_PARSE_COMPONENTS:
         if name in nlp.pipe_names:
             component = nlp.get_pipe(name)
-            steps.append((name, FastAttributeRuler(component) if name == "attribute_ruler" else component))
+            is_ruler = name == "attribute_ruler"
+            steps.append((name, FastAttributeRuler(component) if is_ruler else component))
     return steps
 
 

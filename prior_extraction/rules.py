@@ -90,10 +90,20 @@ def lemma(token: Token) -> str:
     plural it took for a name made singular ("Bananas" opening a sentence)."""
     if token.lower_ in lexicon.LEMMA_FIXES:
         return lexicon.LEMMA_FIXES[token.lower_]
-    capitalised_noun = token.pos_ == "PROPN" and token.is_sent_start and token.text.istitle()
-    if token.tag_ == "NNPS" or capitalised_noun:
+    if token.tag_ == "NNPS" or _is_capitalised_common_noun(token):
         return _singular(token.lower_)
     return token.lemma_.lower()
+
+
+def _is_capitalised_common_noun(token: Token) -> bool:
+    """A sentence-opening noun the tagger took for a name because of its capital letter."""
+    return token.pos_ == "PROPN" and token.is_sent_start and token.text.istitle()
+
+
+def is_plural(token: Token) -> bool:
+    if token.tag_ in PLURAL_TAGS:
+        return True
+    return _is_capitalised_common_noun(token) and _singular(token.lower_) != token.lower_
 
 
 def _singular(word: str) -> str:
@@ -228,7 +238,7 @@ def object_count(token: Token) -> int:
     parent = _collective_parent(token)
     if parent is not None:
         return lexicon.NUMBER_WORDS.get(parent.lemma_.lower(), 2)
-    return 2 if token.tag_ in PLURAL_TAGS else 1
+    return 2 if is_plural(token) else 1
 
 
 def _salience(token: Token) -> int:
@@ -295,7 +305,7 @@ class DocPriors:
             name = object_name(token)
             index = self.collected.add_object(name, object_span(token), object_count(token))
             self.object_at[token.i] = index
-            plural = token.tag_ in PLURAL_TAGS or _collective_parent(token) is not None
+            plural = is_plural(token) or _collective_parent(token) is not None
             gender = lexicon.person_gender(name)
             self.mentions.append(
                 Mention(token.i, token.sent.start, index, gender, plural, _salience(token))
@@ -303,11 +313,12 @@ class DocPriors:
 
     # Attributes
 
-    def _add_attribute(self, object_index: int, value: str, is_participle: bool = False) -> None:
-        if value in lexicon.NON_DESCRIPTIVE_ADJECTIVES:
-            return
-        kind = lexicon.attribute_kind(value, is_participle)
-        self.collected.add_attribute(object_index, value, kind)
+    def _add_attribute(
+        self, object_index: int, value: str, is_participle: bool = False, kind: str | None = None
+    ) -> None:
+        if value not in lexicon.NON_DESCRIPTIVE_ADJECTIVES:
+            kind = kind or lexicon.attribute_kind(value, is_participle)
+            self.collected.add_attribute(object_index, value, kind)
 
     def _add_word_attribute(self, object_index: int, token: Token) -> None:
         if token.text.isalnum():
@@ -331,7 +342,7 @@ class DocPriors:
                 self._adjective_attributes(object_index, child)
         parent = _collective_parent(head)
         if parent is not None:
-            self._add_attribute(object_index, parent.lemma_.lower())
+            self._add_attribute(object_index, parent.lemma_.lower(), kind="count")
 
     def _adjective_attributes(self, object_index: int, adjective: Token) -> None:
         for conjunct in with_conjuncts(adjective):
@@ -352,7 +363,7 @@ class DocPriors:
         subjects = self.subjects_of(verb)
         base = _verb_phrase(verb)
         if not subjects or _is_presenting(verb):
-            subjects = self._presented_objects(verb) if not subjects else subjects
+            subjects = subjects or self._presented_objects(verb)
             base = ""
         if not subjects:
             return

@@ -76,8 +76,7 @@ def caption_facts(priors: ParsedCaption) -> dict[str, set[tuple[str, ...]]]:
         "objects": {(name,) for name in names},
         "attributes": {(names[a.object], _normalise(a.value)) for a in priors.attributes},
         "relations": {
-            (names[r.subject], _normalise(r.predicate), names[r.object])
-            for r in priors.relations
+            (names[r.subject], _normalise(r.predicate), names[r.object]) for r in priors.relations
         },
     }
 
@@ -95,9 +94,7 @@ def compare(predicted: ParsedCaption, gold: ParsedCaption) -> dict[str, Score]:
     }
 
 
-def score(
-    predicted: Sequence[ParsedCaption], gold: Sequence[ParsedCaption]
-) -> dict[str, Score]:
+def score(predicted: Sequence[ParsedCaption], gold: Sequence[ParsedCaption]) -> dict[str, Score]:
     """Micro-averaged scores over aligned lists of predicted and gold priors."""
     if len(predicted) != len(gold):
         raise ValueError(f"{len(predicted)} predictions for {len(gold)} gold captions")
