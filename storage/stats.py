@@ -21,31 +21,33 @@ _WHERE = (
     "($dataset IS NULL OR dataset = $dataset) AND ($prior_set IS NULL OR prior_set_id = $prior_set)"
 )
 
-# Each statistic: a query over one view of views.sql, summed over the rows the filter keeps.
+# Each statistic as one query. They read the base tables and group by only the keys they
+# report (the filter goes into WHERE): grouping by prior set and dataset as the frequency views
+# of views.sql do, then summing, costs three to four times more on millions of rows.
 STATISTICS_SQL: dict[str, str] = {
     "top_objects": f"""
-        SELECT name, sum(mentions) AS mentions, sum(instances) AS instances
-        FROM object_frequency WHERE {_WHERE}
+        SELECT name, count(*) AS mentions, sum(count) AS instances
+        FROM objects WHERE {_WHERE}
         GROUP BY name ORDER BY mentions DESC, name LIMIT $top""",
     "attributes_by_kind": f"""
-        SELECT kind, value, sum(mentions) AS mentions
-        FROM attribute_frequency WHERE {_WHERE}
+        SELECT kind, value, count(*) AS mentions
+        FROM attributes WHERE {_WHERE}
         GROUP BY kind, value
-        QUALIFY row_number() OVER (PARTITION BY kind ORDER BY sum(mentions) DESC, value) <= $top
+        QUALIFY row_number() OVER (PARTITION BY kind ORDER BY count(*) DESC, value) <= $top
         ORDER BY kind, mentions DESC, value""",
     "top_relations": f"""
-        SELECT subject, predicate, object, sum(mentions) AS mentions
-        FROM relation_frequency WHERE {_WHERE}
-        GROUP BY subject, predicate, object
+        SELECT subject_name AS subject, predicate, object_name AS object, count(*) AS mentions
+        FROM relations WHERE {_WHERE}
+        GROUP BY subject_name, predicate, object_name
         ORDER BY mentions DESC, subject, predicate, object LIMIT $top""",
     "relation_predicates": f"""
-        SELECT predicate, sum(mentions) AS mentions
-        FROM relation_frequency WHERE {_WHERE}
+        SELECT predicate, count(*) AS mentions
+        FROM relations WHERE {_WHERE}
         GROUP BY predicate ORDER BY mentions DESC, predicate LIMIT $top""",
     "objects_per_image": f"""
-        SELECT objects, sum(images) AS images
-        FROM objects_per_image WHERE {_WHERE}
-        GROUP BY objects ORDER BY objects""",
+        SELECT num_objects AS objects, count(*) AS images
+        FROM captions WHERE {_WHERE}
+        GROUP BY num_objects ORDER BY objects""",
     "class_coverage": f"""
         SELECT prior_set_id, dataset, classes, covered, coverage
         FROM class_coverage_summary WHERE {_WHERE}

@@ -10,6 +10,7 @@ holds a zero-row `schema.parquet` so DuckDB can read it before anything was writ
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -94,6 +95,7 @@ class PriorStore:
         manifest = self.root / MANIFEST
         if manifest.exists():
             self._check_version(manifest)
+            self._refresh_views_sql()
             return
         if any(path.name != publish.STAGING_DIR for path in self.root.iterdir()):
             raise StoreError(f"{self.root} is not empty and has no {MANIFEST}: not a prior store")
@@ -116,6 +118,15 @@ class PriorStore:
                 f"reads schema version {SCHEMA_VERSION}; write a new store or use a matching "
                 "llmformer release"
             )
+
+    def _refresh_views_sql(self) -> None:
+        """Keep the store's views.sql in step with this release when the store is writable."""
+        copy = self.root / VIEWS_SQL.name
+        current = VIEWS_SQL.read_text()
+        if (copy.exists() and copy.read_text() == current) or not os.access(self.root, os.W_OK):
+            return
+        with publish.transaction(self.root) as txn:
+            txn.stage(copy).write_text(current)
 
     def _anchor(self, table: str) -> Path:
         return self.root / table / ANCHOR

@@ -46,9 +46,9 @@ CREATE OR REPLACE VIEW class_coverage AS
         SELECT DISTINCT prior_set_id, dataset FROM captions
     ),
     matches AS (
-        SELECT f.prior_set_id, f.dataset, c.class_index, sum(f.mentions) AS mentions
-        FROM object_frequency AS f
-        JOIN class_names AS c ON c.dataset = f.dataset AND c.synonym = lower(f.name)
+        SELECT o.prior_set_id, o.dataset, c.class_index, count(*) AS mentions
+        FROM objects AS o
+        JOIN class_names AS c ON c.dataset = o.dataset AND c.synonym = lower(o.name)
         GROUP BY ALL
     ),
     classes AS (

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import storage
 from storage import (
     ImagePriors,
     InvalidRecordError,
@@ -187,3 +189,10 @@ def test_eval_results_and_class_names_are_tables(store):
     ]
     with pytest.raises(StoreError, match="bad evaluation row"):
         store.write_eval_results([{"run": "r1"}])
+
+
+def test_opening_refreshes_the_stores_copy_of_views_sql(store):
+    copy = store.root / "views.sql"
+    copy.write_text("-- an older release's views")
+    PriorStore(store.root)
+    assert copy.read_text() == (Path(storage.__file__).parent / "views.sql").read_text()
