@@ -41,7 +41,10 @@ def _add_key(columns: dict[str, list[Any]], key: ShardKey, image_id: str) -> Non
 
 def to_table(table: str, columns: dict[str, list[Any]]) -> pa.Table:
     """Columns (lists of Python values) to an Arrow table with `table`'s versioned schema."""
-    return pa.Table.from_pydict(columns, schema=schema_of(table))
+    try:
+        return pa.Table.from_pydict(columns, schema=schema_of(table))
+    except pa.ArrowException as error:
+        raise InvalidRecordError(f"{table}: a value has the wrong type ({error})") from None
 
 
 def shard_tables(

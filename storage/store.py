@@ -183,9 +183,7 @@ class PriorStore:
     ) -> None:
         """Publish one shard's rows in all tables at once; the same shard_key replaces itself."""
         self._require_prior_set(prior_set_id)
-        for what, value in (("dataset", dataset), ("split", split)):
-            if not _SAFE_NAME.match(value):
-                raise StoreError(f"{what} {value!r} must match {_SAFE_NAME.pattern}")
+        _require_safe_names(dataset=dataset, split=split)
         key = ShardKey(prior_set_id, dataset, split, shard_key)
         tables = shard_tables(key, images, priors, failures)
         file_name = f"{prior_set_id}-s{stable_hash(shard_key)}.parquet"
@@ -216,6 +214,8 @@ class PriorStore:
     def _shard_files(
         self, table: str, prior_set_id: str, dataset: str | None = None, split: str | None = None
     ) -> list[Path]:
+        """A prior set's files of `table` (all datasets and splits where those are None)."""
+        _require_safe_names(prior_set=prior_set_id, dataset=dataset, split=split)
         pattern = f"dataset={dataset or '*'}/split={split or '*'}/{prior_set_id}-*.parquet"
         return sorted((self.root / table).glob(pattern))
 
@@ -322,8 +322,7 @@ class PriorStore:
 
     def write_class_names(self, dataset: str, classes: Sequence[Sequence[str]]) -> None:
         """Record a dataset's classes (each: name first, then synonyms) for the coverage views."""
-        if not _SAFE_NAME.match(dataset):
-            raise StoreError(f"dataset {dataset!r} must match {_SAFE_NAME.pattern}")
+        _require_safe_names(dataset=dataset)
         columns: dict[str, list[Any]] = {name: [] for name in schema_of("class_names").names}
         for index, names in enumerate(classes):
             for synonym in dict.fromkeys(name.strip().lower() for name in names):
@@ -362,6 +361,13 @@ class PriorStore:
 
         publish.recover(self.root)
         return connect(self.root)
+
+
+def _require_safe_names(**names: str | None) -> None:
+    """Names that become parts of paths and globs must be plain (no '/', '*', '=' ...)."""
+    for what, value in names.items():
+        if value is not None and not _SAFE_NAME.match(value):
+            raise StoreError(f"{what.replace('_', ' ')} {value!r} must match {_SAFE_NAME.pattern}")
 
 
 def _first_of_each(table: pa.Table, column: str) -> pa.Table:

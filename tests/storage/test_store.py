@@ -196,3 +196,17 @@ def test_opening_refreshes_the_stores_copy_of_views_sql(store):
     copy.write_text("-- an older release's views")
     PriorStore(store.root)
     assert copy.read_text() == (Path(storage.__file__).parent / "views.sql").read_text()
+
+
+def test_wrongly_typed_values_are_refused(store, prior_set):
+    bad = ImagePriors("a", "c", [{"name": "car", "span": "car", "count": "two"}])
+    with pytest.raises(InvalidRecordError, match="objects: a value has the wrong type"):
+        store.write_shard(prior_set, "demo", "train", "s", [], [bad], [])
+
+
+def test_glob_characters_never_reach_the_filesystem(store, prior_set, write_demo_shard):
+    write_demo_shard("shard-0", ["a", "b"])
+    with pytest.raises(StoreError, match=r"prior set '\*' must match"):
+        store.done_image_ids("*")
+    with pytest.raises(StoreError, match=r"split 'tr\*' must match"):
+        store.done_image_ids(prior_set, split="tr*")
