@@ -3,8 +3,9 @@
 Generates a synthetic store (per image about 8 objects, 6 attributes, 5 relations; Zipf
 vocabularies of 5,000 object names, 800 attribute values, 300 predicates), writes it through
 `PriorStore.write_shard`, compacts it, times every statistic of `storage.stats` (p50/p95 over
-`--repeats` runs after one warm-up) and the same statistics computed naively with pandas from a
-JSONL dump of the same priors (load + compute, once). The last line printed is one JSON object.
+`--repeats` runs after one warm-up), `read_priors` of 1,000 random images, and the same
+statistics computed naively with pandas from a JSONL dump of the same priors (load + compute,
+once). The last line printed is one JSON object.
 
     python benchmarks/store_bench.py --images 200000
 """
@@ -249,6 +250,10 @@ def main() -> None:
             )
             for name in STATISTICS_SQL
         }
+        wanted = [f"{i:08d}" for i in np.random.default_rng(1).choice(arguments.images, 1000)]
+        read_p50, read_p95 = time_query(
+            lambda: store.read_priors(prior_set, wanted), arguments.repeats
+        )
         naive = {} if arguments.skip_naive else time_naive(dump, classes)
 
     print(
@@ -259,6 +264,7 @@ def main() -> None:
     for name, (p50, p95) in latencies.items():
         naive_ms = naive.get(name, float("nan"))
         print(f"{name:<22}{p50:>10.1f}{p95:>10.1f}{naive_ms:>12.0f}{naive_ms / p50:>11.1f}")
+    print(f"{'read_priors (1000 ids)':<22}{read_p50:>10.1f}{read_p95:>10.1f}")
     print(
         json.dumps(
             {
@@ -268,6 +274,7 @@ def main() -> None:
                 "query_p50_ms": {name: round(p50, 1) for name, (p50, _) in latencies.items()},
                 "query_p95_ms": {name: round(p95, 1) for name, (_, p95) in latencies.items()},
                 "naive_ratio": {name: round(naive[name] / latencies[name][0], 1) for name in naive},
+                "read_priors_1000_p50_ms": round(read_p50, 1),
             }
         )
     )
