@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import data, doctor, priors, server
+from flows.cli import data, doctor, priors, server, train
 
 app = typer.Typer(
     name="llmformer",
@@ -20,6 +20,7 @@ app.add_typer(priors.app, name="priors")
 app.add_typer(data.app, name="data")
 app.add_typer(server.app, name="server")
 app.command("doctor")(doctor.doctor)
+app.command("train")(train.train)
 
 
 def main() -> None:

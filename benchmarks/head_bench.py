@@ -1,0 +1,193 @@
+"""Forward+backward time and peak memory of LLMFormerHead with priors vs. all three modules off.
+
+Same random input for both (backbone maps, priors, a 171-class vocabulary); paper sizes by
+default (batch 2, 512x512, 100 queries, 9 layers, 6-layer pixel decoder). Each variant runs in
+its own process so peak memory is its own: CUDA peak allocation on a GPU, peak RSS growth on a
+CPU. Prints a table, then one JSON line with `time_ratio` and `memory_ratio` (priors / without).
+
+    python benchmarks/head_bench.py [--size 512] [--batch 2] [--layers 9] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import statistics
+import time
+
+VARIANTS = {
+    "with priors": dict(
+        use_semantic_attention=True, use_scaled_visual_attention=True, use_relation_attention=True
+    ),
+    "modules off": dict(
+        use_semantic_attention=False,
+        use_scaled_visual_attention=False,
+        use_relation_attention=False,
+    ),
+}
+TEXT_DIMS = 768
+
+
+def _head_config(args: argparse.Namespace, switches: dict) -> dict:
+    return dict(
+        type="LLMFormerHead",
+        in_channels=[args.width] * 4,
+        channels=args.width,
+        num_classes=171,
+        text_embed_dims=TEXT_DIMS,
+        num_queries=args.queries,
+        num_layers=args.layers,
+        pixel_decoder=dict(num_layers=args.decoder_layers),
+        loss_decode=[
+            dict(type="CrossEntropyLoss", loss_name="loss_cls_ce", loss_weight=2.0),
+            dict(type="CrossEntropyLoss", use_sigmoid=True, loss_name="loss_mask_ce"),
+            dict(type="DiceLoss", ignore_index=None, naive_dice=True, loss_name="loss_mask_dice"),
+        ],
+        **switches,
+    )
+
+
+def _inputs(args: argparse.Namespace, device):
+    import torch
+
+    from segmentation.models.llmformer_head import HeadInputs
+    from segmentation.models.prior_encoder import PriorTensors
+    from segmentation.text.vocabulary import VocabularyEmbedding
+
+    generator = torch.Generator().manual_seed(0)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=generator).to(device)
+
+    batch = args.batch
+    features = [randn(batch, args.width, args.size // s, args.size // s) for s in (4, 8, 16, 32)]
+    n_obj, n_attr, n_rel = args.objects, args.objects, args.objects - 2
+
+    def present(n):
+        return torch.ones(batch, n, dtype=torch.bool, device=device)
+
+    def index(n):
+        return torch.randint(0, n_obj, (batch, n), generator=generator).to(device)
+
+    priors = PriorTensors(
+        randn(batch, n_obj, TEXT_DIMS),
+        present(n_obj),
+        randn(batch, n_attr, TEXT_DIMS),
+        present(n_attr),
+        randn(batch, n_rel, TEXT_DIMS),
+        present(n_rel),
+        index(n_rel),
+        index(n_rel),
+    )
+    vocabulary = VocabularyEmbedding(
+        torch.nn.functional.normalize(randn(171, TEXT_DIMS), dim=-1),
+        torch.arange(171, device=device),
+        171,
+    )
+    return HeadInputs(features, priors, vocabulary)
+
+
+def _measure(args: argparse.Namespace, name: str, queue) -> None:
+    """Run one variant (in a child process) and put (name, seconds per step, peak bytes)."""
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    import segmentation  # noqa: F401  (registers the plugin)
+
+    init_default_scope("mmseg")
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    head = MODELS.build(_head_config(args, VARIANTS[name])).to(device)
+    inputs = _inputs(args, device)
+
+    def step() -> None:
+        outputs = head(inputs)
+        loss = sum(c.float().mean() for c in outputs.class_logits) + sum(
+            m.float().mean() for m in outputs.mask_logits
+        )
+        loss.backward()
+        head.zero_grad(set_to_none=True)
+
+    rss_before = _current_rss()
+    step()  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    times = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
+    queue.put((name, statistics.median(times), peak))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--layers", type=int, default=9)
+    parser.add_argument("--decoder-layers", type=int, default=6)
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--objects", type=int, default=8, help="object priors per image")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
+    args = parser.parse_args()
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    results = {}
+    for name in VARIANTS:
+        process = context.Process(target=_measure, args=(args, name, queue))
+        process.start()
+        _, seconds, peak = queue.get()
+        process.join()
+        results[name] = (seconds, peak)
+
+    print(
+        f"device {args.device}, batch {args.batch}, {args.size}x{args.size}, "
+        f"{args.queries} queries, {args.layers} layers"
+    )
+    print(f"{'variant':<14}{'fwd+bwd s':>12}{'peak MiB':>12}")
+    for name, (seconds, peak) in results.items():
+        print(f"{name:<14}{seconds:>12.3f}{peak / 2**20:>12.1f}")
+    (with_time, with_peak), (off_time, off_peak) = results["with priors"], results["modules off"]
+    print(
+        json.dumps(
+            {
+                "time_ratio": round(with_time / off_time, 3),
+                "memory_ratio": round(with_peak / off_peak, 3),
+                "device": args.device,
+                "size": args.size,
+                "batch": args.batch,
+                "seconds_with_priors": round(with_time, 4),
+                "seconds_modules_off": round(off_time, 4),
+            }
+        )
+    )
+
+
+def _current_rss() -> int:
+    """Resident set size of this process now, in bytes (Linux)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize()
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+if __name__ == "__main__":
+    main()

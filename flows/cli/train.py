@@ -1,0 +1,38 @@
+"""`llmformer train CONFIG`: train a segmenter with MMEngine's Runner, optionally resuming."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def train(
+    config: Annotated[
+        Path,
+        typer.Argument(help="An MMSeg config, e.g. segmentation/configs/llmformer_tiny_demo.py"),
+    ],
+    work_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoints and logs (default work_dirs/<config name>)")
+    ] = None,
+    max_iters: Annotated[int | None, typer.Option(help="Override the number of iterations")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the newest checkpoint in work-dir")
+    ] = False,
+    cfg_options: Annotated[
+        list[str] | None, typer.Option(help="Config overrides KEY=VALUE (repeatable)")
+    ] = None,
+) -> None:
+    """Train the segmenter a config describes; checkpoints land in the work dir."""
+    from segmentation.training import ConfigError, TrainOptions, load_training_config
+    from segmentation.training import train as run_training
+
+    options = TrainOptions(config, work_dir, max_iters, resume, list(cfg_options or []))
+    try:
+        cfg = load_training_config(options)
+    except (ConfigError, SyntaxError, KeyError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    runner = run_training(cfg)
+    typer.echo(f"trained {runner.iter} iterations; checkpoints in {cfg.work_dir}")

@@ -1,0 +1,74 @@
+# A tiny LLMFormer that trains on the synthetic demo set on a CPU in minutes: a 2-layer random
+# CLIP ViT (the demo's shapes need no pretraining), 32-wide adapter/decoder, 10 queries, 3 decoder
+# layers, the offline MiniLM text encoder. Priors come from the demo's prior set:
+#   llmformer train THIS --cfg-options prior_store_root=STORE prior_set_id=ID
+_base_ = [
+    "./_base_/models/llmformer_vitl14_336.py",
+    "./_base_/datasets/demo.py",
+    "./_base_/default_runtime.py",
+    "./_base_/schedules/san_60k.py",
+]
+prior_store_root = "data/store"
+prior_set_id = None  # required: `llmformer priors sets` lists the ids
+width = 32
+data_preprocessor = dict(size=None, size_divisor=32, test_cfg=dict(size_divisor=32))
+model = dict(
+    data_preprocessor=data_preprocessor,
+    backbone=dict(
+        vision_tower=dict(
+            vision_config=dict(
+                hidden_size=32,
+                intermediate_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                image_size=64,
+                patch_size=8,
+                projection_dim=32,
+            ),
+            layer_indices=[1, 2],
+            pretrained=None,
+        ),
+        embed_dim=width,
+        spm_inplanes=8,
+        num_heads=2,
+        num_points=2,
+        norm_cfg=dict(type="GN", num_groups=4),
+    ),
+    decode_head=dict(
+        in_channels=[width] * 4,
+        channels=width,
+        num_classes=9,
+        text_embed_dims=384,
+        num_queries=10,
+        num_layers=3,
+        num_heads=2,
+        ffn_channels=64,
+        pixel_decoder=dict(num_layers=1, num_heads=2, num_points=2, ffn_channels=64, num_groups=4),
+        train_cfg=dict(num_points=1024),
+    ),
+    text_encoder=dict(_delete_=True, type="MiniLMTextEncoder"),
+    test_cfg=dict(_delete_=True, mode="whole"),
+)
+load_priors = dict(type="LoadPriors", store_root=prior_store_root, prior_set_id=prior_set_id)
+pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadLabelMap"),
+    load_priors,
+    dict(type="PackLLMFormerInputs"),
+]
+train_dataloader = dict(dataset=dict(pipeline=pipeline))
+val_dataloader = dict(dataset=dict(pipeline=pipeline))
+test_dataloader = val_dataloader
+optim_wrapper = dict(
+    _delete_=True,
+    type="OptimWrapper",
+    optimizer=dict(type="AdamW", lr=1e-3, weight_decay=1e-4),
+    clip_grad=dict(max_norm=1.0, norm_type=2),
+)
+param_scheduler = [dict(type="PolyLR", eta_min=0.0, power=1.0, begin=0, end=2000, by_epoch=False)]
+train_cfg = dict(max_iters=2000, val_interval=500)
+default_hooks = dict(
+    logger=dict(interval=20),
+    checkpoint=dict(interval=500, max_keep_ckpts=2),
+)
+env_cfg = dict(dist_cfg=dict(backend="gloo"))

@@ -1,0 +1,33 @@
+# The paper's model: LLaVA-1.5's CLIP ViT-L/14-336 (frozen) + ViT-Adapter + prior-guided decoder,
+# trained on COCO-Stuff-171 with SAN's recipe (60k iterations, batch 32 = 8 GPUs x 4), evaluated
+# with sliding 640 windows. Priors come from a prior set in the store:
+#   llmformer train THIS --cfg-options prior_store_root=STORE prior_set_id=ID
+_base_ = [
+    "./_base_/models/llmformer_vitl14_336.py",
+    "./_base_/datasets/coco_stuff_171.py",
+    "./_base_/default_runtime.py",
+    "./_base_/schedules/san_60k.py",
+]
+prior_store_root = "data/store"
+prior_set_id = None  # required: `llmformer priors sets` lists the ids
+load_priors = dict(type="LoadPriors", store_root=prior_store_root, prior_set_id=prior_set_id)
+train_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="LoadLabelMap"),
+    load_priors,
+    dict(type="RandomResize", scale=(2560, 640), ratio_range=(0.5, 2.0), keep_ratio=True),
+    dict(type="RandomCrop", crop_size=(640, 640), cat_max_ratio=0.75, ignore_index=65535),
+    # no flips: a flip contradicts the left/right relations in the priors
+    dict(type="PhotoMetricDistortion"),
+    dict(type="PackLLMFormerInputs"),
+]
+test_pipeline = [
+    dict(type="LoadImageFromFile"),
+    dict(type="Resize", scale=(2560, 640), keep_ratio=True),
+    dict(type="LoadLabelMap"),
+    load_priors,
+    dict(type="PackLLMFormerInputs"),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,126 @@
+"""The MLLM's vision tower: a frozen CLIP ViT whose intermediate token maps feed the ViT-Adapter.
+
+Weights come from a LLaVA checkpoint (its `vision_tower` tensors) or a CLIP checkpoint; both are
+read as tensors only (safetensors, or `torch.load(weights_only=True)`), never as pickled objects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor, nn
+
+# Where the tower's tensors sit in LLaVA checkpoints (transformers' old and new layouts, the
+# original repository) and CLIP checkpoints, with or without the `vision_model.` level that
+# transformers 5 no longer has inside `CLIPVisionModel`.
+TOWER_PREFIXES = tuple(
+    outer + inner
+    for outer in ("", "vision_tower.", "model.vision_tower.", "model.vision_tower.vision_tower.")
+    for inner in ("vision_model.", "")
+)
+TOWER_MODULES = ("embeddings.", "pre_layrnorm.", "encoder.", "post_layernorm.")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+def _weight_files(checkpoint: Path) -> list[Path]:
+    """The weight files of a checkpoint file or folder (sharded indexes are followed)."""
+    if checkpoint.is_file():
+        return [checkpoint]
+    if not checkpoint.is_dir():
+        raise FileNotFoundError(f"vision tower checkpoint not found: {checkpoint}")
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = checkpoint / index_name
+        if index.exists():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            shards = {name for key, name in weight_map.items() if _tower_key(key) is not None}
+            return [checkpoint / name for name in sorted(shards)]
+    files = sorted(p for p in checkpoint.iterdir() if p.name.endswith(WEIGHT_SUFFIXES))
+    preferred = [p for p in files if p.suffix == ".safetensors"] or files
+    if not preferred:
+        raise FileNotFoundError(f"no weight files in {checkpoint}")
+    return preferred
+
+
+def _tower_key(key: str) -> str | None:
+    """Map a checkpoint key to the CLIPVisionModel key, or None if it is not a tower weight."""
+    for prefix in TOWER_PREFIXES:
+        if key.startswith(prefix) and key[len(prefix) :].startswith(TOWER_MODULES):
+            return key[len(prefix) :]
+    return None
+
+
+def _read_tensors(path: Path) -> dict[str, Tensor]:
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state.get("state_dict", state) if isinstance(state, dict) else state
+
+
+def load_vision_tower_state(checkpoint: str | Path) -> dict[str, Tensor]:
+    """Vision-tower tensors of a LLaVA or CLIP checkpoint, keyed as `CLIPVisionModel` expects."""
+    state: dict[str, Tensor] = {}
+    for path in _weight_files(Path(checkpoint)):
+        for key, tensor in _read_tensors(path).items():
+            tower_key = _tower_key(key)
+            if tower_key is not None:
+                state[tower_key] = tensor
+    if not state:
+        raise ValueError(f"no CLIP vision tower weights in {checkpoint}")
+    return state
+
+
+class CLIPVisionTower(nn.Module):
+    """Frozen CLIP ViT returning the patch-token maps (B, C, H/p, W/p) of chosen layers.
+
+    `layer_indices` index `hidden_states` (0 = embeddings, -2 = LLaVA's penultimate layer).
+    Position embeddings are interpolated, so any input size works.
+    """
+
+    def __init__(
+        self,
+        vision_config: dict,
+        layer_indices: Sequence[int],
+        pretrained: str | None = None,
+    ) -> None:
+        super().__init__()
+        from transformers import CLIPVisionConfig, CLIPVisionModel
+
+        self.model = CLIPVisionModel(CLIPVisionConfig(**vision_config))
+        self.layer_indices = tuple(layer_indices)
+        self.patch_size = self.model.config.patch_size
+        self.embed_dim = self.model.config.hidden_size
+        if pretrained is not None:
+            self.load_pretrained(pretrained)
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        self.eval()
+
+    def load_pretrained(self, checkpoint: str | Path) -> None:
+        state = load_vision_tower_state(checkpoint)
+        missing, _ = self.model.load_state_dict(state, strict=False)
+        missing = [key for key in missing if "position_ids" not in key]
+        if missing:
+            raise ValueError(
+                f"{checkpoint} lacks {len(missing)} vision tower weights: {missing[:3]}"
+            )
+
+    def train(self, mode: bool = True) -> CLIPVisionTower:
+        """Stay in eval mode: the tower is frozen."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> list[Tensor]:
+        outputs = self.model(
+            pixel_values=images, output_hidden_states=True, interpolate_pos_encoding=True
+        )
+        height, width = (size // self.patch_size for size in images.shape[-2:])
+        return [self._to_map(outputs.hidden_states[i], height, width) for i in self.layer_indices]
+
+    @staticmethod
+    def _to_map(tokens: Tensor, height: int, width: int) -> Tensor:
+        patches = tokens[:, 1:]
+        return patches.transpose(1, 2).reshape(tokens.shape[0], -1, height, width)

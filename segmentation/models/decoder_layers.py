@@ -1,0 +1,235 @@
+"""The LLMFormer decoder layer: semantic -> (scaled) visual -> relation attention -> FFN.
+
+Each prior module can be switched off; with all three off the layer is Mask2Former's (masked
+cross-attention to one feature level per layer, plain self-attention, FFN). All attention blocks
+are post-norm with a residual, as in Mask2Former.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn.bricks.transformer import FFN
+from torch import Tensor, nn
+
+from segmentation.models.prior_encoder import PriorTensors
+
+
+class MLP(nn.Module):
+    """`num_layers` linear layers with ReLU in between."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int) -> None:
+        super().__init__()
+        dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(dims))
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i, layer in enumerate(self.layers):
+            x = layer(x) if i == len(self.layers) - 1 else F.relu(layer(x))
+        return x
+
+
+class ResidualAttention(nn.Module):
+    """Multi-head attention whose output is added to the query and layer-normalised."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(dim)
+
+    def attend(self, query: Tensor, key: Tensor, value: Tensor, **masks: Tensor | None) -> Tensor:
+        return self.attention(query, key, value, need_weights=False, **masks)[0]
+
+    def residual(self, query: Tensor, update: Tensor) -> Tensor:
+        return self.norm(query + self.dropout(update))
+
+
+def attend_to_prior_tokens(query: Tensor, tokens: Tensor, mask: Tensor, null: Tensor) -> Tensor:
+    """Single-head dot-product readout of prior tokens, with an always-present null token."""
+    batch = query.shape[0]
+    keys = torch.cat([null.expand(batch, -1, -1), tokens], dim=1)
+    present = torch.cat([mask.new_ones(batch, 1), mask], dim=1)
+    logits = query @ keys.transpose(1, 2) / math.sqrt(query.shape[-1])
+    weights = logits.masked_fill(~present[:, None], float("-inf")).softmax(dim=-1)
+    return weights @ keys
+
+
+class SemanticAttention(ResidualAttention):
+    """Queries cross-attend to the object and attribute prior embeddings of their image."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__(dim, num_heads, dropout)
+        self.null = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.type_embed = nn.Embedding(2, dim)
+
+    def forward(self, query: Tensor, query_pos: Tensor, priors: PriorTensors) -> Tensor:
+        batch = query.shape[0]
+        tokens = torch.cat(
+            [
+                self.null.expand(batch, -1, -1),
+                priors.objects + self.type_embed.weight[0],
+                priors.attributes + self.type_embed.weight[1],
+            ],
+            dim=1,
+        )
+        absent = torch.cat(
+            [priors.object_mask.new_zeros(batch, 1), ~priors.object_mask, ~priors.attribute_mask],
+            dim=1,
+        )
+        update = self.attend(query + query_pos, tokens, tokens, key_padding_mask=absent)
+        return self.residual(query, update)
+
+
+class VisualAttention(ResidualAttention):
+    """Mask2Former's masked cross-attention to the one feature level chosen for this layer."""
+
+    def forward(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        memories: list[Tensor],
+        memory_pos: list[Tensor],
+        masks: list[Tensor],
+        level: int,
+        priors: PriorTensors,
+    ) -> Tensor:
+        update = self.attend(
+            query + query_pos,
+            memories[level] + memory_pos[level],
+            memories[level],
+            attn_mask=masks[level],
+        )
+        return self.residual(query, update)
+
+
+class ScaledVisualAttention(ResidualAttention):
+    """Masked cross-attention to every feature level, weighted per query by scale scores.
+
+    Each query reads an attribute embedding from its image's attribute priors (a learnt null
+    token when there are none); an MLP on it gives softmax scores over the levels.
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float, num_levels: int) -> None:
+        super().__init__(dim, num_heads, dropout)
+        self.attribute_query = nn.Linear(dim, dim)
+        self.attribute_null = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.scale_mlp = MLP(dim, dim, num_levels, 2)
+
+    def scale_scores(self, query: Tensor, priors: PriorTensors) -> Tensor:
+        """Softmax scores (B, Q, num_levels) from each query's attribute embedding."""
+        attribute_embedding = attend_to_prior_tokens(
+            self.attribute_query(query),
+            priors.attributes,
+            priors.attribute_mask,
+            self.attribute_null,
+        )
+        return self.scale_mlp(attribute_embedding).softmax(dim=-1)
+
+    def forward(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        memories: list[Tensor],
+        memory_pos: list[Tensor],
+        masks: list[Tensor],
+        level: int,
+        priors: PriorTensors,
+    ) -> Tensor:
+        scores = self.scale_scores(query, priors)
+        update = sum(
+            scores[..., i, None] * self.attend(query + query_pos, m + p, m, attn_mask=mask)
+            for i, (m, p, mask) in enumerate(zip(memories, memory_pos, masks, strict=True))
+        )
+        return self.residual(query, update)
+
+
+class RelationAttention(ResidualAttention):
+    """Query self-attention; with `use_relations`, its logits get a bias from the relation graph.
+
+    Queries are softly assigned to object priors (a null column lets a query belong to none);
+    each relation (s, p, o) adds, per head, a learnt scalar of its phrase embedding times
+    assign[i, s] * assign[j, o] to the logit of query i attending to query j. An empty graph
+    gives a zero bias, i.e. plain self-attention.
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float, use_relations: bool) -> None:
+        super().__init__(dim, num_heads, dropout)
+        self.num_heads = num_heads
+        self.use_relations = use_relations
+        if use_relations:
+            self.query_to_object = nn.Linear(dim, dim)
+            self.relation_to_heads = nn.Linear(dim, num_heads)
+
+    def forward(self, query: Tensor, query_pos: Tensor, priors: PriorTensors) -> Tensor:
+        bias = self.relation_bias(query, priors) if self.use_relations else None
+        position_query = query + query_pos
+        update = self.attend(position_query, position_query, query, attn_mask=bias)
+        return self.residual(query, update)
+
+    def relation_bias(self, query: Tensor, priors: PriorTensors) -> Tensor:
+        """Additive attention bias (B * heads, Q, Q) from the image's relation graph."""
+        batch, num_queries, dim = query.shape
+        logits = self.query_to_object(query) @ priors.objects.transpose(1, 2) / math.sqrt(dim)
+        logits = logits.masked_fill(~priors.object_mask[:, None], float("-inf"))
+        with_null = torch.cat([logits, logits.new_zeros(batch, num_queries, 1)], dim=-1)
+        assignment = with_null.softmax(dim=-1)[..., :-1]
+        head_weights = self.relation_to_heads(priors.relations) * priors.relation_mask[..., None]
+
+        def assigned(index: Tensor) -> Tensor:
+            return assignment.gather(2, index[:, None].expand(-1, num_queries, -1))
+
+        bias = torch.einsum(
+            "bqr,brh,bkr->bhqk",
+            assigned(priors.relation_subject),
+            head_weights,
+            assigned(priors.relation_object),
+        )
+        return bias.flatten(0, 1)
+
+
+class LLMFormerDecoderLayer(nn.Module):
+    """One decoder layer; the three prior modules switch on and off independently."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        ffn_channels: int,
+        dropout: float,
+        num_levels: int,
+        use_semantic_attention: bool,
+        use_scaled_visual_attention: bool,
+        use_relation_attention: bool,
+    ) -> None:
+        super().__init__()
+        self.semantic = (
+            SemanticAttention(dim, num_heads, dropout) if use_semantic_attention else None
+        )
+        self.visual = (
+            ScaledVisualAttention(dim, num_heads, dropout, num_levels)
+            if use_scaled_visual_attention
+            else VisualAttention(dim, num_heads, dropout)
+        )
+        self.relation = RelationAttention(dim, num_heads, dropout, use_relation_attention)
+        self.ffn = FFN(embed_dims=dim, feedforward_channels=ffn_channels, ffn_drop=dropout)
+        self.ffn_norm = nn.LayerNorm(dim)
+
+    def forward(
+        self,
+        query: Tensor,
+        query_pos: Tensor,
+        memories: list[Tensor],
+        memory_pos: list[Tensor],
+        masks: list[Tensor],
+        level: int,
+        priors: PriorTensors,
+    ) -> Tensor:
+        if self.semantic is not None:
+            query = self.semantic(query, query_pos, priors)
+        query = self.visual(query, query_pos, memories, memory_pos, masks, level, priors)
+        query = self.relation(query, query_pos, priors)
+        return self.ffn_norm(self.ffn(query))

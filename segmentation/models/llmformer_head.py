@@ -1,0 +1,346 @@
+"""LLMFormerHead: a Mask2Former-style open-vocabulary mask decoder guided by LLM priors.
+
+Queries pass through `num_layers` decoder layers (semantic -> scaled visual -> relation
+attention -> FFN); after the query init and after every layer, masks and class logits are
+predicted (deep supervision). Classes are scored by cosine similarity with text embeddings of
+whatever vocabulary the caller passes, times a learnt temperature, plus a learnt void class.
+Matching and losses are MMSeg's own (`MatchMasks`, `HungarianAssigner`, CE and Dice losses).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from mmcv.ops import point_sample
+from mmengine.dist import all_reduce
+from mmengine.structures import InstanceData
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+from mmseg.models.utils import get_uncertain_point_coords_with_randomness
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, MatchMasks, SampleList, seg_data_to_instance_data
+from torch import Tensor, nn
+
+from segmentation.models.decoder_layers import MLP, LLMFormerDecoderLayer
+from segmentation.models.deformable import sine_position_encoding
+from segmentation.models.pixel_decoder import DeformablePixelDecoder
+from segmentation.models.prior_encoder import PriorTensors
+from segmentation.text.vocabulary import VocabularyEmbedding, max_over_synonyms
+
+NUM_LEVELS = 3
+LOSS_NAMES = ("loss_cls_ce", "loss_mask_ce", "loss_mask_dice")
+
+
+@dataclass(frozen=True)
+class HeadInputs:
+    """Backbone maps (strides 4/8/16/32), the batch's prior embeddings, and the vocabulary:
+    one shared by the batch, or one per image (vocabulary-free prediction)."""
+
+    features: Sequence[Tensor]
+    priors: PriorTensors
+    vocabulary: VocabularyEmbedding | list[VocabularyEmbedding]
+
+
+@dataclass(frozen=True)
+class HeadOutputs:
+    """Per prediction step (query init, then each layer): class logits (B, Q, C + 1), the last
+    column void, or one (Q, C_i + 1) tensor per image; and mask logits (B, Q, H/4, W/4)."""
+
+    class_logits: list[Tensor | list[Tensor]]
+    mask_logits: list[Tensor]
+
+
+@MODELS.register_module()
+class LLMFormerHead(BaseDecodeHead):
+    """Mask decoder with semantic, scaled visual and relation attention over LLM priors.
+
+    `num_classes` is the training vocabulary's size (the vocabulary itself comes with each
+    call); `text_embed_dims` is the text encoder's output size. With all three
+    `use_*_attention` off, the head is a plain Mask2Former-style open-vocabulary decoder.
+    `init_cfg` defaults to None: BaseDecodeHead's default initialises `conv_seg`, which a
+    mask-classification head does not have.
+    """
+
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        channels: int,
+        num_classes: int,
+        text_embed_dims: int,
+        num_queries: int = 100,
+        num_layers: int = 9,
+        num_heads: int = 8,
+        ffn_channels: int = 2048,
+        attention_dropout: float = 0.0,
+        pixel_decoder: dict | None = None,
+        use_semantic_attention: bool = True,
+        use_scaled_visual_attention: bool = True,
+        use_relation_attention: bool = True,
+        logit_scale_init: float = math.log(1 / 0.07),
+        logit_scale_max: float = math.log(100.0),
+        void_class_weight: float = 0.1,
+        train_cfg: ConfigType | None = None,
+        init_cfg: dict | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(
+            init_cfg=init_cfg,
+            in_channels=list(in_channels),
+            channels=channels,
+            num_classes=num_classes,
+            input_transform="multiple_select",
+            in_index=list(range(len(in_channels))),
+            **kwargs,
+        )
+        del self.conv_seg
+        self.pixel_decoder = DeformablePixelDecoder(
+            in_channels, channels, channels, **(pixel_decoder or {})
+        )
+        self.query_feat = nn.Embedding(num_queries, channels)
+        self.query_pos = nn.Embedding(num_queries, channels)
+        self.level_embed = nn.Embedding(NUM_LEVELS, channels)
+        self.prior_projections = nn.ModuleDict(
+            {
+                kind: nn.Linear(text_embed_dims, channels)
+                for kind, used in (
+                    ("objects", use_semantic_attention or use_relation_attention),
+                    ("attributes", use_semantic_attention or use_scaled_visual_attention),
+                    ("relations", use_relation_attention),
+                )
+                if used
+            }
+        )
+        self.layers = nn.ModuleList(
+            LLMFormerDecoderLayer(
+                channels,
+                num_heads,
+                ffn_channels,
+                attention_dropout,
+                NUM_LEVELS,
+                use_semantic_attention,
+                use_scaled_visual_attention,
+                use_relation_attention,
+            )
+            for _ in range(num_layers)
+        )
+        self.decoder_norm = nn.LayerNorm(channels)
+        self.mask_embed = MLP(channels, channels, channels, 3)
+        self.class_projection = nn.Linear(channels, text_embed_dims)
+        self.void_embedding = nn.Parameter(torch.randn(text_embed_dims) * 0.02)
+        self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
+        self.logit_scale_max = logit_scale_max
+        self.num_queries = num_queries
+        self.num_heads = num_heads
+        self.void_class_weight = void_class_weight
+        self.train_cfg = train_cfg
+        self.losses_by_name = self._check_losses()
+        if train_cfg:
+            self.match_masks = MatchMasks(
+                num_points=train_cfg["num_points"],
+                num_queries=num_queries,
+                num_classes=num_classes,
+                assigner=train_cfg["assigner"],
+            )
+
+    def _check_losses(self) -> dict[str, nn.Module]:
+        losses = (
+            self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) else [self.loss_decode]
+        )
+        by_name = {loss.loss_name: loss for loss in losses}
+        if sorted(by_name) != sorted(LOSS_NAMES):
+            raise ValueError(
+                f"LLMFormerHead needs losses named {LOSS_NAMES}, got {sorted(by_name)}"
+            )
+        return by_name
+
+    # ----------------------------------------------------------------------------- forward
+    def forward(self, inputs: HeadInputs) -> HeadOutputs:
+        mask_features, memories = self.pixel_decoder(inputs.features)
+        batch = mask_features.shape[0]
+        sizes = [tuple(m.shape[-2:]) for m in memories]
+        memory_tokens = [m.flatten(2).transpose(1, 2) for m in memories]
+        memory_pos = [
+            (sine_position_encoding(h, w, self.channels, m.device) + self.level_embed.weight[i])[
+                None
+            ]
+            for i, ((h, w), m) in enumerate(zip(sizes, memories, strict=True))
+        ]
+        priors = self._project_priors(inputs.priors)
+        query = self.query_feat.weight[None].expand(batch, -1, -1)
+        query_pos = self.query_pos.weight[None].expand(batch, -1, -1)
+        class_logits, mask_logits = self._predict(query, mask_features, inputs.vocabulary)
+        outputs = HeadOutputs([class_logits], [mask_logits])
+        for index, layer in enumerate(self.layers):
+            masks = self._attention_masks(mask_logits, sizes)
+            query = layer(
+                query, query_pos, memory_tokens, memory_pos, masks, index % NUM_LEVELS, priors
+            )
+            class_logits, mask_logits = self._predict(query, mask_features, inputs.vocabulary)
+            outputs.class_logits.append(class_logits)
+            outputs.mask_logits.append(mask_logits)
+        return outputs
+
+    def _project_priors(self, priors: PriorTensors) -> PriorTensors:
+        """Map prior text embeddings to the decoder width (kinds no module uses stay as is)."""
+
+        def project(kind: str) -> Tensor:
+            tensor = getattr(priors, kind)
+            return (
+                self.prior_projections[kind](tensor) if kind in self.prior_projections else tensor
+            )
+
+        return PriorTensors(
+            project("objects"),
+            priors.object_mask,
+            project("attributes"),
+            priors.attribute_mask,
+            project("relations"),
+            priors.relation_mask,
+            priors.relation_subject,
+            priors.relation_object,
+        )
+
+    def _predict(
+        self, query: Tensor, mask_features: Tensor, vocabulary: VocabularyEmbedding | list
+    ) -> tuple[Tensor | list[Tensor], Tensor]:
+        query = self.decoder_norm(query)
+        mask_logits = torch.einsum("bqc,bchw->bqhw", self.mask_embed(query), mask_features)
+        return self.classify(query, vocabulary), mask_logits
+
+    def classify(self, query: Tensor, vocabulary: VocabularyEmbedding | list) -> Tensor | list:
+        """Scaled cosine logits against the vocabulary (max over synonyms) plus the void class."""
+        embedding = F.normalize(self.class_projection(query), dim=-1)
+        scale = self.logit_scale.clamp(max=self.logit_scale_max).exp()
+        void = embedding @ F.normalize(self.void_embedding, dim=0)
+
+        def logits(image_embedding: Tensor, image_void: Tensor, vocab: VocabularyEmbedding):
+            synonym_logits = image_embedding @ vocab.embeddings.to(image_embedding).T
+            classes = max_over_synonyms(synonym_logits, vocab)
+            return scale * torch.cat([classes, image_void[..., None]], dim=-1)
+
+        if isinstance(vocabulary, VocabularyEmbedding):
+            return logits(embedding, void, vocabulary)
+        return [
+            logits(e, v, vocab) for e, v, vocab in zip(embedding, void, vocabulary, strict=True)
+        ]
+
+    def _attention_masks(self, mask_logits: Tensor, sizes: list[tuple[int, int]]) -> list[Tensor]:
+        """Mask2Former's masked attention: a query sees only where its current mask is on
+        (everywhere, if its mask is empty). One (B * heads, Q, H*W) boolean mask per level."""
+        masks = []
+        for size in sizes:
+            resized = F.interpolate(mask_logits, size=size, mode="bilinear", align_corners=False)
+            blocked = resized.flatten(2).sigmoid() < 0.5
+            blocked[blocked.all(dim=-1)] = False
+            masks.append(blocked.repeat_interleave(self.num_heads, dim=0).detach())
+        return masks
+
+    # -------------------------------------------------------------------------------- loss
+    def loss(
+        self, inputs: HeadInputs, batch_data_samples: SampleList, train_cfg: ConfigType
+    ) -> dict:
+        if not isinstance(inputs.vocabulary, VocabularyEmbedding):
+            raise ValueError("training needs one vocabulary shared by the batch")
+        batch_gt_instances = seg_data_to_instance_data(self.ignore_index, batch_data_samples)
+        outputs = self.forward(inputs)
+        return self.loss_by_feat(outputs, batch_gt_instances, inputs.vocabulary.num_classes)
+
+    def loss_by_feat(
+        self, outputs: HeadOutputs, batch_gt_instances: list[InstanceData], num_classes: int
+    ) -> dict[str, Tensor]:
+        """Losses of the last step under their names, earlier steps prefixed `d{step}.`."""
+        steps = list(zip(outputs.class_logits, outputs.mask_logits, strict=True))
+        losses = {}
+        for step, (class_logits, mask_logits) in enumerate(steps):
+            prefix = "" if step == len(steps) - 1 else f"d{step}."
+            step_losses = self._step_losses(
+                class_logits, mask_logits, batch_gt_instances, num_classes
+            )
+            losses.update({prefix + name: value for name, value in step_losses.items()})
+        return losses
+
+    def _step_losses(
+        self,
+        class_logits: Tensor,
+        mask_logits: Tensor,
+        batch_gt_instances: list[InstanceData],
+        num_classes: int,
+    ) -> dict[str, Tensor]:
+        labels, mask_targets, mask_weights, avg_factor = self.match_masks.get_targets(
+            class_logits, mask_logits, batch_gt_instances
+        )
+        matched = mask_weights > 0
+        labels = torch.where(matched, labels, torch.full_like(labels, num_classes))
+        class_weights = torch.where(matched, 1.0, self.void_class_weight).flatten()
+        loss_cls = self.losses_by_name["loss_cls_ce"](
+            class_logits.flatten(0, 1),
+            labels.flatten(),
+            weight=class_weights,
+            avg_factor=class_weights.sum(),
+        )
+        num_masks = class_logits.new_tensor([avg_factor], dtype=torch.float)
+        all_reduce(num_masks, op="mean")
+        num_masks = num_masks.clamp(min=1).item()
+        matched_logits = mask_logits[matched]
+        if len(mask_targets) == 0:
+            zero = matched_logits.sum()
+            return {"loss_cls_ce": loss_cls, "loss_mask_ce": zero, "loss_mask_dice": zero}
+        point_preds, point_targets = self._sample_points(matched_logits, mask_targets)
+        num_points = point_preds.shape[1]
+        return {
+            "loss_cls_ce": loss_cls,
+            "loss_mask_ce": self.losses_by_name["loss_mask_ce"](
+                point_preds, point_targets, avg_factor=num_masks * num_points
+            ),
+            "loss_mask_dice": self.losses_by_name["loss_mask_dice"](
+                point_preds, point_targets, avg_factor=num_masks
+            ),
+        }
+
+    def _sample_points(self, mask_logits: Tensor, mask_targets: Tensor) -> tuple[Tensor, Tensor]:
+        """Mask logits and targets at importance-sampled points: (N, P) each."""
+        with torch.no_grad():
+            coords = get_uncertain_point_coords_with_randomness(
+                mask_logits[:, None],
+                None,
+                self.train_cfg["num_points"],
+                self.train_cfg.get("oversample_ratio", 3.0),
+                self.train_cfg.get("importance_sample_ratio", 0.75),
+            )
+            targets = point_sample(mask_targets[:, None].float(), coords).squeeze(1)
+        return point_sample(mask_logits[:, None], coords).squeeze(1), targets
+
+    # ----------------------------------------------------------------------------- predict
+    def predict(self, inputs: HeadInputs, batch_img_metas: list[dict], test_cfg: ConfigType):
+        outputs = self.forward(inputs)
+        return self.predict_by_feat(
+            (outputs.class_logits[-1], outputs.mask_logits[-1]), batch_img_metas
+        )
+
+    def predict_by_feat(
+        self, seg_logits: tuple[Tensor | list[Tensor], Tensor], batch_img_metas: list[dict]
+    ) -> Tensor:
+        """Per-pixel class scores (B, C, H, W): sum over queries of class probability (void
+        dropped) times mask probability. Per-image vocabularies are padded with -1 to the
+        largest one, and every output to 2 classes at least (MMSeg's post-processing treats
+        one channel as a binary task)."""
+        class_logits, mask_logits = seg_logits
+        meta = batch_img_metas[0]
+        size = meta.get("pad_shape", meta["img_shape"])
+        masks = F.interpolate(
+            mask_logits, size=size, mode="bilinear", align_corners=False
+        ).sigmoid()
+        if isinstance(class_logits, Tensor):
+            class_logits = list(class_logits)
+        per_image = [
+            torch.einsum("qc,qhw->chw", logits.softmax(-1)[..., :-1], image_masks)
+            for logits, image_masks in zip(class_logits, masks, strict=True)
+        ]
+        channels = max([2, *(len(scores) for scores in per_image)])
+        padded = masks.new_full((len(per_image), channels, *masks.shape[-2:]), -1.0)
+        for i, scores in enumerate(per_image):
+            padded[i, : len(scores)] = scores
+        return padded

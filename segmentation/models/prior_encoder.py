@@ -1,0 +1,80 @@
+"""Turn a batch of prior graphs into padded text-embedding tensors for the decoder.
+
+Object names, attribute phrases ("red car") and relation phrases ("dog on sofa") are embedded by
+the segmentor's text encoder through the cache (memory, then the store's `text_embeddings`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from segmentation.text.cache import CachedTextEmbedder, TextEmbeddingStore
+from segmentation.text.encoders import TextEncoder
+from segmentation.transforms.priors import PriorGraph
+
+
+@dataclass(frozen=True)
+class PriorTensors:
+    """Padded prior embeddings of a batch; masks are True where an entry exists."""
+
+    objects: Tensor  # (B, No, D)
+    object_mask: Tensor  # (B, No)
+    attributes: Tensor  # (B, Na, D)
+    attribute_mask: Tensor  # (B, Na)
+    relations: Tensor  # (B, Nr, D)
+    relation_mask: Tensor  # (B, Nr)
+    relation_subject: Tensor  # (B, Nr), index into objects
+    relation_object: Tensor  # (B, Nr), index into objects
+
+
+def _pad(rows: list[Tensor], dim: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    length = max((len(row) for row in rows), default=0)
+    padded = torch.zeros(len(rows), length, dim, device=device)
+    mask = torch.zeros(len(rows), length, dtype=torch.bool, device=device)
+    for i, row in enumerate(rows):
+        padded[i, : len(row)] = row
+        mask[i, : len(row)] = True
+    return padded, mask
+
+
+def _pad_index(rows: list[list[int]], length: int, device: torch.device) -> Tensor:
+    index = torch.zeros(len(rows), length, dtype=torch.long, device=device)
+    for i, row in enumerate(rows):
+        index[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+    return index
+
+
+class PriorEncoder:
+    """Embeds prior graphs with a frozen text encoder, caching every phrase it has seen."""
+
+    def __init__(self, encoder: TextEncoder, store: TextEmbeddingStore | None = None) -> None:
+        self.embedder = CachedTextEmbedder(encoder, store)
+
+    def __call__(self, graphs: Sequence[PriorGraph]) -> PriorTensors:
+        groups = [[list(g.objects), g.attribute_phrases(), g.relation_phrases()] for g in graphs]
+        texts = [text for image in groups for group in image for text in group]
+        sizes = [len(group) for image in groups for group in image]
+        chunks = self.embedder.embed(texts).split(sizes)
+        dim, device = self.embedder.encoder.embed_dim, self.embedder.encoder.device
+        objects, object_mask = _pad(list(chunks[0::3]), dim, device)
+        attributes, attribute_mask = _pad(list(chunks[1::3]), dim, device)
+        relations, relation_mask = _pad(list(chunks[2::3]), dim, device)
+        length = relations.shape[1]
+        return PriorTensors(
+            objects,
+            object_mask,
+            attributes,
+            attribute_mask,
+            relations,
+            relation_mask,
+            relation_subject=_pad_index(
+                [[r[0] for r in g.relations] for g in graphs], length, device
+            ),
+            relation_object=_pad_index(
+                [[r[2] for r in g.relations] for g in graphs], length, device
+            ),
+        )

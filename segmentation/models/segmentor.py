@@ -1,0 +1,223 @@
+"""The LLMFormer segmentor: frozen CLIP ViT + adapter, LLMFormerHead, a frozen text encoder.
+
+It carries each image's priors (`data_sample.priors`) and a vocabulary through `loss` and
+`predict`. The vocabulary is set from the dataset (`VocabularyHook`), by `set_vocabulary`, or per
+call (`predict(..., vocabulary=...)`); with `test_cfg.vocabulary_free=True` every image is
+classified against the objects its own priors name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from mmseg.models.segmentors.base import BaseSegmentor
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList, add_prefix
+from torch import Tensor
+
+from segmentation.models.llmformer_head import HeadInputs, HeadOutputs
+from segmentation.models.prior_encoder import PriorEncoder, PriorTensors
+from segmentation.text.encoders import build_text_encoder
+from segmentation.text.vocabulary import (
+    VILD_TEMPLATES,
+    Vocabulary,
+    VocabularyEmbedding,
+    embed_vocabulary,
+    normalize_vocabulary,
+)
+from segmentation.transforms.priors import PriorGraph
+
+
+@MODELS.register_module()
+class LLMFormer(BaseSegmentor):
+    """Open-vocabulary segmentor guided by LLM priors (whole-image or sliding-window inference).
+
+    `text_cache_root` (a prior store root) caches prior phrase embeddings on disk; `vocabulary`
+    (class names, comma-separated synonyms allowed) fixes a default vocabulary.
+    """
+
+    def __init__(
+        self,
+        backbone: ConfigType,
+        decode_head: ConfigType,
+        text_encoder: ConfigType,
+        vocabulary: Sequence[str] | None = None,
+        templates: Sequence[str] = VILD_TEMPLATES,
+        text_cache_root: str | None = None,
+        train_cfg: OptConfigType = None,
+        test_cfg: OptConfigType = None,
+        data_preprocessor: OptConfigType = None,
+        init_cfg: OptMultiConfig = None,
+    ) -> None:
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.decode_head = MODELS.build(decode_head)
+        self.text_encoder = build_text_encoder(text_encoder)
+        head_dims = self.decode_head.class_projection.out_features
+        if head_dims != self.text_encoder.embed_dim:
+            raise ValueError(
+                f"decode_head.text_embed_dims={head_dims} but the text encoder "
+                f"{self.text_encoder.name} gives {self.text_encoder.embed_dim}-d embeddings"
+            )
+        self.prior_encoder = PriorEncoder(self.text_encoder, _open_store(text_cache_root))
+        self.templates = tuple(templates)
+        self.align_corners = self.decode_head.align_corners
+        self.num_classes = self.decode_head.num_classes
+        self.out_channels = self.decode_head.out_channels
+        self.train_cfg = train_cfg
+        self.test_cfg = test_cfg if test_cfg is not None else dict(mode="whole")
+        self.vocabulary: Vocabulary | None = (
+            normalize_vocabulary(vocabulary) if vocabulary else None
+        )
+        self._embedded: dict[Vocabulary, VocabularyEmbedding] = {}
+
+    # ------------------------------------------------------------------------- vocabulary
+    def set_vocabulary(
+        self, classes: Sequence[str], synonyms: Sequence[Sequence[str]] | None = None
+    ) -> None:
+        """Use these classes (optionally with synonym lists) until told otherwise."""
+        self.vocabulary = normalize_vocabulary(classes, synonyms)
+
+    def embed_vocabulary(self, vocabulary: Vocabulary) -> VocabularyEmbedding:
+        """Template-averaged synonym embeddings, computed once per vocabulary."""
+        if vocabulary not in self._embedded:
+            self._embedded[vocabulary] = embed_vocabulary(
+                self.text_encoder, vocabulary, self.templates
+            ).to(torch.device("cpu"))
+        return self._embedded[vocabulary].to(self.text_encoder.device)
+
+    def _current_vocabulary(self) -> Vocabulary:
+        if self.vocabulary is None:
+            raise ValueError(
+                "no vocabulary: add VocabularyHook to custom_hooks, set model.vocabulary, "
+                "or pass vocabulary= to predict"
+            )
+        return self.vocabulary
+
+    def _image_vocabularies(self, graphs: Sequence[PriorGraph]) -> list[Vocabulary]:
+        """Vocabulary-free mode: each image's object priors; the current vocabulary if none."""
+        return [
+            normalize_vocabulary(list(dict.fromkeys(graph.objects)))
+            if graph.objects
+            else self._current_vocabulary()
+            for graph in graphs
+        ]
+
+    # ------------------------------------------------------------------------------ priors
+    @staticmethod
+    def _graphs(data_samples: SampleList | None, batch: int) -> list[PriorGraph]:
+        if data_samples is None:
+            return [PriorGraph.EMPTY] * batch
+        return [sample.get("priors", PriorGraph.EMPTY) for sample in data_samples]
+
+    # ------------------------------------------------------------------------------ model
+    def extract_feat(self, inputs: Tensor) -> tuple[Tensor, ...]:
+        return self.backbone(inputs)
+
+    def encode_decode(
+        self,
+        inputs: Tensor,
+        batch_img_metas: list[dict],
+        priors: PriorTensors | None = None,
+        vocabulary: VocabularyEmbedding | list[VocabularyEmbedding] | None = None,
+    ) -> Tensor:
+        """Per-pixel class scores at the input size."""
+        if priors is None:
+            priors = self.prior_encoder([PriorGraph.EMPTY] * len(inputs))
+        if vocabulary is None:
+            vocabulary = self.embed_vocabulary(self._current_vocabulary())
+        head_inputs = HeadInputs(self.extract_feat(inputs), priors, vocabulary)
+        return self.decode_head.predict(head_inputs, batch_img_metas, self.test_cfg)
+
+    def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
+        priors = self.prior_encoder(self._graphs(data_samples, len(inputs)))
+        vocabulary = self.embed_vocabulary(self._current_vocabulary())
+        head_inputs = HeadInputs(self.extract_feat(inputs), priors, vocabulary)
+        losses = self.decode_head.loss(head_inputs, data_samples, self.train_cfg)
+        return add_prefix(losses, "decode")
+
+    def predict(
+        self,
+        inputs: Tensor,
+        data_samples: SampleList | None = None,
+        vocabulary: Sequence[str] | None = None,
+    ) -> SampleList:
+        """Segment `inputs`; each returned sample's metainfo `vocabulary` names its label ids."""
+        graphs = self._graphs(data_samples, len(inputs))
+        if vocabulary is not None:
+            vocabularies = [normalize_vocabulary(vocabulary)] * len(inputs)
+        elif self.test_cfg.get("vocabulary_free", False):
+            vocabularies = self._image_vocabularies(graphs)
+        else:
+            vocabularies = [self._current_vocabulary()] * len(inputs)
+        if len(set(vocabularies)) == 1:
+            embedded = self.embed_vocabulary(vocabularies[0])
+        else:
+            embedded = [self.embed_vocabulary(v) for v in vocabularies]
+        metas = self._metas(inputs, data_samples)
+        priors = self.prior_encoder(graphs)
+        if self.test_cfg.get("mode", "whole") == "slide":
+            seg_logits = self.slide_inference(inputs, metas, priors, embedded)
+        else:
+            seg_logits = self.encode_decode(inputs, metas, priors, embedded)
+        results = self.postprocess_result(seg_logits, data_samples)
+        for sample, names in zip(results, vocabularies, strict=True):
+            sample.set_metainfo({"vocabulary": [synonyms[0] for synonyms in names]})
+        return results
+
+    @staticmethod
+    def _metas(inputs: Tensor, data_samples: SampleList | None) -> list[dict]:
+        if data_samples is not None:
+            return [sample.metainfo for sample in data_samples]
+        shape = tuple(inputs.shape[2:])
+        return [
+            dict(ori_shape=shape, img_shape=shape, pad_shape=shape, padding_size=[0] * 4)
+        ] * len(inputs)
+
+    def slide_inference(
+        self,
+        inputs: Tensor,
+        batch_img_metas: list[dict],
+        priors: PriorTensors,
+        vocabulary: VocabularyEmbedding | list[VocabularyEmbedding],
+    ) -> Tensor:
+        """Average the scores of overlapping `crop_size` windows taken every `stride` pixels."""
+        stride_h, stride_w = self.test_cfg["stride"]
+        crop_h, crop_w = self.test_cfg["crop_size"]
+        height, width = inputs.shape[2:]
+        scores, counts = None, inputs.new_zeros(len(inputs), 1, height, width)
+        for top in _window_starts(height, crop_h, stride_h):
+            for left in _window_starts(width, crop_w, stride_w):
+                crop = inputs[:, :, top : top + crop_h, left : left + crop_w]
+                crop_shape = tuple(crop.shape[2:])
+                metas = [
+                    {**m, "img_shape": crop_shape, "pad_shape": crop_shape} for m in batch_img_metas
+                ]
+                crop_scores = self.encode_decode(crop, metas, priors, vocabulary)
+                if scores is None:
+                    scores = inputs.new_zeros(len(inputs), crop_scores.shape[1], height, width)
+                bottom, right = top + crop_shape[0], left + crop_shape[1]
+                scores += F.pad(crop_scores, (left, width - right, top, height - bottom))
+                counts[:, :, top:bottom, left:right] += 1
+        return scores / counts
+
+    def _forward(self, inputs: Tensor, data_samples: SampleList | None = None) -> HeadOutputs:
+        priors = self.prior_encoder(self._graphs(data_samples, len(inputs)))
+        vocabulary = self.embed_vocabulary(self._current_vocabulary())
+        return self.decode_head.forward(HeadInputs(self.extract_feat(inputs), priors, vocabulary))
+
+
+def _window_starts(size: int, crop: int, stride: int) -> list[int]:
+    """Start offsets of windows covering `size`; the last window is flush with the end."""
+    count = max(size - crop + stride - 1, 0) // stride + 1
+    return [max(min(i * stride, size - crop), 0) for i in range(count)]
+
+
+def _open_store(root: str | None):
+    if root is None:
+        return None
+    from storage import PriorStore
+
+    return PriorStore(root)

@@ -1,0 +1,33 @@
+"""Text encoders (registry), ViLD prompt templates, vocabularies and the text-embedding cache."""
+
+from segmentation.text.cache import CachedTextEmbedder
+from segmentation.text.encoders import (
+    TEXT_ENCODERS,
+    CLIPTextTower,
+    MiniLMTextEncoder,
+    TextEncoder,
+    build_text_encoder,
+)
+from segmentation.text.vocabulary import (
+    VILD_TEMPLATES,
+    Vocabulary,
+    VocabularyEmbedding,
+    embed_vocabulary,
+    max_over_synonyms,
+    normalize_vocabulary,
+)
+
+__all__ = [
+    "TEXT_ENCODERS",
+    "VILD_TEMPLATES",
+    "CLIPTextTower",
+    "CachedTextEmbedder",
+    "MiniLMTextEncoder",
+    "TextEncoder",
+    "Vocabulary",
+    "VocabularyEmbedding",
+    "build_text_encoder",
+    "embed_vocabulary",
+    "max_over_synonyms",
+    "normalize_vocabulary",
+]

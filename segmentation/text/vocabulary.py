@@ -1,0 +1,92 @@
+"""Class-name embeddings of a vocabulary: ViLD prompt templates, averaged, normalised, per synonym.
+
+A vocabulary is a list of classes, each a list of synonyms (first = the class name). Every synonym
+gets its own template-averaged embedding; the classifier takes the max over a class's synonyms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from segmentation.text.encoders import TextEncoder
+
+VILD_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}.",
+    "This is a photo of a {}",
+    "There is a {} in the scene",
+    "There is the {} in the scene",
+    "a photo of a {} in the scene",
+    "a photo of a small {}.",
+    "a photo of a medium {}.",
+    "a photo of a large {}.",
+    "This is a photo of a small {}.",
+    "This is a photo of a medium {}.",
+    "This is a photo of a large {}.",
+    "There is a small {} in the scene.",
+    "There is a medium {} in the scene.",
+    "There is a large {} in the scene.",
+)
+
+Vocabulary = tuple[tuple[str, ...], ...]
+
+
+def normalize_vocabulary(
+    classes: Sequence[str] | Sequence[Sequence[str]],
+    synonyms: Sequence[Sequence[str]] | None = None,
+) -> Vocabulary:
+    """Turn class names (comma-separated synonyms allowed) or synonym lists into a Vocabulary."""
+    if synonyms is not None:
+        if len(synonyms) != len(classes):
+            raise ValueError(f"{len(synonyms)} synonym lists for {len(classes)} classes")
+        entries = [[classes[i], *synonyms[i]] for i in range(len(classes))]
+    else:
+        entries = [c.split(",") if isinstance(c, str) else list(c) for c in classes]
+    vocabulary = tuple(_unique_stripped(entry) for entry in entries)
+    if not vocabulary or any(not names for names in vocabulary):
+        raise ValueError(f"a vocabulary needs at least one non-empty name per class: {classes!r}")
+    return vocabulary
+
+
+def _unique_stripped(names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name.strip() for name in names if name.strip()))
+
+
+@dataclass(frozen=True)
+class VocabularyEmbedding:
+    """Synonym embeddings (S, D) and the class each synonym belongs to (S,)."""
+
+    embeddings: Tensor
+    class_index: Tensor
+    num_classes: int
+
+    def to(self, device: torch.device) -> VocabularyEmbedding:
+        return VocabularyEmbedding(
+            self.embeddings.to(device), self.class_index.to(device), self.num_classes
+        )
+
+
+def embed_vocabulary(
+    encoder: TextEncoder, vocabulary: Vocabulary, templates: Sequence[str] = VILD_TEMPLATES
+) -> VocabularyEmbedding:
+    """Embed every synonym as the normalised mean of its normalised template embeddings."""
+    synonyms = [name for names in vocabulary for name in names]
+    prompts = [template.format(name) for name in synonyms for template in templates]
+    per_prompt = encoder(prompts).view(len(synonyms), len(templates), -1)
+    embeddings = F.normalize(per_prompt.mean(dim=1), dim=-1)
+    class_index = torch.tensor(
+        [index for index, names in enumerate(vocabulary) for _ in names], device=embeddings.device
+    )
+    return VocabularyEmbedding(embeddings, class_index, len(vocabulary))
+
+
+def max_over_synonyms(synonym_logits: Tensor, vocabulary: VocabularyEmbedding) -> Tensor:
+    """Reduce logits over synonyms (..., S) to logits over classes (..., C) by the max."""
+    shape = (*synonym_logits.shape[:-1], vocabulary.num_classes)
+    index = vocabulary.class_index.expand_as(synonym_logits)
+    initial = synonym_logits.new_full(shape, float("-inf"))
+    return initial.scatter_reduce(-1, index, synonym_logits, reduce="amax", include_self=True)

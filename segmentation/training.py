@@ -1,0 +1,163 @@
+"""Training entry points: a config with command-line overrides, and resumable checkpoints.
+
+torch>=2.6 loads checkpoints with `weights_only=True`, which refuses MMEngine's checkpoints: they
+pickle the message hub's `HistoryBuffer`s (numpy arrays inside, and the buffers' statistics
+methods through `getattr`, which no allowlist can make safe). `PlainCheckpointHook` writes that
+state as tensors and plain containers and rebuilds it on load, so the default safe loader
+resumes our checkpoints and nothing anywhere loads with `weights_only=False`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.hooks import Hook
+from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import Runner
+from mmseg.registry import HOOKS, RUNNERS
+
+PLAIN_BUFFER = "__history_buffer__"
+
+
+def to_plain(value):
+    """Replace HistoryBuffers, numpy arrays and numpy scalars by tensors and plain containers."""
+    if isinstance(value, HistoryBuffer):
+        log_history, count_history = value.data
+        return {
+            PLAIN_BUFFER: True,
+            "log_history": torch.from_numpy(np.array(log_history, dtype=np.float64)),
+            "count_history": torch.from_numpy(np.array(count_history, dtype=np.float64)),
+            "max_length": int(value.max_length),
+        }
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return type(value)((key, to_plain(item)) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return type(value)(to_plain(item) for item in value)
+    return value
+
+
+def from_plain_buffers(log_scalars: dict) -> dict:
+    """Rebuild the HistoryBuffers `to_plain` flattened (other values pass through)."""
+    return type(log_scalars)(
+        (
+            key,
+            _history_buffer(value)
+            if isinstance(value, Mapping) and PLAIN_BUFFER in value
+            else value,
+        )
+        for key, value in log_scalars.items()
+    )
+
+
+def _history_buffer(plain: Mapping) -> HistoryBuffer:
+    return HistoryBuffer(
+        plain["log_history"].numpy(), plain["count_history"].numpy(), plain["max_length"]
+    )
+
+
+@HOOKS.register_module()
+class PlainCheckpointHook(Hook):
+    """Save checkpoints that torch's weights-only loader reads; restore the message hub on load."""
+
+    priority = "VERY_LOW"
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint.update(to_plain(checkpoint))
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        hub = checkpoint.get("message_hub")
+        if isinstance(hub, Mapping) and "log_scalars" in hub:
+            hub["log_scalars"] = from_plain_buffers(hub["log_scalars"])
+
+
+class ConfigError(ValueError):
+    """A training config or override that cannot be used."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What the `llmformer train` command can change in a config."""
+
+    config: Path
+    work_dir: Path | None = None
+    max_iters: int | None = None
+    resume: bool = False
+    cfg_options: list[str] = field(default_factory=list)
+
+
+def load_training_config(options: TrainOptions) -> Config:
+    """The config file with overrides applied; `resume` continues from the newest checkpoint."""
+    if not options.config.is_file():
+        raise ConfigError(f"config not found: {options.config}")
+    cfg = Config.fromfile(str(options.config))
+    if options.cfg_options:
+        cfg.merge_from_dict(_parse_overrides(options.cfg_options))
+    cfg.work_dir = str(options.work_dir or Path("work_dirs") / options.config.stem)
+    if options.max_iters is not None:
+        _set_max_iters(cfg, options.max_iters)
+    cfg.resume = options.resume
+    _apply_prior_source(cfg)
+    return cfg
+
+
+def _apply_prior_source(cfg: Config) -> None:
+    """Copy the top-level `prior_store_root`/`prior_set_id` into every LoadPriors transform, so
+    one `--cfg-options prior_set_id=ID` reaches all pipelines."""
+    source = {
+        key: cfg[name]
+        for key, name in (("store_root", "prior_store_root"), ("prior_set_id", "prior_set_id"))
+        if name in cfg
+    }
+
+    def visit(node) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "LoadPriors":
+                node.update(source)
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list | tuple):
+            for value in node:
+                visit(value)
+
+    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+        visit(cfg.get(loader))
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    """KEY=VALUE strings parsed as MMEngine's `--cfg-options` parses them."""
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"--cfg-options expects KEY=VALUE, got {pair!r}")
+        overrides[key] = DictAction._parse_iterable(value)
+    return overrides
+
+
+def _set_max_iters(cfg: Config, max_iters: int) -> None:
+    """Shorten (or lengthen) an iteration-based run and the schedules that span it."""
+    if max_iters < 1:
+        raise ConfigError(f"--max-iters must be positive, got {max_iters}")
+    if cfg.train_cfg.get("type") != "IterBasedTrainLoop":
+        raise ConfigError("--max-iters needs an IterBasedTrainLoop config")
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", max_iters), max_iters)
+    for scheduler in cfg.get("param_scheduler", []):
+        if scheduler.get("end", 0) > max_iters:
+            scheduler.end = max_iters
+
+
+def train(cfg: Config) -> Runner:
+    """Build the runner a config asks for (MMSeg's way) and train; returns the trained runner."""
+    runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
+    runner.train()
+    return runner

@@ -1,0 +1,160 @@
+"""Training through MMEngine's Runner: resume works under torch>=2.6, overrides reach the config."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.logging.history_buffer import HistoryBuffer
+from PIL import Image
+
+from segmentation.models.segmentor import LLMFormer
+from segmentation.training import (
+    ConfigError,
+    TrainOptions,
+    from_plain_buffers,
+    load_training_config,
+    to_plain,
+    train,
+)
+
+CONFIGS = Path(__file__).parents[3] / "segmentation" / "configs"
+CLASSES = ["sky", "grass", "dog", "sofa"]
+
+
+def _write_images(root: Path, count: int = 4) -> None:
+    rng = np.random.default_rng(0)
+    for folder in ("images", "labels"):
+        (root / folder).mkdir(parents=True)
+    for index in range(count):
+        labels = np.kron(rng.integers(0, len(CLASSES), (2, 2)), np.ones((16, 16))).astype(np.uint8)
+        image = (rng.random((32, 32, 3)) * 255).astype(np.uint8)
+        Image.fromarray(image).save(root / "images" / f"{index}.png")
+        Image.fromarray(labels).save(root / "labels" / f"{index}.png")
+
+
+def _runner_config(tiny, root: Path, max_iters: int, resume: bool = False) -> Config:
+    pipeline = [
+        dict(type="LoadImageFromFile"),
+        dict(type="LoadAnnotations"),
+        dict(type="PackLLMFormerInputs"),
+    ]
+    model = tiny.model_cfg()
+    model.pop("vocabulary")  # VocabularyHook sets it from the dataset
+    return Config(
+        dict(
+            default_scope="mmseg",
+            work_dir=str(root / "work"),
+            model=model,
+            train_dataloader=dict(
+                batch_size=2,
+                num_workers=0,
+                sampler=dict(type="InfiniteSampler", shuffle=True),
+                dataset=dict(
+                    type="BaseSegDataset",
+                    data_root=str(root),
+                    data_prefix=dict(img_path="images", seg_map_path="labels"),
+                    img_suffix=".png",
+                    seg_map_suffix=".png",
+                    metainfo=dict(classes=CLASSES),
+                    pipeline=pipeline,
+                ),
+            ),
+            train_cfg=dict(type="IterBasedTrainLoop", max_iters=max_iters),
+            optim_wrapper=dict(type="OptimWrapper", optimizer=dict(type="AdamW", lr=1e-3)),
+            param_scheduler=[dict(type="PolyLR", power=1.0, begin=0, end=4, by_epoch=False)],
+            default_hooks=dict(
+                checkpoint=dict(type="CheckpointHook", by_epoch=False, interval=2),
+                logger=dict(type="LoggerHook", interval=1),
+            ),
+            custom_hooks=[dict(type="VocabularyHook"), dict(type="PlainCheckpointHook")],
+            log_processor=dict(by_epoch=False),
+            randomness=dict(seed=0),
+            env_cfg=dict(dist_cfg=dict(backend="gloo")),
+            resume=resume,
+        )
+    )
+
+
+def test_training_resumes_from_its_own_checkpoint(tiny, tmp_path, monkeypatch) -> None:
+    _write_images(tmp_path)
+    first = train(_runner_config(tiny, tmp_path, max_iters=2))
+    checkpoint = tmp_path / "work" / "iter_2.pth"
+    assert checkpoint.is_file()
+    assert first.model.vocabulary == tuple((name,) for name in CLASSES)
+
+    steps = []
+    original_loss = LLMFormer.loss
+    monkeypatch.setattr(
+        LLMFormer, "loss", lambda self, *args: steps.append(1) or original_loss(self, *args)
+    )
+    resumed = train(_runner_config(tiny, tmp_path, max_iters=4, resume=True))
+    assert resumed.iter == 4
+    assert len(steps) == 2  # iterations 3 and 4 only
+    assert (tmp_path / "work" / "iter_4.pth").is_file()
+
+
+def test_checkpoints_load_with_torchs_default_weights_only_loader(tiny, tmp_path) -> None:
+    _write_images(tmp_path)
+    train(_runner_config(tiny, tmp_path, max_iters=2))
+    checkpoint = torch.load(tmp_path / "work" / "iter_2.pth")  # weights_only=True by default
+    scalars = checkpoint["message_hub"]["log_scalars"]
+    assert "train/loss" in scalars
+    assert scalars["train/loss"]["log_history"].shape == (2,)
+
+
+def test_plain_state_round_trips_history_buffers() -> None:
+    buffer = HistoryBuffer([1.0, 2.5], [1, 2], max_length=7)
+    plain = to_plain({"log_scalars": {"loss": buffer}, "seed": np.int64(3), "x": np.ones(2)})
+    assert plain["seed"] == 3 and type(plain["seed"]) is int
+    assert isinstance(plain["x"], torch.Tensor)
+    rebuilt = from_plain_buffers(plain["log_scalars"])["loss"]
+    assert isinstance(rebuilt, HistoryBuffer)
+    assert rebuilt.max_length == 7
+    assert rebuilt.mean() == buffer.mean() and rebuilt.current() == 2.5
+
+
+def test_a_checkpoint_pickling_history_buffers_is_still_refused(tmp_path) -> None:
+    path = tmp_path / "mmengine_style.pth"
+    torch.save({"message_hub": {"log_scalars": {"loss": HistoryBuffer([1.0], [1])}}}, path)
+    with pytest.raises(pickle.UnpicklingError, match="Weights only load failed"):
+        torch.load(path)
+
+
+def test_config_overrides_shorten_the_schedule_and_reach_load_priors(tmp_path) -> None:
+    options = TrainOptions(
+        CONFIGS / "llmformer_tiny_demo.py",
+        work_dir=tmp_path,
+        max_iters=10,
+        cfg_options=["prior_set_id=abc123", "prior_store_root=/stores/demo"],
+    )
+    cfg = load_training_config(options)
+    assert cfg.train_cfg.max_iters == 10
+    assert cfg.train_cfg.val_interval == 10
+    assert cfg.param_scheduler[0].end == 10
+    assert cfg.work_dir == str(tmp_path)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        load_priors = [t for t in loader.dataset.pipeline if t.type == "LoadPriors"]
+        assert load_priors == [
+            dict(type="LoadPriors", store_root="/stores/demo", prior_set_id="abc123")
+        ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (TrainOptions(Path("missing.py")), "config not found: missing.py"),
+        (
+            TrainOptions(CONFIGS / "llmformer_tiny_demo.py", cfg_options=["no-equals-sign"]),
+            "--cfg-options expects KEY=VALUE",
+        ),
+        (TrainOptions(CONFIGS / "llmformer_tiny_demo.py", max_iters=0), "must be positive"),
+    ],
+)
+def test_bad_training_options_raise_config_errors(options: TrainOptions, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_training_config(options)
