@@ -53,14 +53,55 @@ def shard_tables(
     priors: Sequence[ImagePriors],
     failures: Sequence[FailureRecord],
 ) -> dict[str, pa.Table]:
-    """The six per-image tables of one shard (empty ones included, so a re-write clears them)."""
+    """Every shard table of one shard (empty ones included, so a re-write clears them)."""
     _reject_duplicates("images", (record.image_id for record in images))
     _reject_duplicates("priors", (record.image_id for record in priors))
-    return {
+    tables = {
         "images": _images_table(key, images),
         **_priors_tables(key, priors),
         "failures": _failures_table(key, failures),
     }
+    return {**tables, **_count_tables(key, tables)}
+
+
+def _count_tables(key: ShardKey, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """The shard's frequency counts: objects by name, attributes by kind and value, predicates."""
+    objects = (
+        tables["objects"]
+        .group_by("name", use_threads=False)
+        .aggregate([("object_index", "count"), ("count", "sum")])
+    )
+    attributes = (
+        tables["attributes"]
+        .group_by(["kind", "value"], use_threads=False)
+        .aggregate([("attribute_index", "count")])
+    )
+    predicates = (
+        tables["relations"]
+        .group_by("predicate", use_threads=False)
+        .aggregate([("relation_index", "count")])
+    )
+    return {
+        "object_counts": _with_key(key, "object_counts", objects),
+        "attribute_counts": _with_key(key, "attribute_counts", attributes),
+        "predicate_counts": _with_key(key, "predicate_counts", predicates),
+    }
+
+
+def _with_key(key: ShardKey, table: str, counts: pa.Table) -> pa.Table:
+    """Aggregates (group keys first, then mentions[, instances]) with the shard key in front."""
+    schema = schema_of(table)
+    constant = {
+        "prior_set_id": key.prior_set_id,
+        "dataset": key.dataset,
+        "split": key.split,
+        "shard": key.shard,
+    }
+    keys = [pa.array([value] * counts.num_rows, pa.string()) for value in constant.values()]
+    group_keys = [name for name in schema.names[len(constant) :] if name in counts.column_names]
+    aggregates = [name for name in counts.column_names if name not in group_keys]
+    columns = keys + [counts[name] for name in group_keys] + [counts[name] for name in aggregates]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _reject_duplicates(what: str, image_ids: Iterable[str]) -> None:

@@ -14,13 +14,13 @@ TABLE_METADATA_KEY = b"llmformer.table"
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 500_000
 
-_IMAGE_KEY = [
+_SHARD_KEY = [
     pa.field("prior_set_id", pa.string(), nullable=False),
     pa.field("dataset", pa.string(), nullable=False),
     pa.field("split", pa.string(), nullable=False),
     pa.field("shard", pa.string(), nullable=False),
-    pa.field("image_id", pa.string(), nullable=False),
 ]
+_IMAGE_KEY = [*_SHARD_KEY, pa.field("image_id", pa.string(), nullable=False)]
 
 _COLUMNS: dict[str, list[pa.Field]] = {
     "prior_sets": [
@@ -80,6 +80,25 @@ _COLUMNS: dict[str, list[pa.Field]] = {
         pa.field("error_class", pa.string()),
         pa.field("message", pa.string()),
     ],
+    # Per-shard counts, written in the same transaction as the shard's rows: the frequency
+    # statistics sum these few rows instead of grouping millions of prior rows.
+    "object_counts": [
+        *_SHARD_KEY,
+        pa.field("name", pa.string()),
+        pa.field("mentions", pa.int64()),
+        pa.field("instances", pa.int64()),
+    ],
+    "attribute_counts": [
+        *_SHARD_KEY,
+        pa.field("kind", pa.string()),
+        pa.field("value", pa.string()),
+        pa.field("mentions", pa.int64()),
+    ],
+    "predicate_counts": [
+        *_SHARD_KEY,
+        pa.field("predicate", pa.string()),
+        pa.field("mentions", pa.int64()),
+    ],
     "text_embeddings": [
         pa.field("encoder", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
@@ -104,8 +123,18 @@ _COLUMNS: dict[str, list[pa.Field]] = {
     ],
 }
 
-# Tables written by `write_shard`, one file per shard under dataset=/split= partitions.
-SHARD_TABLES = ("images", "captions", "objects", "attributes", "relations", "failures")
+# Tables written by `write_shard`, one file each per shard under dataset=/split= partitions.
+SHARD_TABLES = (
+    "images",
+    "captions",
+    "objects",
+    "attributes",
+    "relations",
+    "failures",
+    "object_counts",
+    "attribute_counts",
+    "predicate_counts",
+)
 TABLES = tuple(_COLUMNS)
 
 

@@ -12,20 +12,32 @@ CREATE OR REPLACE VIEW objects AS SELECT * FROM read_parquet('objects/**/*.parqu
 CREATE OR REPLACE VIEW attributes AS SELECT * FROM read_parquet('attributes/**/*.parquet');
 CREATE OR REPLACE VIEW relations AS SELECT * FROM read_parquet('relations/**/*.parquet');
 CREATE OR REPLACE VIEW failures AS SELECT * FROM read_parquet('failures/**/*.parquet');
+CREATE OR REPLACE VIEW object_counts AS SELECT * FROM read_parquet('object_counts/**/*.parquet');
+CREATE OR REPLACE VIEW attribute_counts AS
+    SELECT * FROM read_parquet('attribute_counts/**/*.parquet');
+CREATE OR REPLACE VIEW predicate_counts AS
+    SELECT * FROM read_parquet('predicate_counts/**/*.parquet');
 CREATE OR REPLACE VIEW text_embeddings AS
     SELECT * FROM read_parquet('text_embeddings/*.parquet');
 CREATE OR REPLACE VIEW class_names AS SELECT * FROM read_parquet('class_names/*.parquet');
 CREATE OR REPLACE VIEW eval_results AS SELECT * FROM read_parquet('eval_results/*.parquet');
 
 -- Statistics. Filter them by prior_set_id and dataset; DuckDB pushes the filter into the scan.
+-- Object, attribute and predicate frequencies sum the per-shard *_counts tables that each shard
+-- writes with its rows, a few thousand rows per shard instead of millions of prior rows.
 CREATE OR REPLACE VIEW object_frequency AS
-    SELECT prior_set_id, dataset, name, count(*) AS mentions, sum(count) AS instances
-    FROM objects
+    SELECT prior_set_id, dataset, name, sum(mentions) AS mentions, sum(instances) AS instances
+    FROM object_counts
     GROUP BY ALL;
 
 CREATE OR REPLACE VIEW attribute_frequency AS
-    SELECT prior_set_id, dataset, kind, value, count(*) AS mentions
-    FROM attributes
+    SELECT prior_set_id, dataset, kind, value, sum(mentions) AS mentions
+    FROM attribute_counts
+    GROUP BY ALL;
+
+CREATE OR REPLACE VIEW predicate_frequency AS
+    SELECT prior_set_id, dataset, predicate, sum(mentions) AS mentions
+    FROM predicate_counts
     GROUP BY ALL;
 
 CREATE OR REPLACE VIEW relation_frequency AS
@@ -46,8 +58,8 @@ CREATE OR REPLACE VIEW class_coverage AS
         SELECT DISTINCT prior_set_id, dataset FROM captions
     ),
     matches AS (
-        SELECT o.prior_set_id, o.dataset, c.class_index, count(*) AS mentions
-        FROM objects AS o
+        SELECT o.prior_set_id, o.dataset, c.class_index, sum(o.mentions) AS mentions
+        FROM object_counts AS o
         JOIN class_names AS c ON c.dataset = o.dataset AND c.synonym = lower(o.name)
         GROUP BY ALL
     ),

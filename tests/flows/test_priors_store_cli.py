@@ -135,7 +135,7 @@ def test_plot_writes_four_pngs(store_dir, tmp_path):
 def test_compact_then_sets(store_dir):
     compacted = priors_cli("compact", "--store", str(store_dir))
     assert compacted.exit_code == 0
-    assert compacted.stdout.strip() == "compacted 12 files into 6"
+    assert compacted.stdout.strip() == "compacted 18 files into 9"
     listed = priors_cli("sets", "--store", str(store_dir))
     assert listed.exit_code == 0
     assert SPEC.prior_set_id in listed.stdout

@@ -131,7 +131,7 @@ def test_compaction_merges_files_and_keeps_every_row(store, prior_set, write_dem
 
     report = store.compact()
 
-    assert (report.files_before, report.files_after) == (6 * 4 + 2, 6 + 1)
+    assert (report.files_before, report.files_after) == (9 * 4 + 2, 9 + 1)
     assert store.read_priors(prior_set, [f"{i}-a" for i in range(4)]) == before
     assert len(list((store.root / "objects").rglob(f"{prior_set}-*.parquet"))) == 1
     assert set(store.read_text_embeddings("minilm", ["cat", "dog"])) == {"cat", "dog"}
@@ -151,7 +151,7 @@ def test_delete_prior_set_removes_only_its_rows(store, prior_set, spec, write_de
     other = store.register_prior_set(dataclasses.replace(spec, model="llava-next"))
     write_demo_shard("shard-0", ["a", "b"])
     store.write_shard(other, "demo", "train", "shard-0", [], [ImagePriors("z", "z")], [])
-    assert store.delete_prior_set(prior_set) == 6 + 1
+    assert store.delete_prior_set(prior_set) == 9 + 1
     assert store.done_image_ids(prior_set) == set()
     assert store.done_image_ids(other) == {"z"}
     assert count(store, "prior_sets") == 1

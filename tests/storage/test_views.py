@@ -107,3 +107,22 @@ def test_run_read_query_refuses_with_one_line(store, sql, message):
         run_read_query(store.connect(), sql)
     assert message in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_count_tables_agree_with_prior_rows_after_rewrites_and_compaction(
+    store, prior_set, write_demo_shard
+):
+    write_demo_shard("shard-0", ["a", "b", "c"])
+    write_demo_shard("shard-1", ["d", "e"])
+    store.compact()
+    write_demo_shard("shard-0", ["x", "y"])
+    connection = store.connect()
+    from_counts = connection.execute(
+        "SELECT name, mentions FROM object_frequency ORDER BY name"
+    ).fetchall()
+    from_rows = connection.execute(
+        "SELECT name, count(*) FROM objects GROUP BY name ORDER BY name"
+    ).fetchall()
+    assert from_counts == from_rows == [("car", 2), ("road", 2)]
+    predicates = connection.execute("SELECT predicate, mentions FROM predicate_frequency")
+    assert predicates.fetchall() == [("on", 2)]
