@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import priors_parse, priors_store
+from flows.cli import priors_extract, priors_parse, priors_store
 
 app = typer.Typer(
     help="Stage 1: extract priors from images, parse captions, query the prior store.",
     no_args_is_help=True,
 )
+app.command("extract")(priors_extract.extract)
 app.command("query")(priors_store.query)
 app.command("stats")(priors_store.stats)
 app.command("plot")(priors_store.plot)

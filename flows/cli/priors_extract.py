@@ -1,0 +1,113 @@
+"""`llmformer priors extract`: caption, parse and store priors for a folder, manifest or dataset."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+INTERRUPTED_EXIT_CODE = 130
+
+
+def extract(
+    store: Annotated[Path, typer.Option(help="Prior store root (created if missing).")],
+    captioner: Annotated[str, typer.Option(help="vllm | transformers | file")],
+    images: Annotated[Path | None, typer.Option(help="Folder of images (recursive).")] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help='JSONL manifest of {"id", "path"} lines.')
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name, e.g. coco_stuff_171, ade20k_150, demo.")
+    ] = None,
+    data_root: Annotated[Path | None, typer.Option(help="The dataset's root folder.")] = None,
+    captions: Annotated[
+        Path | None, typer.Option(help="For --captioner file: JSONL or Parquet of id, caption.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Hub id or local checkpoint (default LLaVA-1.5 7B).")
+    ] = None,
+    prompt: Annotated[str, typer.Option(help="simple | detailed | your own question.")] = "simple",
+    prompt_format: Annotated[
+        str | None, typer.Option(help="Chat format: llava-1.5 | llava-next | qwen2-vl.")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Images per caption call (default: 8, or a shard).")
+    ] = None,
+    shard_size: Annotated[int, typer.Option(help="Images per stored shard.")] = 256,
+    limit: Annotated[int | None, typer.Option(help="Only the first N images.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest caption, in tokens.")] = 256,
+    device: Annotated[str | None, typer.Option(help="transformers device (cpu, cuda:0).")] = None,
+    partition: Annotated[
+        str, typer.Option(help="I/N: this process's share, e.g. one vLLM process per GPU.")
+    ] = "0/1",
+    name: Annotated[str | None, typer.Option(help="A label for the prior set.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+) -> None:
+    """Extract LLM priors: validate images, caption them, parse captions, write shards to the store.
+
+    Resumable: images the prior set already holds are skipped. Ctrl-C finishes the shard in hand.
+    """
+    from prior_extraction.captioners import (
+        CaptionerError,
+        CaptionerOptions,
+        build_captioner,
+        default_batch_size,
+    )
+    from prior_extraction.captioners.prompts import PromptError, resolve_prompt
+    from prior_extraction.parsing import CaptionParser
+    from prior_extraction.run import (
+        ExtractionConfig,
+        ExtractionConfigError,
+        parse_partition,
+        run_extraction,
+    )
+    from prior_extraction.sources import SourceError, build_source
+    from storage import PriorStore, StoreError
+
+    try:
+        source = build_source(images, manifest, dataset, data_root)
+        config = ExtractionConfig(
+            batch_size=batch_size or default_batch_size(captioner, shard_size),
+            shard_size=shard_size,
+            limit=limit,
+            prior_set_name=name,
+            partition=parse_partition(partition),
+            show_progress=progress,
+        )
+        options = CaptionerOptions(
+            model=model,
+            prompt=resolve_prompt(prompt),
+            captions=captions,
+            max_new_tokens=max_new_tokens,
+            prompt_format=prompt_format,
+            device=device,
+        )
+        chosen = build_captioner(captioner, options)
+        summary = run_extraction(source, chosen, CaptionParser(), PriorStore(store), config)
+    except (SourceError, CaptionerError, PromptError, ExtractionConfigError, StoreError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    print_summary(summary)
+    if summary.interrupted:
+        raise typer.Exit(INTERRUPTED_EXIT_CODE)
+
+
+def print_summary(summary) -> None:
+    """One table: done, already there, failed, speed; and how to resume when interrupted."""
+    table = Table(title=f"prior set {summary.prior_set_id}", show_header=False)
+    table.add_row("images in source", str(summary.total))
+    table.add_row("done now", str(summary.captioned))
+    table.add_row("already there", str(summary.already_done))
+    table.add_row("failed", str(summary.failed))
+    table.add_row("speed", f"{summary.images_per_s:.1f} images/s in {summary.seconds:.1f} s")
+    console = Console()
+    console.print(table)
+    if summary.interrupted:
+        print(
+            f"interrupted: {summary.remaining} images left; run the same command to resume",
+            file=sys.stderr,
+        )

@@ -1,0 +1,90 @@
+"""Captions that already exist: a JSONL file of `{"id", "caption"}` lines or a Parquet file with
+those columns (an earlier model run, a human-written set, or the demo generator's descriptions)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prior_extraction.captioners.base import (
+    CaptionerError,
+    CaptionerOptions,
+    CaptionFailure,
+    CaptionRequest,
+    CaptionResult,
+)
+
+
+class FileCaptioner:
+    """Looks each image's caption up by id; an image without one becomes a caption failure."""
+
+    name = "file"
+
+    def __init__(self, captions: Path, prompt: str = "") -> None:
+        self.path = Path(captions)
+        self.captions = load_captions(self.path)
+        self.model = self.path.name
+        self.prompt = prompt
+        self.sampling: dict[str, Any] = {}
+
+    @classmethod
+    def from_options(cls, options: CaptionerOptions) -> FileCaptioner:
+        if options.captions is None:
+            raise CaptionerError("the file captioner needs --captions FILE")
+        return cls(options.captions)
+
+    def caption(self, batch: Sequence[CaptionRequest]) -> list[CaptionResult]:
+        return [self._lookup(request.image_id) for request in batch]
+
+    def _lookup(self, image_id: str) -> CaptionResult:
+        caption = self.captions.get(image_id)
+        if caption is None:
+            return CaptionFailure(
+                "MissingCaptionError", f"no caption for {image_id!r} in {self.path}"
+            )
+        return caption
+
+
+def load_captions(path: Path) -> dict[str, str]:
+    """Read id -> caption from JSONL or Parquet; a malformed record is an error naming its line."""
+    if not path.is_file():
+        raise CaptionerError(f"captions file {path} does not exist")
+    if path.suffix.lower() == ".parquet":
+        return _load_parquet(path)
+    return _load_jsonl(path)
+
+
+def _load_jsonl(path: Path) -> dict[str, str]:
+    captions: dict[str, str] = {}
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                image_id, caption = _parse_record(line, f"{path}:{number}")
+                captions[image_id] = caption
+    return captions
+
+
+def _parse_record(line: str, where: str) -> tuple[str, str]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise CaptionerError(f"{where}: not valid JSON ({error.msg})") from error
+    if not isinstance(record, dict) or "id" not in record or "caption" not in record:
+        raise CaptionerError(f"{where}: expected a JSON object with 'id' and 'caption'")
+    if not isinstance(record["caption"], str):
+        raise CaptionerError(f"{where}: 'caption' must be a string")
+    return str(record["id"]), record["caption"]
+
+
+def _load_parquet(path: Path) -> dict[str, str]:
+    """A user's input file, not the store: read with pyarrow, only the two columns needed."""
+    import pyarrow.parquet as parquet
+
+    try:
+        table = parquet.read_table(path, columns=["id", "caption"])
+    except (OSError, KeyError, ValueError) as error:
+        raise CaptionerError(f"{path}: cannot read 'id' and 'caption' columns ({error})") from error
+    ids = [str(value) for value in table.column("id").to_pylist()]
+    return dict(zip(ids, table.column("caption").to_pylist(), strict=True))

@@ -1,0 +1,107 @@
+"""Prompts and chat formats shared by the model captioners (vLLM and transformers).
+
+The paper asks "Describe the image." (its main experiments) and a detailed variant that asks for
+all objects, attributes and relations. Each model family wraps the question in its own chat
+format; the same template feeds vLLM and transformers, so both see the same tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+SIMPLE_PROMPT = "Describe the image."
+DETAILED_PROMPT = (
+    "Describe the image in detail. Name every object you see, with its attributes "
+    "(color, size, material, shape, state), and say how the objects relate to each other "
+    "(their positions and what they are doing)."
+)
+NAMED_PROMPTS = {"simple": SIMPLE_PROMPT, "detailed": DETAILED_PROMPT}
+
+
+class PromptError(ValueError):
+    """An empty prompt, or a model with no known chat format (the message lists the formats)."""
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """A model family's chat template (`{prompt}` is the question) and its engine settings."""
+
+    name: str
+    template: str
+    max_model_len: int
+    engine_args: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, prompt: str) -> str:
+        """The full text prompt, image placeholder included, for one question."""
+        return self.template.format(prompt=prompt)
+
+
+PROMPT_FORMATS: dict[str, PromptFormat] = {
+    "llava-1.5": PromptFormat("llava-1.5", "USER: <image>\n{prompt}\nASSISTANT:", 4096),
+    "llava-next": PromptFormat("llava-next", "[INST] <image>\n{prompt} [/INST]", 8192),
+    "qwen2-vl": PromptFormat(
+        "qwen2-vl",
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>{prompt}<|im_end|>\n"
+        "<|im_start|>assistant\n",
+        4096,
+        {"mm_processor_kwargs": {"min_pixels": 28 * 28, "max_pixels": 1280 * 28 * 28}},
+    ),
+}
+
+_FORMAT_BY_MODEL_NAME = (
+    (re.compile(r"qwen2(\.5)?-vl", re.IGNORECASE), "qwen2-vl"),
+    (re.compile(r"llava-v1\.6-mistral|llava-next", re.IGNORECASE), "llava-next"),
+    (re.compile(r"llava-(v)?1\.5|bakllava", re.IGNORECASE), "llava-1.5"),
+)
+_FORMAT_BY_MODEL_TYPE = {
+    "llava": "llava-1.5",
+    "llava_next": "llava-next",
+    "qwen2_vl": "qwen2-vl",
+    "qwen2_5_vl": "qwen2-vl",
+}
+
+_SPECIAL_TOKENS = re.compile(r"</s>|<s>|<\|im_end\|>|<\|endoftext\|>|<\|im_start\|>")
+_ROLE_PREFIX = re.compile(r"^\s*(ASSISTANT:|assistant\n|\[/INST\])\s*", re.IGNORECASE)
+_HORIZONTAL_SPACE = re.compile(r"[ \t]+")
+
+
+def resolve_prompt(prompt: str) -> str:
+    """`simple`, `detailed`, or the user's own question text."""
+    text = NAMED_PROMPTS.get(prompt, prompt).strip()
+    if not text:
+        raise PromptError("the prompt is empty; use simple, detailed or a question")
+    return text
+
+
+def choose_prompt_format(
+    model: str, requested: str | None = None, model_type: str | None = None
+) -> PromptFormat:
+    """The requested format, else one recognised from the model's name or its config's
+    `model_type` (a local checkpoint folder's name says nothing about its family)."""
+    if requested is not None:
+        if requested not in PROMPT_FORMATS:
+            raise PromptError(
+                f"unknown prompt format {requested!r}; known: {', '.join(PROMPT_FORMATS)}"
+            )
+        return PROMPT_FORMATS[requested]
+    for pattern, name in _FORMAT_BY_MODEL_NAME:
+        if pattern.search(model):
+            return PROMPT_FORMATS[name]
+    if model_type in _FORMAT_BY_MODEL_TYPE:
+        return PROMPT_FORMATS[_FORMAT_BY_MODEL_TYPE[model_type]]
+    raise PromptError(
+        f"no chat format known for model {model!r}; "
+        f"pass --prompt-format with one of: {', '.join(PROMPT_FORMATS)}"
+    )
+
+
+def clean_caption(text: str) -> str:
+    """Generated text as a caption: special tokens, an echoed role marker and ragged spacing
+    removed; line breaks kept (a detailed answer's list items stay apart for the parser)."""
+    text = _SPECIAL_TOKENS.sub("", text)
+    text = _ROLE_PREFIX.sub("", text)
+    lines = (_HORIZONTAL_SPACE.sub(" ", line).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)

@@ -1,0 +1,75 @@
+"""The production captioner: a vLLM engine on one GPU, fed a whole shard per `generate` call so
+it batches continuously. vllm is imported when the engine is built, never at module load.
+
+Data parallel = one engine per GPU, each in its own process over its partition of the images
+(`CUDA_VISIBLE_DEVICES=i llmformer priors extract ... --partition i/N`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from prior_extraction.captioners.base import (
+    DEFAULT_MODEL,
+    CaptionerError,
+    CaptionerOptions,
+    CaptionRequest,
+    CaptionResult,
+)
+from prior_extraction.captioners.prompts import choose_prompt_format, clean_caption
+
+
+class VLLMCaptioner:
+    """Greedy decoding (temperature 0, fixed seed) with the model family's chat format."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        model: str,
+        prompt: str,
+        max_new_tokens: int = 256,
+        prompt_format: str | None = None,
+        engine_args: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as error:
+            raise CaptionerError(
+                f"vllm cannot be imported ({error}); "
+                "on a GPU machine: pip install 'llmformer[vllm]'"
+            ) from error
+
+        chat = choose_prompt_format(model, prompt_format)
+        self.model = model
+        self.prompt = prompt
+        self.sampling: dict[str, Any] = {"temperature": 0.0, "max_new_tokens": max_new_tokens}
+        self.text_prompt = chat.build(prompt)
+        settings = {
+            "max_model_len": chat.max_model_len,
+            "limit_mm_per_prompt": {"image": 1},
+            "seed": 0,
+            **chat.engine_args,
+            **(engine_args or {}),
+        }
+        self.engine = LLM(model=model, **settings)
+        self.sampling_params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+
+    @classmethod
+    def from_options(cls, options: CaptionerOptions) -> VLLMCaptioner:
+        return cls(
+            options.model or DEFAULT_MODEL,
+            options.prompt,
+            options.max_new_tokens,
+            options.prompt_format,
+            options.engine_args,
+        )
+
+    def caption(self, batch: Sequence[CaptionRequest]) -> list[CaptionResult]:
+        requests = [
+            {"prompt": self.text_prompt, "multi_modal_data": {"image": request.image}}
+            for request in batch
+        ]
+        outputs = self.engine.generate(requests, self.sampling_params, use_tqdm=False)
+        return [clean_caption(output.outputs[0].text) for output in outputs]

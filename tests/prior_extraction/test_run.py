@@ -1,0 +1,325 @@
+"""Extraction runs against the real parser and store: broken files end in `failures`, runs resume,
+Ctrl-C finishes the shard in hand, SIGKILL loses nothing and duplicates nothing, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from prior_extraction.captioners import CaptionRequest
+from prior_extraction.captioners.file import FileCaptioner
+from prior_extraction.images import load_image
+from prior_extraction.parsing import CaptionParser
+from prior_extraction.run import (
+    ExtractionConfig,
+    ExtractionConfigError,
+    make_shards,
+    parse_partition,
+    run_extraction,
+    select_items,
+)
+from prior_extraction.sources import FolderSource, ImageItem
+from storage import PriorStore
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def parser() -> CaptionParser:
+    return CaptionParser()
+
+
+def _config(**overrides) -> ExtractionConfig:
+    return ExtractionConfig(
+        **{"batch_size": 2, "shard_size": 4, "show_progress": False, **overrides}
+    )
+
+
+def _rows(store: PriorStore, sql: str, prior_set_id: str) -> list[tuple]:
+    return store.connect().execute(sql, [prior_set_id]).fetchall()
+
+
+def _id_counts(store: PriorStore, table: str, prior_set_id: str) -> dict[str, int]:
+    sql = f"SELECT image_id, count(*) FROM {table} WHERE prior_set_id = ? GROUP BY image_id"
+    return dict(_rows(store, sql, prior_set_id))
+
+
+def test_broken_files_end_in_failures_and_good_ones_are_captioned(
+    tmp_path, mixed_folder, captions_for, parser
+) -> None:
+    folder, good_ids, broken = mixed_folder
+    every_id = good_ids | set(broken)
+    captions = captions_for(
+        tmp_path / "c.jsonl", {i: "A red car is next to a tree." for i in every_id}
+    )
+    store = PriorStore(tmp_path / "store")
+    summary = run_extraction(
+        FolderSource(folder), FileCaptioner(captions), parser, store, _config()
+    )
+    assert (summary.total, summary.captioned, summary.failed) == (10, 6, 4)
+    assert not summary.interrupted and summary.remaining == 0
+
+    priors = store.read_priors(summary.prior_set_id, every_id)
+    assert set(priors) == good_ids
+    assert {"car", "tree"} <= {obj["name"] for obj in priors["cmyk.jpg"].objects}
+    failures = _rows(
+        store,
+        "SELECT image_id, stage, error_class FROM failures WHERE prior_set_id = ?",
+        summary.prior_set_id,
+    )
+    assert {row[0]: row[1:] for row in failures} == {
+        name: ("validate", error_class) for name, error_class in broken.items()
+    }
+    images = _rows(
+        store,
+        "SELECT image_id, width, height, status FROM images WHERE prior_set_id = ?",
+        summary.prior_set_id,
+    )
+    by_id = {row[0]: row[1:] for row in images}
+    assert by_id["cmyk.jpg"] == (16, 16, "ok") and by_id["nested/gray.png"] == (10, 10, "ok")
+    assert by_id["bomb.png"] == (None, None, "failed")
+
+
+def test_second_run_resumes_with_nothing_left(tmp_path, noise_folder, parser) -> None:
+    folder, captions = noise_folder(9)
+    store = PriorStore(tmp_path / "store")
+    first = run_extraction(FolderSource(folder), FileCaptioner(captions), parser, store, _config())
+    second = run_extraction(FolderSource(folder), FileCaptioner(captions), parser, store, _config())
+    assert (first.captioned, first.already_done) == (9, 0)
+    assert (second.captioned, second.failed, second.already_done) == (0, 0, 9)
+    assert second.prior_set_id == first.prior_set_id
+    assert set(_id_counts(store, "captions", first.prior_set_id).values()) == {1}
+
+
+def test_an_image_without_a_caption_is_a_caption_failure(
+    tmp_path, noise_folder, captions_for, parser
+) -> None:
+    folder, _ = noise_folder(3)
+    captions = captions_for(
+        tmp_path / "partial.jsonl", {"0000.png": "A cat.", "0002.png": "A dog."}
+    )
+    store = PriorStore(tmp_path / "store")
+    summary = run_extraction(
+        FolderSource(folder), FileCaptioner(captions), parser, store, _config()
+    )
+    assert (summary.captioned, summary.failed) == (2, 1)
+    row = _rows(
+        store,
+        "SELECT f.stage, f.error_class, i.width, i.status FROM failures f "
+        "JOIN images i USING (prior_set_id, image_id) WHERE f.prior_set_id = ?",
+        summary.prior_set_id,
+    )
+    assert row == [("caption", "MissingCaptionError", 32, "failed")]
+
+
+def test_limit_takes_the_first_images_and_partitions_split_the_rest() -> None:
+    items = [ImageItem(f"{i}.png", Path(f"{i}.png"), "d", "all") for i in range(50)]
+    assert [item.image_id for item in select_items(items, (0, 1), 3)] == ["0.png", "1.png", "2.png"]
+    halves = [select_items(items, (index, 2), None) for index in (0, 1)]
+    assert sorted(halves[0] + halves[1], key=items.index) == items
+    assert 10 < len(halves[0]) < 40
+    assert parse_partition("1/4") == (1, 4)
+    with pytest.raises(ExtractionConfigError, match="expected I/N"):
+        parse_partition("1-4")
+    with pytest.raises(ExtractionConfigError, match="partition 4/4: need 0 <= index < count"):
+        ExtractionConfig(partition=(4, 4))
+    with pytest.raises(ExtractionConfigError, match="batch_size must be at least 1"):
+        ExtractionConfig(batch_size=0)
+
+
+def test_shards_never_mix_splits_and_have_content_keys() -> None:
+    items = [ImageItem(f"{i}", Path("x"), "d", "train" if i < 5 else "val") for i in range(7)]
+    shards = list(make_shards(items, 2))
+    assert [(shard.split, len(shard.items)) for shard in shards] == [
+        ("train", 2),
+        ("train", 2),
+        ("train", 1),
+        ("val", 2),
+    ]
+    assert len({shard.key for shard in shards}) == 4
+    assert shards[0].key == next(make_shards(items[:2], 2)).key
+
+
+class _CtrlCCaptioner(FileCaptioner):
+    """Presses Ctrl-C (SIGINT to this process) while its `at_call`-th batch is being captioned."""
+
+    def __init__(self, captions: Path, at_call: int) -> None:
+        super().__init__(captions)
+        self.calls, self.at_call = 0, at_call
+
+    def caption(self, batch):
+        self.calls += 1
+        if self.calls == self.at_call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().caption(batch)
+
+
+def test_ctrl_c_finishes_the_shard_in_hand_then_resume_completes(
+    tmp_path, noise_folder, parser
+) -> None:
+    folder, captions = noise_folder(12)
+    store = PriorStore(tmp_path / "store")
+    shards_seen = []
+    summary = run_extraction(
+        FolderSource(folder),
+        _CtrlCCaptioner(captions, at_call=3),
+        parser,
+        store,
+        _config(),
+        on_shard=lambda shard, progress: shards_seen.append((shard.key, progress.processed)),
+    )
+    assert summary.interrupted
+    assert (summary.captioned, summary.remaining) == (8, 4)
+    assert [processed for _, processed in shards_seen] == [4, 8]
+    assert len(store.done_image_ids(summary.prior_set_id)) == 8
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    resumed = run_extraction(
+        FolderSource(folder), FileCaptioner(captions), parser, store, _config()
+    )
+    assert (resumed.already_done, resumed.captioned, resumed.interrupted) == (8, 4, False)
+    assert _id_counts(store, "captions", summary.prior_set_id) == {
+        f"{i:04d}.png": 1 for i in range(12)
+    }
+
+
+KILLED_RUN = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from prior_extraction.captioners.file import FileCaptioner
+    from prior_extraction.parsing import CaptionParser
+    from prior_extraction.run import ExtractionConfig, run_extraction
+    from prior_extraction.sources import FolderSource
+    from storage import PriorStore
+
+    class KilledCaptioner(FileCaptioner):
+        calls = 0
+
+        def caption(self, batch):
+            self.calls += 1
+            if self.calls == int(sys.argv[4]):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return super().caption(batch)
+
+    folder, captions, store = sys.argv[1:4]
+    config = ExtractionConfig(batch_size=2, shard_size=4, show_progress=False)
+    run_extraction(
+        FolderSource(Path(folder)), KilledCaptioner(Path(captions)), CaptionParser(),
+        PriorStore(store), config,
+    )
+    """
+)
+
+
+def test_sigkill_then_restart_stores_every_image_exactly_once(
+    tmp_path, noise_folder, parser
+) -> None:
+    folder, captions = noise_folder(12)
+    script = tmp_path / "killed_run.py"
+    script.write_text(KILLED_RUN)
+    store_root = tmp_path / "store"
+    # Killed while captioning shard 3: shard 1 is stored, shard 2 may be mid-publish.
+    args = [sys.executable, str(script), str(folder), str(captions), str(store_root), "5"]
+    killed = subprocess.run(args, capture_output=True, text=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+    store = PriorStore(store_root)
+    prior_set_id = _only_prior_set(store)
+    done_after_kill = len(store.done_image_ids(prior_set_id))
+    assert done_after_kill in {4, 8}
+
+    restarted = run_extraction(
+        FolderSource(folder), FileCaptioner(captions), parser, store, _config()
+    )
+    assert (restarted.already_done, restarted.captioned) == (done_after_kill, 12 - done_after_kill)
+    every_id = {f"{i:04d}.png": 1 for i in range(12)}
+    for table in ("images", "captions"):
+        assert _id_counts(store, table, prior_set_id) == every_id
+
+
+def _only_prior_set(store: PriorStore) -> str:
+    (row,) = store.connect().execute("SELECT prior_set_id FROM prior_sets").fetchall()
+    return row[0]
+
+
+def _extract_args(folder: Path, captions: Path, store: Path, *extra: str) -> list[str]:
+    return [
+        "priors",
+        "extract",
+        "--images",
+        str(folder),
+        "--captioner",
+        "file",
+        "--captions",
+        str(captions),
+        "--store",
+        str(store),
+        "--shard-size",
+        "4",
+        "--no-progress",
+        *extra,
+    ]
+
+
+def _summary_rows(output: str) -> dict[str, str]:
+    cells = [line.split("│")[1:3] for line in output.splitlines() if line.count("│") == 3]
+    return {label.strip(): value.strip() for label, value in cells}
+
+
+def test_cli_prints_a_summary_and_skips_done_images(tmp_path, noise_folder) -> None:
+    folder, captions = noise_folder(5)
+    store = tmp_path / "store"
+    first = runner.invoke(app, _extract_args(folder, captions, store, "--limit", "3"))
+    assert first.exit_code == 0, first.output
+    rows = _summary_rows(first.output)
+    assert (rows["images in source"], rows["done now"], rows["already there"]) == ("3", "3", "0")
+    second = runner.invoke(app, _extract_args(folder, captions, store))
+    assert second.exit_code == 0, second.output
+    rows = _summary_rows(second.output)
+    assert (rows["done now"], rows["already there"], rows["failed"]) == ("2", "3", "0")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--captioner", "file"], "error: give exactly one of --images, --manifest or --dataset"),
+        (["--captioner", "file", "--dataset", "nope", "--data-root", "."], "unknown dataset"),
+        (["--captioner", "file", "--images", "."], "error: the file captioner needs --captions"),
+        (["--captioner", "gpt", "--images", "."], "error: unknown captioner 'gpt'"),
+        (["--captioner", "file", "--images", ".", "--partition", "2/2"], "error: partition 2/2"),
+    ],
+)
+def test_cli_user_errors_are_one_line_and_exit_2(tmp_path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["priors", "extract", "--store", str(tmp_path / "s"), *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_transformers_run_stores_each_images_own_caption(
+    tmp_path, noise_folder, tiny_captioner, parser
+) -> None:
+    folder, _ = noise_folder(7)
+    captioner = tiny_captioner
+    store = PriorStore(tmp_path / "store")
+    config = _config(batch_size=3, shard_size=5)
+    summary = run_extraction(FolderSource(folder), captioner, parser, store, config)
+    assert (summary.captioned, summary.failed) == (7, 0)
+
+    expected = {
+        item.image_id: captioner.caption(
+            [CaptionRequest(item.image_id, load_image(item.path).image)]
+        )[0]
+        for item in FolderSource(folder).items()
+    }
+    stored = store.read_priors(summary.prior_set_id, expected)
+    assert {image_id: priors.caption for image_id, priors in stored.items()} == expected
