@@ -78,12 +78,12 @@ class FailureRecord:
 
 @dataclass(frozen=True)
 class EvalResult:
-    """One evaluation of a checkpoint on one dataset: a row of the `eval_results` table."""
+    """One evaluation of a checkpoint on one dataset: a row of `eval_results` (None = not run)."""
 
     run: str
     dataset: str
     miou: float
-    open_miou: float
+    open_miou: float | None
     config: str = ""
     checkpoint: str = ""
     prior_set_id: str = ""
