@@ -65,11 +65,14 @@ def _print(table: pa.Table, output: OutputFormat) -> None:
     if output is OutputFormat.table:
         Console().print(_rich_table(table))
     elif output is OutputFormat.csv:
+        import pyarrow as pa
         import pyarrow.csv
 
-        sink = sys.stdout.buffer
-        pyarrow.csv.write_csv(table, sink)
-        sink.flush()
+        try:
+            pyarrow.csv.write_csv(table, sys.stdout.buffer)
+        except pa.ArrowException as error:
+            raise _fail(f"CSV cannot hold this result ({error}); use --format json") from None
+        sys.stdout.buffer.flush()
     else:
         for row in table.to_pylist():
             typer.echo(json.dumps(row, default=str, ensure_ascii=False))

@@ -139,3 +139,11 @@ def test_compact_then_sets(store_dir):
     listed = priors_cli("sets", "--store", str(store_dir))
     assert listed.exit_code == 0
     assert SPEC.prior_set_id in listed.stdout
+
+
+def test_nested_columns_in_csv_are_refused_with_a_hint(store_dir):
+    sql = "SELECT image_id, list(name) AS names FROM objects GROUP BY image_id"
+    result = priors_cli("query", "--store", str(store_dir), sql, "--format", "csv")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: CSV cannot hold this result")
+    assert result.stderr.strip().endswith("use --format json")
