@@ -51,7 +51,10 @@ def _file_list(files: Sequence[Path]) -> str:
 
 
 def read_priors(
-    files: dict[str, Sequence[Path]], prior_set_id: str, image_ids: list[str]
+    connection: duckdb.DuckDBPyConnection,
+    files: dict[str, Sequence[Path]],
+    prior_set_id: str,
+    image_ids: list[str],
 ) -> list[dict[str, Any]]:
     """Caption and priors of `image_ids`, one dict per image with priors, in a single query.
 
@@ -95,7 +98,7 @@ def read_priors(
     LEFT JOIN attrs USING (image_id)
     LEFT JOIN rels USING (image_id)
     """
-    with duckdb.connect(":memory:") as connection:
-        result = connection.execute(sql, {"ids": image_ids, "prior_set": prior_set_id})
+    with connection.cursor() as cursor:
+        result = cursor.execute(sql, {"ids": image_ids, "prior_set": prior_set_id})
         names = [column[0] for column in result.description]
         return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
