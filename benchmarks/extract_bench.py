@@ -77,6 +77,7 @@ def main() -> None:
     options.add_argument("--images", type=int, default=20_000, help="how many images")
     options.add_argument("--shard-size", type=int, default=512, help="images per stored shard")
     options.add_argument("--load-workers", type=int, default=4, help="image decoding threads")
+    options.add_argument("--parse-processes", type=int, default=1, help="parser processes")
     options.add_argument("--seed", type=int, default=0)
     args = options.parse_args()
 
@@ -85,8 +86,7 @@ def main() -> None:
         started = time.perf_counter()
         captions = write_images_and_captions(root / "images", args.images, args.seed)
         prepare_s = time.perf_counter() - started
-        parser = CaptionParser()
-        parser.parse("A warm-up sentence loads the pipeline.")
+        parser = CaptionParser(n_process=args.parse_processes)
         config = ExtractionConfig(
             batch_size=args.shard_size,
             shard_size=args.shard_size,
@@ -109,6 +109,7 @@ def main() -> None:
         "parse_only_captions_per_s": round(parse_rate, 1),
         "failed": summary.failed,
         "shard_size": args.shard_size,
+        "parse_processes": args.parse_processes,
         "cpus": os.cpu_count(),
     }
     print(f"prepared {args.images} images + captions in {prepare_s:.1f} s")

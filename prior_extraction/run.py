@@ -2,8 +2,9 @@
 
 Resumable: the run first asks the store which images its prior set already has and does only the
 rest; each shard is published atomically, so a killed run loses at most the shard in hand.
-Three things overlap: the next shard's images decode in loader threads and the previous shard is
-written by a writer thread while the current shard is captioned and parsed. Ctrl-C finishes the
+Three things overlap: the next shard's images decode in loader threads, and the previous shard
+is parsed and written by a writer thread, while the current shard is captioned. With a parser
+built with `n_process > 1`, parsing runs in that many worker processes. Ctrl-C finishes the
 shard in hand, writes it, and returns; a second Ctrl-C stops at once.
 """
 
@@ -138,6 +139,7 @@ def parse_partition(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
+Captioned = tuple[ImageItem, LoadedImage, str]
 ShardCallback = Callable[[Shard, ExtractionSummary], None]
 
 
@@ -263,10 +265,10 @@ class _ShardWorker:
                 loaded = [future.result() for future in loads]
                 if index + 1 < len(shards):
                     loads = self._submit_loads(loader, shards[index + 1])
-                records = self.extract(shard, loaded)
+                records, captioned = self.caption_shard(shard, loaded)
                 if written is not None:
                     written.result()
-                written = writer.submit(self._write, shard, records, summary, on_shard)
+                written = writer.submit(self._finish, shard, records, captioned, summary, on_shard)
                 if stop.is_set():
                     _cancel(loads)
                     break
@@ -277,8 +279,10 @@ class _ShardWorker:
     def _submit_loads(self, loader: ThreadPoolExecutor, shard: Shard) -> list[Future]:
         return [loader.submit(_load, item, self.config.max_pixels) for item in shard.items]
 
-    def extract(self, shard: Shard, loaded: list[LoadedImage | InvalidImageError]) -> ShardRecords:
-        """Caption the valid images in batches and parse their captions; failures become rows."""
+    def caption_shard(
+        self, shard: Shard, loaded: list[LoadedImage | InvalidImageError]
+    ) -> tuple[ShardRecords, list[Captioned]]:
+        """Caption the valid images in batches; invalid images and caption failures become rows."""
         records = ShardRecords()
         valid: list[tuple[ImageItem, LoadedImage]] = []
         for item, result in zip(shard.items, loaded, strict=True):
@@ -287,15 +291,11 @@ class _ShardWorker:
             else:
                 valid.append((item, result))
         self.advance(len(shard.items) - len(valid))
-        captioned = self._caption(valid, records)
-        parsed = self.parser.parse_many(caption for _, _, caption in captioned)
-        for (item, image, caption), priors in zip(captioned, parsed, strict=True):
-            records.add_priors(item, image, ImagePriors(item.image_id, caption, **priors.to_dict()))
-        return records
+        return records, self._caption(valid, records)
 
     def _caption(
         self, valid: list[tuple[ImageItem, LoadedImage]], records: ShardRecords
-    ) -> list[tuple[ImageItem, LoadedImage, str]]:
+    ) -> list[Captioned]:
         captioned = []
         for batch in batched(valid, self.config.batch_size):
             requests = [CaptionRequest(item.image_id, image.image) for item, image in batch]
@@ -313,13 +313,19 @@ class _ShardWorker:
             self.advance(len(batch))
         return captioned
 
-    def _write(
+    def _finish(
         self,
         shard: Shard,
         records: ShardRecords,
+        captioned: list[Captioned],
         summary: ExtractionSummary,
         on_shard: ShardCallback | None,
     ) -> None:
+        """Parse the shard's captions and publish it (in the writer thread, overlapping the
+        captioning of the next shard)."""
+        parsed = self.parser.parse_many(caption for _, _, caption in captioned)
+        for (item, image, caption), priors in zip(captioned, parsed, strict=True):
+            records.add_priors(item, image, ImagePriors(item.image_id, caption, **priors.to_dict()))
         self.store.write_shard(
             self.prior_set_id,
             shard.dataset,

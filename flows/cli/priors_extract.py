@@ -44,6 +44,9 @@ def extract(
     partition: Annotated[
         str, typer.Option(help="I/N: this process's share, e.g. one vLLM process per GPU.")
     ] = "0/1",
+    parse_processes: Annotated[
+        int, typer.Option(help="Caption parser worker processes (1 = parse in this process).")
+    ] = 1,
     name: Annotated[str | None, typer.Option(help="A label for the prior set.")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
@@ -87,7 +90,8 @@ def extract(
             device=device,
         )
         chosen = build_captioner(captioner, options)
-        summary = run_extraction(source, chosen, CaptionParser(), PriorStore(store), config)
+        parser = CaptionParser(n_process=parse_processes)
+        summary = run_extraction(source, chosen, parser, PriorStore(store), config)
     except (SourceError, CaptionerError, PromptError, ExtractionConfigError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

@@ -191,6 +191,24 @@ def test_ctrl_c_finishes_the_shard_in_hand_then_resume_completes(
     }
 
 
+def test_ctrl_c_leaves_parser_worker_processes_working(tmp_path, noise_folder, parser) -> None:
+    folder, captions = noise_folder(12)
+    workers = CaptionParser(n_process=2)
+    caption = "Two dogs run on the green grass next to a red car."
+    try:
+        summary = run_extraction(
+            FolderSource(folder),
+            _CtrlCCaptioner(captions, at_call=3),
+            workers,
+            PriorStore(tmp_path / "store"),
+            _config(),
+        )
+        assert (summary.interrupted, summary.captioned) == (True, 8)
+        assert workers.parse(caption) == parser.parse(caption)
+    finally:
+        workers.close()
+
+
 KILLED_RUN = textwrap.dedent(
     """
     import os, signal, sys
