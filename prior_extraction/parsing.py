@@ -9,7 +9,11 @@ spaCy dependency rules, batched through `nlp.pipe`. Knows nothing of storage.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import weakref
 from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from multiprocessing.pool import Pool
 from typing import TYPE_CHECKING
 
 from prior_extraction.caption_priors import (
@@ -41,29 +45,43 @@ PARSER_NAME = "llmformer-spacy-rules"
 PARSER_VERSION = "1.0.0"
 # Components the rules never read: named entities cost more than the dependency parse itself.
 UNUSED_COMPONENTS = ("ner",)
-# Components run after `nlp.pipe`, in this process: the attribute ruler through its faster
-# equivalent, then the lemmatizer that needs its coarse tags.
+# Components run after `nlp.pipe`, in this process, through faster stand-ins (fast_annotators):
+# the attribute ruler, then the lemmatizer that needs its coarse tags.
 POST_PARSE_COMPONENTS = ("attribute_ruler", "lemmatizer")
 
 logger = logging.getLogger(__name__)
 
 
 def _post_parse_steps(nlp: Language) -> list[tuple[str, Callable[[Doc], Doc]]]:
-    """The pipeline's own attribute ruler (as a FastAttributeRuler) and lemmatizer, to run on
-    parsed docs; missing ones are skipped, so any English pipeline with a parser works."""
-    from prior_extraction.fast_attributes import FastAttributeRuler
+    """Stand-ins for the pipeline's attribute ruler and lemmatizer, to run on parsed docs;
+    missing ones are skipped, so any English pipeline with a parser works."""
+    from prior_extraction.fast_annotators import FastAttributeRuler, OpenClassLemmatizer
 
-    steps: list[tuple[str, Callable[[Doc], Doc]]] = []
-    for name in POST_PARSE_COMPONENTS:
-        if name in nlp.pipe_names:
-            component = nlp.get_pipe(name)
-            is_ruler = name == "attribute_ruler"
-            steps.append((name, FastAttributeRuler(component) if is_ruler else component))
-    return steps
+    stand_ins = {"attribute_ruler": FastAttributeRuler, "lemmatizer": OpenClassLemmatizer}
+    return [
+        (name, stand_ins[name](nlp.get_pipe(name)))
+        for name in POST_PARSE_COMPONENTS
+        if name in nlp.pipe_names
+    ]
+
+
+# With n_process > 1, each worker gets this many batches at a time, so input is read lazily.
+BATCHES_PER_WORKER = 4
+
+
+def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(texts)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 class CaptionParser:
-    """Parses captions into priors; one spaCy pipeline, loaded once, shared by every call."""
+    """Parses captions into priors; one spaCy pipeline, loaded once, shared by every call.
+
+    With `n_process > 1` the captions are parsed by that many worker processes, each with its
+    own pipeline, in batches; only captions go out and priors come back, in input order. (Where
+    processes are spawned rather than forked, call it under `if __name__ == "__main__":`.)
+    """
 
     def __init__(
         self,
@@ -83,6 +101,7 @@ class CaptionParser:
         self.n_process = n_process
         self.max_chars = max_chars
         self._extract = extract_priors
+        self._pool: Pool | None = None
 
     def parse(self, text: str) -> ParsedCaption:
         """Priors of one caption; never raises on bad text."""
@@ -94,15 +113,36 @@ class CaptionParser:
 
     def iter_parse(self, texts: Iterable[str]) -> Iterator[ParsedCaption]:
         """Lazily parse captions in input order (for progress bars over long inputs)."""
+        if self.n_process > 1:
+            return self._iter_parse_in_workers(texts)
+        return self._iter_parse_here(texts)
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool = None
+
+    def _iter_parse_here(self, texts: Iterable[str]) -> Iterator[ParsedCaption]:
         cleaned = (clean_caption(text, self.max_chars) for text in texts)
-        docs = self.nlp.pipe(
-            cleaned,
-            batch_size=self.batch_size,
-            n_process=self.n_process,
-            disable=[name for name, _ in self._post_parse],
-        )
-        for doc in docs:
+        disabled = [name for name, _ in self._post_parse]
+        for doc in self.nlp.pipe(cleaned, batch_size=self.batch_size, disable=disabled):
             yield self._safe_extract(doc)
+
+    def _iter_parse_in_workers(self, texts: Iterable[str]) -> Iterator[ParsedCaption]:
+        pool = self._worker_pool()
+        window = self.n_process * BATCHES_PER_WORKER
+        for batches in _batches(_batches(texts, self.batch_size), window):
+            for parsed in pool.imap(_parse_in_worker, batches):
+                yield from parsed
+
+    def _worker_pool(self) -> Pool:
+        if self._pool is None:
+            settings = (self.pipeline, self.batch_size, self.max_chars)
+            context = multiprocessing.get_context()
+            self._pool = context.Pool(self.n_process, _start_worker, settings)
+            weakref.finalize(self, self._pool.terminate)
+        return self._pool
 
     def _safe_extract(self, doc: Doc) -> ParsedCaption:
         try:
@@ -112,3 +152,17 @@ class CaptionParser:
         except Exception as error:  # a rule tripping over an odd parse must not stop a batch
             logger.warning("no priors for %r: %s: %s", doc.text[:80], type(error).__name__, error)
             return ParsedCaption()
+
+
+_worker_parser: CaptionParser | None = None
+
+
+def _start_worker(pipeline: str, batch_size: int, max_chars: int) -> None:
+    """Load this worker process's own parser once."""
+    global _worker_parser
+    _worker_parser = CaptionParser(pipeline, batch_size=batch_size, max_chars=max_chars)
+
+
+def _parse_in_worker(texts: list[str]) -> list[ParsedCaption]:
+    assert _worker_parser is not None, "worker started without _start_worker"
+    return _worker_parser.parse_many(texts)

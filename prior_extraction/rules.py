@@ -3,6 +3,7 @@ parsed spaCy `Doc`. Rules follow the tree, not phrasings; closed word lists live
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -92,7 +93,7 @@ def lemma(token: Token) -> str:
         return lexicon.LEMMA_FIXES[token.lower_]
     if token.tag_ == "NNPS" or _is_capitalised_common_noun(token):
         return _singular(token.lower_)
-    return token.lemma_.lower()
+    return token.lemma_.lower() or token.lower_
 
 
 def _is_capitalised_common_noun(token: Token) -> bool:
@@ -160,7 +161,7 @@ def _of_object(token: Token) -> Token | None:
 def _names_its_of_object(token: Token) -> bool:
     """Whether token only counts, portions or selects what follows "of" ("a slice of pizza",
     "a group of people", "some of them"), so that noun is the object meant."""
-    word = token.lemma_.lower()
+    word = token.lemma_.lower() or token.lower_
     selects = word in lexicon.COLLECTIVE_NOUNS or word in lexicon.PARTITIVE_NOUNS
     selects = selects or word in lexicon.SELECTING_WORDS
     return selects and _of_object(token) is not None
@@ -299,6 +300,7 @@ class DocPriors:
         return self.collected.result()
 
     def _collect_objects(self) -> None:
+        sentence_starts = [sentence.start for sentence in self.doc.sents]
         for token in self.doc:
             if not is_object_head(token):
                 continue
@@ -307,8 +309,9 @@ class DocPriors:
             self.object_at[token.i] = index
             plural = is_plural(token) or _collective_parent(token) is not None
             gender = lexicon.person_gender(name)
+            sentence_start = sentence_starts[bisect_right(sentence_starts, token.i) - 1]
             self.mentions.append(
-                Mention(token.i, token.sent.start, index, gender, plural, _salience(token))
+                Mention(token.i, sentence_start, index, gender, plural, _salience(token))
             )
 
     # Attributes

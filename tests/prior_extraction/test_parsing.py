@@ -280,4 +280,9 @@ def test_to_dict_matches_the_json_contract_and_round_trips() -> None:
 def test_two_processes_give_the_same_priors_in_the_same_order(parser: CaptionParser) -> None:
     texts = ["A man is riding a horse.", "", "A dog sits on a mat. It is brown."] * 5
     in_parallel = CaptionParser(batch_size=4, n_process=2)
-    assert in_parallel.parse_many(texts) == parser.parse_many(texts)
+    try:
+        assert in_parallel.parse_many(texts) == parser.parse_many(texts)
+        assert in_parallel.parse_many(texts[:2]) == parser.parse_many(texts[:2])
+    finally:
+        in_parallel.close()
+    assert in_parallel._pool is None
