@@ -78,7 +78,8 @@ META_NOUNS = _words(
     "relationship detail item element description overview summary caption day night time "
     "moment way color colour shape style appearance look mood feeling sense environment "
     "surroundings something anything everything nothing someone anyone everyone thing things "
-    "total presence position location distance activity event perspective angle"
+    "total presence position location distance activity event perspective angle balance turn "
+    "attention direction motion movement action energy vibe ambiance feel interest purpose"
 )
 # Nouns naming a place relative to something else ("in front of", "on the left").
 POSITION_NOUNS = _words(

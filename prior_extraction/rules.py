@@ -505,12 +505,13 @@ def prepositional_phrases(token: Token) -> Iterator[tuple[str, Token]]:
 def _preposition_targets(preposition: Token) -> Iterator[tuple[str, Token]]:
     if preposition.lower_ in NEGATING_PREPOSITIONS:
         return
+    word = lemma(preposition) if preposition.tag_ in PARTICIPLE_TAGS else preposition.lower_
     for child in preposition.children:
         if child.dep_ == "pobj":
-            yield _through_position_noun(preposition.lower_, child)
+            yield _through_position_noun(word, child)
         elif child.dep_ in {"prep", "pcomp"} and child.pos_ == "ADP":
             for phrase, target in _preposition_targets(child):
-                yield f"{preposition.lower_} {phrase}", target
+                yield f"{word} {phrase}", target
 
 
 def _through_position_noun(preposition: str, noun: Token) -> tuple[str, Token]:
