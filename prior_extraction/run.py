@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import signal
 import threading
 import time
@@ -116,18 +117,22 @@ class ShardRecords:
     failures: list[FailureRecord] = field(default_factory=list)
 
     def add_failure(
-        self, item: ImageItem, stage: str, error_class: str, message: str, image=None
+        self,
+        item: ImageItem,
+        stage: str,
+        error_class: str,
+        message: str,
+        image: LoadedImage | None = None,
     ) -> None:
-        width, height, sha256 = (image.width, image.height, image.sha256) if image else (None,) * 3
-        path = str(item.path)
-        self.images.append(ImageRecord(item.image_id, path, width, height, sha256, "failed"))
+        path = os.path.abspath(item.path)
+        facts = (image.width, image.height, image.sha256) if image else (None, None, None)
+        self.images.append(ImageRecord(item.image_id, path, *facts, "failed"))
         self.failures.append(FailureRecord(item.image_id, path, stage, error_class, message))
 
     def add_priors(self, item: ImageItem, image: LoadedImage, priors: ImagePriors) -> None:
-        record = ImageRecord(
-            item.image_id, str(item.path), image.width, image.height, image.sha256, "ok"
-        )
-        self.images.append(record)
+        path = os.path.abspath(item.path)
+        facts = (image.width, image.height, image.sha256)
+        self.images.append(ImageRecord(item.image_id, path, *facts, "ok"))
         self.priors.append(priors)
 
 

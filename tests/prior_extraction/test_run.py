@@ -80,12 +80,13 @@ def test_broken_files_end_in_failures_and_good_ones_are_captioned(
     }
     images = _rows(
         store,
-        "SELECT image_id, width, height, status FROM images WHERE prior_set_id = ?",
+        "SELECT image_id, width, height, status, path FROM images WHERE prior_set_id = ?",
         summary.prior_set_id,
     )
     by_id = {row[0]: row[1:] for row in images}
-    assert by_id["cmyk.jpg"] == (16, 16, "ok") and by_id["nested/gray.png"] == (10, 10, "ok")
-    assert by_id["bomb.png"] == (None, None, "failed")
+    assert by_id["cmyk.jpg"] == (16, 16, "ok", os.path.abspath(folder / "cmyk.jpg"))
+    assert by_id["nested/gray.png"][:3] == (10, 10, "ok")
+    assert by_id["bomb.png"][:3] == (None, None, "failed")
 
 
 def test_second_run_resumes_with_nothing_left(tmp_path, noise_folder, parser) -> None:
