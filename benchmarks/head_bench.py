@@ -98,6 +98,8 @@ def _measure(args: argparse.Namespace, name: str, queue) -> None:
     import segmentation  # noqa: F401  (registers the plugin)
 
     init_default_scope("mmseg")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
     head = MODELS.build(_head_config(args, VARIANTS[name])).to(device)
@@ -141,6 +143,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--objects", type=int, default=8, help="object priors per image")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cuda" if _cuda_available() else "cpu")
     args = parser.parse_args()
 

@@ -130,6 +130,11 @@ def _apply_prior_source(cfg: Config) -> None:
 
     for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
         visit(cfg.get(loader))
+    if any(not value for value in source.values()):
+        raise ConfigError(
+            "LoadPriors needs a store_root and a prior_set_id: pass --cfg-options "
+            "prior_store_root=STORE prior_set_id=ID (`llmformer priors sets` lists the ids)"
+        )
 
 
 def _parse_overrides(pairs: list[str]) -> dict:

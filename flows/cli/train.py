@@ -34,5 +34,9 @@ def train(
     except (ConfigError, SyntaxError, KeyError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    runner = run_training(cfg)
+    try:
+        runner = run_training(cfg)
+    except FileNotFoundError as error:  # a data root or checkpoint the config names is missing
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
     typer.echo(f"trained {runner.iter} iterations; checkpoints in {cfg.work_dir}")

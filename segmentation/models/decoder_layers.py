@@ -85,7 +85,10 @@ class SemanticAttention(ResidualAttention):
 
 
 class VisualAttention(ResidualAttention):
-    """Mask2Former's masked cross-attention to the one feature level chosen for this layer."""
+    """Mask2Former's masked cross-attention to the one feature level chosen for this layer.
+
+    It takes the priors only to share `ScaledVisualAttention`'s signature, and ignores them.
+    """
 
     def forward(
         self,

@@ -220,4 +220,4 @@ def _open_store(root: str | None):
         return None
     from storage import PriorStore
 
-    return PriorStore(root)
+    return PriorStore(root, create=False)

@@ -40,6 +40,8 @@ def normalize_vocabulary(
     synonyms: Sequence[Sequence[str]] | None = None,
 ) -> Vocabulary:
     """Turn class names (comma-separated synonyms allowed) or synonym lists into a Vocabulary."""
+    if isinstance(classes, str):
+        raise ValueError(f"a vocabulary is a list of class names, got the string {classes!r}")
     if synonyms is not None:
         if len(synonyms) != len(classes):
             raise ValueError(f"{len(synonyms)} synonym lists for {len(classes)} classes")

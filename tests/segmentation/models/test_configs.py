@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ def test_tiny_demo_config_builds_through_the_registry_with_custom_imports() -> N
         capture_output=True,
         text=True,
         check=False,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.split() == ["LLMFormer", "LLMFormerHead", "True"]

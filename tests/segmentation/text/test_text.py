@@ -118,6 +118,8 @@ def test_vocabulary_accepts_comma_synonyms_and_synonym_lists() -> None:
         normalize_vocabulary(["sky"], [[], []])
     with pytest.raises(ValueError, match="at least one non-empty name"):
         normalize_vocabulary(["sky", " , "])
+    with pytest.raises(ValueError, match="a list of class names, got the string 'sky'"):
+        normalize_vocabulary("sky")
 
 
 def test_vocabulary_embedding_averages_templates_then_normalises(tiny_encoder) -> None:
@@ -156,3 +158,13 @@ def test_cache_without_a_store_and_with_no_texts(tiny_encoder) -> None:
     embedder = CachedTextEmbedder(tiny_encoder)
     assert embedder.embed([]).shape == (0, 16)
     assert embedder.embed(["a", "b"]).shape == (2, 16)
+
+
+def test_cache_round_trips_through_a_real_prior_store(tiny_encoder, tmp_path, monkeypatch) -> None:
+    from storage import PriorStore
+
+    store = PriorStore(tmp_path / "store")
+    first = CachedTextEmbedder(tiny_encoder, store).embed(["brown dog", "dog on sofa"])
+    monkeypatch.setattr(type(tiny_encoder), "forward", lambda *_: pytest.fail("re-encoded"))
+    again = CachedTextEmbedder(tiny_encoder, PriorStore(tmp_path / "store")).embed(["dog on sofa"])
+    torch.testing.assert_close(again[0], first[1])
