@@ -55,10 +55,12 @@ class FolderSource:
     dataset: str | None = None
     split: str = DEFAULT_SPLIT
 
+    def __post_init__(self) -> None:
+        if not Path(self.root).is_dir():
+            raise SourceError(f"image folder {self.root} does not exist or is not a folder")
+
     def items(self) -> list[ImageItem]:
         root = Path(self.root)
-        if not root.is_dir():
-            raise SourceError(f"image folder {root} does not exist or is not a folder")
         dataset = self.dataset or dataset_key(root.resolve().name)
         paths = sorted(
             path
@@ -82,10 +84,12 @@ class ManifestSource:
     dataset: str | None = None
     split: str = DEFAULT_SPLIT
 
+    def __post_init__(self) -> None:
+        if not Path(self.manifest).is_file():
+            raise SourceError(f"manifest {self.manifest} does not exist")
+
     def items(self) -> list[ImageItem]:
         manifest = Path(self.manifest)
-        if not manifest.is_file():
-            raise SourceError(f"manifest {manifest} does not exist")
         dataset = self.dataset or dataset_key(manifest.stem)
         items: dict[str, ImageItem] = {}
         with manifest.open(encoding="utf-8") as lines:
@@ -170,12 +174,12 @@ class DatasetSource:
 
     def __post_init__(self) -> None:
         self._layouts()
+        if not Path(self.data_root).is_dir():
+            raise SourceError(f"data root {self.data_root} does not exist or is not a folder")
 
     def items(self) -> list[ImageItem]:
         layouts = self._layouts()
         root = Path(self.data_root)
-        if not root.is_dir():
-            raise SourceError(f"data root {root} does not exist or is not a folder")
         present = [layout for layout in layouts if (root / layout.image_dir).is_dir()]
         missing = [layout.image_dir for layout in layouts if layout not in present]
         if self.splits is not None and missing:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from prior_extraction.run import ExtractionSummary
 
 INTERRUPTED_EXIT_CODE = 130
 
@@ -91,7 +94,10 @@ def extract(
         )
         chosen = build_captioner(captioner, options)
         parser = CaptionParser(n_process=parse_processes)
-        summary = run_extraction(source, chosen, parser, PriorStore(store), config)
+        try:
+            summary = run_extraction(source, chosen, parser, PriorStore(store), config)
+        finally:
+            parser.close()
     except (SourceError, CaptionerError, PromptError, ExtractionConfigError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
@@ -100,7 +106,7 @@ def extract(
         raise typer.Exit(INTERRUPTED_EXIT_CODE)
 
 
-def print_summary(summary) -> None:
+def print_summary(summary: ExtractionSummary) -> None:
     """One table: done, already there, failed, speed; and how to resume when interrupted."""
     table = Table(title=f"prior set {summary.prior_set_id}", show_header=False)
     table.add_row("images in source", str(summary.total))
