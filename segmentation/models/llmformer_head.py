@@ -162,12 +162,7 @@ class LLMFormerHead(BaseDecodeHead):
         batch = mask_features.shape[0]
         sizes = [tuple(m.shape[-2:]) for m in memories]
         memory_tokens = [m.flatten(2).transpose(1, 2) for m in memories]
-        memory_pos = [
-            (sine_position_encoding(h, w, self.channels, m.device) + self.level_embed.weight[i])[
-                None
-            ]
-            for i, ((h, w), m) in enumerate(zip(sizes, memories, strict=True))
-        ]
+        memory_pos = self._memory_positions(sizes, mask_features.device)
         priors = self._project_priors(inputs.priors)
         query = self.query_feat.weight[None].expand(batch, -1, -1)
         query_pos = self.query_pos.weight[None].expand(batch, -1, -1)
@@ -182,6 +177,13 @@ class LLMFormerHead(BaseDecodeHead):
             outputs.class_logits.append(class_logits)
             outputs.mask_logits.append(mask_logits)
         return outputs
+
+    def _memory_positions(self, sizes: list[tuple[int, int]], device) -> list[Tensor]:
+        """Sine positions plus the level's embedding for each scale's tokens: (1, H*W, C)."""
+        return [
+            (sine_position_encoding(h, w, self.channels, device) + embedding)[None]
+            for (h, w), embedding in zip(sizes, self.level_embed.weight, strict=True)
+        ]
 
     def _project_priors(self, priors: PriorTensors) -> PriorTensors:
         """Map prior text embeddings to the decoder width (kinds no module uses stay as is)."""
