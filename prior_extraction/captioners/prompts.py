@@ -7,8 +7,10 @@ format; the same template feeds vLLM and transformers, so both see the same toke
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 SIMPLE_PROMPT = "Describe the image."
@@ -96,6 +98,14 @@ def choose_prompt_format(
         f"no chat format known for model {model!r}; "
         f"pass --prompt-format with one of: {', '.join(PROMPT_FORMATS)}"
     )
+
+
+def local_model_type(model: str) -> str | None:
+    """`model_type` from a local checkpoint folder's config.json; None for a hub id."""
+    config = Path(model) / "config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text(encoding="utf-8")).get("model_type")
 
 
 def clean_caption(text: str) -> str:

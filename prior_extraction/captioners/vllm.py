@@ -17,7 +17,11 @@ from prior_extraction.captioners.base import (
     CaptionRequest,
     CaptionResult,
 )
-from prior_extraction.captioners.prompts import choose_prompt_format, clean_caption
+from prior_extraction.captioners.prompts import (
+    choose_prompt_format,
+    clean_caption,
+    local_model_type,
+)
 
 
 class VLLMCaptioner:
@@ -41,7 +45,7 @@ class VLLMCaptioner:
                 "on a GPU machine: pip install 'llmformer[vllm]'"
             ) from error
 
-        chat = choose_prompt_format(model, prompt_format)
+        chat = choose_prompt_format(model, prompt_format, local_model_type(model))
         self.model = model
         self.prompt = prompt
         self.sampling: dict[str, Any] = {"temperature": 0.0, "max_new_tokens": max_new_tokens}

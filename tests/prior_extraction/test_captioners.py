@@ -205,6 +205,12 @@ def test_vllm_qwen_engine_gets_its_pixel_budget(stand_in_vllm) -> None:
     assert settings["max_model_len"] == 4096
 
 
+def test_vllm_reads_a_local_checkpoints_family_from_its_config(stand_in_vllm, tiny_llava) -> None:
+    captioner = build_captioner("vllm", CaptionerOptions(model=str(tiny_llava)))
+    assert captioner.text_prompt == "USER: <image>\nDescribe the image.\nASSISTANT:"
+    assert stand_in_vllm.built[0]["max_model_len"] == 4096
+
+
 def test_vllm_missing_says_how_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(CaptionerError, match=r"pip install 'llmformer\[vllm\]'"):
