@@ -12,7 +12,9 @@ ATTRIBUTE_KINDS = ("color", "size", "material", "count", "state", "other")
 
 @dataclass(frozen=True)
 class ObjectPrior:
-    """A thing the caption names: singular lemma with compounds, its first surface span, count."""
+    """A thing the caption names: singular lemma with compounds ("teddy bear"), its first
+    surface span, and how many: the number stated ("two" -> 2), the lower bound a quantifier
+    implies ("several" -> 3, "a few" -> 2), 2 for a bare plural, else 1."""
 
     name: str
     span: str

@@ -61,6 +61,7 @@ class _Collector:
     relations: dict[tuple[int, str, int], RelationPrior] = field(default_factory=dict)
 
     def add_object(self, name: str, span: str, count: int) -> int:
+        """Index of the object with this name, added if new; the largest count is kept."""
         index = self.index_by_name.get(name)
         if index is None:
             index = self.index_by_name[name] = len(self.objects)
@@ -102,12 +103,14 @@ def _is_capitalised_common_noun(token: Token) -> bool:
 
 
 def is_plural(token: Token) -> bool:
+    """Whether the noun is plural (tagged so, or a capitalised plural taken for a name)."""
     if token.tag_ in PLURAL_TAGS:
         return True
     return _is_capitalised_common_noun(token) and _singular(token.lower_) != token.lower_
 
 
 def _singular(word: str) -> str:
+    """English plural-to-singular by suffix, for the few nouns the lemmatizer skips."""
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith(("ches", "shes", "sses", "xes")):
@@ -128,6 +131,7 @@ def conjunct_root(token: Token) -> Token:
 
 
 def is_negated(token: Token) -> bool:
+    """Whether a verb carries "not"/"n't" ("is not wearing")."""
     return any(child.dep_ == "neg" for child in token.children)
 
 
@@ -177,6 +181,7 @@ def _collective_parent(token: Token) -> Token | None:
 
 
 def _governing_verb(token: Token) -> Token | None:
+    """The verb whose object (direct, predicate or prepositional) the noun is, if any."""
     root = conjunct_root(token)
     if root.dep_ in {"dobj", "attr"}:
         return root.head
@@ -243,6 +248,7 @@ def object_count(token: Token) -> int:
 
 
 def _salience(token: Token) -> int:
+    """0 for subjects, 1 for direct objects, 2 otherwise (see SALIENCE)."""
     parent = _collective_parent(token)
     root = conjunct_root(parent if parent is not None else token)
     return SALIENCE.get(root.dep_, 2)

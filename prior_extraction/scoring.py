@@ -3,6 +3,8 @@
 Priors are compared as facts named by object names, so any parser's output can be scored:
 objects as names, attributes as (object name, value), relations as (subject name, predicate,
 object name). Each caption's facts form a set; counts are micro-averaged over captions.
+`relation_pairs` also scores relations by (subject, object) alone, to tell a wrong predicate
+phrase ("on" for "sit on") from a missed or wrong pair.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from prior_extraction.caption_priors import ParsedCaption
 
 PRIOR_TYPES = ("objects", "attributes", "relations")
+SCORED = (*PRIOR_TYPES, "relation_pairs")
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ def caption_facts(priors: ParsedCaption) -> dict[str, set[tuple[str, ...]]]:
 
 
 def compare(predicted: ParsedCaption, gold: ParsedCaption) -> dict[str, Score]:
-    """Scores of one caption, per prior type."""
+    """Scores of one caption, per prior type (and relation_pairs)."""
     found, expected = caption_facts(predicted), caption_facts(gold)
     return {
         kind: Score(
@@ -90,7 +93,7 @@ def compare(predicted: ParsedCaption, gold: ParsedCaption) -> dict[str, Score]:
             len(found[kind] - expected[kind]),
             len(expected[kind] - found[kind]),
         )
-        for kind in PRIOR_TYPES
+        for kind in SCORED
     }
 
 
@@ -98,7 +101,7 @@ def score(predicted: Sequence[ParsedCaption], gold: Sequence[ParsedCaption]) -> 
     """Micro-averaged scores over aligned lists of predicted and gold priors."""
     if len(predicted) != len(gold):
         raise ValueError(f"{len(predicted)} predictions for {len(gold)} gold captions")
-    totals = {kind: Score() for kind in PRIOR_TYPES}
+    totals = {kind: Score() for kind in SCORED}
     for found, expected in zip(predicted, gold, strict=True):
         for kind, caption_score in compare(found, expected).items():
             totals[kind] = totals[kind] + caption_score

@@ -67,7 +67,7 @@ def score(
     from rich.console import Console
     from rich.table import Table
 
-    from prior_extraction.scoring import PRIOR_TYPES, load_labelled
+    from prior_extraction.scoring import SCORED, load_labelled
     from prior_extraction.scoring import score as score_priors
 
     if parser not in PARSERS:
@@ -84,11 +84,11 @@ def score(
     table = Table(title=f"{parser} on {len(items)} captions of {labelled.name}")
     for column in ("prior", "precision", "recall", "F1"):
         table.add_column(column)
-    for kind in PRIOR_TYPES:
+    for kind in SCORED:
         figures = scores[kind]
         table.add_row(kind, *(f"{v:.3f}" for v in (figures.precision, figures.recall, figures.f1)))
     Console(stderr=True).print(table)
-    print(json.dumps({kind: scores[kind].to_dict() for kind in PRIOR_TYPES}))
+    print(json.dumps({kind: scores[kind].to_dict() for kind in SCORED}))
 
 
 def _build_parser(name: str, pipeline: str | None):

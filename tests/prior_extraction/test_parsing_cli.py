@@ -69,7 +69,7 @@ def test_score_prints_f1_per_prior_type_as_json() -> None:
     result = runner.invoke(app, ["priors", "score", "--labelled", str(LABELLED), "--split", "test"])
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(figures) == {"objects", "attributes", "relations"}
+    assert set(figures) == {"objects", "attributes", "relations", "relation_pairs"}
     assert figures["objects"]["f1"] >= 0.9
 
 

@@ -47,6 +47,7 @@ def test_wrong_predicate_or_direction_counts_as_a_miss() -> None:
     gold = priors(["man", "horse"], relations=[(0, "ride", 1)])
     found = priors(["man", "horse"], relations=[(1, "ride", 0), (0, "on", 1)])
     assert compare(found, gold)["relations"] == Score(0, 2, 1)
+    assert compare(found, gold)["relation_pairs"] == Score(1, 1, 0)
 
 
 def test_score_sums_over_captions_and_checks_alignment() -> None:
