@@ -81,6 +81,7 @@ def caption_facts(priors: ParsedCaption) -> dict[str, set[tuple[str, ...]]]:
         "relations": {
             (names[r.subject], _normalise(r.predicate), names[r.object]) for r in priors.relations
         },
+        "relation_pairs": {(names[r.subject], names[r.object]) for r in priors.relations},
     }
 
 
