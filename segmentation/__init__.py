@@ -1,3 +1,10 @@
 """Stage 2: the LLMFormer MMSegmentation plugin (models, datasets, transforms, metrics, configs)."""
 
-from segmentation import models, text, training, transforms  # noqa: F401  (registers them in MMSeg)
+from segmentation import (  # noqa: F401  (each sub-package registers its parts in MMSeg)
+    datasets,
+    evaluation,
+    models,
+    text,
+    training,
+    transforms,
+)

@@ -1,0 +1,20 @@
+"""Evaluation: mIoU and Open-mIoU (`OpenIoUMetric`) and the per-dataset results table."""
+
+from segmentation.evaluation.confusion import (
+    class_similarity,
+    confusion_matrix,
+    iou_per_class,
+    open_iou_per_class,
+)
+from segmentation.evaluation.metric import OpenIoUMetric
+from segmentation.evaluation.table import EvalRow, EvalTable
+
+__all__ = [
+    "EvalRow",
+    "EvalTable",
+    "OpenIoUMetric",
+    "class_similarity",
+    "confusion_matrix",
+    "iou_per_class",
+    "open_iou_per_class",
+]

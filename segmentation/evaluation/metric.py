@@ -1,0 +1,162 @@
+"""`OpenIoUMetric`: mIoU and Open-mIoU in one pass, exact at any class count and ignore value.
+
+Registered in MMSeg's METRICS. Per image it keeps only the non-zero cells of the confusion matrix,
+so ADE20K-847 stays cheap; pixel counts are int64 (MMSeg's `IoUMetric` counts with float32
+histograms). A prediction whose metainfo `vocabulary` (the names its ids refer to, set by the
+segmentor) differs from the dataset's classes, as in vocabulary-free mode, is mapped id by id to
+the dataset class whose name embeds closest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import MMLogger, print_log
+from mmseg.registry import METRICS
+
+from segmentation.datasets.constants import IGNORE_INDEX
+from segmentation.evaluation.confusion import (
+    accuracy_per_class,
+    class_similarity,
+    confusion_matrix,
+    iou_per_class,
+    open_iou_per_class,
+)
+
+
+def _percent(values: np.ndarray) -> float:
+    return round(float(np.nanmean(values)) * 100, 2) if np.isfinite(values).any() else float("nan")
+
+
+@METRICS.register_module()
+class OpenIoUMetric(BaseMetric):
+    """aAcc, mIoU, mAcc and, given class similarities, Open-mIoU; seen/unseen mIoU when the
+    dataset metainfo names `seen_classes` and `unseen_classes`.
+
+    Args:
+        ignore_index: label value left out of every count.
+        text_encoder: config of a `segmentation.text` encoder to embed class names with.
+        similarity_file: a (K, K) `.npy` class-similarity matrix instead of an encoder.
+        similarity_threshold: cosine similarity below which a wrong class earns no credit.
+    """
+
+    def __init__(
+        self,
+        ignore_index: int = IGNORE_INDEX,
+        text_encoder: dict | None = None,
+        similarity_file: str | None = None,
+        similarity_threshold: float = 0.5,
+        collect_device: str = "cpu",
+        prefix: str | None = None,
+    ) -> None:
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        self.ignore_index = ignore_index
+        self.text_encoder_cfg = text_encoder
+        self.similarity_file = similarity_file
+        self.similarity_threshold = similarity_threshold
+        self._encoder = None
+        self._embeddings: dict[str, np.ndarray] = {}
+        self.per_class: dict[str, np.ndarray] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.dataset_meta["classes"])
+
+    def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
+        """Keep each image's non-zero confusion cells as (flat index, count) pairs."""
+        for sample in data_samples:
+            pred = sample["pred_sem_seg"]["data"].squeeze(0).cpu().numpy()
+            gt = sample["gt_sem_seg"]["data"].squeeze(0).cpu().numpy()
+            names = sample.get("vocabulary")
+            if names is not None and list(names) != list(self.dataset_meta["classes"]):
+                pred = self.map_to_dataset_classes(pred, names)
+            cells = confusion_matrix(pred, gt, self.num_classes, self.ignore_index).ravel()
+            nonzero = np.flatnonzero(cells)
+            self.results.append((nonzero, cells[nonzero]))
+
+    def compute_metrics(self, results: list) -> dict[str, float]:
+        confusion = np.zeros(self.num_classes * (self.num_classes + 1), dtype=np.int64)
+        for indices, counts in results:
+            confusion[indices] += counts
+        confusion = confusion.reshape(self.num_classes, self.num_classes + 1)
+        return self.summarize(confusion)
+
+    def summarize(self, confusion: np.ndarray) -> dict[str, float]:
+        """Metrics (percent, 2 decimals) from a full confusion matrix; per-class IoUs are kept in
+        `self.per_class` and logged."""
+        total = confusion.sum()
+        self.per_class = {"IoU": iou_per_class(confusion), "Acc": accuracy_per_class(confusion)}
+        metrics = {
+            "aAcc": round(
+                float(np.trace(confusion[:, : self.num_classes]) / max(total, 1)) * 100, 2
+            ),
+            "mIoU": _percent(self.per_class["IoU"]),
+            "mAcc": _percent(self.per_class["Acc"]),
+        }
+        similarity = self.class_similarity()
+        if similarity is not None:
+            self.per_class["Open-IoU"] = open_iou_per_class(confusion, similarity)
+            metrics["Open-mIoU"] = _percent(self.per_class["Open-IoU"])
+        metrics.update(self._group_means())
+        self._log_per_class()
+        return metrics
+
+    def _group_means(self) -> dict[str, float]:
+        classes = list(self.dataset_meta["classes"])
+        means = {}
+        for group in ("seen", "unseen"):
+            names = self.dataset_meta.get(f"{group}_classes")
+            if names:
+                rows = [classes.index(name) for name in names]
+                means[f"mIoU_{group}"] = _percent(self.per_class["IoU"][rows])
+        return means
+
+    def class_similarity(self) -> np.ndarray | None:
+        """The (K, K) similarity matrix from the file or the text encoder; None without either."""
+        if self.similarity_file is not None:
+            similarity = np.load(self.similarity_file)
+            expected = (self.num_classes, self.num_classes)
+            if similarity.shape != expected or not np.allclose(np.diag(similarity), 1.0):
+                raise ValueError(
+                    f"similarity matrix {self.similarity_file} must be {expected} with ones on "
+                    f"the diagonal, got {similarity.shape}"
+                )
+            return similarity
+        if self.text_encoder_cfg is None:
+            return None
+        embeddings = self.embed(list(self.dataset_meta["classes"]))
+        return class_similarity(embeddings, self.similarity_threshold)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit-length text embeddings from the configured encoder (built once, memoised)."""
+        if self.text_encoder_cfg is None:
+            raise ValueError("OpenIoUMetric needs `text_encoder` to score named predictions")
+        if self._encoder is None:
+            from segmentation.text import build_text_encoder
+
+            self._encoder = build_text_encoder(self.text_encoder_cfg)
+        missing = [text for text in dict.fromkeys(texts) if text not in self._embeddings]
+        if missing:
+            self._embeddings.update(zip(missing, self._encoder(missing).cpu().numpy(), strict=True))
+        return np.stack([self._embeddings[text] for text in texts])
+
+    def map_to_dataset_classes(self, pred: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """Vocabulary-free ids -> the dataset class whose name embeds closest to each name."""
+        classes = list(self.dataset_meta["classes"])
+        nearest = (self.embed(list(names)) @ self.embed(classes).T).argmax(1)
+        lookup = np.append(nearest, self.num_classes)  # ids that name nothing: void
+        pred = pred.astype(np.int64)
+        return lookup[np.where((pred >= 0) & (pred < len(names)), pred, len(names))]
+
+    def _log_per_class(self) -> None:
+        from prettytable import PrettyTable
+
+        table = PrettyTable()
+        table.add_column("Class", list(self.dataset_meta["classes"]))
+        for name, values in self.per_class.items():
+            table.add_column(name, np.round(values * 100, 2).tolist())
+        print_log(
+            "per class results:\n" + table.get_string(), logger=MMLogger.get_current_instance()
+        )

@@ -1,0 +1,137 @@
+"""OpenIoUMetric against an independent numpy computation, mmseg's IoUMetric and hand values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from mmseg.evaluation import IoUMetric
+from mmseg.registry import METRICS
+
+import segmentation  # noqa: F401  (registers the plugin)
+from segmentation.datasets import IGNORE_INDEX
+from segmentation.evaluation import class_similarity, confusion_matrix, open_iou_per_class
+
+
+def _samples(preds, gts) -> list[dict]:
+    return [
+        {
+            "pred_sem_seg": {"data": torch.as_tensor(p)[None]},
+            "gt_sem_seg": {"data": torch.as_tensor(g)[None]},
+        }
+        for p, g in zip(preds, gts, strict=True)
+    ]
+
+
+def _evaluate(metric, preds, gts, classes) -> dict:
+    metric.dataset_meta = {"classes": classes}
+    metric.process({}, _samples(preds, gts))
+    return metric.evaluate(len(preds))
+
+
+def _numpy_miou(preds, gts, num_classes: int) -> float:
+    """Plain per-class loop over all images; classes in neither labels nor predictions skipped."""
+    ious = []
+    for c in range(num_classes):
+        inter = union = 0
+        for pred, gt in zip(preds, gts, strict=True):
+            valid = gt != IGNORE_INDEX
+            inter += int(((pred == c) & (gt == c) & valid).sum())
+            union += int((((pred == c) | (gt == c)) & valid).sum())
+        if union:
+            ious.append(inter / union)
+    return round(100 * float(np.mean(ious)), 2)
+
+
+@pytest.fixture
+def predictions_847():
+    rng = np.random.default_rng(0)
+    gts, preds = [], []
+    for _ in range(4):
+        gt = rng.integers(250, 270, (20, 30)).astype(np.int64)  # straddles 255
+        gt[rng.random(gt.shape) < 0.2] = IGNORE_INDEX
+        pred = np.where(rng.random(gt.shape) < 0.6, gt, rng.integers(250, 275, gt.shape))
+        pred[gt == IGNORE_INDEX] = rng.integers(0, 847, int((gt == IGNORE_INDEX).sum()))
+        gts.append(gt)
+        preds.append(pred)
+    return preds, gts
+
+
+def test_miou_matches_independent_numpy_above_255_with_ignored_pixels(predictions_847) -> None:
+    preds, gts = predictions_847
+    classes = tuple(f"c{i}" for i in range(847))
+    metrics = _evaluate(METRICS.build(dict(type="OpenIoUMetric")), preds, gts, classes)
+    assert metrics["mIoU"] == _numpy_miou(preds, gts, 847)
+    assert 20 < metrics["mIoU"] < 90
+    assert "Open-mIoU" not in metrics
+
+
+def test_miou_matches_mmseg_iou_metric_below_256_classes() -> None:
+    rng = np.random.default_rng(1)
+    gts = [rng.integers(0, 150, (16, 16)) for _ in range(3)]
+    gts[0][:4] = IGNORE_INDEX
+    preds = [np.where(rng.random(g.shape) < 0.5, g, rng.integers(0, 150, g.shape)) for g in gts]
+    classes = tuple(f"c{i}" for i in range(150))
+    ours = _evaluate(METRICS.build(dict(type="OpenIoUMetric")), preds, gts, classes)
+    theirs = _evaluate(IoUMetric(ignore_index=IGNORE_INDEX), preds, gts, classes)
+    assert ours["mIoU"] == pytest.approx(float(theirs["mIoU"]), abs=0.011)
+    assert ours["aAcc"] == pytest.approx(float(theirs["aAcc"]), abs=0.011)
+
+
+def test_open_miou_gives_partial_credit_by_similarity(tmp_path) -> None:
+    # gt: 4 cat pixels; pred says "kitten" on 2 of them. s(kitten, cat) = 0.8.
+    gt = np.array([[0, 0, 0, 0, 2, 2]])
+    pred = np.array([[0, 0, 1, 1, 2, 2]])
+    similarity = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    np.save(tmp_path / "s.npy", similarity)
+    metric = METRICS.build(dict(type="OpenIoUMetric", similarity_file=str(tmp_path / "s.npy")))
+    metrics = _evaluate(metric, [pred], [gt], ("cat", "kitten", "dog"))
+    # IoU: cat 2/4, kitten 0/2, dog 1 -> 50.0; Open-IoU: cat (2 + 1.6)/4 = 0.9,
+    # kitten 0/(0 + 2 * 0.2) = 0, dog 1 -> 63.33
+    assert metrics["mIoU"] == 50.0
+    assert metrics["Open-mIoU"] == 63.33
+
+
+def test_open_iou_with_identity_similarity_is_iou(predictions_847) -> None:
+    preds, gts = predictions_847
+    confusion = sum(
+        confusion_matrix(p, g, 847, IGNORE_INDEX) for p, g in zip(preds, gts, strict=True)
+    )
+    from segmentation.evaluation import iou_per_class
+
+    np.testing.assert_allclose(open_iou_per_class(confusion, np.eye(847)), iou_per_class(confusion))
+
+
+def test_predictions_outside_the_class_range_count_as_misses() -> None:
+    confusion = confusion_matrix(np.array([5, 0, -1]), np.array([0, 0, 1]), 2, IGNORE_INDEX)
+    assert confusion.tolist() == [[1, 0, 1], [0, 0, 1]]
+
+
+def test_label_outside_the_class_range_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"outside 0\.\.1"):
+        confusion_matrix(np.array([0]), np.array([7]), 2, IGNORE_INDEX)
+
+
+def test_class_similarity_thresholds_and_keeps_the_diagonal() -> None:
+    embeddings = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    similarity = class_similarity(embeddings, threshold=0.5)
+    np.testing.assert_allclose(similarity, [[1, 0.8, 0], [0.8, 1, 0.6], [0, 0.6, 1]])
+
+
+def test_seen_and_unseen_means_come_from_the_metainfo() -> None:
+    metric = METRICS.build(dict(type="OpenIoUMetric"))
+    metric.dataset_meta = {
+        "classes": ("a", "b", "c"),
+        "seen_classes": ["a", "b"],
+        "unseen_classes": ["c"],
+    }
+    metric.process({}, _samples([np.array([[0, 1, 0]])], [np.array([[0, 1, 2]])]))
+    metrics = metric.evaluate(1)
+    assert metrics["mIoU_seen"] == 75.0 and metrics["mIoU_unseen"] == 0.0
+
+
+def test_bad_similarity_file_is_rejected_with_its_name(tmp_path) -> None:
+    np.save(tmp_path / "bad.npy", np.zeros((2, 2)))
+    metric = METRICS.build(dict(type="OpenIoUMetric", similarity_file=str(tmp_path / "bad.npy")))
+    with pytest.raises(ValueError, match=r"bad\.npy must be \(2, 2\) with ones on the diagonal"):
+        _evaluate(metric, [np.array([[0]])], [np.array([[0]])], ("a", "b"))
