@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import data, doctor, priors, server, train
+from flows.cli import data, demo, doctor, evaluate, priors, server, train
 
 app = typer.Typer(
     name="llmformer",
@@ -20,7 +20,9 @@ app.add_typer(priors.app, name="priors")
 app.add_typer(data.app, name="data")
 app.add_typer(server.app, name="server")
 app.command("doctor")(doctor.doctor)
+app.command("demo")(demo.demo)
 app.command("train")(train.train)
+app.command("eval")(evaluate.evaluate)
 
 
 def main() -> None:

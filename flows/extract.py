@@ -1,0 +1,179 @@
+"""Prefect flow `extract-priors`: stage 1 as a DAG of one task per shard over `prior_extraction`.
+
+The flow plans the run (which images the prior set still lacks, cut into shards), runs one task
+per shard (caption + parse + write, retried only for transient errors: bad images never raise,
+they become `failures` rows), reports progress as an artifact and ends with a table artifact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.cache_policies import NONE as NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
+from pydantic import BaseModel, Field, model_validator
+
+from prior_extraction.captioners import CaptionerOptions, build_captioner, default_batch_size
+from prior_extraction.captioners.prompts import resolve_prompt
+from prior_extraction.parsing import CaptionParser
+from prior_extraction.run import (
+    ExtractionConfig,
+    ExtractionSummary,
+    make_shards,
+    pending_items,
+    prior_set_spec,
+    run_extraction,
+    select_items,
+)
+from prior_extraction.sources import ImageItem, build_source
+from storage import PriorStore
+from storage.stats import StatisticsFilter, statistic
+
+TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError, MemoryError)
+"""Errors worth a retry: a flaky filesystem, a lost connection, memory pressure."""
+
+
+class ExtractPriorsParameters(BaseModel):
+    """Everything an `extract-priors` run needs; validated by Prefect when a run is created."""
+
+    store: Path = Path("data/store")
+    images: Path | None = Field(None, description="A folder of images (recursive).")
+    manifest: Path | None = Field(None, description='A JSONL manifest of {"id", "path"} lines.')
+    dataset: str | None = Field("demo", description="A dataset name (demo, ade20k_150, ...).")
+    data_root: Path | None = Field(
+        Path("data/datasets/demo"), description="The dataset's root folder."
+    )
+    captioner: Literal["vllm", "transformers", "file"] = "file"
+    captions: Path | None = Field(
+        Path("data/datasets/demo/captions.jsonl"), description="For the file captioner."
+    )
+    model: str | None = None
+    prompt: str = "simple"
+    batch_size: int | None = Field(None, ge=1)
+    shard_size: int = Field(256, ge=1)
+    limit: int | None = Field(None, ge=0)
+    prior_set_name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ExtractPriorsParameters:
+        chosen = [self.images, self.manifest, self.dataset]
+        if sum(value is not None for value in chosen) != 1:
+            raise ValueError("give exactly one of images, manifest, dataset")
+        return self
+
+
+@dataclass
+class ShardSource:
+    """The images of one shard, as an image source for `run_extraction`."""
+
+    shard_items: list[ImageItem]
+    label: str
+
+    def items(self) -> list[ImageItem]:
+        return self.shard_items
+
+    def describe(self) -> str:
+        return self.label
+
+
+def _source(params: ExtractPriorsParameters):
+    return build_source(params.images, params.manifest, params.dataset, params.data_root)
+
+
+@cache
+def _captioner(params_json: str):
+    """One captioner per process (a vLLM engine or a LLaVA model is loaded once, not per shard)."""
+    params = ExtractPriorsParameters.model_validate_json(params_json)
+    options = CaptionerOptions(
+        model=params.model, prompt=resolve_prompt(params.prompt), captions=params.captions
+    )
+    return build_captioner(params.captioner, options)
+
+
+@cache
+def _parser() -> CaptionParser:
+    return CaptionParser()
+
+
+def _config(params: ExtractPriorsParameters) -> ExtractionConfig:
+    return ExtractionConfig(
+        batch_size=params.batch_size or default_batch_size(params.captioner, params.shard_size),
+        shard_size=params.shard_size,
+        prior_set_name=params.prior_set_name,
+        show_progress=False,
+    )
+
+
+def _is_transient(task, task_run, state) -> bool:
+    """Retry only what may pass on a second try; a bug or bad data fails at once."""
+    try:
+        state.result()
+    except TRANSIENT_ERRORS:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(retries=2, retry_delay_seconds=5, retry_condition_fn=_is_transient, cache_policy=NO_CACHE)
+def extract_shard(params_json: str, shard_items: list[ImageItem], key: str) -> ExtractionSummary:
+    """Caption, parse and write one shard; a re-run after a crash redoes only what is missing."""
+    params = ExtractPriorsParameters.model_validate_json(params_json)
+    source = ShardSource(shard_items, f"shard {key}")
+    return run_extraction(
+        source, _captioner(params_json), _parser(), PriorStore(params.store), _config(params)
+    )
+
+
+def _summary_table(summaries: list[ExtractionSummary], already: int, store: PriorStore, set_id):
+    where = StatisticsFilter(prior_set_id=set_id, top=10)
+    with store.connect() as connection:
+        top = statistic(connection, "top_objects", where).to_pylist()
+    return [
+        {"metric": "images done", "value": sum(s.captioned for s in summaries)},
+        {"metric": "already there", "value": already},
+        {"metric": "failed", "value": sum(s.failed for s in summaries)},
+        {"metric": "top objects", "value": ", ".join(row["name"] for row in top)},
+    ]
+
+
+@flow(name="extract-priors", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
+    """Extract LLM priors for a source into the store; returns the prior set id."""
+    params = params or ExtractPriorsParameters()
+    logger = get_run_logger()
+    params_json = params.model_dump_json()
+    store = PriorStore(params.store)
+    items = select_items(_source(params).items(), (0, 1), params.limit)
+    prior_set_id = store.register_prior_set(
+        prior_set_spec(_captioner(params_json), params.prior_set_name)
+    )
+    pending = pending_items(store, prior_set_id, items)
+    shards = list(make_shards(pending, params.shard_size))
+    logger.info(
+        "prior set %s: %d images, %d to do in %d shards",
+        prior_set_id,
+        len(items),
+        len(pending),
+        len(shards),
+    )
+    progress = create_progress_artifact(0.0, key="extract-priors-progress")
+    futures = [extract_shard.submit(params_json, shard.items, shard.key) for shard in shards]
+    summaries = []
+    for done, future in enumerate(futures, start=1):
+        summaries.append(future.result())
+        update_progress_artifact(progress, 100.0 * done / len(futures))
+    if not futures:
+        update_progress_artifact(progress, 100.0)
+    table = _summary_table(summaries, len(items) - len(pending), store, prior_set_id)
+    create_table_artifact(table, key="extract-priors-summary", description=prior_set_id)
+    return prior_set_id

@@ -1,0 +1,149 @@
+"""Prefect flow `train-segmenter`: MMEngine training (then evaluation) in child processes.
+
+Training runs in a subprocess so a crash or the GPU memory it holds stays contained; with more
+than one GPU it runs under `torchrun`. Its log streams into the flow's log; the checkpoint path
+is the flow's result and the evaluation becomes a table artifact.
+"""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NONE as NO_CACHE
+from pydantic import BaseModel, Field
+
+
+class TrainSegmenterParameters(BaseModel):
+    """Everything a `train-segmenter` run needs; validated by Prefect when a run is created."""
+
+    config: Path = Path("segmentation/configs/llmformer_tiny_demo.py")
+    prior_set_id: str | None = Field(None, description="Default: the store's newest prior set.")
+    prior_store: Path = Path("data/store")
+    work_dir: Path = Path("data/work_dirs/llmformer_tiny_demo")
+    max_iters: int | None = Field(None, ge=1)
+    resume: bool = False
+    evaluate: bool = True
+    datasets: list[str] = Field(default_factory=lambda: ["demo"])
+    gpus: int = Field(0, ge=0, description="More than 1 runs torchrun with one process per GPU.")
+
+
+class ChildProcessError(RuntimeError):
+    """A training or evaluation subprocess exited with a non-zero status."""
+
+
+def cli_command(gpus: int) -> list[str]:
+    """How to start the `llmformer` CLI in a child: torchrun with one process per GPU, or python."""
+    if gpus > 1:
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={gpus}",
+            "-m",
+            "flows.cli",
+        ]
+    return [sys.executable, "-m", "flows.cli"]
+
+
+def train_command(params: TrainSegmenterParameters, prior_set_id: str) -> list[str]:
+    """The `llmformer train` command line for these parameters."""
+    command = [
+        *cli_command(params.gpus),
+        "train",
+        str(params.config),
+        "--work-dir",
+        str(params.work_dir),
+        "--cfg-options",
+        f"prior_store_root={params.prior_store}",
+        "--cfg-options",
+        f"prior_set_id={prior_set_id}",
+    ]
+    if params.gpus > 1:
+        command += ["--cfg-options", "launcher=pytorch"]
+    if params.max_iters:
+        command += ["--max-iters", str(params.max_iters)]
+    if params.resume:
+        command.append("--resume")
+    return command
+
+
+def stream(command: list[str], log) -> None:
+    """Run `command`, forwarding each output line to `log`; raise when it fails."""
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as child:
+        assert child.stdout is not None
+        for line in child.stdout:
+            log(line.rstrip())
+    if child.returncode != 0:
+        raise ChildProcessError(f"{' '.join(command[:4])} ... exited with {child.returncode}")
+
+
+def newest_prior_set(store: Path) -> str:
+    """The id of the most recently registered prior set in `store`."""
+    from storage import PriorStore
+
+    with PriorStore(store).connect() as connection:
+        row = connection.sql(
+            "SELECT prior_set_id FROM prior_sets ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+    if row is None:
+        raise ValueError(f"{store} holds no prior set: run extract-priors first")
+    return row[0]
+
+
+def last_checkpoint(work_dir: Path) -> Path:
+    """The checkpoint MMEngine's CheckpointHook wrote last (it records it in `last_checkpoint`)."""
+    marker = work_dir / "last_checkpoint"
+    if not marker.exists():
+        raise FileNotFoundError(f"{marker}: training wrote no checkpoint")
+    return Path(marker.read_text().strip())
+
+
+@task(cache_policy=NO_CACHE)
+def train(params: TrainSegmenterParameters, prior_set_id: str) -> Path:
+    """Train in a child process; returns the last checkpoint."""
+    stream(train_command(params, prior_set_id), get_run_logger().info)
+    return last_checkpoint(params.work_dir)
+
+
+@task(cache_policy=NO_CACHE)
+def evaluate(params: TrainSegmenterParameters, prior_set_id: str, checkpoint: Path) -> list[dict]:
+    """Evaluate the checkpoint on the chosen datasets in a child process; returns the table rows."""
+    out = params.work_dir / "eval"
+    command = [
+        *cli_command(0),
+        "eval",
+        str(params.config),
+        str(checkpoint),
+        "--datasets",
+        ",".join(params.datasets),
+        "--work-dir",
+        str(out),
+        "--store",
+        str(params.prior_store),
+        "--cfg-options",
+        f"prior_store_root={params.prior_store}",
+        "--cfg-options",
+        f"prior_set_id={prior_set_id}",
+    ]
+    stream(command, get_run_logger().info)
+    with (out / "eval.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@flow(name="train-segmenter", log_prints=True)
+def train_segmenter(params: TrainSegmenterParameters | None = None) -> str:
+    """Train LLMFormer on a prior set, evaluate it, and return the checkpoint path."""
+    params = params or TrainSegmenterParameters()
+    prior_set_id = params.prior_set_id or newest_prior_set(params.prior_store)
+    checkpoint = train(params, prior_set_id)
+    if params.evaluate:
+        rows = evaluate(params, prior_set_id, checkpoint)
+        create_table_artifact(rows, key="train-segmenter-eval", description=str(checkpoint))
+    return str(checkpoint)
