@@ -39,9 +39,7 @@ class CachedTextEmbedder:
         missing = [text for text in dict.fromkeys(texts) if text not in self._memory]
         if missing and self.store is not None:
             stored = self.store.read_text_embeddings(self.encoder.name, missing)
-            self._memory.update(
-                {t: torch.as_tensor(v, dtype=torch.float) for t, v in stored.items()}
-            )
+            self._memory.update({t: torch.tensor(v, dtype=torch.float) for t, v in stored.items()})
             missing = [text for text in missing if text not in self._memory]
         if missing:
             computed = self.encoder(missing).cpu()

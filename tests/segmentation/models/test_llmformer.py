@@ -195,7 +195,7 @@ def test_a_text_encoder_of_the_wrong_width_is_rejected(tiny) -> None:
 def test_a_tiny_model_overfits_two_images(tiny) -> None:
     model = tiny.build_model()
     model.train()
-    images, samples = tiny.make_images(2, 64, 64, seed=3), tiny.make_samples(2, 64, 64, seed=3)
+    images, samples = tiny.make_images(2, 32, 32, seed=3), tiny.make_samples(2, 32, 32, seed=3)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=2e-3)
     history = []
