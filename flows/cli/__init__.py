@@ -23,6 +23,7 @@ app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
+app.command("eval")(evaluate.evaluate)
 
 
 def main() -> None:

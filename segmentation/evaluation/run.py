@@ -2,9 +2,8 @@
 
 For each benchmark the experiment config (with `--cfg-options` applied as training applies them)
 is copied and its test dataloader, evaluator and loop are replaced; the config's own test pipeline
-is kept, so priors load as in training. The Runner then loads the checkpoint and runs `test()`.
-Checkpoints written by this project's training hold MMEngine's message-hub objects, so loading
-allows exactly those types (as resuming does), never arbitrary pickles.
+is kept, so priors load as in training. The Runner then loads the checkpoint (with torch's safe
+loader: this project's checkpoints hold only tensors and plain containers) and runs `test()`.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import copy
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 from mmengine.config import Config
 
 from segmentation.datasets.catalog import BenchmarkInfo, benchmark
@@ -78,15 +76,14 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
     """Run the test loop on every requested benchmark and gather one table."""
     from mmengine.runner import Runner
 
-    from segmentation.training import RESUME_SAFE_GLOBALS, TrainOptions, load_training_config
+    from segmentation.training import TrainOptions, load_training_config
 
     options = TrainOptions(request.config, cfg_options=list(request.cfg_options))
     base = load_training_config(options)
     rows = []
     for info in [benchmark(key) for key in request.datasets]:
         runner = Runner.from_cfg(benchmark_config(base, info, request))
-        with torch.serialization.safe_globals(list(RESUME_SAFE_GLOBALS)):
-            metrics = runner.test()
+        metrics = runner.test()
         rows.append(EvalRow.from_metrics(info.key, len(runner.test_dataloader.dataset), metrics))
     return EvalTable(
         rows,

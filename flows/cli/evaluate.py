@@ -1,0 +1,58 @@
+"""`llmformer eval CONFIG CHECKPOINT`: zero-shot mIoU and Open-mIoU on the benchmarks, one table."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+
+def evaluate(
+    config: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Experiment config.")],
+    checkpoint: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Checkpoint.")],
+    datasets: Annotated[
+        str,
+        typer.Option(help="Comma-separated: a847, pc459, a150, pc59, voc20, voc21, coco171, demo."),
+    ] = "a847,pc459,a150,pc59,voc20",
+    data_root: Annotated[Path, typer.Option(help="Folder holding the prepared datasets.")] = Path(
+        "data/datasets"
+    ),
+    work_dir: Annotated[Path, typer.Option(help="Logs and the table files go here.")] = Path(
+        "work_dirs/eval"
+    ),
+    store: Annotated[
+        Path | None, typer.Option(help="Prior store: add a row per dataset to eval_results.")
+    ] = None,
+    no_vocab: Annotated[
+        bool,
+        typer.Option("--no-vocab", help="Vocabulary-free: classify against each image's priors."),
+    ] = False,
+    run: Annotated[str | None, typer.Option(help="Name of this evaluation in the store.")] = None,
+    cfg_options: Annotated[
+        list[str] | None, typer.Option(help="Config overrides KEY=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """Evaluate a checkpoint on each dataset; print the table and write eval.md and eval.csv."""
+    from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
+
+    keys = tuple(key.strip() for key in datasets.split(",") if key.strip())
+    request = EvalRequest(
+        config, checkpoint, keys, data_root, work_dir, no_vocab, run, tuple(cfg_options or ())
+    )
+    try:
+        table = evaluate_checkpoint(request)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise typer.Exit(2) from error
+    console = Console()
+    console.print(table.to_rich())
+    markdown, csv_path = table.write(work_dir)
+    console.print(f"written: {markdown}, {csv_path}")
+    if store is not None:
+        from storage import PriorStore
+
+        PriorStore(store).write_eval_results(table.store_rows())
+        console.print(f"{len(table.rows)} rows added to eval_results in {store}")
