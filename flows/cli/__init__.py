@@ -23,7 +23,6 @@ app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
-app.command("eval")(evaluate.evaluate)
 
 
 def main() -> None:
