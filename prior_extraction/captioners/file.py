@@ -3,6 +3,7 @@ those columns (an earlier model run, a human-written set, or the demo generator'
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,14 +19,18 @@ from prior_extraction.captioners.base import (
 
 
 class FileCaptioner:
-    """Looks each image's caption up by id; an image without one becomes a caption failure."""
+    """Looks each image's caption up by id; an image without one becomes a caption failure.
+
+    Its `model` is the file's name and content hash: two different caption files never share a
+    prior set, and the same file gives the same prior set on any machine.
+    """
 
     name = "file"
 
     def __init__(self, captions: Path, prompt: str = "") -> None:
         self.path = Path(captions)
         self.captions = load_captions(self.path)
-        self.model = self.path.name
+        self.model = f"{self.path.name}#{content_hash(self.path)}"
         self.prompt = prompt
         self.sampling: dict[str, Any] = {}
 
@@ -45,6 +50,15 @@ class FileCaptioner:
                 "MissingCaptionError", f"no caption for {image_id!r} in {self.path}"
             )
         return caption
+
+
+def content_hash(path: Path) -> str:
+    """The first 16 hex digits of the file's SHA-256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 def load_captions(path: Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ transformers, saved and loaded back the way a downloaded checkpoint is."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import types
@@ -111,10 +112,27 @@ def _requests(*image_ids: str) -> list[CaptionRequest]:
 def test_file_captioner_reads_jsonl_and_reports_missing_ids(tmp_path: Path, captions_for) -> None:
     path = captions_for(tmp_path / "c.jsonl", {"a.png": "A cat.", "b.png": "A dog."})
     captioner = build_captioner("file", CaptionerOptions(captions=path))
-    assert (captioner.name, captioner.model, captioner.sampling) == ("file", "c.jsonl", {})
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert (captioner.name, captioner.model, captioner.sampling) == (
+        "file",
+        f"c.jsonl#{digest}",
+        {},
+    )
     results = captioner.caption(_requests("b.png", "zz.png", "a.png"))
     assert results[0] == "A dog." and results[2] == "A cat."
     assert results[1] == CaptionFailure("MissingCaptionError", f"no caption for 'zz.png' in {path}")
+
+
+def test_caption_files_with_one_name_but_other_content_are_other_models(
+    tmp_path: Path, captions_for
+) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    first = FileCaptioner(captions_for(tmp_path / "a" / "captions.jsonl", {"x": "A cat."}))
+    second = FileCaptioner(captions_for(tmp_path / "b" / "captions.jsonl", {"x": "A dog."}))
+    again = FileCaptioner(captions_for(tmp_path / "captions.jsonl", {"x": "A cat."}))
+    assert first.model != second.model
+    assert first.model == again.model
 
 
 def test_file_captioner_reads_parquet(tmp_path: Path) -> None:
