@@ -1,9 +1,10 @@
 """Forward+backward time and peak memory of LLMFormerHead with priors vs. all three modules off.
 
 Same random input for both (backbone maps, priors, a 171-class vocabulary); paper sizes by
-default (batch 2, 512x512, 100 queries, 9 layers, 6-layer pixel decoder). Each variant runs in
-its own process so peak memory is its own: CUDA peak allocation on a GPU, peak RSS growth on a
-CPU. Prints a table, then one JSON line with `time_ratio` and `memory_ratio` (priors / without).
+default (batch 2, 512x512, 100 queries, 9 layers, 6-layer pixel decoder). Peak memory is
+measured for each variant in its own process (CUDA peak allocation on a GPU, peak RSS growth on
+a CPU); times in one process, the two variants alternating step by step. Prints a table, then
+one JSON line with `time_ratio` and `memory_ratio` (priors / without).
 
     python benchmarks/head_bench.py [--size 512] [--batch 2] [--layers 9] [--repeats 5]
 """
@@ -89,8 +90,8 @@ def _inputs(args: argparse.Namespace, device):
     return HeadInputs(features, priors, vocabulary)
 
 
-def _measure(args: argparse.Namespace, name: str, queue) -> None:
-    """Run one variant (in a child process) and put (name, seconds per step, peak bytes)."""
+def _setup(args: argparse.Namespace, name: str):
+    """The head of one variant (seeded) and a function running one forward+backward step."""
     import torch
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
@@ -112,25 +113,41 @@ def _measure(args: argparse.Namespace, name: str, queue) -> None:
         )
         loss.backward()
         head.zero_grad(set_to_none=True)
-
-    rss_before = _current_rss()
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    times = []
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
+
+    return step
+
+
+def _peak_memory(args: argparse.Namespace, name: str, queue) -> None:
+    """In a fresh process: peak memory of one step after a warm-up (CUDA allocation or RSS)."""
+    import torch
+
+    step = _setup(args, name)
+    rss_before = _current_rss()
+    step()
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        step()
+        queue.put(torch.cuda.max_memory_allocated() - base)
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
-    queue.put((name, statistics.median(times), peak))
+        step()
+        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before)
+
+
+def _step_times(args: argparse.Namespace) -> dict[str, float]:
+    """Median step time per variant, the variants alternating so load changes hit both alike."""
+    steps = {name: _setup(args, name) for name in VARIANTS}
+    for step in steps.values():
+        step()  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    for _ in range(args.repeats):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> None:
@@ -148,14 +165,15 @@ def main() -> None:
     args = parser.parse_args()
 
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    results = {}
+    peaks = {}
     for name in VARIANTS:
-        process = context.Process(target=_measure, args=(args, name, queue))
+        queue = context.Queue()
+        process = context.Process(target=_peak_memory, args=(args, name, queue))
         process.start()
-        _, seconds, peak = queue.get()
+        peaks[name] = queue.get()
         process.join()
-        results[name] = (seconds, peak)
+    seconds = _step_times(args)
+    results = {name: (seconds[name], peaks[name]) for name in VARIANTS}
 
     print(
         f"device {args.device}, batch {args.batch}, {args.size}x{args.size}, "
