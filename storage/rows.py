@@ -202,9 +202,9 @@ def embeddings_table(encoder: str, vectors: dict[str, np.ndarray]) -> pa.Table:
 
 
 def vectors_from_table(table: pa.Table) -> dict[str, np.ndarray]:
-    """`text -> float32 vector` from a `text_embeddings` table (zero-copy slices of one buffer)."""
+    """`text -> float32 vector` from a `text_embeddings` table: writable views of one copy."""
     vectors = table.column("vector").combine_chunks()
-    values = vectors.values.to_numpy(zero_copy_only=False)
+    values = np.array(vectors.values.to_numpy(zero_copy_only=False), dtype=np.float32)
     offsets = vectors.offsets.to_numpy()
     texts = table.column("text").to_pylist()
     return {text: values[offsets[i] : offsets[i + 1]] for i, text in enumerate(texts)}

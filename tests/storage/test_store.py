@@ -210,3 +210,10 @@ def test_glob_characters_never_reach_the_filesystem(store, prior_set, write_demo
         store.done_image_ids("*")
     with pytest.raises(StoreError, match=r"split 'tr\*' must match"):
         store.done_image_ids(prior_set, split="tr*")
+
+
+def test_cached_vectors_are_writable_arrays(store):
+    store.write_text_embeddings("minilm", {"cat": np.ones(3)})
+    vector = store.read_text_embeddings("minilm", ["cat"])["cat"]
+    vector *= 2
+    np.testing.assert_array_equal(store.read_text_embeddings("minilm", ["cat"])["cat"], [1, 1, 1])
