@@ -34,13 +34,24 @@ def evaluate(
     cfg_options: Annotated[
         list[str] | None, typer.Option(help="Config overrides KEY=VALUE (repeatable).")
     ] = None,
+    save_predictions: Annotated[
+        bool, typer.Option(help="Save predicted label maps under WORK_DIR/<dataset>/predictions.")
+    ] = False,
 ) -> None:
     """Evaluate a checkpoint on each dataset; print the table and write eval.md and eval.csv."""
     from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
 
     keys = tuple(key.strip() for key in datasets.split(",") if key.strip())
     request = EvalRequest(
-        config, checkpoint, keys, data_root, work_dir, no_vocab, run, tuple(cfg_options or ())
+        config,
+        checkpoint,
+        keys,
+        data_root,
+        work_dir,
+        no_vocab,
+        run,
+        tuple(cfg_options or ()),
+        save_predictions,
     )
     try:
         table = evaluate_checkpoint(request)

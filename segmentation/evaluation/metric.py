@@ -10,11 +10,13 @@ the dataset class whose name embeds closest.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmseg.registry import METRICS
+from PIL import Image
 
 from segmentation.datasets.constants import IGNORE_INDEX
 from segmentation.evaluation.confusion import (
@@ -40,6 +42,8 @@ class OpenIoUMetric(BaseMetric):
         text_encoder: config of a `segmentation.text` encoder to embed class names with.
         similarity_file: a (K, K) `.npy` class-similarity matrix instead of an encoder.
         similarity_threshold: cosine similarity below which a wrong class earns no credit.
+        output_dir: if set, each prediction (in dataset class ids) is saved there as a 16-bit
+            PNG named by its image id, for independent checks and submissions.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class OpenIoUMetric(BaseMetric):
         text_encoder: dict | None = None,
         similarity_file: str | None = None,
         similarity_threshold: float = 0.5,
+        output_dir: str | None = None,
         collect_device: str = "cpu",
         prefix: str | None = None,
     ) -> None:
@@ -56,6 +61,7 @@ class OpenIoUMetric(BaseMetric):
         self.text_encoder_cfg = text_encoder
         self.similarity_file = similarity_file
         self.similarity_threshold = similarity_threshold
+        self.output_dir = output_dir
         self._encoder = None
         self._embeddings: dict[str, np.ndarray] = {}
         self.per_class: dict[str, np.ndarray] = {}
@@ -72,9 +78,17 @@ class OpenIoUMetric(BaseMetric):
             names = sample.get("vocabulary")
             if names is not None and list(names) != list(self.dataset_meta["classes"]):
                 pred = self.map_to_dataset_classes(pred, names)
+            if self.output_dir is not None:
+                self.save_prediction(pred, sample)
             cells = confusion_matrix(pred, gt, self.num_classes, self.ignore_index).ravel()
             nonzero = np.flatnonzero(cells)
             self.results.append((nonzero, cells[nonzero]))
+
+    def save_prediction(self, pred: np.ndarray, sample: dict) -> None:
+        image_id = str(sample.get("img_id") or Path(sample["img_path"]).name)
+        path = Path(self.output_dir) / Path(image_id).with_suffix(".png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pred.astype(np.uint16)).save(path)
 
     def compute_metrics(self, results: list) -> dict[str, float]:
         confusion = np.zeros(self.num_classes * (self.num_classes + 1), dtype=np.int64)

@@ -33,6 +33,7 @@ class EvalRequest:
     vocabulary_free: bool = False
     run: str | None = None
     cfg_options: tuple[str, ...] = ()
+    save_predictions: bool = False
 
 
 def _test_pipeline(cfg: Config) -> list:
@@ -59,6 +60,8 @@ def benchmark_config(cfg: Config, info: BenchmarkInfo, request: EvalRequest) -> 
         "ignore_index": IGNORE_INDEX,
         "text_encoder": _text_encoder(cfg),
     }
+    if request.save_predictions:
+        cfg.test_evaluator["output_dir"] = str(request.work_dir / info.key / "predictions")
     cfg.test_cfg = {"type": "TestLoop"}
     cfg.load_from = str(request.checkpoint)
     cfg.resume = False
