@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from mmseg.registry import METRICS
 import segmentation  # noqa: F401  (registers the plugin)
 from segmentation.datasets import IGNORE_INDEX
 from segmentation.evaluation import class_similarity, confusion_matrix, open_iou_per_class
+from segmentation.text import TextEncoder
 
 
 def _samples(preds, gts) -> list[dict]:
@@ -135,3 +138,35 @@ def test_bad_similarity_file_is_rejected_with_its_name(tmp_path) -> None:
     metric = METRICS.build(dict(type="OpenIoUMetric", similarity_file=str(tmp_path / "bad.npy")))
     with pytest.raises(ValueError, match=r"bad\.npy must be \(2, 2\) with ones on the diagonal"):
         _evaluate(metric, [np.array([[0]])], [np.array([[0]])], ("a", "b"))
+
+
+class _WordVectors(TextEncoder):
+    """A stand-in text encoder: fixed 3-d vectors per word."""
+
+    VECTORS: ClassVar[dict[str, list[float]]] = {
+        "cat": [1.0, 0.0, 0.0],
+        "kitten": [0.9, 0.1, 0.0],
+        "sky": [0.0, 1.0, 0.0],
+        "dog": [0.0, 0.0, 1.0],
+    }
+    embed_dim = 3
+    name = "word-vectors"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    def encode_batch(self, texts: list[str]) -> torch.Tensor:
+        return torch.tensor([self.VECTORS[text] for text in texts])
+
+
+def test_vocabulary_free_names_are_scored_as_their_nearest_dataset_class() -> None:
+    metric = METRICS.build(dict(type="OpenIoUMetric", text_encoder=_WordVectors()))
+    metric.dataset_meta = {"classes": ("cat", "sky", "dog")}
+    sample = _samples([np.array([[0, 0, 1, 2]])], [np.array([[0, 0, 1, 2]])])[0]
+    sample["vocabulary"] = ["kitten", "sky"]  # id 2 names nothing: counted as a miss
+    metric.process({}, [sample])
+    metrics = metric.evaluate(1)
+    # cat 2/2, sky 1/1, dog 0/1 -> 66.67
+    assert metrics["mIoU"] == 66.67
+    assert metric.per_class["IoU"].tolist()[:2] == [1.0, 1.0]
