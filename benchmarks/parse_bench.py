@@ -182,7 +182,7 @@ def main() -> None:
     options.add_argument("--labelled", type=Path, default=LABELLED, help="labelled caption set")
     options.add_argument("--batch-size", type=int, default=64)
     options.add_argument("--n-process", type=int, default=2, help="worker processes for ours")
-    options.add_argument("--chunk-size", type=int, default=1000, help="captions per timed turn")
+    options.add_argument("--chunk-size", type=int, default=2500, help="captions per timed turn")
     options.add_argument("--pipeline", help="spaCy pipeline for both parsers")
     options.add_argument("--seed", type=int, default=0)
     args = options.parse_args()

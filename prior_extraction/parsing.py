@@ -66,7 +66,7 @@ def _post_parse_steps(nlp: Language) -> list[tuple[str, Callable[[Doc], Doc]]]:
 
 
 # With n_process > 1, each worker gets this many batches at a time, so input is read lazily.
-BATCHES_PER_WORKER = 4
+BATCHES_PER_WORKER = 16
 
 
 def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
