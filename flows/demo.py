@@ -149,11 +149,17 @@ def run_demo(data_dir: Path, max_iters: int | None = None) -> None:
         "captioner": "file",
         "captions": str(paths.dataset / "captions.jsonl"),
     }
+    roots = [
+        f"{loader}.dataset.data_root={paths.dataset}"
+        for loader in ("train_dataloader", "val_dataloader", "test_dataloader")
+    ]
     train = {
         "prior_store": str(paths.store),
         "work_dir": str(paths.work_dir),
         "datasets": ["demo"],
+        "data_root": str(paths.dataset.parent),
         "max_iters": max_iters,
+        "cfg_options": roots,
     }
     with prefect_server(paths.data_dir) as api_url:
         environment = {**os.environ, "PREFECT_API_URL": api_url}

@@ -29,6 +29,8 @@ class TrainSegmenterParameters(BaseModel):
     resume: bool = False
     evaluate: bool = True
     datasets: list[str] = Field(default_factory=lambda: ["demo"])
+    data_root: Path = Field(Path("data/datasets"), description="Prepared datasets, for eval.")
+    cfg_options: list[str] = Field(default_factory=list, description="KEY=VALUE overrides.")
     gpus: int = Field(0, ge=0, description="More than 1 runs torchrun with one process per GPU.")
 
 
@@ -63,6 +65,8 @@ def train_command(params: TrainSegmenterParameters, prior_set_id: str) -> list[s
         "--cfg-options",
         f"prior_set_id={prior_set_id}",
     ]
+    for option in params.cfg_options:
+        command += ["--cfg-options", option]
     if params.gpus > 1:
         command += ["--cfg-options", "launcher=pytorch"]
     if params.max_iters:
@@ -89,12 +93,12 @@ def newest_prior_set(store: Path) -> str:
     from storage import PriorStore
 
     with PriorStore(store).connect() as connection:
-        row = connection.sql(
+        rows = connection.sql(
             "SELECT prior_set_id FROM prior_sets ORDER BY created_at DESC LIMIT 1"
-        ).fetchone()
-    if row is None:
+        ).fetchall()
+    if not rows:
         raise ValueError(f"{store} holds no prior set: run extract-priors first")
-    return row[0]
+    return rows[0][0]
 
 
 def last_checkpoint(work_dir: Path) -> Path:
@@ -127,6 +131,8 @@ def evaluate(params: TrainSegmenterParameters, prior_set_id: str, checkpoint: Pa
         str(out),
         "--store",
         str(params.prior_store),
+        "--data-root",
+        str(params.data_root),
         "--cfg-options",
         f"prior_store_root={params.prior_store}",
         "--cfg-options",

@@ -1,0 +1,111 @@
+"""The `extract-priors` flow: parameter validation, transient-only retries, and real runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect.states import Completed, Failed
+from pydantic import ValidationError
+
+from flows.extract import ExtractPriorsParameters, _is_transient, extract_priors
+from storage import PriorStore
+
+
+def _params(demo: Path, store: Path, **changes) -> ExtractPriorsParameters:
+    values = dict(
+        store=store, dataset="demo", data_root=demo, captions=demo / "captions.jsonl", shard_size=3
+    )
+    return ExtractPriorsParameters(**{**values, **changes})
+
+
+def _rows(store: Path, prior_set_id: str) -> list[tuple]:
+    with PriorStore(store).connect() as connection:
+        return connection.sql(
+            "SELECT image_id, count(*) FROM captions WHERE prior_set_id = $id GROUP BY image_id",
+            params={"id": prior_set_id},
+        ).fetchall()
+
+
+def test_exactly_one_source_is_required(tmp_path) -> None:
+    with pytest.raises(ValidationError, match="exactly one of images, manifest, dataset"):
+        ExtractPriorsParameters(images=tmp_path, dataset="demo")
+
+
+def test_shard_size_must_be_positive(tmp_path) -> None:
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        ExtractPriorsParameters(shard_size=0)
+
+
+def test_only_transient_errors_are_retried() -> None:
+    assert _is_transient(None, None, Failed(data=OSError("disk hiccup")))
+    assert _is_transient(None, None, Failed(data=TimeoutError("slow")))
+    assert not _is_transient(None, None, Failed(data=ValueError("bad data")))
+    assert not _is_transient(None, None, Completed(data=1))
+
+
+def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_path) -> None:
+    store = tmp_path / "store"
+    prior_set_id = extract_priors(_params(small_demo, store))
+    rows = _rows(store, prior_set_id)
+    assert len(rows) == 8
+    assert {count for _, count in rows} == {1}
+    assert extract_priors(_params(small_demo, store)) == prior_set_id
+    assert _rows(store, prior_set_id) == rows
+
+
+def _prefect(arguments: list[str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "prefect", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        **kwargs,
+    )
+
+
+@pytest.mark.slow
+def test_deployment_run_through_a_served_deployment(prefect_api, small_demo, tmp_path) -> None:
+    store = tmp_path / "store"
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flows.serve"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while _prefect(["deployment", "inspect", "extract-priors/default"]).returncode != 0:
+            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
+            time.sleep(2)
+        bad = {"params": {"shard_size": 0}}
+        rejected = _prefect(
+            ["deployment", "run", "extract-priors/default", "--params", json.dumps(bad)]
+        )
+        assert rejected.returncode != 0
+        assert "Validation failed for field 'params.shard_size'" in rejected.stdout
+        good = {"params": _params(small_demo, store).model_dump(mode="json")}
+        run = _prefect(
+            [
+                "deployment",
+                "run",
+                "extract-priors/default",
+                "--watch",
+                "--params",
+                json.dumps(good),
+            ],
+            timeout=400,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    with PriorStore(store).connect() as connection:
+        [(prior_set_id,)] = connection.sql("SELECT prior_set_id FROM prior_sets").fetchall()
+    assert len(_rows(store, prior_set_id)) == 8
