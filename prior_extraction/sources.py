@@ -126,35 +126,29 @@ def _parse_manifest_line(line: str, where: str) -> tuple[str, Path]:
 class SplitLayout:
     """Where one split's images live under a dataset's data root, and how their ids are formed.
 
-    Images are listed from `list_file` (one id per line, the file is `<id><suffix>`) when given,
-    else globbed with `suffix`. The id is the file stem, or with `id_root` set, the path relative
-    to `id_root` with its extension (the demo set's `train/00012.png`).
+    Images are globbed with `suffix`. The id is the file stem, or with `id_root` set, the path
+    relative to `id_root` with its extension (the demo set's `train/00012.png`).
     """
 
     split: str
     image_dir: str
     suffix: str = ".jpg"
-    list_file: str | None = None
     id_root: str | None = None
 
 
-_ADE20K_VALIDATION = (SplitLayout("validation", "ADEChallengeData2016/images/validation"),)
-_PASCAL_CONTEXT_VAL = (
-    SplitLayout("val", "JPEGImages", list_file="ImageSets/SegmentationContext/val.txt"),
-)
-_PASCAL_VOC_VAL = (SplitLayout("val", "JPEGImages", list_file="ImageSets/Segmentation/val.txt"),)
+def _prepared(*splits: str) -> tuple[SplitLayout, ...]:
+    """The layout `llmformer data prepare` writes: `images/<split>/<id>.jpg`, id = file stem."""
+    return tuple(SplitLayout(split, f"images/{split}") for split in splits)
+
 
 DATASET_LAYOUTS: dict[str, tuple[SplitLayout, ...]] = {
-    "coco_stuff_171": (
-        SplitLayout("train2017", "images/train2017"),
-        SplitLayout("val2017", "images/val2017"),
-    ),
-    "ade20k_150": _ADE20K_VALIDATION,
-    "ade20k_847": _ADE20K_VALIDATION,
-    "pascal_context_59": _PASCAL_CONTEXT_VAL,
-    "pascal_context_459": _PASCAL_CONTEXT_VAL,
-    "voc20": _PASCAL_VOC_VAL,
-    "voc21": _PASCAL_VOC_VAL,
+    "coco_stuff_171": _prepared("train", "val"),
+    "ade20k_150": _prepared("val"),
+    "ade20k_847": _prepared("val"),
+    "pascal_context_59": _prepared("val"),
+    "pascal_context_459": _prepared("val"),
+    "pascal_voc_20": _prepared("val"),
+    "pascal_voc_21": _prepared("val"),
     "demo": (
         SplitLayout("train", "images/train", suffix=".png", id_root="images"),
         SplitLayout("val", "images/val", suffix=".png", id_root="images"),
@@ -215,14 +209,7 @@ class DatasetSource:
 
 
 def _split_paths(root: Path, layout: SplitLayout) -> list[Path]:
-    image_dir = root / layout.image_dir
-    if layout.list_file is None:
-        return sorted(image_dir.glob(f"*{layout.suffix}"))
-    list_file = root / layout.list_file
-    if not list_file.is_file():
-        raise SourceError(f"split list {list_file} does not exist")
-    names = [line.strip() for line in list_file.read_text(encoding="utf-8").splitlines()]
-    return [image_dir / f"{name}{layout.suffix}" for name in names if name]
+    return sorted((root / layout.image_dir).glob(f"*{layout.suffix}"))
 
 
 def build_source(

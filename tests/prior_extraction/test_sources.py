@@ -86,34 +86,31 @@ def test_malformed_manifest_lines_name_the_line(tmp_path: Path, line: str, messa
 def test_coco_stuff_lists_both_splits_with_stem_ids(tmp_path: Path) -> None:
     _touch(
         tmp_path,
-        "images/train2017/000000000009.jpg",
-        "images/train2017/000000000025.jpg",
-        "images/val2017/000000000139.jpg",
+        "images/train/000000000009.jpg",
+        "images/train/000000000025.jpg",
+        "images/val/000000000139.jpg",
     )
     items = DatasetSource("coco_stuff_171", tmp_path).items()
     assert [(item.image_id, item.split) for item in items] == [
-        ("000000000009", "train2017"),
-        ("000000000025", "train2017"),
-        ("000000000139", "val2017"),
+        ("000000000009", "train"),
+        ("000000000025", "train"),
+        ("000000000139", "val"),
     ]
     assert {item.dataset for item in items} == {"coco_stuff_171"}
 
 
 def test_absent_default_split_is_skipped_but_an_asked_one_is_an_error(tmp_path: Path) -> None:
-    _touch(tmp_path, "images/val2017/000000000139.jpg")
-    assert [item.split for item in DatasetSource("coco_stuff_171", tmp_path).items()] == ["val2017"]
-    with pytest.raises(SourceError, match="missing image folder images/train2017"):
-        DatasetSource("coco_stuff_171", tmp_path, splits=["train2017"]).items()
+    _touch(tmp_path, "images/val/000000000139.jpg")
+    assert [item.split for item in DatasetSource("coco_stuff_171", tmp_path).items()] == ["val"]
+    with pytest.raises(SourceError, match="missing image folder images/train"):
+        DatasetSource("coco_stuff_171", tmp_path, splits=["train"]).items()
 
 
-def test_pascal_context_follows_its_split_list_and_keeps_missing_files(tmp_path: Path) -> None:
-    _touch(tmp_path, "JPEGImages/2008_000002.jpg", "JPEGImages/2008_000003.jpg")
-    split_list = tmp_path / "ImageSets/SegmentationContext/val.txt"
-    split_list.parent.mkdir(parents=True)
-    split_list.write_text("2008_000003\n2008_000002\n2008_999999\n\n")
+def test_benchmarks_read_the_prepared_layout(tmp_path: Path) -> None:
+    _touch(tmp_path, "images/val/2008_000003.jpg", "images/val/2008_000002.jpg")
     items = DatasetSource("pascal_context_459", tmp_path).items()
-    assert [item.image_id for item in items] == ["2008_000003", "2008_000002", "2008_999999"]
-    assert items[2].path == tmp_path / "JPEGImages/2008_999999.jpg"
+    assert [item.image_id for item in items] == ["2008_000002", "2008_000003"]
+    assert items[0].path == tmp_path / "images/val/2008_000002.jpg"
 
 
 def test_demo_ids_are_paths_under_images(tmp_path: Path) -> None:
@@ -129,13 +126,10 @@ def test_demo_ids_are_paths_under_images(tmp_path: Path) -> None:
 def test_dataset_errors_are_one_clear_line(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="unknown dataset 'coco'; known: ade20k_150"):
         DatasetSource("coco", tmp_path)
-    with pytest.raises(SourceError, match=r"no image folder under .* \(expected ADEChallenge"):
+    with pytest.raises(SourceError, match=r"no image folder under .* \(expected images/val"):
         DatasetSource("ade20k_847", tmp_path).items()
-    with pytest.raises(SourceError, match="voc20 has no split 'train'"):
-        DatasetSource("voc20", tmp_path, splits=["train"])
-    (tmp_path / "JPEGImages").mkdir()
-    with pytest.raises(SourceError, match=r"split list .*val\.txt does not exist"):
-        DatasetSource("voc21", tmp_path).items()
+    with pytest.raises(SourceError, match="pascal_voc_20 has no split 'train'"):
+        DatasetSource("pascal_voc_20", tmp_path, splits=["train"])
 
 
 def test_layouts_are_data_and_can_be_corrected(tmp_path: Path, monkeypatch) -> None:
