@@ -99,7 +99,10 @@ def check_text_encoder() -> CheckResult:
 def check_vllm() -> CheckResult:
     if importlib.util.find_spec("vllm") is None:
         return CheckResult(
-            "vllm", False, "not installed (GPU extra)", required=False,
+            "vllm",
+            False,
+            "not installed (GPU extra)",
+            required=False,
             fix="on a GPU machine: pip install 'llmformer[vllm]'",
         )
     try:
@@ -113,8 +116,11 @@ def check_prefect_api() -> CheckResult:
     url = os.environ.get("PREFECT_API_URL")
     if not url:
         return CheckResult(
-            "prefect API", False, f"prefect {_version('prefect')}; PREFECT_API_URL not set",
-            required=False, fix="llmformer server start, then export the printed PREFECT_API_URL",
+            "prefect API",
+            False,
+            f"prefect {_version('prefect')}; PREFECT_API_URL not set",
+            required=False,
+            fix="llmformer server start, then export the printed PREFECT_API_URL",
         )
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=3) as response:
@@ -164,7 +170,11 @@ def doctor() -> None:
     for column in ("check", "status", "detail"):
         table.add_column(column)
     for result in results:
-        status = "[green]ok[/]" if result.ok else ("[red]MISSING[/]" if result.required else "[yellow]--[/]")
+        status = (
+            "[green]ok[/]"
+            if result.ok
+            else ("[red]MISSING[/]" if result.required else "[yellow]--[/]")
+        )
         table.add_row(result.name, status, result.detail)
     console = Console()
     console.print(table)
