@@ -1,0 +1,283 @@
+"""Segment users' own pictures with a trained LLMFormer: any vocabulary, or the image's own priors.
+
+`Segmenter` loads a config and checkpoint once (MMEngine/MMSeg APIs) and segments one picture per
+call. Pictures are read here, independently of stage 1: EXIF orientation applied, converted to RGB
+(transparency composited on white), shrunk for the model; the label map comes back at the
+picture's original size and orientation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from segmentation.visualization import label_map_image, overlay_image
+
+DEFAULT_MAX_SIDE = 640
+"""Longest side fed to the model (the paper's training crop); larger pictures are shrunk."""
+
+
+class ImageLoadError(ValueError):
+    """A file that cannot be read as a picture."""
+
+
+class VocabularyError(ValueError):
+    """No usable vocabulary: an empty list, or priors that name no object."""
+
+
+class PriorsUnavailable(ValueError):
+    """The captioner could not describe a picture, so it has no priors."""
+
+
+@dataclass(frozen=True)
+class CaptionPriors:
+    """A picture's caption and the priors parsed from it (the JSON contract's dict)."""
+
+    caption: str
+    priors: Mapping[str, Any]
+
+
+PriorsSource = Callable[[Path, np.ndarray], CaptionPriors]
+"""Describes one picture (its path and RGB pixels); raises PriorsUnavailable when it cannot."""
+
+
+@dataclass(frozen=True)
+class ImageOutcome:
+    """What became of one input picture: the files written, or why it was skipped."""
+
+    path: Path
+    outputs: tuple[Path, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ClassArea:
+    """One vocabulary class: its label id, name and share of the picture's pixels."""
+
+    id: int
+    name: str
+    area: float
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """A picture's label map (original size, `vocabulary[i]` names label i) and class shares."""
+
+    label_map: np.ndarray
+    vocabulary: tuple[str, ...]
+
+    @property
+    def classes(self) -> list[ClassArea]:
+        """Every vocabulary class with its share of the picture; the shares sum to 1."""
+        counts = np.bincount(self.label_map.ravel(), minlength=len(self.vocabulary))
+        shares = counts / max(self.label_map.size, 1)
+        return [
+            ClassArea(index, name, float(shares[index]))
+            for index, name in enumerate(self.vocabulary)
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON summary: picture size, vocabulary and each class's area."""
+        height, width = self.label_map.shape
+        return {
+            "width": width,
+            "height": height,
+            "vocabulary": list(self.vocabulary),
+            "classes": [vars(entry) for entry in self.classes],
+        }
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Read a picture as an RGB uint8 array, upright as its EXIF orientation says."""
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)
+            return np.asarray(_to_rgb(image))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise ImageLoadError(f"cannot read {path} as a picture: {error}") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB; transparent pixels are shown over white, as a viewer shows them."""
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def resize_for_model(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink so the longest side is at most `max_side` (aspect kept); never enlarge."""
+    height, width = rgb.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return rgb
+    size = (max(round(width * scale), 1), max(round(height * scale), 1))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR))
+
+
+def vocabulary_from_priors(priors: Mapping[str, Any]) -> list[str]:
+    """Vocabulary-free mode: the distinct object names of a parsed caption, in order."""
+    names = [str(obj["name"]) for obj in priors.get("objects", [])]
+    vocabulary = list(dict.fromkeys(name for name in names if name.strip()))
+    if not vocabulary:
+        raise VocabularyError("the caption names no object to segment")
+    return vocabulary
+
+
+class Segmenter:
+    """A trained LLMFormer loaded once; `segment` labels one RGB picture per call."""
+
+    def __init__(
+        self,
+        config: Path,
+        checkpoint: Path,
+        device: str = "cpu",
+        max_side: int = DEFAULT_MAX_SIDE,
+    ) -> None:
+        self.model = _load_model(config, checkpoint, device)
+        self.device = device
+        self.max_side = max_side
+
+    def segment(
+        self,
+        rgb: np.ndarray,
+        vocabulary: Sequence[str],
+        priors: Mapping[str, Any] | None = None,
+    ) -> SegmentationResult:
+        """Label each pixel with one of `vocabulary` (guided by `priors`, the JSON contract)."""
+        import torch
+
+        names = [name.strip() for name in vocabulary if name.strip()]
+        if not names:
+            raise VocabularyError("the vocabulary is empty")
+        small = resize_for_model(rgb, self.max_side)
+        data = self.model.data_preprocessor(_model_inputs(small, priors), False)
+        with torch.no_grad():
+            (sample,) = self.model.predict(data["inputs"], data["data_samples"], names)
+        labels = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint16)
+        class_names = tuple(sample.metainfo["vocabulary"])
+        return SegmentationResult(_to_original_size(labels, rgb.shape[:2]), class_names)
+
+
+def segment_files(
+    segmenter: Segmenter,
+    paths: Sequence[Path],
+    out_dir: Path,
+    vocabulary: Sequence[str] | None,
+    priors_source: PriorsSource | None = None,
+    progress: bool = True,
+) -> list[ImageOutcome]:
+    """Segment each picture and write its overlay, label map and JSON summary under `out_dir`.
+
+    Without `vocabulary` each picture's vocabulary is the objects `priors_source` finds in it. A
+    picture that fails is reported on stderr in one line and skipped; the others go on.
+    """
+    from tqdm import tqdm
+
+    if vocabulary is None and priors_source is None:
+        raise VocabularyError("give a vocabulary or a priors source to take it from")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    named = zip(paths, _output_stems(paths), strict=True)
+    for path, stem in tqdm(
+        named, desc="segment", unit="image", total=len(paths), disable=not progress
+    ):
+        try:
+            outputs = _segment_file(segmenter, path, out_dir / stem, vocabulary, priors_source)
+            outcomes.append(ImageOutcome(path, outputs))
+        except (ImageLoadError, VocabularyError, PriorsUnavailable) as error:
+            tqdm.write(f"skipped {path}: {error}", file=sys.stderr)
+            outcomes.append(ImageOutcome(path, error=str(error)))
+    return outcomes
+
+
+def _segment_file(
+    segmenter: Segmenter,
+    path: Path,
+    out_stem: Path,
+    vocabulary: Sequence[str] | None,
+    priors_source: PriorsSource | None,
+) -> tuple[Path, ...]:
+    rgb = load_image(path)
+    described = priors_source(path, rgb) if priors_source is not None else None
+    priors = described.priors if described is not None else None
+    names = vocabulary if vocabulary is not None else vocabulary_from_priors(priors or {})
+    result = segmenter.segment(rgb, names, priors)
+    summary = {"image": str(path), **result.to_dict()}
+    if described is not None:
+        summary["caption"] = described.caption
+    return _write_outputs(out_stem, rgb, result, summary)
+
+
+def _write_outputs(
+    out_stem: Path, rgb: np.ndarray, result: SegmentationResult, summary: dict[str, Any]
+) -> tuple[Path, ...]:
+    """`<stem>_overlay.png`, `<stem>_labels.png` and `<stem>.json`."""
+    overlay = out_stem.with_name(f"{out_stem.name}_overlay.png")
+    labels = out_stem.with_name(f"{out_stem.name}_labels.png")
+    summary_path = out_stem.with_name(f"{out_stem.name}.json")
+    overlay_image(rgb, result.label_map, result.classes).save(overlay)
+    label_map_image(result.label_map).save(labels)
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return overlay, labels, summary_path
+
+
+def _output_stems(paths: Sequence[Path]) -> list[str]:
+    """Each picture's output name: its file stem, numbered when two pictures share one."""
+    stems: list[str] = []
+    for path in paths:
+        stem, number = path.stem, 1
+        while stem in stems:
+            number += 1
+            stem = f"{path.stem}-{number}"
+        stems.append(stem)
+    return stems
+
+
+def _load_model(config: Path, checkpoint: Path, device: str):
+    """Build the config's model (registering the plugin) and load the checkpoint's weights."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+    from mmseg.registry import MODELS
+
+    import segmentation  # noqa: F401  (registers LLMFormer's parts in MMSeg)
+
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
+    cfg = Config.fromfile(str(config))
+    init_default_scope(cfg.get("default_scope", "mmseg"))
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, str(checkpoint), map_location="cpu", logger="silent")
+    return model.to(device).eval()
+
+
+def _model_inputs(rgb: np.ndarray, priors: Mapping[str, Any] | None) -> dict[str, list]:
+    """One-picture batch as MMSeg's data preprocessor expects it: a BGR CHW tensor + sample."""
+    import torch
+    from mmseg.structures import SegDataSample
+
+    from segmentation.transforms.priors import PriorGraph
+
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1].transpose(2, 0, 1))
+    shape = rgb.shape[:2]
+    sample = SegDataSample(metainfo=dict(ori_shape=shape, img_shape=shape))
+    sample.priors = PriorGraph.from_record(priors) if priors else PriorGraph.EMPTY
+    return dict(inputs=[torch.from_numpy(bgr)], data_samples=[sample])
+
+
+def _to_original_size(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling of the model's label map to the picture's size."""
+    if labels.shape == shape:
+        return labels
+    height, width = shape
+    resized = Image.fromarray(labels).resize((width, height), Image.Resampling.NEAREST)
+    return np.asarray(resized).astype(np.uint16)

@@ -1,0 +1,171 @@
+"""segmentation.inference: pictures in any orientation/mode/size -> label maps at original size."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from segmentation.inference import (
+    CaptionPriors,
+    ImageLoadError,
+    PriorsUnavailable,
+    SegmentationResult,
+    Segmenter,
+    VocabularyError,
+    load_image,
+    resize_for_model,
+    segment_files,
+    vocabulary_from_priors,
+)
+
+CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
+
+
+@pytest.fixture(scope="module")
+def segmenter(tmp_path_factory) -> Segmenter:
+    """The tiny demo model with random weights, saved and reloaded as an MMEngine checkpoint."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    checkpoint = tmp_path_factory.mktemp("ckpt") / "random.pth"
+    init_default_scope("mmseg")
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(str(CONFIG)).model)
+    torch.save({"state_dict": model.state_dict(), "meta": {}}, checkpoint)
+    return Segmenter(CONFIG, checkpoint, max_side=64)
+
+
+def _gradient(width: int, height: int) -> np.ndarray:
+    """An RGB picture whose colour changes across it, so orientation is visible in the pixels."""
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None]
+    return np.stack([x + 0 * y, y + 0 * x, np.full((height, width), 40.0)], -1).astype(np.uint8)
+
+
+def test_exif_rotated_jpeg_is_loaded_upright(tmp_path) -> None:
+    stored = _gradient(120, 80)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=95)
+    rgb = load_image(path)
+    assert rgb.shape == (120, 80, 3)
+    upright = np.rot90(stored, k=-1)
+    assert np.abs(rgb.astype(int) - upright.astype(int)).mean() < 4
+
+
+def test_png_alpha_is_composited_on_white(tmp_path) -> None:
+    rgba = np.zeros((10, 20, 4), np.uint8)
+    rgba[:, :10] = (255, 0, 0, 255)
+    rgba[:, 10:] = (0, 0, 255, 0)
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    rgb = load_image(path)
+    assert rgb.shape == (10, 20, 3)
+    assert rgb[0, 0].tolist() == [255, 0, 0]
+    assert rgb[0, 19].tolist() == [255, 255, 255]
+
+
+def test_broken_file_raises_a_one_line_error(tmp_path) -> None:
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(ImageLoadError, match=r"cannot read .*broken\.jpg as a picture"):
+        load_image(path)
+
+
+def test_resize_shrinks_the_long_side_and_never_enlarges() -> None:
+    assert resize_for_model(np.zeros((4000, 6000, 3), np.uint8), 640).shape == (427, 640, 3)
+    assert resize_for_model(np.zeros((30, 50, 3), np.uint8), 640).shape == (30, 50, 3)
+
+
+def test_vocabulary_from_priors_keeps_distinct_objects_in_order() -> None:
+    priors = {"objects": [{"name": "dog"}, {"name": "sofa"}, {"name": "dog"}]}
+    assert vocabulary_from_priors(priors) == ["dog", "sofa"]
+    with pytest.raises(VocabularyError, match="names no object"):
+        vocabulary_from_priors({"objects": []})
+
+
+def test_class_areas_sum_to_one_and_count_pixels() -> None:
+    labels = np.array([[0, 0, 2, 2], [0, 0, 2, 2]], np.uint16)
+    result = SegmentationResult(labels, ("cat", "dog", "sky"))
+    assert [(c.name, c.area) for c in result.classes] == [("cat", 0.5), ("dog", 0.0), ("sky", 0.5)]
+    summary = result.to_dict()
+    assert (summary["width"], summary["height"]) == (4, 2)
+    assert summary["classes"][2] == {"id": 2, "name": "sky", "area": 0.5}
+
+
+def test_segment_returns_labels_at_the_original_size(segmenter) -> None:
+    rgb = _gradient(300, 200)
+    result = segmenter.segment(rgb, ["cat", " dog ", "sky,heaven"], None)
+    assert result.label_map.shape == (200, 300)
+    assert result.vocabulary == ("cat", "dog", "sky")
+    assert int(result.label_map.max()) < 3
+    assert sum(c.area for c in result.classes) == pytest.approx(1.0)
+
+
+def test_segment_uses_priors_and_rejects_an_empty_vocabulary(segmenter) -> None:
+    priors = {
+        "objects": [{"name": "dog", "span": "a dog", "count": 1}],
+        "attributes": [{"object": 0, "value": "brown", "kind": "color"}],
+        "relations": [],
+    }
+    result = segmenter.segment(_gradient(64, 48), ["dog"], priors)
+    assert result.label_map.shape == (48, 64)
+    assert set(np.unique(result.label_map).tolist()) == {0}
+    with pytest.raises(VocabularyError, match="empty"):
+        segmenter.segment(_gradient(8, 8), [" ", ""], None)
+
+
+def test_segment_files_writes_outputs_and_skips_bad_pictures(segmenter, tmp_path, capsys) -> None:
+    large = tmp_path / "large.jpg"
+    Image.fromarray(_gradient(6000, 4000)).save(large, quality=80)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    small = tmp_path / "small.png"
+    Image.fromarray(_gradient(40, 30)).save(small)
+    out = tmp_path / "out"
+    outcomes = segment_files(segmenter, [large, broken, small], out, ["cat", "dog"], progress=False)
+    assert [o.error is None for o in outcomes] == [True, False, True]
+    assert f"skipped {broken}: cannot read" in capsys.readouterr().err
+    with Image.open(out / "large_labels.png") as labels:
+        assert labels.size == (6000, 4000)
+    with Image.open(out / "large_overlay.png") as overlay:
+        assert overlay.size == (6000, 4000)
+    summary = json.loads((out / "large.json").read_text())
+    assert summary["image"] == str(large)
+    assert sum(c["area"] for c in summary["classes"]) == pytest.approx(1.0)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "large.json",
+        "large_labels.png",
+        "large_overlay.png",
+        "small.json",
+        "small_labels.png",
+        "small_overlay.png",
+    ]
+
+
+def test_segment_files_takes_each_vocabulary_from_its_priors(segmenter, tmp_path) -> None:
+    pictures = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", tmp_path / "c.png"]
+    for picture in pictures:
+        picture.parent.mkdir(exist_ok=True)
+        Image.fromarray(_gradient(32, 32)).save(picture)
+    captions = {pictures[0]: "a red ball", pictures[1]: "a cube and a ball"}
+
+    def describe(path: Path, rgb: np.ndarray) -> CaptionPriors:
+        if path not in captions:
+            raise PriorsUnavailable("no caption")
+        names = captions[path].replace("a ", "").replace("red ", "").split(" and ")
+        return CaptionPriors(captions[path], {"objects": [{"name": n} for n in names]})
+
+    outcomes = segment_files(segmenter, pictures, tmp_path / "out", None, describe, False)
+    assert [o.error for o in outcomes] == [None, None, "no caption"]
+    first = json.loads((tmp_path / "out" / "x.json").read_text())
+    second = json.loads((tmp_path / "out" / "x-2.json").read_text())
+    assert (first["vocabulary"], first["caption"]) == (["ball"], "a red ball")
+    assert second["vocabulary"] == ["cube", "ball"]

@@ -1,0 +1,75 @@
+"""segmentation.visualization: overlay colours, legend placement, label map bit depth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segmentation.inference import ClassArea
+from segmentation.visualization import (
+    MAX_LEGEND_ROWS,
+    MIN_OVERLAY_SIDE,
+    OVERLAY_OPACITY,
+    _legend_rows,
+    class_palette,
+    label_map_image,
+    overlay_image,
+)
+
+
+def _classes(shares: list[float]) -> list[ClassArea]:
+    return [ClassArea(i, f"class{i}", share) for i, share in enumerate(shares)]
+
+
+@pytest.mark.parametrize("count", [1, 7, 20, 45])
+def test_palette_gives_distinct_colours(count: int) -> None:
+    palette = class_palette(count)
+    assert palette.shape == (count, 3) and palette.dtype == np.uint8
+    assert len({tuple(colour) for colour in palette}) == count
+
+
+def test_overlay_keeps_size_and_tints_each_class_with_its_colour() -> None:
+    rgb = np.full((300, 400, 3), 200, np.uint8)
+    labels = np.zeros((300, 400), np.uint16)
+    labels[:, 200:] = 1
+    overlay = np.asarray(overlay_image(rgb, labels, _classes([0.5, 0.5])))
+    assert overlay.shape == (300, 400, 3)
+    palette = class_palette(2).astype(float)
+    for (row, col), class_id in [((290, 100), 0), ((290, 390), 1)]:
+        expected = 200 * (1 - OVERLAY_OPACITY) + palette[class_id] * OVERLAY_OPACITY
+        assert np.abs(overlay[row, col] - expected).max() <= 1
+
+
+def test_legend_box_is_white_with_class_swatches() -> None:
+    rgb = np.zeros((300, 400, 3), np.uint8)
+    labels = np.zeros((300, 400), np.uint16)
+    overlay = np.asarray(overlay_image(rgb, labels, _classes([1.0])))
+    font_size = 300 // 30
+    pad = font_size // 2
+    assert overlay[1, 1].tolist() == [255, 255, 255]
+    swatch_centre = overlay[pad + font_size // 2, pad + font_size // 2]
+    assert swatch_centre.tolist() == class_palette(1)[0].tolist()
+    assert overlay[200, 300].tolist() != [255, 255, 255]
+
+
+def test_small_pictures_are_enlarged_by_a_whole_factor() -> None:
+    overlay = overlay_image(
+        np.zeros((64, 100, 3), np.uint8), np.zeros((64, 100), np.uint16), _classes([1.0])
+    )
+    assert overlay.size == (100 * 4, 64 * 4)
+    assert min(overlay.size) >= MIN_OVERLAY_SIDE
+
+
+def test_legend_lists_largest_classes_and_sums_up_the_rest() -> None:
+    shares = [0.5] + [0.5 / (MAX_LEGEND_ROWS + 2)] * (MAX_LEGEND_ROWS + 2)
+    rows = _legend_rows(sorted(_classes(shares), key=lambda c: -c.area))
+    assert len(rows) == MAX_LEGEND_ROWS + 1
+    assert rows[0] == (0, "class0  50.0%")
+    assert rows[-1] == (None, f"3 more  {3 * 0.5 / (MAX_LEGEND_ROWS + 2):.1%}")
+
+
+def test_label_map_png_is_8_bit_when_ids_fit_and_16_bit_otherwise() -> None:
+    assert label_map_image(np.array([[0, 255]], np.uint16)).mode == "L"
+    wide = label_map_image(np.array([[0, 300]], np.uint16))
+    assert wide.mode.startswith("I;16")
+    assert np.asarray(wide).tolist() == [[0, 300]]
