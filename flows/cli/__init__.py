@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import data, demo, doctor, evaluate, priors, server, train
+from flows.cli import data, demo, doctor, evaluate, priors, segment, server, train
 
 app = typer.Typer(
     name="llmformer",
@@ -23,6 +23,7 @@ app.command("doctor")(doctor.doctor)
 app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
+app.command("segment")(segment.segment)
 
 
 def main() -> None:
