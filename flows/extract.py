@@ -35,6 +35,8 @@ from prior_extraction.run import (
     select_items,
 )
 from prior_extraction.sources import ImageItem, build_source
+from segmentation.datasets.benchmarks import ROOT_CLASSES_FILE
+from segmentation.datasets.class_names import ClassNames
 from storage import PriorStore
 from storage.stats import StatisticsFilter, statistic
 
@@ -134,6 +136,14 @@ def extract_shard(params_json: str, shard_items: list[ImageItem], key: str) -> E
     )
 
 
+def record_class_names(params: ExtractPriorsParameters, store: PriorStore) -> None:
+    """Give the store a dataset's class names, so its coverage views can say which classes the
+    LLM named; a dataset without a prepared `classes.txt` is left out."""
+    classes_file = params.data_root / ROOT_CLASSES_FILE if params.data_root else None
+    if params.dataset and classes_file and classes_file.exists():
+        store.write_class_names(params.dataset, ClassNames.from_file(classes_file).synonyms)
+
+
 def _summary_table(summaries: list[ExtractionSummary], already: int, store: PriorStore, set_id):
     where = StatisticsFilter(prior_set_id=set_id, top=10)
     with store.connect() as connection:
@@ -157,6 +167,7 @@ def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
     prior_set_id = store.register_prior_set(
         prior_set_spec(_captioner(params_json), params.prior_set_name)
     )
+    record_class_names(params, store)
     pending = pending_items(store, prior_set_id, items)
     shards = list(make_shards(pending, params.shard_size))
     logger.info(

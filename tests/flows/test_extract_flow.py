@@ -57,6 +57,12 @@ def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_p
     assert {count for _, count in rows} == {1}
     assert extract_priors(_params(small_demo, store)) == prior_set_id
     assert _rows(store, prior_set_id) == rows
+    with PriorStore(store).connect() as connection:
+        [(classes, covered)] = connection.sql(
+            "SELECT classes, covered FROM class_coverage_summary"
+        ).fetchall()
+    assert classes == 9
+    assert 0 < covered < classes
 
 
 def _prefect(arguments: list[str], **kwargs) -> subprocess.CompletedProcess:
