@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import data, demo, doctor, evaluate, priors, segment, server, train
+from flows.cli import curves, data, demo, doctor, evaluate, priors, segment, server, train
 
 app = typer.Typer(
     name="llmformer",
@@ -24,6 +24,7 @@ app.command("demo")(demo.demo)
 app.command("train")(train.train)
 app.command("eval")(evaluate.evaluate)
 app.command("segment")(segment.segment)
+app.command("curves")(curves.curves)
 
 
 def main() -> None:
