@@ -118,3 +118,12 @@ def test_missing_checkpoint_is_a_one_line_error(tmp_path) -> None:
     result = _segment(tmp_path / "missing.pth", tmp_path / "out", "any.png", "--vocab", "cat")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: checkpoint {tmp_path / 'missing.pth'} does not exist"
+
+
+def test_vocab_file_has_one_class_per_line_with_synonyms(tmp_path) -> None:
+    from flows.cli.segment import _vocabulary
+
+    vocab_file = tmp_path / "classes.txt"
+    vocab_file.write_text("grass,lawn\n\n  sky \n")
+    assert _vocabulary(None, vocab_file, False) == ["grass,lawn", "sky"]
+    assert _vocabulary(" cat, dog ,", None, False) == ["cat", "dog"]
