@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from flows.server import start_server, stop_server
 
@@ -26,7 +27,8 @@ def prefect_api(tmp_path_factory) -> Iterator[str]:
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = status.record.api_url
     try:
-        yield status.record.api_url
+        with temporary_settings({PREFECT_API_URL: status.record.api_url}):
+            yield status.record.api_url
     finally:
         stop_server(data_dir)
         if previous is None:
