@@ -1,7 +1,8 @@
 """Pictures of a segmentation: the photo tinted by class, with a legend of colour, name and share.
 
-The overlay keeps the photo's orientation and size (a thumbnail under MIN_OVERLAY_SIDE pixels is
-enlarged by a whole factor so its legend stays readable); the legend sits in its top-left corner.
+The tinted photo keeps its orientation and size (a thumbnail under MIN_OVERLAY_SIDE pixels is
+enlarged by a whole factor so it stays readable); the legend is a white panel to its right, so it
+hides nothing of the photo.
 """
 
 from __future__ import annotations
@@ -40,20 +41,19 @@ def class_palette(num_classes: int) -> np.ndarray:
 def overlay_image(
     rgb: np.ndarray, label_map: np.ndarray, classes: Sequence[ClassArea]
 ) -> Image.Image:
-    """The photo blended with its class colours, with a legend, at its own size (or enlarged).
+    """The photo blended with its class colours (top-left, its own size or enlarged) + legend.
 
     `classes` lists every label id of `label_map` with its name and share of the picture.
     """
     palette = class_palette(len(classes))
     tint = Image.fromarray(palette[label_map])
-    overlay = Image.blend(Image.fromarray(rgb), tint, OVERLAY_OPACITY)
-    factor = -(-MIN_OVERLAY_SIDE // min(overlay.size))
+    picture = Image.blend(Image.fromarray(rgb), tint, OVERLAY_OPACITY)
+    factor = -(-MIN_OVERLAY_SIDE // min(picture.size))
     if factor > 1:
-        size = (overlay.width * factor, overlay.height * factor)
-        overlay = overlay.resize(size, Image.Resampling.NEAREST)
+        size = (picture.width * factor, picture.height * factor)
+        picture = picture.resize(size, Image.Resampling.NEAREST)
     present = sorted((c for c in classes if c.area > 0), key=lambda c: -c.area)
-    draw_legend(overlay, present, palette)
-    return overlay
+    return with_legend(picture, present, palette)
 
 
 def label_map_image(label_map: np.ndarray) -> Image.Image:
@@ -63,23 +63,34 @@ def label_map_image(label_map: np.ndarray) -> Image.Image:
     return Image.fromarray(label_map.astype(np.uint8))
 
 
-def draw_legend(image: Image.Image, entries: Sequence[ClassArea], palette: np.ndarray) -> None:
-    """Draw a boxed legend (swatch, name, share) in the image's top-left corner."""
+def legend_font_size(picture_height: int) -> int:
+    """Legend text height in pixels: a thirtieth of the picture, at least 12."""
+    return max(12, picture_height // 30)
+
+
+def with_legend(
+    picture: Image.Image, entries: Sequence[ClassArea], palette: np.ndarray
+) -> Image.Image:
+    """The picture with a white legend panel (swatch, name, share per row) on its right."""
     rows = _legend_rows(entries)
-    font_size = max(10, min(image.size) // 30)
+    font_size = legend_font_size(picture.height)
     font = _font(font_size)
-    draw = ImageDraw.Draw(image)
-    pad, swatch = font_size // 2, font_size
-    text_width = max((draw.textlength(text, font=font) for _, text in rows), default=0)
-    line = round(font_size * 1.4)
-    box = (0, 0, round(3 * pad + swatch + text_width), 2 * pad + line * len(rows))
-    draw.rectangle(box, fill=(255, 255, 255))
+    pad, swatch, line = font_size // 2, font_size, round(font_size * 1.4)
+    text_width = max((font.getlength(text) for _, text in rows), default=0)
+    panel = (round(3 * pad + swatch + text_width), 2 * pad + line * len(rows))
+    size = (picture.width + panel[0], max(picture.height, panel[1]))
+    canvas = Image.new("RGB", size, (255, 255, 255))
+    canvas.paste(picture, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    left = picture.width + pad
     for row, (class_id, text) in enumerate(rows):
         top = pad + row * line
         if class_id is not None:
             colour = tuple(int(v) for v in palette[class_id])
-            draw.rectangle((pad, top, pad + swatch, top + swatch), fill=colour, outline=(0, 0, 0))
-        draw.text((2 * pad + swatch, top), text, fill=(0, 0, 0), font=font)
+            box = (left, top, left + swatch, top + swatch)
+            draw.rectangle(box, fill=colour, outline=(0, 0, 0))
+        draw.text((left + pad + swatch, top), text, fill=(0, 0, 0), font=font)
+    return canvas
 
 
 def _legend_rows(entries: Sequence[ClassArea]) -> list[tuple[int | None, str]]:

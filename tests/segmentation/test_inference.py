@@ -136,7 +136,8 @@ def test_segment_files_writes_outputs_and_skips_bad_pictures(segmenter, tmp_path
     with Image.open(out / "large_labels.png") as labels:
         assert labels.size == (6000, 4000)
     with Image.open(out / "large_overlay.png") as overlay:
-        assert overlay.size == (6000, 4000)
+        assert overlay.height == 4000 and overlay.width > 6000  # the picture, then the legend
+        assert overlay.getpixel((10, 3990)) != (255, 255, 255)
     summary = json.loads((out / "large.json").read_text())
     assert summary["image"] == str(large)
     assert sum(c["area"] for c in summary["classes"]) == pytest.approx(1.0)

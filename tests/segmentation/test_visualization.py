@@ -13,6 +13,7 @@ from segmentation.visualization import (
     _legend_rows,
     class_palette,
     label_map_image,
+    legend_font_size,
     overlay_image,
 )
 
@@ -28,36 +29,38 @@ def test_palette_gives_distinct_colours(count: int) -> None:
     assert len({tuple(colour) for colour in palette}) == count
 
 
-def test_overlay_keeps_size_and_tints_each_class_with_its_colour() -> None:
+def test_overlay_keeps_the_picture_and_tints_each_class_with_its_colour() -> None:
     rgb = np.full((300, 400, 3), 200, np.uint8)
     labels = np.zeros((300, 400), np.uint16)
     labels[:, 200:] = 1
     overlay = np.asarray(overlay_image(rgb, labels, _classes([0.5, 0.5])))
-    assert overlay.shape == (300, 400, 3)
+    assert overlay.shape[0] == 300 and overlay.shape[1] > 400
     palette = class_palette(2).astype(float)
-    for (row, col), class_id in [((290, 100), 0), ((290, 390), 1)]:
+    for (row, col), class_id in [((5, 5), 0), ((290, 100), 0), ((5, 399), 1), ((290, 390), 1)]:
         expected = 200 * (1 - OVERLAY_OPACITY) + palette[class_id] * OVERLAY_OPACITY
         assert np.abs(overlay[row, col] - expected).max() <= 1
 
 
-def test_legend_box_is_white_with_class_swatches() -> None:
+def test_legend_is_a_white_panel_right_of_the_picture_with_swatches() -> None:
     rgb = np.zeros((300, 400, 3), np.uint8)
     labels = np.zeros((300, 400), np.uint16)
-    overlay = np.asarray(overlay_image(rgb, labels, _classes([1.0])))
-    font_size = 300 // 30
-    pad = font_size // 2
-    assert overlay[1, 1].tolist() == [255, 255, 255]
-    swatch_centre = overlay[pad + font_size // 2, pad + font_size // 2]
-    assert swatch_centre.tolist() == class_palette(1)[0].tolist()
-    assert overlay[200, 300].tolist() != [255, 255, 255]
+    labels[:, 300:] = 1
+    overlay = np.asarray(overlay_image(rgb, labels, _classes([0.75, 0.25])))
+    size = legend_font_size(300)
+    pad, line = size // 2, round(size * 1.4)
+    assert overlay[299, 401].tolist() == [255, 255, 255]
+    first = overlay[pad + size // 2, 400 + pad + size // 2]
+    second = overlay[pad + line + size // 2, 400 + pad + size // 2]
+    assert first.tolist() == class_palette(2)[0].tolist()
+    assert second.tolist() == class_palette(2)[1].tolist()
 
 
 def test_small_pictures_are_enlarged_by_a_whole_factor() -> None:
     overlay = overlay_image(
         np.zeros((64, 100, 3), np.uint8), np.zeros((64, 100), np.uint16), _classes([1.0])
     )
-    assert overlay.size == (100 * 4, 64 * 4)
-    assert min(overlay.size) >= MIN_OVERLAY_SIDE
+    assert overlay.height == 64 * 4 >= MIN_OVERLAY_SIDE
+    assert overlay.width > 100 * 4
 
 
 def test_legend_lists_largest_classes_and_sums_up_the_rest() -> None:
