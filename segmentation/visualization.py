@@ -28,11 +28,15 @@ MAX_LEGEND_ROWS = 12
 
 
 def class_palette(num_classes: int) -> np.ndarray:
-    """Distinct RGB colours (uint8, one row per class): tab20 up to 20 classes, hues beyond."""
+    """Distinct RGB colours (uint8, one row per class): tab20 up to 20 classes, hues beyond.
+
+    tab20's strong shades come first and its light twins after, so few classes differ in hue.
+    """
     from matplotlib import colormaps
 
     if num_classes <= 20:
-        colours = colormaps["tab20"](np.arange(num_classes))
+        strong_then_light = np.r_[0:20:2, 1:20:2][:num_classes]
+        colours = colormaps["tab20"](strong_then_light)
     else:
         colours = colormaps["hsv"](np.linspace(0.0, 1.0, num_classes, endpoint=False))
     return (colours[:, :3] * 255).round().astype(np.uint8)

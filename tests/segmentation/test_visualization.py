@@ -76,3 +76,8 @@ def test_label_map_png_is_8_bit_when_ids_fit_and_16_bit_otherwise() -> None:
     wide = label_map_image(np.array([[0, 300]], np.uint16))
     assert wide.mode.startswith("I;16")
     assert np.asarray(wide).tolist() == [[0, 300]]
+
+
+def test_strong_tab20_shades_come_before_their_light_twins() -> None:
+    assert class_palette(2).tolist() == [[31, 119, 180], [255, 127, 14]]  # blue, orange
+    assert class_palette(11)[10].tolist() == [174, 199, 232]  # light blue
