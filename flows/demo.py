@@ -20,6 +20,8 @@ from pathlib import Path
 from flows.server import ServerState, server_status, start_server, stop_server
 
 DEPLOYMENTS = ("extract-priors/default", "train-segmenter/default")
+DEMO_CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
+OVERLAY_PICTURES = 6
 
 
 class DemoError(RuntimeError):
@@ -47,6 +49,10 @@ class DemoPaths:
     @property
     def plots(self) -> Path:
         return self.data_dir / "plots"
+
+    @property
+    def overlays(self) -> Path:
+        return self.data_dir / "overlays"
 
     @property
     def serve_log(self) -> Path:
@@ -135,7 +141,29 @@ def report(paths: DemoPaths) -> None:
     table = paths.work_dir / "eval" / "eval.md"
     if table.exists():
         print(table.read_text())
-    print(f"prior plots: {paths.plots}\ncheckpoints and logs: {paths.work_dir}")
+    checkpoint = (paths.work_dir / "last_checkpoint").read_text().strip()
+    pictures = sorted((paths.dataset / "images" / "val").glob("*.png"))[:OVERLAY_PICTURES]
+    subprocess.run(
+        [
+            *cli,
+            "segment",
+            *map(str, pictures),
+            "--config",
+            str(DEMO_CONFIG),
+            "--checkpoint",
+            checkpoint,
+            "--vocab-file",
+            str(paths.dataset / "classes.txt"),
+            "--out",
+            str(paths.overlays),
+        ],
+        check=True,
+    )
+    print(
+        f"overlays: {paths.overlays}\nprior plots: {paths.plots}\n"
+        f"training curves: {paths.work_dir / 'curves.png'}\n"
+        f"checkpoints and logs: {paths.work_dir}"
+    )
 
 
 def run_demo(data_dir: Path, max_iters: int | None = None) -> None:

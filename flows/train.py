@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 from pydantic import BaseModel, Field
 
@@ -117,6 +117,18 @@ def train(params: TrainSegmenterParameters, prior_set_id: str) -> Path:
 
 
 @task(cache_policy=NO_CACHE)
+def plot_curves(work_dir: Path) -> Path:
+    """Loss and mIoU over iterations as `curves.png` next to the checkpoints."""
+    from segmentation.curves import plot_training_curves
+
+    curves = plot_training_curves(work_dir)
+    create_markdown_artifact(
+        f"Training curves: `{curves}`", key="train-segmenter-curves", description=str(work_dir)
+    )
+    return curves
+
+
+@task(cache_policy=NO_CACHE)
 def evaluate(params: TrainSegmenterParameters, prior_set_id: str, checkpoint: Path) -> list[dict]:
     """Evaluate the checkpoint on the chosen datasets in a child process; returns the table rows."""
     out = params.work_dir / "eval"
@@ -149,6 +161,7 @@ def train_segmenter(params: TrainSegmenterParameters | None = None) -> str:
     params = params or TrainSegmenterParameters()
     prior_set_id = params.prior_set_id or newest_prior_set(params.prior_store)
     checkpoint = train(params, prior_set_id)
+    plot_curves(params.work_dir)
     if params.evaluate:
         rows = evaluate(params, prior_set_id, checkpoint)
         create_table_artifact(rows, key="train-segmenter-eval", description=str(checkpoint))
