@@ -5,6 +5,9 @@ pickle the message hub's `HistoryBuffer`s (numpy arrays inside, and the buffers'
 methods through `getattr`, which no allowlist can make safe). `PlainCheckpointHook` writes that
 state as tensors and plain containers and rebuilds it on load, so the default safe loader
 resumes our checkpoints and nothing anywhere loads with `weights_only=False`.
+
+`TorchThreadsHook` caps torch's intra-op threads for a run: tiny models on a few shared CPU cores
+train several times faster on one thread than with threads that wait on each other for a core.
 """
 
 from __future__ import annotations
@@ -77,6 +80,28 @@ class PlainCheckpointHook(Hook):
         hub = checkpoint.get("message_hub")
         if isinstance(hub, Mapping) and "log_scalars" in hub:
             hub["log_scalars"] = from_plain_buffers(hub["log_scalars"])
+
+
+@HOOKS.register_module()
+class TorchThreadsHook(Hook):
+    """Run training and evaluation on `num_threads` intra-op threads, then restore the old count."""
+
+    priority = "VERY_HIGH"
+
+    def __init__(self, num_threads: int) -> None:
+        if num_threads < 1:
+            raise ValueError(f"TorchThreadsHook needs num_threads >= 1, got {num_threads}")
+        self.num_threads = num_threads
+        self._previous: int | None = None
+
+    def before_run(self, runner) -> None:
+        self._previous = torch.get_num_threads()
+        torch.set_num_threads(self.num_threads)
+
+    def after_run(self, runner) -> None:
+        if self._previous is not None:
+            torch.set_num_threads(self._previous)
+            self._previous = None
 
 
 class ConfigError(ValueError):

@@ -1,7 +1,9 @@
-# A tiny LLMFormer that trains on the synthetic demo set on a CPU in minutes (about 0.6 s per
-# iteration of 8 images on one busy core, so ~10 minutes for the 1000 iterations): a 2-layer random
+# A tiny LLMFormer that trains on the synthetic demo set on a CPU in minutes (about 0.2 s per
+# iteration of 8 images on one core, so ~4 minutes for the 1000 iterations): a 2-layer random
 # CLIP ViT (the demo's shapes need no pretraining), 32-wide adapter/decoder, 10 queries, 3 decoder
-# layers, the offline MiniLM text encoder. Priors come from the demo's prior set:
+# layers, the offline MiniLM text encoder. It runs on one torch thread: its ops are too small to
+# gain from more, and on shared cores two threads waiting on each other made it ~8x slower.
+# Priors come from the demo's prior set:
 #   llmformer train THIS --cfg-options prior_store_root=STORE prior_set_id=ID
 _base_ = [
     "./_base_/models/llmformer_vitl14_336.py",
@@ -73,3 +75,8 @@ default_hooks = dict(
     checkpoint=dict(interval=250, max_keep_ckpts=2),
 )
 env_cfg = dict(dist_cfg=dict(backend="gloo"))
+custom_hooks = [
+    dict(type="VocabularyHook"),
+    dict(type="PlainCheckpointHook"),
+    dict(type="TorchThreadsHook", num_threads=1),
+]

@@ -15,6 +15,7 @@ from PIL import Image
 from segmentation.models.segmentor import LLMFormer
 from segmentation.training import (
     ConfigError,
+    TorchThreadsHook,
     TrainOptions,
     from_plain_buffers,
     load_training_config,
@@ -105,6 +106,37 @@ def test_checkpoints_load_with_torchs_default_weights_only_loader(tiny, tmp_path
     scalars = checkpoint["message_hub"]["log_scalars"]
     assert "train/loss" in scalars
     assert scalars["train/loss"]["log_history"].shape == (2,)
+
+
+def test_threads_hook_sets_the_thread_count_for_the_run_and_restores_it(
+    tiny, tmp_path, monkeypatch
+) -> None:
+    _write_images(tmp_path)
+    cfg = _runner_config(tiny, tmp_path, max_iters=2)
+    cfg.custom_hooks.append(dict(type="TorchThreadsHook", num_threads=3))
+    threads_in_steps = []
+    original_loss = LLMFormer.loss
+    monkeypatch.setattr(
+        LLMFormer,
+        "loss",
+        lambda self, *args: (
+            threads_in_steps.append(torch.get_num_threads()) or original_loss(self, *args)
+        ),
+    )
+    train(cfg)
+    assert threads_in_steps == [3, 3]
+    assert torch.get_num_threads() == 1  # the single_thread fixture's count is back
+
+
+def test_threads_hook_rejects_a_non_positive_count() -> None:
+    with pytest.raises(ValueError, match="num_threads >= 1, got 0"):
+        TorchThreadsHook(0)
+
+
+def test_tiny_demo_config_trains_on_one_thread() -> None:
+    cfg = Config.fromfile(str(CONFIGS / "llmformer_tiny_demo.py"))
+    assert dict(type="TorchThreadsHook", num_threads=1) in cfg.custom_hooks
+    assert {"VocabularyHook", "PlainCheckpointHook"} <= {hook.type for hook in cfg.custom_hooks}
 
 
 def test_plain_state_round_trips_history_buffers() -> None:
