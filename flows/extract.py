@@ -14,6 +14,7 @@ from typing import Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
+    create_markdown_artifact,
     create_progress_artifact,
     create_table_artifact,
     update_progress_artifact,
@@ -38,7 +39,8 @@ from prior_extraction.sources import ImageItem, build_source
 from segmentation.datasets.benchmarks import ROOT_CLASSES_FILE
 from segmentation.datasets.class_names import ClassNames
 from storage import PriorStore
-from storage.stats import StatisticsFilter, statistic
+from storage.plots import plot_statistics
+from storage.stats import StatisticsFilter, statistic, statistics
 
 TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError, MemoryError)
 """Errors worth a retry: a flaky filesystem, a lost connection, memory pressure."""
@@ -144,6 +146,13 @@ def record_class_names(params: ExtractPriorsParameters, store: PriorStore) -> No
         store.write_class_names(params.dataset, ClassNames.from_file(classes_file).synonyms)
 
 
+def plot_prior_statistics(store: PriorStore, prior_set_id: str) -> list[Path]:
+    """PNG charts of the prior set's statistics, under `STORE/plots/<prior set>/`."""
+    with store.connect() as connection:
+        tables = statistics(connection, StatisticsFilter(prior_set_id=prior_set_id))
+    return plot_statistics(tables, store.root / "plots" / prior_set_id)
+
+
 def _summary_table(summaries: list[ExtractionSummary], already: int, store: PriorStore, set_id):
     where = StatisticsFilter(prior_set_id=set_id, top=10)
     with store.connect() as connection:
@@ -187,4 +196,6 @@ def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
         update_progress_artifact(progress, 100.0)
     table = _summary_table(summaries, len(items) - len(pending), store, prior_set_id)
     create_table_artifact(table, key="extract-priors-summary", description=prior_set_id)
+    charts = "\n".join(f"- `{path}`" for path in plot_prior_statistics(store, prior_set_id))
+    create_markdown_artifact(f"Prior charts:\n{charts}", key="extract-priors-plots")
     return prior_set_id

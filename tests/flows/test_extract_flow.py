@@ -27,7 +27,8 @@ def _params(demo: Path, store: Path, **changes) -> ExtractPriorsParameters:
 def _rows(store: Path, prior_set_id: str) -> list[tuple]:
     with PriorStore(store).connect() as connection:
         return connection.sql(
-            "SELECT image_id, count(*) FROM captions WHERE prior_set_id = $id GROUP BY image_id",
+            "SELECT image_id, count(*) FROM captions WHERE prior_set_id = $id "
+            "GROUP BY image_id ORDER BY image_id",
             params={"id": prior_set_id},
         ).fetchall()
 
@@ -63,6 +64,13 @@ def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_p
         ).fetchall()
     assert classes == 9
     assert 0 < covered < classes
+    charts = sorted(path.name for path in (store / "plots" / prior_set_id).glob("*.png"))
+    assert charts == [
+        "attributes_by_kind.png",
+        "objects_per_image.png",
+        "relation_predicates.png",
+        "top_objects.png",
+    ]
 
 
 def _prefect(arguments: list[str], **kwargs) -> subprocess.CompletedProcess:
