@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Literal
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import (
@@ -29,6 +30,7 @@ from prior_extraction.parsing import CaptionParser
 from prior_extraction.run import (
     ExtractionConfig,
     ExtractionSummary,
+    Shard,
     make_shards,
     pending_items,
     prior_set_spec,
@@ -66,6 +68,10 @@ class ExtractPriorsParameters(BaseModel):
     shard_size: int = Field(256, ge=1)
     limit: int | None = Field(None, ge=0)
     prior_set_name: str | None = None
+    task_runner: Literal["threads", "dask"] = Field(
+        "threads", description="dask: shards run in parallel on a local Dask cluster."
+    )
+    dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster.")
 
     @model_validator(mode="after")
     def _one_source(self) -> ExtractPriorsParameters:
@@ -165,7 +171,31 @@ def _summary_table(summaries: list[ExtractionSummary], already: int, store: Prio
     ]
 
 
-@flow(name="extract-priors", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=1))
+def shard_runner(params: ExtractPriorsParameters):
+    """Threads run shards one at a time in this process; Dask runs them in parallel, each worker
+    process loading its own captioner and parser once (the `distributed` extra)."""
+    if params.task_runner == "threads":
+        return ThreadPoolTaskRunner(max_workers=1)
+    from prefect_dask import DaskTaskRunner
+
+    workers = {"n_workers": params.dask_workers, "threads_per_worker": 1}
+    return DaskTaskRunner(cluster_kwargs=workers)
+
+
+@flow(name="extract-shards")
+def extract_shards(
+    params_json: str, shards: list[Shard], progress_id: UUID
+) -> list[ExtractionSummary]:
+    """One task per shard on this flow's task runner; progress is updated as shards finish."""
+    futures = [extract_shard.submit(params_json, shard.items, shard.key) for shard in shards]
+    summaries = []
+    for done, future in enumerate(futures, start=1):
+        summaries.append(future.result())
+        update_progress_artifact(progress_id, 100.0 * done / len(futures))
+    return summaries
+
+
+@flow(name="extract-priors", log_prints=True)
 def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
     """Extract LLM priors for a source into the store; returns the prior set id."""
     params = params or ExtractPriorsParameters()
@@ -187,12 +217,9 @@ def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
         len(shards),
     )
     progress = create_progress_artifact(0.0, key="extract-priors-progress")
-    futures = [extract_shard.submit(params_json, shard.items, shard.key) for shard in shards]
-    summaries = []
-    for done, future in enumerate(futures, start=1):
-        summaries.append(future.result())
-        update_progress_artifact(progress, 100.0 * done / len(futures))
-    if not futures:
+    run_shards = extract_shards.with_options(task_runner=shard_runner(params))
+    summaries = run_shards(params_json, shards, progress) if shards else []
+    if not shards:
         update_progress_artifact(progress, 100.0)
     table = _summary_table(summaries, len(items) - len(pending), store, prior_set_id)
     create_table_artifact(table, key="extract-priors-summary", description=prior_set_id)

@@ -73,6 +73,17 @@ def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_p
     ]
 
 
+@pytest.mark.slow
+def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo, tmp_path) -> None:
+    pytest.importorskip("prefect_dask")
+    store = tmp_path / "store"
+    params = _params(small_demo, store, task_runner="dask", dask_workers=2)
+    prior_set_id = extract_priors(params)
+    assert prior_set_id == extract_priors(_params(small_demo, tmp_path / "threads"))
+    assert _rows(store, prior_set_id) == _rows(tmp_path / "threads", prior_set_id)
+    assert len(_rows(store, prior_set_id)) == 8
+
+
 def _prefect(arguments: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "prefect", *arguments],
