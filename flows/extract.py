@@ -7,6 +7,9 @@ they become `failures` rows), reports progress as an artifact and ends with a ta
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -66,12 +69,15 @@ class ExtractPriorsParameters(BaseModel):
     prompt: str = "simple"
     batch_size: int | None = Field(None, ge=1)
     shard_size: int = Field(256, ge=1)
-    limit: int | None = Field(None, ge=0)
+    limit: int | None = Field(None, ge=0, description="Only the first N (per GPU when gpus > 1).")
     prior_set_name: str | None = None
     task_runner: Literal["threads", "dask"] = Field(
         "threads", description="dask: shards run in parallel on a local Dask cluster."
     )
     dask_workers: int = Field(2, ge=1, description="Worker processes of the local Dask cluster.")
+    gpus: int = Field(
+        0, ge=0, description="More than 1: one captioning process per GPU, each on its partition."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ExtractPriorsParameters:
@@ -171,6 +177,24 @@ def _summary_table(summaries: list[ExtractionSummary], already: int, store: Prio
     ]
 
 
+def summary_from_store(
+    store: PriorStore, prior_set_id: str, total: int, pending: list[ImageItem]
+) -> ExtractionSummary:
+    """What child processes did, read back from the store: of the `pending` images, how many
+    now have priors and how many failed."""
+    ids = [item.image_id for item in pending]
+    with store.connect() as connection:
+        [(failed,)] = connection.sql(
+            "SELECT count(DISTINCT image_id) FROM failures "
+            "WHERE prior_set_id = $id AND list_contains($ids, image_id)",
+            params={"id": prior_set_id, "ids": ids},
+        ).fetchall()
+    done = len(store.done_image_ids(prior_set_id) & set(ids))
+    return ExtractionSummary(
+        prior_set_id, total, already_done=total - len(ids), captioned=done - failed, failed=failed
+    )
+
+
 def shard_runner(params: ExtractPriorsParameters):
     """Threads run shards one at a time in this process; Dask runs them in parallel, each worker
     process loading its own captioner and parser once (the `distributed` extra)."""
@@ -195,6 +219,65 @@ def extract_shards(
     return summaries
 
 
+def partition_command(params: ExtractPriorsParameters, index: int) -> list[str]:
+    """`llmformer priors extract` for partition `index` of `params.gpus` (one engine per GPU)."""
+    command = [
+        sys.executable,
+        "-m",
+        "flows.cli",
+        "priors",
+        "extract",
+        "--no-progress",
+        "--store",
+        str(params.store),
+        "--captioner",
+        params.captioner,
+        "--prompt",
+        params.prompt,
+        "--shard-size",
+        str(params.shard_size),
+        "--partition",
+        f"{index}/{params.gpus}",
+    ]
+    options = {
+        "--images": params.images,
+        "--manifest": params.manifest,
+        "--dataset": params.dataset,
+        "--data-root": params.data_root,
+        "--captions": params.captions,
+        "--model": params.model,
+        "--batch-size": params.batch_size,
+        "--limit": params.limit,
+        "--name": params.prior_set_name,
+    }
+    for option, value in options.items():
+        if value is not None:
+            command += [option, str(value)]
+    return command
+
+
+@task(cache_policy=NO_CACHE)
+def extract_on_gpus(params: ExtractPriorsParameters) -> None:
+    """One child process per GPU, each seeing only its GPU and extracting its partition."""
+    log = get_run_logger().info
+    children = [
+        subprocess.Popen(
+            partition_command(params, index),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "CUDA_VISIBLE_DEVICES": str(index)},
+        )
+        for index in range(params.gpus)
+    ]
+    for index, child in enumerate(children):
+        output, _ = child.communicate()
+        for line in output.splitlines():
+            log("[gpu %d] %s", index, line)
+        if child.returncode != 0:
+            raise RuntimeError(f"partition {index}/{params.gpus} exited with {child.returncode}")
+
+
 @flow(name="extract-priors", log_prints=True)
 def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
     """Extract LLM priors for a source into the store; returns the prior set id."""
@@ -216,12 +299,21 @@ def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
         len(pending),
         len(shards),
     )
+    if params.gpus > 1:
+        extract_on_gpus(params)
+        summary = summary_from_store(store, prior_set_id, len(items), pending)
+        return _finish(params, store, prior_set_id, [summary], summary.already_done)
     progress = create_progress_artifact(0.0, key="extract-priors-progress")
     run_shards = extract_shards.with_options(task_runner=shard_runner(params))
     summaries = run_shards(params_json, shards, progress) if shards else []
     if not shards:
         update_progress_artifact(progress, 100.0)
-    table = _summary_table(summaries, len(items) - len(pending), store, prior_set_id)
+    return _finish(params, store, prior_set_id, summaries, len(items) - len(pending))
+
+
+def _finish(params, store: PriorStore, prior_set_id: str, summaries, already: int) -> str:
+    """The summary table and prior charts as artifacts; returns the prior set id."""
+    table = _summary_table(summaries, already, store, prior_set_id)
     create_table_artifact(table, key="extract-priors-summary", description=prior_set_id)
     charts = "\n".join(f"- `{path}`" for path in plot_prior_statistics(store, prior_set_id))
     create_markdown_artifact(f"Prior charts:\n{charts}", key="extract-priors-plots")

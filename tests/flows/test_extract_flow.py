@@ -13,7 +13,12 @@ import pytest
 from prefect.states import Completed, Failed
 from pydantic import ValidationError
 
-from flows.extract import ExtractPriorsParameters, _is_transient, extract_priors
+from flows.extract import (
+    ExtractPriorsParameters,
+    _is_transient,
+    extract_priors,
+    partition_command,
+)
 from storage import PriorStore
 
 
@@ -82,6 +87,24 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
     assert prior_set_id == extract_priors(_params(small_demo, tmp_path / "threads"))
     assert _rows(store, prior_set_id) == _rows(tmp_path / "threads", prior_set_id)
     assert len(_rows(store, prior_set_id)) == 8
+
+
+@pytest.mark.slow
+def test_gpus_run_one_partition_process_each(prefect_api, small_demo, tmp_path) -> None:
+    store = tmp_path / "store"
+    prior_set_id = extract_priors(_params(small_demo, store, gpus=2))
+    rows = _rows(store, prior_set_id)
+    assert len(rows) == 8
+    assert {count for _, count in rows} == {1}
+
+
+def test_partition_commands_split_the_work_between_gpus(tmp_path) -> None:
+    params = ExtractPriorsParameters(store=tmp_path, gpus=2, limit=5)
+    first, second = (partition_command(params, index) for index in range(2))
+    assert first[first.index("--partition") + 1] == "0/2"
+    assert second[second.index("--partition") + 1] == "1/2"
+    assert first[first.index("--limit") + 1] == "5"
+    assert "--images" not in first
 
 
 def _prefect(arguments: list[str], **kwargs) -> subprocess.CompletedProcess:
