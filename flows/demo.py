@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from flows.children import cli_command
 from flows.server import ServerState, server_status, start_server, stop_server
 
 DEPLOYMENTS = ("extract-priors/default", "train-segmenter/default")
@@ -133,7 +134,7 @@ def run_deployment(name: str, params: dict, environment: dict[str, str]) -> None
 
 def report(paths: DemoPaths) -> None:
     """Print prior statistics and the evaluation table, and write the prior plots."""
-    cli = [sys.executable, "-m", "flows.cli"]
+    cli = cli_command(0)
     subprocess.run([*cli, "priors", "stats", "--store", str(paths.store), "--top", "8"], check=True)
     subprocess.run(
         [*cli, "priors", "plot", "--store", str(paths.store), "--out", str(paths.plots)], check=True

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -27,6 +26,7 @@ from prefect.cache_policies import NONE as NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, model_validator
 
+from flows.children import cli_command
 from prior_extraction.captioners import CaptionerOptions, build_captioner, default_batch_size
 from prior_extraction.captioners.prompts import resolve_prompt
 from prior_extraction.parsing import CaptionParser
@@ -222,9 +222,7 @@ def extract_shards(
 def partition_command(params: ExtractPriorsParameters, index: int) -> list[str]:
     """`llmformer priors extract` for partition `index` of `params.gpus` (one engine per GPU)."""
     command = [
-        sys.executable,
-        "-m",
-        "flows.cli",
+        *cli_command(0),
         "priors",
         "extract",
         "--no-progress",

@@ -8,14 +8,14 @@ is the flow's result and the evaluation becomes a table artifact.
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 from pydantic import BaseModel, Field
+
+from flows.children import cli_command, stream
 
 
 class TrainSegmenterParameters(BaseModel):
@@ -32,24 +32,6 @@ class TrainSegmenterParameters(BaseModel):
     data_root: Path = Field(Path("data/datasets"), description="Prepared datasets, for eval.")
     cfg_options: list[str] = Field(default_factory=list, description="KEY=VALUE overrides.")
     gpus: int = Field(0, ge=0, description="More than 1 runs torchrun with one process per GPU.")
-
-
-class ChildProcessError(RuntimeError):
-    """A training or evaluation subprocess exited with a non-zero status."""
-
-
-def cli_command(gpus: int) -> list[str]:
-    """How to start the `llmformer` CLI in a child: torchrun with one process per GPU, or python."""
-    if gpus > 1:
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            f"--nproc_per_node={gpus}",
-            "-m",
-            "flows.cli",
-        ]
-    return [sys.executable, "-m", "flows.cli"]
 
 
 def train_command(params: TrainSegmenterParameters, prior_set_id: str) -> list[str]:
@@ -74,18 +56,6 @@ def train_command(params: TrainSegmenterParameters, prior_set_id: str) -> list[s
     if params.resume:
         command.append("--resume")
     return command
-
-
-def stream(command: list[str], log) -> None:
-    """Run `command`, forwarding each output line to `log`; raise when it fails."""
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as child:
-        assert child.stdout is not None
-        for line in child.stdout:
-            log(line.rstrip())
-    if child.returncode != 0:
-        raise ChildProcessError(f"{' '.join(command[:4])} ... exited with {child.returncode}")
 
 
 def newest_prior_set(store: Path) -> str:

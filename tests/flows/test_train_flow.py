@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from flows.children import ChildProcessError, stream
 from flows.train import (
-    ChildProcessError,
     TrainSegmenterParameters,
     last_checkpoint,
     newest_prior_set,
-    stream,
     train_command,
 )
 
