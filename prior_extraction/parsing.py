@@ -24,7 +24,7 @@ from prior_extraction.caption_priors import (
     RelationPrior,
 )
 from prior_extraction.caption_text import MAX_CAPTION_CHARS, clean_caption
-from prior_extraction.nlp import choose_spacy_pipeline
+from prior_extraction.nlp import choose_spacy_pipeline, load_spacy_pipeline
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -90,12 +90,13 @@ class CaptionParser:
         n_process: int = 1,
         max_chars: int = MAX_CAPTION_CHARS,
     ) -> None:
-        import spacy
+        from threadpoolctl import ThreadpoolController
 
         from prior_extraction.rules import extract_priors
 
         self.pipeline = choose_spacy_pipeline(pipeline)
-        self.nlp = spacy.load(self.pipeline, exclude=list(UNUSED_COMPONENTS))
+        self.nlp = load_spacy_pipeline(self.pipeline, exclude=UNUSED_COMPONENTS)
+        self._blas = ThreadpoolController()
         self._post_parse = _post_parse_steps(self.nlp)
         self.batch_size = batch_size
         self.n_process = n_process
@@ -126,8 +127,12 @@ class CaptionParser:
     def _iter_parse_here(self, texts: Iterable[str]) -> Iterator[ParsedCaption]:
         cleaned = (clean_caption(text, self.max_chars) for text in texts)
         disabled = [name for name, _ in self._post_parse]
-        for doc in self.nlp.pipe(cleaned, batch_size=self.batch_size, disable=disabled):
-            yield self._safe_extract(doc)
+        for batch in _batches(cleaned, self.batch_size):
+            # One BLAS thread: the products are small, so more threads only add overhead, and
+            # the worker processes or the extraction run's loader threads use the other cores.
+            with self._blas.limit(limits=1, user_api="blas"):
+                docs = list(self.nlp.pipe(batch, batch_size=self.batch_size, disable=disabled))
+            yield from map(self._safe_extract, docs)
 
     def _iter_parse_in_workers(self, texts: Iterable[str]) -> Iterator[ParsedCaption]:
         pool = self._worker_pool()
