@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
+from segmentation.models.segmentor import vocabulary_free_classes
 from segmentation.visualization import label_map_image, overlay_image
 
 DEFAULT_MAX_SIDE = 640
@@ -124,9 +125,9 @@ def resize_for_model(rgb: np.ndarray, max_side: int) -> np.ndarray:
 
 
 def vocabulary_from_priors(priors: Mapping[str, Any]) -> list[str]:
-    """Vocabulary-free mode: the distinct object names of a parsed caption, in order."""
-    names = [str(obj["name"]) for obj in priors.get("objects", [])]
-    vocabulary = list(dict.fromkeys(name for name in names if name.strip()))
+    """Vocabulary-free mode: a parsed caption's distinct object names, then the background class
+    (the model's own vocabulary-free rule, so `segment --no-vocab` and evaluation agree)."""
+    vocabulary = vocabulary_free_classes(str(obj["name"]) for obj in priors.get("objects", []))
     if not vocabulary:
         raise VocabularyError("the caption names no object to segment")
     return vocabulary

@@ -1,8 +1,8 @@
 """Pictures of a segmentation: the photo tinted by class, with a legend of colour, name and share.
 
-The tinted photo keeps its orientation and size (a thumbnail under MIN_OVERLAY_SIDE pixels is
-enlarged by a whole factor so it stays readable); the legend is a white panel to its right, so it
-hides nothing of the photo.
+Objects are tinted; the background class keeps the photo's colours. The picture keeps its
+orientation and size (a thumbnail under MIN_OVERLAY_SIDE pixels is enlarged by a whole factor so it
+stays readable); the legend is a white panel to its right, so it hides nothing of the photo.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from segmentation.models.segmentor import BACKGROUND_CLASS
+
 if TYPE_CHECKING:
     from segmentation.inference import ClassArea
 
@@ -22,6 +24,9 @@ OVERLAY_OPACITY = 0.55
 
 MIN_OVERLAY_SIDE = 256
 """Overlays of smaller pictures are enlarged (nearest neighbour, whole factor) to at least this."""
+
+BACKGROUND_SWATCH = (255, 255, 255)
+"""The background class's legend swatch: empty, as its pixels are left untinted."""
 
 MAX_LEGEND_ROWS = 12
 """Classes listed by share, largest first; the rest are summed up in one last row."""
@@ -47,11 +52,15 @@ def overlay_image(
 ) -> Image.Image:
     """The photo blended with its class colours (top-left, its own size or enlarged) + legend.
 
-    `classes` lists every label id of `label_map` with its name and share of the picture.
+    `classes` lists every label id of `label_map` with its name and share of the picture; pixels
+    of the background class keep the photo's own colours (an empty swatch in the legend).
     """
     palette = class_palette(len(classes))
-    tint = Image.fromarray(palette[label_map])
-    picture = Image.blend(Image.fromarray(rgb), tint, OVERLAY_OPACITY)
+    tinted = Image.blend(Image.fromarray(rgb), Image.fromarray(palette[label_map]), OVERLAY_OPACITY)
+    background = [c.id for c in classes if c.name == BACKGROUND_CLASS]
+    untinted = np.isin(label_map, background)[..., None]
+    picture = Image.fromarray(np.where(untinted, rgb, np.asarray(tinted)))
+    palette[background] = BACKGROUND_SWATCH
     factor = -(-MIN_OVERLAY_SIDE // min(picture.size))
     if factor > 1:
         size = (picture.width * factor, picture.height * factor)

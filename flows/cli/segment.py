@@ -1,7 +1,8 @@
 """`llmformer segment IMAGE...`: segment one's own pictures with a vocabulary or with none.
 
 Without a vocabulary (`--no-vocab`) a captioner describes each picture, the caption parser turns
-the description into priors, and the objects it names are the picture's vocabulary.
+the description into priors, and the objects it names plus a background class are the picture's
+vocabulary (the model's own vocabulary-free rule); background pixels are left untinted.
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ def segment(
     checkpoint: Annotated[Path, typer.Option(help="Trained weights (an MMEngine checkpoint)")],
     out: Annotated[Path, typer.Option(help="Folder for overlays, label maps and JSON summaries")],
     vocab: Annotated[
-        str | None, typer.Option(help='Comma-separated class names, e.g. "cat,dog,sofa"')
+        str | None,
+        typer.Option(help='Comma-separated class names, e.g. "cat,dog,background"'),
     ] = None,
     vocab_file: Annotated[
         Path | None,
         typer.Option(help="One class per line (commas on a line separate its synonyms)"),
     ] = None,
     no_vocab: Annotated[
-        bool, typer.Option("--no-vocab", help="Each picture's vocabulary is what its caption names")
+        bool,
+        typer.Option(
+            "--no-vocab",
+            help="Each picture's vocabulary: the objects its caption names + background",
+        ),
     ] = False,
     captioner: Annotated[
         str, typer.Option(help="With --no-vocab: file, transformers or vllm")

@@ -3,12 +3,12 @@
 It carries each image's priors (`data_sample.priors`) and a vocabulary through `loss` and
 `predict`. The vocabulary is set from the dataset (`VocabularyHook`), by `set_vocabulary`, or per
 call (`predict(..., vocabulary=...)`); with `test_cfg.vocabulary_free=True` every image is
-classified against the objects its own priors name.
+classified against the objects its own priors name, plus a background class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,19 @@ from segmentation.text.vocabulary import (
     normalize_vocabulary,
 )
 from segmentation.transforms.priors import PriorGraph
+
+BACKGROUND_CLASS = "background"
+"""The class vocabulary-free mode adds for what the priors leave unnamed: captions seldom name the
+background, and without it every pixel would have to take one of the named objects."""
+
+
+def vocabulary_free_classes(object_names: Iterable[str]) -> list[str]:
+    """Vocabulary-free mode's class names: the distinct object priors in order, then
+    BACKGROUND_CLASS unless the priors name it; empty when they name no object."""
+    names = list(dict.fromkeys(name.strip() for name in object_names if name.strip()))
+    if names and BACKGROUND_CLASS not in (name.lower() for name in names):
+        names.append(BACKGROUND_CLASS)
+    return names
 
 
 @MODELS.register_module()
@@ -97,12 +110,12 @@ class LLMFormer(BaseSegmentor):
         return self.vocabulary
 
     def _image_vocabularies(self, graphs: Sequence[PriorGraph]) -> list[Vocabulary]:
-        """Vocabulary-free mode: each image's object priors; the current vocabulary if none."""
+        """Vocabulary-free mode: each image's `vocabulary_free_classes`; the current vocabulary
+        for an image whose priors name no object."""
+        per_image = [vocabulary_free_classes(graph.objects) for graph in graphs]
         return [
-            normalize_vocabulary(list(dict.fromkeys(graph.objects)))
-            if graph.objects
-            else self._current_vocabulary()
-            for graph in graphs
+            normalize_vocabulary(names) if names else self._current_vocabulary()
+            for names in per_image
         ]
 
     # ------------------------------------------------------------------------------ priors

@@ -80,7 +80,9 @@ def test_no_vocab_takes_each_vocabulary_from_the_caption(checkpoint, small_demo,
     objects = [o.name for o in CaptionParser().parse(caption).objects]
     summary = json.loads((out / f"{images[0].stem}.json").read_text())
     assert summary["caption"] == caption
-    assert summary["vocabulary"] == list(dict.fromkeys(objects))
+    assert summary["vocabulary"] == [*dict.fromkeys(objects), "background"]
+    assert summary["classes"][-1]["name"] == "background"
+    assert sum(c["area"] for c in summary["classes"]) == pytest.approx(1.0)
 
 
 def test_picture_without_a_caption_is_skipped(checkpoint, tmp_path) -> None:

@@ -84,11 +84,13 @@ def test_resize_shrinks_the_long_side_and_never_enlarges() -> None:
     assert resize_for_model(np.zeros((30, 50, 3), np.uint8), 640).shape == (30, 50, 3)
 
 
-def test_vocabulary_from_priors_keeps_distinct_objects_in_order() -> None:
+def test_vocabulary_from_priors_keeps_distinct_objects_in_order_then_background() -> None:
     priors = {"objects": [{"name": "dog"}, {"name": "sofa"}, {"name": "dog"}]}
-    assert vocabulary_from_priors(priors) == ["dog", "sofa"]
+    assert vocabulary_from_priors(priors) == ["dog", "sofa", "background"]
+    named = {"objects": [{"name": "Background"}, {"name": "dog"}]}
+    assert vocabulary_from_priors(named) == ["Background", "dog"]
     with pytest.raises(VocabularyError, match="names no object"):
-        vocabulary_from_priors({"objects": []})
+        vocabulary_from_priors({"objects": [{"name": " "}]})
 
 
 def test_class_areas_sum_to_one_and_count_pixels() -> None:
@@ -151,7 +153,9 @@ def test_segment_files_writes_outputs_and_skips_bad_pictures(segmenter, tmp_path
     ]
 
 
-def test_segment_files_takes_each_vocabulary_from_its_priors(segmenter, tmp_path) -> None:
+def test_segment_files_takes_each_vocabulary_from_its_priors(
+    segmenter, tmp_path, monkeypatch
+) -> None:
     pictures = [tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", tmp_path / "c.png"]
     for picture in pictures:
         picture.parent.mkdir(exist_ok=True)
@@ -164,9 +168,21 @@ def test_segment_files_takes_each_vocabulary_from_its_priors(segmenter, tmp_path
         names = captions[path].replace("a ", "").replace("red ", "").split(" and ")
         return CaptionPriors(captions[path], {"objects": [{"name": n} for n in names]})
 
+    passed: list[list[str]] = []
+    predict = segmenter.model.predict
+
+    def spy(inputs, data_samples, vocabulary):
+        passed.append(list(vocabulary))
+        return predict(inputs, data_samples, vocabulary)
+
+    monkeypatch.setattr(segmenter.model, "predict", spy)
     outcomes = segment_files(segmenter, pictures, tmp_path / "out", None, describe, False)
     assert [o.error for o in outcomes] == [None, None, "no caption"]
+    assert passed == [["ball", "background"], ["cube", "ball", "background"]]
     first = json.loads((tmp_path / "out" / "x.json").read_text())
     second = json.loads((tmp_path / "out" / "x-2.json").read_text())
-    assert (first["vocabulary"], first["caption"]) == (["ball"], "a red ball")
-    assert second["vocabulary"] == ["cube", "ball"]
+    assert (first["vocabulary"], first["caption"]) == (["ball", "background"], "a red ball")
+    assert second["vocabulary"] == ["cube", "ball", "background"]
+    for summary in (first, second):
+        assert summary["classes"][-1]["name"] == "background"
+        assert sum(c["area"] for c in summary["classes"]) == pytest.approx(1.0)
