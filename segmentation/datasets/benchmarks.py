@@ -4,7 +4,7 @@ Layout of a prepared root::
 
     ROOT/images/<split>/<image id><img_suffix>
     ROOT/labels/<split>/<image id>.png     8-bit (255 = ignore) or 16-bit (65535 = ignore)
-    ROOT/classes.txt                       only for ADE20K-847 and Pascal Context-459
+    ROOT/classes.txt                       read only for Pascal Context-459
 
 Every data info carries `img_path`, `seg_map_path`, `img_id`, `dataset_name`, `split`,
 `num_classes` and `label_map`; the metainfo carries `classes` and `synonyms`.
@@ -150,9 +150,11 @@ class ADE20K150Dataset(OpenVocabSegDataset):
 
 @DATASETS.register_module()
 class ADE20K847Dataset(OpenVocabSegDataset):
-    """ADE20K-full with 847 classes; names from the prepared root's classes.txt, 16-bit labels."""
+    """ADE20K-full (ADE20K_2021_17_01) with the 847 classes of the open-vocabulary benchmark;
+    packaged names, 16-bit labels."""
 
     DATASET_NAME = "ade20k_847"
+    CLASSES = "ade20k_847"
 
 
 @DATASETS.register_module()

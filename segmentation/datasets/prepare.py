@@ -11,10 +11,11 @@ class count, and writes::
     OUT/prepared.json                   what was converted from where
 
 Sources per name (official layouts; Pascal Context-59 in the widely used converted PNG layout,
-ADE20K-847 in the widely used converted 16-bit TIFF layout plus a classes.txt):
+ADE20K-847 in the widely used converted 16-bit TIFF layout, where label i is class i of the
+packaged `classes/ade20k_847.txt`):
 
     a150     ADEChallengeData2016/{images,annotations}/{training,validation}
-    a847     ADE20K_2021_17_01/{images,annotations}_detectron2/{training,validation}, classes.txt
+    a847     ADE20K_2021_17_01/{images,annotations}_detectron2/{training,validation}
     coco171  train2017/, val2017/ (images) and stuffthingmaps_trainval2017 {train,val}2017/ (PNG)
     voc      VOC2012/{JPEGImages,SegmentationClass,ImageSets/Segmentation}
     pc59     VOC2010/{JPEGImages,SegmentationClassContext,ImageSets/SegmentationContext}
@@ -176,6 +177,11 @@ def ade20k_pairs(roots: list[Path]) -> list[SourcePair]:
 
 def ade20k_full_pairs(roots: list[Path]) -> list[SourcePair]:
     root = find_folder(roots, "ADE20K_2021_17_01")
+    if not (root / "annotations_detectron2").is_dir():
+        raise PrepareError(
+            f"{root} has no annotations_detectron2 folder: convert the release to the 847-class "
+            "16-bit TIFF layout first (MaskFormer's datasets/prepare_ade20k_full_sem_seg.py)"
+        )
     return [
         pair
         for split, folder in SPLIT_FOLDERS.items()
@@ -257,11 +263,6 @@ def context459_names(roots: list[Path]) -> ClassNames:
     return ClassNames(tuple((name,) for _, name in sorted(rows)))
 
 
-def ade20k_full_names(roots: list[Path]) -> ClassNames:
-    """ADE20K-847 names in label-id order, from a classes.txt beside the converted release."""
-    return ClassNames.from_file(find_file(roots, "classes.txt"))
-
-
 def packaged(name: str) -> Callable[[list[Path]], ClassNames]:
     return lambda roots: ClassNames.packaged(name)
 
@@ -277,7 +278,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     "a150": Recipe(ade20k_pairs, decode_png_shift_down, packaged("ade20k_150")),
-    "a847": Recipe(ade20k_full_pairs, decode_png, ade20k_full_names),
+    "a847": Recipe(ade20k_full_pairs, decode_png, packaged("ade20k_847")),
     "coco171": Recipe(coco_stuff_pairs, decode_coco_stuff, packaged("coco_stuff_171")),
     "voc": Recipe(voc_pairs, decode_png, packaged("pascal_voc_21")),
     "pc59": Recipe(context59_pairs, decode_png_shift_down, packaged("pascal_context_59")),

@@ -99,3 +99,24 @@ def test_demo_writes_the_set_and_its_captions(tmp_path) -> None:
         "val/00001.png",
     ]
     assert len(list((out / "labels/val").glob("*.png"))) == 2
+
+
+def test_prepare_a847_needs_no_classes_file(tmp_path) -> None:
+    root = tmp_path / "src/ADE20K_2021_17_01"
+    for split, name in (("training", "ADE_train_00000001"), ("validation", "ADE_val_00000001")):
+        (root / "images_detectron2" / split).mkdir(parents=True)
+        (root / "annotations_detectron2" / split).mkdir(parents=True)
+        Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(
+            root / "images_detectron2" / split / f"{name}.jpg"
+        )
+        Image.fromarray(np.array([[0, 300], [846, 65535]], np.uint16)).save(
+            root / "annotations_detectron2" / split / f"{name}.tif"
+        )
+    out = tmp_path / "ade20k_847"
+    args = ["data", "prepare", "a847", "--src", str(tmp_path / "src"), "--out", str(out)]
+    result = runner.invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "a847: 1 train, 1 val images, 847 classes" in result.output
+    assert (out / "classes.txt").read_text().splitlines()[
+        300
+    ] == "altar, communion table, lord's table"

@@ -68,17 +68,37 @@ def test_class_file_errors_name_file_and_line(tmp_path) -> None:
         ClassNames.from_file(tmp_path / "absent.txt")
 
 
-def test_847_dataset_reads_names_from_root_and_fills_data_infos(prepared_root) -> None:
+def test_847_names_ship_in_benchmark_label_order() -> None:
+    names = ClassNames.packaged("ade20k_847")
+    assert len(names) == 847
+    assert len(set(names.synonyms)) == 847  # first names repeat ("bag" x3), synonym rows do not
+    assert names.names[:5] == ["wall", "building", "sky", "tree", "road"]
+    assert names.synonyms[300] == ("altar", "communion table", "lord's table")
+    assert names.names[846] == "adding machine"
+    assert names.synonyms[782][:3] == ("central processing unit", "cpu", "c p u")
+
+
+def test_847_dataset_uses_packaged_names_and_fills_data_infos(prepared_root) -> None:
     dataset = DATASETS.build(
         dict(type="ADE20K847Dataset", data_root=str(prepared_root), split="val")
     )
     assert len(dataset.metainfo["classes"]) == 847
-    assert dataset.metainfo["synonyms"][5] == ["class 5"]
+    assert dataset.metainfo["classes"][301] == "fish"
+    assert dataset.metainfo["synonyms"][5] == ["floor", "flooring"]
     info = dataset.get_data_info(1)
     assert info["img_id"] == "ADE_val_00000002"
     assert info["dataset_name"] == "ade20k_847" and info["split"] == "val"
     assert info["num_classes"] == 847
     assert info["seg_map_path"].endswith("labels/val/ADE_val_00000002.png")
+
+
+def test_classes_file_overrides_packaged_names(prepared_root, tmp_path) -> None:
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"class {i}, thing {i}\n" for i in range(847)))
+    dataset = DATASETS.build(
+        dict(type="ADE20K847Dataset", data_root=str(prepared_root), classes_file=str(names))
+    )
+    assert dataset.metainfo["synonyms"][846] == ["class 846", "thing 846"]
 
 
 def test_full_pipeline_keeps_ids_above_255(prepared_root) -> None:

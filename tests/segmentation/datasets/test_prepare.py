@@ -125,6 +125,43 @@ def test_pascal_context_459_from_mat_files_is_16_bit(tmp_path) -> None:
     assert (tmp_path / "out/classes.txt").read_text().splitlines()[299] == "name 300"
 
 
+def _ade_full_tree(tree: Path, labels: np.ndarray) -> Path:
+    """The converted ADE20K-full release: images_detectron2 and 16-bit TIFF label maps."""
+    root = tree / "ADE20K_2021_17_01"
+    for split, name in (("training", "ADE_train_00000001"), ("validation", "ADE_val_00000001")):
+        _jpg(root / "images_detectron2" / split / f"{name}.jpg", *labels.shape)
+        (root / "annotations_detectron2" / split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(labels).save(root / "annotations_detectron2" / split / f"{name}.tif")
+    return tree
+
+
+def test_ade20k_847_from_tiff_zip_uses_packaged_names(tmp_path) -> None:
+    labels = np.array([[0, 255, 256, 846, IGNORE_INDEX]] * 4, np.uint16)
+    archive = _zip(_ade_full_tree(tmp_path / "tree", labels), tmp_path / "ADE20K_2021_17_01.zip")
+    report = prepare_dataset("a847", archive, tmp_path / "out", progress=False)
+    assert report.images == {"train": 1, "val": 1} and report.num_classes == 847
+    with Image.open(tmp_path / "out/labels/val/ADE_val_00000001.png") as image:
+        assert np.asarray(image).dtype == np.uint16
+    converted = read_label_map(str(tmp_path / "out/labels/val/ADE_val_00000001.png"))
+    assert converted.tolist() == labels.tolist()
+    names = (tmp_path / "out/classes.txt").read_text().splitlines()
+    assert len(names) == 847
+    assert [names[i] for i in (0, 255, 256)] == ["wall", "pier", "shanties"]
+    assert names[846] == "adding machine, totalizer, totaliser"
+
+
+def test_ade20k_847_label_above_846_is_named(tmp_path) -> None:
+    tree = _ade_full_tree(tmp_path / "tree", np.array([[3, 847]], np.uint16))
+    with pytest.raises(LabelMapError, match=r"ADE_train_00000001\.tif has ids \[847\] outside"):
+        prepare_dataset("a847", tree, tmp_path / "out", progress=False)
+
+
+def test_raw_ade20k_full_release_asks_for_the_847_conversion(tmp_path) -> None:
+    _jpg(tmp_path / "ADE20K_2021_17_01/images/ADE/validation/ADE_val_00000001.jpg")
+    with pytest.raises(PrepareError, match="no annotations_detectron2 folder"):
+        prepare_dataset("a847", tmp_path, tmp_path / "out", progress=False)
+
+
 def test_unreadable_archive_is_named(tmp_path) -> None:
     broken = tmp_path / "ADEChallengeData2016.zip"
     broken.write_bytes(b"PK\x03\x04 truncated")
