@@ -27,7 +27,12 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, model_validator
 
 from flows.children import cli_command
-from prior_extraction.captioners import CaptionerOptions, build_captioner, default_batch_size
+from prior_extraction.captioners import (
+    CaptionerOptions,
+    build_captioner,
+    captioner_identity,
+    default_batch_size,
+)
 from prior_extraction.captioners.prompts import resolve_prompt
 from prior_extraction.parsing import CaptionParser
 from prior_extraction.run import (
@@ -105,14 +110,17 @@ def _source(params: ExtractPriorsParameters):
     return build_source(params.images, params.manifest, params.dataset, params.data_root)
 
 
+def _captioner_options(params: ExtractPriorsParameters) -> CaptionerOptions:
+    return CaptionerOptions(
+        model=params.model, prompt=resolve_prompt(params.prompt), captions=params.captions
+    )
+
+
 @cache
 def _captioner(params_json: str):
     """One captioner per process (a vLLM engine or a LLaVA model is loaded once, not per shard)."""
     params = ExtractPriorsParameters.model_validate_json(params_json)
-    options = CaptionerOptions(
-        model=params.model, prompt=resolve_prompt(params.prompt), captions=params.captions
-    )
-    return build_captioner(params.captioner, options)
+    return build_captioner(params.captioner, _captioner_options(params))
 
 
 @cache
@@ -284,9 +292,8 @@ def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
     params_json = params.model_dump_json()
     store = PriorStore(params.store)
     items = select_items(_source(params).items(), (0, 1), params.limit)
-    prior_set_id = store.register_prior_set(
-        prior_set_spec(_captioner(params_json), params.prior_set_name)
-    )
+    identity = captioner_identity(params.captioner, _captioner_options(params))
+    prior_set_id = store.register_prior_set(prior_set_spec(identity, params.prior_set_name))
     record_class_names(params, store)
     pending = pending_items(store, prior_set_id, items)
     shards = list(make_shards(pending, params.shard_size))

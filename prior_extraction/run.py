@@ -34,7 +34,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from prior_extraction.captioners import Captioner, CaptionFailure, CaptionRequest
+from prior_extraction.captioners import (
+    Captioner,
+    CaptionerIdentity,
+    CaptionFailure,
+    CaptionRequest,
+)
 from prior_extraction.images import DEFAULT_MAX_PIXELS, InvalidImageError, LoadedImage, load_image
 from prior_extraction.parsing import PARSER_NAME, PARSER_VERSION, CaptionParser
 from prior_extraction.sources import ImageItem, ImageSource
@@ -148,8 +153,11 @@ Captioned = tuple[ImageItem, LoadedImage, str]
 ShardCallback = Callable[[Shard, ExtractionSummary], None]
 
 
-def prior_set_spec(captioner: Captioner, name: str | None = None) -> PriorSetSpec:
-    """The prior set a captioner's output belongs to, with this package's parser."""
+def prior_set_spec(
+    captioner: Captioner | CaptionerIdentity, name: str | None = None
+) -> PriorSetSpec:
+    """The prior set a captioner's output belongs to, with this package's parser; a flow that
+    must not load the model passes `captioner_identity(name, options)` instead."""
     return PriorSetSpec(
         captioner=captioner.name,
         model=captioner.model,

@@ -48,6 +48,29 @@ class CaptionerOptions:
     engine_args: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class CaptionerIdentity:
+    """What a captioner's captions depend on, so what keys its prior set; known from the options
+    alone, before any model is loaded (a loaded captioner reports the same four attributes)."""
+
+    name: str
+    model: str
+    prompt: str
+    sampling: dict[str, Any]
+
+
+def greedy_sampling(max_new_tokens: int) -> dict[str, Any]:
+    """The model captioners' decoding: greedy (temperature 0), at most `max_new_tokens`."""
+    return {"temperature": 0.0, "max_new_tokens": max_new_tokens}
+
+
+def model_captioner_identity(name: str, options: CaptionerOptions) -> CaptionerIdentity:
+    """A model captioner's identity (vLLM, transformers): the model (LLaVA-1.5 7B unless one is
+    chosen), the prompt as given and greedy decoding."""
+    model = options.model or DEFAULT_MODEL
+    return CaptionerIdentity(name, model, options.prompt, greedy_sampling(options.max_new_tokens))
+
+
 class CaptionerError(ValueError):
     """A captioner that cannot be built from the options given (unknown name, missing file)."""
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from prior_extraction.captioners.base import (
     CaptionerError,
+    CaptionerIdentity,
     CaptionerOptions,
     CaptionFailure,
     CaptionRequest,
@@ -30,15 +31,13 @@ class FileCaptioner:
     def __init__(self, captions: Path, prompt: str = "") -> None:
         self.path = Path(captions)
         self.captions = load_captions(self.path)
-        self.model = f"{self.path.name}#{content_hash(self.path)}"
+        self.model = captions_model(self.path)
         self.prompt = prompt
         self.sampling: dict[str, Any] = {}
 
     @classmethod
     def from_options(cls, options: CaptionerOptions) -> FileCaptioner:
-        if options.captions is None:
-            raise CaptionerError("the file captioner needs --captions FILE")
-        return cls(options.captions)
+        return cls(_captions_path(options))
 
     def caption(self, batch: Sequence[CaptionRequest]) -> list[CaptionResult]:
         return [self._lookup(request.image_id) for request in batch]
@@ -50,6 +49,25 @@ class FileCaptioner:
                 "MissingCaptionError", f"no caption for {image_id!r} in {self.path}"
             )
         return caption
+
+
+def file_captioner_identity(options: CaptionerOptions) -> CaptionerIdentity:
+    """The identity `FileCaptioner.from_options(options)` reports, without parsing the captions."""
+    path = _captions_path(options)
+    if not path.is_file():
+        raise CaptionerError(f"captions file {path} does not exist")
+    return CaptionerIdentity(FileCaptioner.name, captions_model(path), "", {})
+
+
+def _captions_path(options: CaptionerOptions) -> Path:
+    if options.captions is None:
+        raise CaptionerError("the file captioner needs --captions FILE")
+    return Path(options.captions)
+
+
+def captions_model(path: Path) -> str:
+    """The file captioner's `model`: the captions file's name and content hash."""
+    return f"{path.name}#{content_hash(path)}"
 
 
 def content_hash(path: Path) -> str:

@@ -7,17 +7,17 @@ cut after the prompt and cleaned with the same code as the vLLM captioner's outp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from prior_extraction.captioners.base import (
-    DEFAULT_MODEL,
     CaptionerError,
     CaptionerOptions,
     CaptionRequest,
     CaptionResult,
+    greedy_sampling,
+    model_captioner_identity,
 )
 from prior_extraction.captioners.prompts import choose_prompt_format, clean_caption
 
@@ -51,7 +51,7 @@ class TransformersCaptioner:
     ) -> None:
         self.model = model
         self.prompt = prompt
-        self.sampling: dict[str, Any] = {"temperature": 0.0, "max_new_tokens": max_new_tokens}
+        self.sampling = greedy_sampling(max_new_tokens)
         self.device = choose_device(device)
         self.dtype = choose_dtype(self.device)
         try:
@@ -66,9 +66,10 @@ class TransformersCaptioner:
 
     @classmethod
     def from_options(cls, options: CaptionerOptions) -> TransformersCaptioner:
+        identity = model_captioner_identity(cls.name, options)
         return cls(
-            options.model or DEFAULT_MODEL,
-            options.prompt,
+            identity.model,
+            identity.prompt,
             options.max_new_tokens,
             options.prompt_format,
             options.device,

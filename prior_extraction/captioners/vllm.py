@@ -11,11 +11,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from prior_extraction.captioners.base import (
-    DEFAULT_MODEL,
     CaptionerError,
     CaptionerOptions,
     CaptionRequest,
     CaptionResult,
+    greedy_sampling,
+    model_captioner_identity,
 )
 from prior_extraction.captioners.prompts import (
     choose_prompt_format,
@@ -48,7 +49,7 @@ class VLLMCaptioner:
         chat = choose_prompt_format(model, prompt_format, local_model_type(model))
         self.model = model
         self.prompt = prompt
-        self.sampling: dict[str, Any] = {"temperature": 0.0, "max_new_tokens": max_new_tokens}
+        self.sampling = greedy_sampling(max_new_tokens)
         self.text_prompt = chat.build(prompt)
         settings = {
             "max_model_len": chat.max_model_len,
@@ -62,9 +63,10 @@ class VLLMCaptioner:
 
     @classmethod
     def from_options(cls, options: CaptionerOptions) -> VLLMCaptioner:
+        identity = model_captioner_identity(cls.name, options)
         return cls(
-            options.model or DEFAULT_MODEL,
-            options.prompt,
+            identity.model,
+            identity.prompt,
             options.max_new_tokens,
             options.prompt_format,
             options.engine_args,

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from flows.extract import (
     ExtractPriorsParameters,
+    _captioner,
     _is_transient,
     extract_priors,
     partition_command,
@@ -83,7 +84,9 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
     pytest.importorskip("prefect_dask")
     store = tmp_path / "store"
     params = _params(small_demo, store, task_runner="dask", dask_workers=2)
+    _captioner.cache_clear()
     prior_set_id = extract_priors(params)
+    assert _captioner.cache_info().currsize == 0, "the flow process built a captioner"
     assert prior_set_id == extract_priors(_params(small_demo, tmp_path / "threads"))
     assert _rows(store, prior_set_id) == _rows(tmp_path / "threads", prior_set_id)
     assert len(_rows(store, prior_set_id)) == 8
@@ -92,7 +95,9 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
 @pytest.mark.slow
 def test_gpus_run_one_partition_process_each(prefect_api, small_demo, tmp_path) -> None:
     store = tmp_path / "store"
+    _captioner.cache_clear()
     prior_set_id = extract_priors(_params(small_demo, store, gpus=2))
+    assert _captioner.cache_info().currsize == 0, "the flow process built a captioner"
     rows = _rows(store, prior_set_id)
     assert len(rows) == 8
     assert {count for _, count in rows} == {1}

@@ -17,11 +17,14 @@ import pytest
 from PIL import Image
 
 from prior_extraction.captioners import (
+    CAPTIONERS,
+    IDENTITIES,
     CaptionerError,
     CaptionerOptions,
     CaptionFailure,
     CaptionRequest,
     build_captioner,
+    captioner_identity,
     default_batch_size,
 )
 from prior_extraction.captioners.file import FileCaptioner
@@ -33,6 +36,7 @@ from prior_extraction.captioners.prompts import (
     clean_caption,
     resolve_prompt,
 )
+from prior_extraction.run import prior_set_spec
 
 
 def test_named_prompts_and_free_text() -> None:
@@ -97,12 +101,33 @@ def test_registry_errors_and_batch_defaults() -> None:
 
 def test_choosing_captioners_imports_no_model_library() -> None:
     code = (
-        "import sys, prior_extraction.captioners, prior_extraction.captioners.vllm;"
+        "import sys, prior_extraction.captioners as c, prior_extraction.captioners.vllm;"
+        "[c.captioner_identity(n, c.CaptionerOptions()) for n in ('vllm', 'transformers')];"
         "print(sorted(m for m in ('vllm', 'torch', 'transformers') if m in sys.modules))"
     )
     completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "[]"
+
+
+def test_identity_errors_match_the_builders() -> None:
+    assert set(IDENTITIES) == set(CAPTIONERS)
+    with pytest.raises(CaptionerError, match="unknown captioner 'gpt'; choose one of: file"):
+        captioner_identity("gpt", CaptionerOptions())
+    with pytest.raises(CaptionerError, match="the file captioner needs --captions FILE"):
+        captioner_identity("file", CaptionerOptions())
+    with pytest.raises(CaptionerError, match=r"captions file absent\.jsonl does not exist"):
+        captioner_identity("file", CaptionerOptions(captions=Path("absent.jsonl")))
+
+
+def test_file_identity_gives_the_loaded_captioners_prior_set(tmp_path: Path, captions_for) -> None:
+    path = captions_for(tmp_path / "c.jsonl", {"a.png": "A cat."})
+    options = CaptionerOptions(captions=path, prompt=DETAILED_PROMPT)
+    identity = captioner_identity("file", options)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    assert (identity.model, identity.prompt, identity.sampling) == (f"c.jsonl#{digest}", "", {})
+    loaded = build_captioner("file", options)
+    assert prior_set_spec(identity, "demo") == prior_set_spec(loaded, "demo")
 
 
 def _requests(*image_ids: str) -> list[CaptionRequest]:
@@ -216,6 +241,14 @@ def test_vllm_captioner_sends_one_request_per_image_and_cleans_outputs(stand_in_
     assert captioner.sampling == {"temperature": 0.0, "max_new_tokens": 64}
 
 
+def test_vllm_identity_gives_the_loaded_captioners_prior_set(stand_in_vllm) -> None:
+    options = CaptionerOptions(prompt=DETAILED_PROMPT, max_new_tokens=77)
+    identity = captioner_identity("vllm", options)
+    assert (identity.name, identity.model) == ("vllm", "llava-hf/llava-1.5-7b-hf")
+    assert identity.sampling == {"temperature": 0.0, "max_new_tokens": 77}
+    assert prior_set_spec(identity) == prior_set_spec(build_captioner("vllm", options))
+
+
 def test_vllm_qwen_engine_gets_its_pixel_budget(stand_in_vllm) -> None:
     build_captioner("vllm", CaptionerOptions(model="Qwen/Qwen2-VL-2B-Instruct"))
     settings = stand_in_vllm.built[0]
@@ -263,3 +296,12 @@ def test_tiny_llava_captions_every_image_in_order_whatever_the_batch(
             batched += tiny_captioner.caption(requests[start : start + batch_size])
         assert batched == one_by_one
     assert tiny_captioner.caption([]) == []
+
+
+def test_transformers_identity_gives_the_loaded_captioners_prior_set(
+    tiny_captioner, tiny_llava
+) -> None:
+    options = CaptionerOptions(model=str(tiny_llava), max_new_tokens=6, device="cpu")
+    identity = captioner_identity("transformers", options)
+    assert (identity.name, identity.model) == ("transformers", str(tiny_llava))
+    assert prior_set_spec(identity, "tiny") == prior_set_spec(tiny_captioner, "tiny")
