@@ -93,5 +93,6 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
         run=request.run or f"{request.config.stem}:{request.checkpoint.stem}",
         config=str(request.config),
         checkpoint=str(request.checkpoint),
+        prior_set_id=str(base.get("prior_set_id") or ""),
         vocabulary_free=request.vocabulary_free,
     )
