@@ -6,6 +6,10 @@ your own JSONL with --input), timed in interleaved chunks; captions/s of each an
 ours in one process and in --n-process worker processes. Accuracy: precision/recall/F1 per
 prior type of both on the labelled caption set. Prints a table, then one JSON line.
 
+The peer runs as published (its own `spacy.load`, on thinc's BLIS); ours loads the same pipeline
+on numpy's BLAS (`prior_extraction.nlp`). `--peer-numpy-blas` also times the peer loaded that way,
+to show how much of the ratio the BLAS choice accounts for.
+
     .venv/bin/python benchmarks/parse_bench.py --captions 5000 --n-process 2
 """
 
@@ -137,6 +141,7 @@ def load_captions(path: Path | None, count: int, seed: int) -> list[str]:
         return [json.loads(line)["caption"] for line in lines if line.strip()][:count]
 
 
+PEER_ON_NUMPY_BLAS = "sng_parser (numpy BLAS)"
 ParseMany = Callable[[Sequence[str]], list[ParsedCaption]]
 
 
@@ -170,7 +175,7 @@ def print_table(speed: dict[str, float], scores: dict[str, dict]) -> None:
     header = f"{'parser':<24}{'captions/s':>12}{'x sng_parser':>14}"
     print(header + "".join(f"{'F1 ' + kind:>16}" for kind in PRIOR_TYPES))
     for name, rate in speed.items():
-        accuracy_of = scores["sng_parser" if name == "sng_parser" else "ours"]["all"]
+        accuracy_of = scores["sng_parser" if name.startswith("sng_parser") else "ours"]["all"]
         f1s = "".join(f"{accuracy_of[kind]['f1']:>16.3f}" for kind in PRIOR_TYPES)
         print(f"{name:<24}{rate:>12.1f}{rate / speed['sng_parser']:>14.2f}{f1s}")
 
@@ -184,6 +189,11 @@ def main() -> None:
     options.add_argument("--n-process", type=int, default=2, help="worker processes for ours")
     options.add_argument("--chunk-size", type=int, default=2500, help="captions per timed turn")
     options.add_argument("--pipeline", help="spaCy pipeline for both parsers")
+    options.add_argument(
+        "--peer-numpy-blas",
+        action="store_true",
+        help="also time the peer with its pipeline on numpy's BLAS, as ours loads it",
+    )
     options.add_argument("--seed", type=int, default=0)
     args = options.parse_args()
 
@@ -195,15 +205,14 @@ def main() -> None:
     )
     ours_parallel.parse_many(texts[: args.n_process])  # start the workers before timing
     parallel_name = f"ours ({args.n_process} processes)"
-    speed = interleaved_throughput(
-        {
-            "sng_parser": peer.parse_many,
-            "ours (1 process)": ours.parse_many,
-            parallel_name: ours_parallel.parse_many,
-        },
-        texts,
-        args.chunk_size,
-    )
+    parsers = {
+        "sng_parser": peer.parse_many,
+        "ours (1 process)": ours.parse_many,
+        parallel_name: ours_parallel.parse_many,
+    }
+    if args.peer_numpy_blas:
+        parsers[PEER_ON_NUMPY_BLAS] = PeerParser(args.pipeline, numpy_blas=True).parse_many
+    speed = interleaved_throughput(parsers, texts, args.chunk_size)
     ours_parallel.close()
     scores = {
         "ours": accuracy(ours.parse_many, args.labelled),

@@ -9,6 +9,7 @@ attributes, and its relations relations with their lemmatised predicate.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import nullcontext
 from typing import Any
 
 from prior_extraction.caption_priors import (
@@ -28,7 +29,12 @@ class PeerParser:
     """`sng_parser.Parser` with the spaCy pipeline this project uses (loaded by package name,
     since spaCy 3 no longer resolves sng_parser's default shortcut 'en')."""
 
-    def __init__(self, pipeline: str | None = None) -> None:
+    def __init__(self, pipeline: str | None = None, numpy_blas: bool = False) -> None:
+        """`numpy_blas` runs the peer's pipeline the way `CaptionParser` runs its own (numpy's
+        BLAS on one thread instead of BLIS), to separate the two parsers' own costs."""
+        from thinc.api import use_ops
+        from threadpoolctl import ThreadpoolController
+
         try:
             import sng_parser
         except ImportError as error:
@@ -36,7 +42,9 @@ class PeerParser:
                 "the peer parser needs scenegraphparser: pip install 'llmformer[dev]'"
             ) from error
         self.pipeline = choose_spacy_pipeline(pipeline)
-        self.parser = sng_parser.Parser("spacy", model=self.pipeline)
+        with use_ops("numpy", use_blis=False) if numpy_blas else nullcontext():
+            self.parser = sng_parser.Parser("spacy", model=self.pipeline)
+        self._blas = ThreadpoolController() if numpy_blas else None
 
     def parse(self, text: str) -> ParsedCaption:
         """The peer's graph for one text as priors; a text it cannot parse gives none."""
@@ -50,7 +58,8 @@ class PeerParser:
 
     def parse_many(self, texts: Iterable[str]) -> list[ParsedCaption]:
         """One call per text, as sng_parser offers no batching."""
-        return [self.parse(text) for text in texts]
+        with self._blas.limit(limits=1, user_api="blas") if self._blas else nullcontext():
+            return [self.parse(text) for text in texts]
 
 
 def graph_to_priors(graph: dict[str, Any]) -> ParsedCaption:

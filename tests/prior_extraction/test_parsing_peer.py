@@ -46,3 +46,11 @@ def test_the_peer_runs_on_this_spacy_and_survives_bad_input() -> None:
     parsed = peer.parse_many(["A man is riding a horse.", "", None])
     assert [o.name for o in parsed[0].objects] == ["man", "horse"]
     assert parsed[1].objects == [] and parsed[2].objects == []
+
+
+def test_the_peer_on_numpy_blas_parses_as_published() -> None:
+    pytest.importorskip("sng_parser")
+    texts = ["A man in a red shirt is riding a brown horse next to a fence.", "Two dogs sleep."]
+    on_blis, on_numpy = PeerParser(), PeerParser(numpy_blas=True)
+    assert on_numpy.parser._inst.nlp.get_pipe("parser").model.ops.use_blis is False
+    assert on_numpy.parse_many(texts) == on_blis.parse_many(texts)
