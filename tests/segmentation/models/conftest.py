@@ -1,11 +1,15 @@
-"""A tiny LLMFormer built from a config with random weights, and hand-built data samples."""
+"""The demo's tiny LLMFormer config, shrunk further for unit tests, with random weights; and
+hand-built data samples."""
 
 from __future__ import annotations
 
 import copy
+from functools import cache
+from pathlib import Path
 
 import pytest
 import torch
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
@@ -14,91 +18,41 @@ from mmseg.structures import SegDataSample
 import segmentation  # noqa: F401  (registers the plugin)
 from segmentation.transforms.priors import PriorGraph
 
+TINY_CONFIG = Path(__file__).resolve().parents[3] / "segmentation/configs/llmformer_tiny_demo.py"
 TEXT_DIMS = 16
 WIDTH = 16
 NUM_CLASSES = 4
 
-TINY_TEXT_ENCODER = dict(
-    type="MiniLMTextEncoder",
-    config_overrides=dict(
-        num_hidden_layers=1, hidden_size=TEXT_DIMS, num_attention_heads=2, intermediate_size=32
-    ),
-)
-
-TINY_MODEL = dict(
-    type="LLMFormer",
-    data_preprocessor=dict(
-        type="SegDataPreProcessor",
-        mean=[122.7709, 116.7460, 104.0937],
-        std=[68.5005, 66.6322, 70.3232],
-        bgr_to_rgb=True,
-        pad_val=0,
-        seg_pad_val=65535,
-        size_divisor=32,
-    ),
+UNIT_TEST_SIZES = dict(
     backbone=dict(
-        type="CLIPViTAdapter",
-        vision_tower=dict(
-            vision_config=dict(
-                hidden_size=16,
-                intermediate_size=32,
-                num_hidden_layers=2,
-                num_attention_heads=2,
-                image_size=32,
-                patch_size=8,
-            ),
-            layer_indices=[1, 2],
-        ),
+        vision_tower=dict(vision_config=dict(hidden_size=16, intermediate_size=32, image_size=32)),
         embed_dim=WIDTH,
         spm_inplanes=4,
-        num_heads=2,
-        num_points=2,
-        norm_cfg=dict(type="GN", num_groups=4),
     ),
     decode_head=dict(
-        type="LLMFormerHead",
         in_channels=[WIDTH] * 4,
         channels=WIDTH,
         num_classes=NUM_CLASSES,
         text_embed_dims=TEXT_DIMS,
         num_queries=6,
-        num_layers=3,
-        num_heads=2,
         ffn_channels=32,
-        pixel_decoder=dict(num_layers=1, num_heads=2, num_points=2, ffn_channels=32, num_groups=4),
-        ignore_index=65535,
-        loss_decode=[
-            dict(type="CrossEntropyLoss", loss_name="loss_cls_ce", loss_weight=2.0),
-            dict(
-                type="CrossEntropyLoss", use_sigmoid=True, loss_name="loss_mask_ce", loss_weight=5.0
-            ),
-            dict(
-                type="DiceLoss",
-                ignore_index=None,
-                naive_dice=True,
-                eps=1,
-                loss_name="loss_mask_dice",
-                loss_weight=5.0,
-            ),
-        ],
-        train_cfg=dict(
-            num_points=256,
-            oversample_ratio=3.0,
-            importance_sample_ratio=0.75,
-            assigner=dict(
-                type="HungarianAssigner",
-                match_costs=[
-                    dict(type="ClassificationCost", weight=2.0),
-                    dict(type="CrossEntropyLossCost", weight=5.0, use_sigmoid=True),
-                    dict(type="DiceCost", weight=5.0, pred_act=True, eps=1.0),
-                ],
-            ),
-        ),
+        pixel_decoder=dict(ffn_channels=32),
+        train_cfg=dict(num_points=256),
     ),
-    text_encoder=TINY_TEXT_ENCODER,
+    text_encoder=dict(
+        config_overrides=dict(
+            num_hidden_layers=1, hidden_size=TEXT_DIMS, num_attention_heads=2, intermediate_size=32
+        )
+    ),
     vocabulary=["sky", "grass", "dog", "sofa"],
-    test_cfg=dict(mode="whole"),
 )
+"""What the unit tests change in the demo config's model: narrower and a 16-d text encoder."""
+
+
+@cache
+def _demo_model_cfg() -> dict:
+    return Config.fromfile(str(TINY_CONFIG)).model.to_dict()
+
 
 RICH_PRIORS = PriorGraph(
     objects=("dog", "sofa", "ball"),
@@ -108,9 +62,13 @@ RICH_PRIORS = PriorGraph(
 
 
 def tiny_model_cfg(**head_overrides) -> dict:
-    cfg = copy.deepcopy(TINY_MODEL)
-    cfg["decode_head"].update(head_overrides)
-    return cfg
+    """The demo config's model with UNIT_TEST_SIZES merged in, then `head_overrides`."""
+    cfg = Config(dict(model=copy.deepcopy(_demo_model_cfg())))
+    cfg.merge_from_dict(dict(model=copy.deepcopy(UNIT_TEST_SIZES)))
+    cfg.merge_from_dict(
+        {f"model.decode_head.{key}": value for key, value in head_overrides.items()}
+    )
+    return cfg.model.to_dict()
 
 
 def build_model(seed: int = 0, **head_overrides):
