@@ -49,6 +49,23 @@ class Transaction:
         """Abort the commit if another writer replaces `path` before it (call before reading)."""
         self.expected[path] = _signature(path)
 
+    def files_after_commit(self, directory: Path, pattern: str) -> list[Path]:
+        """Files matching `pattern` under `directory` as they will be once this commits.
+
+        Each comes as the path holding its future content now: the staged copy of a file this
+        transaction writes, else the store file itself, which must then stay unchanged.
+        """
+        written = {
+            destination: staged
+            for staged, destination in self.moves
+            if destination.is_relative_to(directory)
+            and destination.relative_to(directory).match(pattern)
+        }
+        kept = set(directory.glob(pattern)) - set(self.deletions) - written.keys()
+        for path in kept - self.expected.keys():
+            self.expect_unchanged(path)
+        return [written.get(path, path) for path in sorted(kept | written.keys())]
+
     def journal(self) -> dict[str, list]:
         """The renames and deletions, relative to the store root."""
         return {

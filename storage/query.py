@@ -9,6 +9,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from storage.schema import schema_of
+
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 
 
@@ -48,6 +50,19 @@ def _one_line(error: Exception) -> str:
 def _file_list(files: Sequence[Path]) -> str:
     quoted = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
     return f"read_parquet([{quoted}])"
+
+
+def relation_rollup(connection: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> pa.Table:
+    """`relation_counts` rows of relation files: mentions per triple, most mentioned first."""
+    sql = f"""
+    SELECT prior_set_id, dataset, subject_name AS subject, predicate, object_name AS object,
+           count(*) AS mentions
+    FROM {_file_list(files)}
+    GROUP BY ALL
+    ORDER BY mentions DESC, subject, predicate, object
+    """
+    with connection.cursor() as cursor:
+        return cursor.sql(sql).to_arrow_table().cast(schema_of("relation_counts"))
 
 
 def read_priors(

@@ -1,18 +1,21 @@
 """Versioned Arrow schemas of the store's tables and the Parquet settings they are written with.
 
-Bump `SCHEMA_VERSION` whenever a column changes; a store written with another version is
-refused with a message naming both (see `storage.store.SchemaVersionError`).
+Bump `SCHEMA_VERSION` whenever a column or a table changes; a store written with another version
+is refused with a message naming both (see `storage.store.SchemaVersionError`). Version 2 added
+`relation_counts`.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 VERSION_METADATA_KEY = b"llmformer.schema_version"
 TABLE_METADATA_KEY = b"llmformer.table"
 COMPRESSION = "zstd"
 ROW_GROUP_ROWS = 500_000
+# relation_counts is sorted by mentions: smaller row groups let a top-N read skip most of it.
+ROLLUP_ROW_GROUP_ROWS = 100_000
 
 _SHARD_KEY = [
     pa.field("prior_set_id", pa.string(), nullable=False),
@@ -97,6 +100,17 @@ _COLUMNS: dict[str, list[pa.Field]] = {
     "predicate_counts": [
         *_SHARD_KEY,
         pa.field("predicate", pa.string()),
+        pa.field("mentions", pa.int64()),
+    ],
+    # Relation-triple counts of one prior set's compacted relation files in one dataset, rebuilt in
+    # the same transaction as every change to those files: the relation statistics read these
+    # instead of grouping millions of relations (uncompacted shards are grouped at query time).
+    "relation_counts": [
+        pa.field("prior_set_id", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("subject", pa.string()),
+        pa.field("predicate", pa.string()),
+        pa.field("object", pa.string()),
         pa.field("mentions", pa.int64()),
     ],
     "text_embeddings": [

@@ -2,8 +2,11 @@
 
 Layout: `ROOT/<table>/dataset=<d>/split=<s>/<prior_set_id>-<shard>.parquet` for the per-image
 tables, `ROOT/prior_sets/<id>.parquet`, `ROOT/text_embeddings/<encoder>-<content>.parquet`,
-`ROOT/class_names/<dataset>.parquet`, `ROOT/eval_results/<content>.parquet`; every table also
-holds a zero-row `schema.parquet` so DuckDB can read it before anything was written.
+`ROOT/class_names/<dataset>.parquet`, `ROOT/eval_results/<content>.parquet`,
+`ROOT/relation_counts/dataset=<d>/<prior_set_id>.parquet`; every table also holds a zero-row
+`schema.parquet` so DuckDB can read it before anything was written. Shard files are named
+`<prior_set_id>-s<hash>.parquet`, compacted ones `<prior_set_id>-c<hash>.parquet`; the triples of
+compacted relation files are counted in `relation_counts`, rebuilt whenever those files change.
 `ROOT/store.json` names the schema version; `ROOT/views.sql` serves the plain `duckdb` CLI.
 """
 
@@ -41,6 +44,7 @@ from storage.rows import (
 )
 from storage.schema import (
     COMPRESSION,
+    ROLLUP_ROW_GROUP_ROWS,
     ROW_GROUP_ROWS,
     SCHEMA_VERSION,
     SHARD_TABLES,
@@ -73,9 +77,9 @@ class CompactionReport:
     files_after: int
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
+def write_parquet(table: pa.Table, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
     """Write one Parquet file the way every store file is written (zstd, large row groups)."""
-    pq.write_table(table, path, compression=COMPRESSION, row_group_size=ROW_GROUP_ROWS)
+    pq.write_table(table, path, compression=COMPRESSION, row_group_size=row_group_rows)
 
 
 class PriorStore:
@@ -165,6 +169,7 @@ class PriorStore:
         """Delete a prior set and all its rows in one transaction; returns the files removed."""
         self._require_prior_set(prior_set_id)
         files = [path for table in SHARD_TABLES for path in self._shard_files(table, prior_set_id)]
+        files += sorted((self.root / "relation_counts").glob(f"dataset=*/{prior_set_id}.parquet"))
         files.append(self._prior_set_path(prior_set_id))
         with publish.transaction(self.root) as txn:
             for path in files:
@@ -193,25 +198,29 @@ class PriorStore:
             for table, rows in tables.items():
                 partition = self._partition(table, dataset, split)
                 write_parquet(rows, txn.stage(partition / file_name))
-                self._drop_from_compacted(txn, partition, key)
+                if self._drop_from_compacted(txn, partition, key) and table == "relations":
+                    self._stage_relation_rollup(txn, prior_set_id, dataset)
 
     def _partition(self, table: str, dataset: str, split: str) -> Path:
         return self.root / table / f"dataset={dataset}" / f"split={split}"
 
     def _drop_from_compacted(
         self, txn: publish.Transaction, partition: Path, key: ShardKey
-    ) -> None:
-        """A re-written shard that compaction had merged is cut out of the merged file."""
+    ) -> bool:
+        """Cut a re-written shard out of the merged files of compaction; True if it was there."""
+        changed = False
         for path in sorted(partition.glob(f"{key.prior_set_id}-c*.parquet")):
             txn.expect_unchanged(path)
             merged = pq.read_table(path)
             kept = merged.filter(pc.not_equal(merged["shard"], key.shard))
             if kept.num_rows == merged.num_rows:
                 continue
+            changed = True
             if kept.num_rows:
                 write_parquet(kept, txn.stage(path))
             else:
                 txn.delete(path)
+        return changed
 
     def _shard_files(
         self, table: str, prior_set_id: str, dataset: str | None = None, split: str | None = None
@@ -253,26 +262,43 @@ class PriorStore:
     # -- compaction -----------------------------------------------------------------------------
 
     def compact(self, prior_set_id: str | None = None) -> CompactionReport:
-        """Merge each partition's shard files of a prior set (and the embedding cache) into one."""
+        """Merge each partition's shard files of a prior set (and the embedding cache) into one.
+
+        Merged relation files are published with their prior set's and dataset's relation-triple
+        rollup (`relation_counts`), so the relation statistics need not group every relation.
+        """
         if prior_set_id is not None:
             self._require_prior_set(prior_set_id)
         before = after = 0
         for table in SHARD_TABLES:
-            for group in self._compaction_groups(table, prior_set_id):
-                self._merge(group, "c")
-                before, after = before + len(group), after + 1
+            for (prior_set, dataset), groups in self._compaction_groups(table, prior_set_id):
+                with publish.transaction(self.root) as txn:
+                    for group in groups:
+                        self._stage_merge(txn, group, "c")
+                    if table == "relations":
+                        self._stage_relation_rollup(txn, prior_set, dataset)
+                before, after = before + sum(map(len, groups)), after + len(groups)
         for group in self._embedding_groups():
-            self._merge(group, "", dedupe="text")
+            with publish.transaction(self.root) as txn:
+                self._stage_merge(txn, group, "", dedupe="text")
             before, after = before + len(group), after + 1
         return CompactionReport(before, after)
 
-    def _compaction_groups(self, table: str, prior_set_id: str | None) -> list[list[Path]]:
-        groups: dict[tuple[Path, str], list[Path]] = {}
+    def _compaction_groups(
+        self, table: str, prior_set_id: str | None
+    ) -> list[tuple[tuple[str, str], list[list[Path]]]]:
+        """Per prior set and dataset, the file lists of its partitions that hold several files."""
+        partitions: dict[Path, list[Path]] = {}
         for path in sorted(
             (self.root / table).glob(f"dataset=*/split=*/{prior_set_id or '*'}-*.parquet")
         ):
-            groups.setdefault((path.parent, path.name.split("-")[0]), []).append(path)
-        return [files for files in groups.values() if len(files) > 1]
+            partitions.setdefault(path.with_name(path.name.split("-")[0]), []).append(path)
+        groups: dict[tuple[str, str], list[list[Path]]] = {}
+        for prefix, files in partitions.items():
+            if len(files) > 1:
+                dataset = prefix.parent.parent.name.removeprefix("dataset=")
+                groups.setdefault((prefix.name, dataset), []).append(files)
+        return list(groups.items())
 
     def _embedding_groups(self) -> list[list[Path]]:
         groups: dict[str, list[Path]] = {}
@@ -280,20 +306,38 @@ class PriorStore:
             groups.setdefault(path.name.split("-")[0], []).append(path)
         return [files for files in groups.values() if len(files) > 1]
 
-    def _merge(self, files: list[Path], tag: str, dedupe: str | None = None) -> None:
+    def _stage_merge(
+        self, txn: publish.Transaction, files: list[Path], tag: str, dedupe: str | None = None
+    ) -> None:
         """Replace `files` by one file named from their names, keeping rows in file order."""
         prefix = files[0].name.split("-")[0]
         target = files[0].with_name(f"{prefix}-{tag}{stable_hash([f.name for f in files])}.parquet")
-        with publish.transaction(self.root) as txn:
-            for path in files:
-                txn.expect_unchanged(path)
-            merged = pa.concat_tables([pq.read_table(path) for path in files])
-            if dedupe:
-                merged = _first_of_each(merged, dedupe)
-            write_parquet(merged, txn.stage(target))
-            for path in files:
-                if path != target:
-                    txn.delete(path)
+        for path in files:
+            txn.expect_unchanged(path)
+        merged = pa.concat_tables([pq.read_table(path) for path in files])
+        if dedupe:
+            merged = _first_of_each(merged, dedupe)
+        write_parquet(merged, txn.stage(target))
+        for path in files:
+            if path != target:
+                txn.delete(path)
+
+    def _stage_relation_rollup(
+        self, txn: publish.Transaction, prior_set_id: str, dataset: str
+    ) -> None:
+        """Stage the triple counts of the prior set's compacted relations in `dataset` as they
+        will be once `txn` commits (the relation views add the uncompacted shards to them)."""
+        from storage.query import relation_rollup
+
+        sources = txn.files_after_commit(
+            self.root / "relations", f"dataset={dataset}/split=*/{prior_set_id}-c*.parquet"
+        )
+        target = self.root / "relation_counts" / f"dataset={dataset}" / f"{prior_set_id}.parquet"
+        if sources:
+            rollup = relation_rollup(self._read_connection(), sources)
+            write_parquet(rollup, txn.stage(target), ROLLUP_ROW_GROUP_ROWS)
+        elif target.exists():
+            txn.delete(target)
 
     # -- text embeddings ------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ CREATE OR REPLACE VIEW attribute_counts AS
     SELECT * FROM read_parquet('attribute_counts/**/*.parquet');
 CREATE OR REPLACE VIEW predicate_counts AS
     SELECT * FROM read_parquet('predicate_counts/**/*.parquet');
+CREATE OR REPLACE VIEW relation_counts AS
+    SELECT * FROM read_parquet('relation_counts/**/*.parquet');
 CREATE OR REPLACE VIEW text_embeddings AS
     SELECT * FROM read_parquet('text_embeddings/*.parquet');
 CREATE OR REPLACE VIEW class_names AS SELECT * FROM read_parquet('class_names/*.parquet');
@@ -40,11 +42,30 @@ CREATE OR REPLACE VIEW predicate_frequency AS
     FROM predicate_counts
     GROUP BY ALL;
 
+-- Relation triples are too many for per-shard counts. Compaction (`llmformer priors compact`)
+-- names merged files <prior_set_id>-c<hash>.parquet and counts their triples in relation_counts;
+-- the relations of shards written since are counted here, and only triples found in both are
+-- summed, so the view stays exact without grouping millions of rows.
+CREATE OR REPLACE VIEW uncompacted_relations AS
+    SELECT * EXCLUDE (filename)
+    FROM read_parquet('relations/**/*.parquet', filename = true)
+    WHERE NOT regexp_matches(filename, '-c[0-9a-f]+\.parquet$');
+
 CREATE OR REPLACE VIEW relation_frequency AS
-    SELECT prior_set_id, dataset, subject_name AS subject, predicate,
-           object_name AS object, count(*) AS mentions
-    FROM relations
-    GROUP BY ALL;
+    WITH recent AS (
+        SELECT prior_set_id, dataset, subject_name AS subject, predicate,
+               object_name AS object, count(*) AS mentions
+        FROM uncompacted_relations
+        GROUP BY ALL
+    )
+    SELECT prior_set_id, dataset, subject, predicate, object, mentions
+    FROM relation_counts
+    ANTI JOIN recent USING (prior_set_id, dataset, subject, predicate, object)
+    UNION ALL
+    SELECT prior_set_id, dataset, subject, predicate, object,
+           recent.mentions + coalesce(relation_counts.mentions, 0) AS mentions
+    FROM recent
+    LEFT JOIN relation_counts USING (prior_set_id, dataset, subject, predicate, object);
 
 CREATE OR REPLACE VIEW objects_per_image AS
     SELECT prior_set_id, dataset, num_objects AS objects, count(*) AS images

@@ -161,9 +161,9 @@ def test_delete_prior_set_removes_only_its_rows(store, prior_set, spec, write_de
 
 def test_older_schema_version_is_named_with_the_current_one(store):
     manifest = store.root / "store.json"
-    manifest.write_text(json.dumps({"schema_version": 0}))
+    manifest.write_text(json.dumps({"schema_version": 1}))
     with pytest.raises(
-        SchemaVersionError, match="has schema version 0, but this llmformer reads schema version 1"
+        SchemaVersionError, match="has schema version 1, but this llmformer reads schema version 2"
     ):
         PriorStore(store.root)
 
