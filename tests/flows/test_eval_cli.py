@@ -44,49 +44,81 @@ def _random_checkpoint(path: Path, cfg_options: list[str]) -> None:
     torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {}}, path)
 
 
-def _numpy_miou(predictions: list[np.ndarray], labels: list[np.ndarray], num_classes: int):
+def _numpy_miou(predictions: list[np.ndarray], labels: list[np.ndarray], ignore: int) -> float:
+    """Plain per-class loop over the label files' own values (8-bit ignore 255, 16-bit 65535);
+    a class in neither predictions nor labels has no IoU."""
+    present = np.unique(np.concatenate([a.ravel() for a in [*predictions, *labels]]))
     ious = []
-    for c in range(num_classes):
-        inter = sum(
-            int(((p == c) & (g == c)).sum()) for p, g in zip(predictions, labels, strict=True)
-        )
-        union = sum(
-            int((((p == c) | (g == c)) & (g != 255)).sum())
-            for p, g in zip(predictions, labels, strict=True)
-        )
+    for c in present[present != ignore]:
+        inter = union = 0
+        for pred, gt in zip(predictions, labels, strict=True):
+            inter += int(((pred == c) & (gt == c)).sum())
+            union += int((((pred == c) | (gt == c)) & (gt != ignore)).sum())
         if union:
             ious.append(inter / union)
     return round(100 * float(np.mean(ious)), 2)
 
 
+def _write_ade847_root(root: Path) -> None:
+    """Two prepared ADE20K-847 val images whose 16-bit labels hold ids above 255 and ignore."""
+    rng = np.random.default_rng(0)
+    for index in range(2):
+        image_id = f"ADE_val_0000000{index + 1}"
+        (root / "images/val").mkdir(parents=True, exist_ok=True)
+        (root / "labels/val").mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(root / "images/val" / f"{image_id}.jpg")
+        labels = rng.choice(np.array([0, 254, 255, 256, 300, 846, 65535], np.uint16), (48, 64))
+        Image.fromarray(labels).save(root / "labels/val" / f"{image_id}.png")
+
+
+def _saved_and_true(prediction_dir: Path, label_dir: Path, names: list[str]) -> tuple[list, list]:
+    predictions, labels = [], []
+    for name in names:
+        with Image.open(prediction_dir / name) as saved, Image.open(label_dir / name) as truth:
+            predictions.append(np.asarray(saved))
+            labels.append(np.asarray(truth))
+    return predictions, labels
+
+
 @pytest.mark.slow
 def test_eval_table_matches_numpy_miou_on_saved_predictions(tmp_path) -> None:
     from segmentation.demo import DemoSpec, write_demo
+    from storage import PriorStore
 
     data_root = tmp_path / "datasets"
     write_demo(DemoSpec(seed=1, num_train=1, num_val=3), data_root / "demo", progress=False)
+    _write_ade847_root(data_root / "ade20k_847")
     options = [f"prior_store_root={tmp_path / 'store'}"]
     options.append(f"prior_set_id={_extract_priors(data_root / 'demo', tmp_path / 'store')}")
     _random_checkpoint(tmp_path / "random.pth", options)
-    args = ["eval", str(CONFIG), str(tmp_path / "random.pth"), "--datasets", "demo"]
+    config = tmp_path / "one_template.py"  # 847 classes x 1 template: quick to embed on a CPU
+    config.write_text(f"_base_ = [{str(CONFIG.resolve())!r}]\nmodel = dict(templates=['{{}}'])\n")
+    args = ["eval", str(config), str(tmp_path / "random.pth"), "--datasets", "demo,a847"]
     args += ["--data-root", str(data_root), "--work-dir", str(tmp_path / "eval")]
     args += ["--store", str(tmp_path / "store"), "--save-predictions", "--run", "random"]
     args += [item for option in options for item in ("--cfg-options", option)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    row = next(csv.DictReader((tmp_path / "eval/eval.csv").open()))
-    predictions, labels = [], []
-    for name in ("00000.png", "00001.png", "00002.png"):
-        predictions.append(np.asarray(Image.open(tmp_path / "eval/demo/predictions/val" / name)))
-        labels.append(np.asarray(Image.open(data_root / "demo/labels/val" / name)))
-    assert row["dataset"] == "demo" and row["images"] == "3"
-    assert float(row["mIoU"]) == _numpy_miou(predictions, labels, 9)
-    from storage import PriorStore
-
-    stored = (
-        PriorStore(tmp_path / "store").connect().sql("SELECT run, dataset, miou FROM eval_results")
+    rows = {row["dataset"]: row for row in csv.DictReader((tmp_path / "eval/eval.csv").open())}
+    assert [(key, row["images"]) for key, row in rows.items()] == [("demo", "3"), ("a847", "2")]
+    demo = _saved_and_true(
+        tmp_path / "eval/demo/predictions/val",
+        data_root / "demo/labels/val",
+        ["00000.png", "00001.png", "00002.png"],
     )
-    assert stored.fetchall() == [("random", "demo", float(row["mIoU"]))]
+    assert float(rows["demo"]["mIoU"]) == _numpy_miou(*demo, ignore=255)
+    ade = _saved_and_true(
+        tmp_path / "eval/a847/predictions",
+        data_root / "ade20k_847/labels/val",
+        ["ADE_val_00000001.png", "ADE_val_00000002.png"],
+    )
+    assert ade[0][0].dtype == np.uint16 and ade[0][0].max() > 255  # ids past 8 bits survive
+    assert float(rows["a847"]["mIoU"]) == _numpy_miou(*ade, ignore=65535)
+    stored = PriorStore(tmp_path / "store").connect().sql("SELECT dataset, miou FROM eval_results")
+    assert sorted(stored.fetchall()) == sorted(
+        (key, float(row["mIoU"])) for key, row in rows.items()
+    )
 
 
 def _nearest_classes(names: list[str], classes: list[str]) -> set[int]:
