@@ -2,10 +2,13 @@
 
 Generates a synthetic store (per image about 8 objects, 6 attributes, 5 relations; Zipf
 vocabularies of 5,000 object names, 800 attribute values, 300 predicates), writes it through
-`PriorStore.write_shard`, compacts it, times every statistic of `storage.stats` (p50/p95 over
-`--repeats` runs after one warm-up), `read_priors` of 1,000 random images, and the same
-statistics computed naively with pandas from a JSONL dump of the same priors (load + compute,
-once). The last line printed is one JSON object.
+`PriorStore.write_shard` and compacts it (timed), as a store is once `llmformer priors compact`
+ran after an extraction: the statistics are timed on that store (p50/p95 over `--repeats` runs
+after one warm-up), with `read_priors` of 1,000 random images; then top_relations again after
+`--fresh-shards` more shards were written without compaction. The naive baseline computes the
+same statistics with pandas from a JSONL dump of the same priors, read in chunks of
+`--naive-chunk` images whose partial counts are added up (load + compute, once), so that it fits
+in memory at 1M images. The last line printed is one JSON object.
 
     python benchmarks/store_bench.py --images 200000
 """
@@ -14,9 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,9 +106,19 @@ def synthetic_priors(vocabulary: Vocabulary, first: int, count: int) -> list[Ima
     return images
 
 
-def shards(vocabulary: Vocabulary, images: int, shard_size: int) -> Iterator[list[ImagePriors]]:
-    for first in range(0, images, shard_size):
-        yield synthetic_priors(vocabulary, first, min(shard_size, images - first))
+def shards(
+    vocabulary: Vocabulary, first: int, images: int, shard_size: int
+) -> Iterator[list[ImagePriors]]:
+    for start in range(first, first + images, shard_size):
+        yield synthetic_priors(vocabulary, start, min(shard_size, first + images - start))
+
+
+def write_shard(store: PriorStore, prior_set: str, index: int, shard: list[ImagePriors]) -> float:
+    """Seconds to write one shard of images with priors."""
+    records = [ImageRecord(p.image_id, f"{p.image_id}.jpg", 640, 480, None, "ok") for p in shard]
+    started = time.perf_counter()
+    store.write_shard(prior_set, DATASET, "train", f"shard-{index:05d}", records, shard, [])
+    return time.perf_counter() - started
 
 
 def write_store(
@@ -113,13 +129,8 @@ def write_store(
     prior_set = store.register_prior_set(spec)
     rows, seconds = 0, 0.0
     with dump.open("w") as sink:
-        for index, shard in enumerate(shards(vocabulary, images, shard_size)):
-            records = [
-                ImageRecord(p.image_id, f"{p.image_id}.jpg", 640, 480, None, "ok") for p in shard
-            ]
-            started = time.perf_counter()
-            store.write_shard(prior_set, DATASET, "train", f"shard-{index:05d}", records, shard, [])
-            seconds += time.perf_counter() - started
+        for index, shard in enumerate(shards(vocabulary, 0, images, shard_size)):
+            seconds += write_shard(store, prior_set, index, shard)
             rows += sum(2 + len(p.objects) + len(p.attributes) + len(p.relations) for p in shard)
             for p in shard:
                 sink.write(
@@ -152,67 +163,97 @@ def time_query(run: Callable[[], object], repeats: int) -> tuple[float, float]:
     return float(np.percentile(samples, 50)), float(np.percentile(samples, 95))
 
 
-def naive_statistics(classes: list[list[str]]) -> dict[str, Callable[[pd.DataFrame], object]]:
-    """The statistics of storage.stats, computed with pandas on a DataFrame of the JSONL dump."""
+@dataclass(frozen=True)
+class NaiveStatistic:
+    """A statistic computed naively: counts per chunk of the dump, then a report of their sum."""
 
-    def exploded(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-        items = frame[["objects", column]].explode(column).dropna(subset=[column])
-        return items.join(pd.DataFrame(items[column].tolist(), index=items.index))
+    count: Callable[[pd.DataFrame], pd.Series | pd.DataFrame]
+    report: Callable[[pd.Series | pd.DataFrame], object]
 
-    def top_objects(frame):
+
+def naive_statistics(classes: list[list[str]]) -> dict[str, NaiveStatistic]:
+    """The statistics of storage.stats, computed with pandas on DataFrames of the JSONL dump."""
+
+    def object_counts(frame):
         objects = pd.DataFrame(frame["objects"].explode().dropna().tolist())
-        counts = objects.groupby("name")["count"].agg(["size", "sum"])
-        return counts.sort_values("size", ascending=False).head(TOP)
+        return objects.groupby("name")["count"].agg(["size", "sum"])
 
-    def attributes_by_kind(frame):
+    def attribute_counts(frame):
         attributes = pd.DataFrame(frame["attributes"].explode().dropna().tolist())
-        counts = attributes.groupby(["kind", "value"]).size().rename("mentions").reset_index()
-        return counts.sort_values("mentions", ascending=False).groupby("kind").head(TOP)
+        return attributes.groupby(["kind", "value"]).size()
 
-    def top_relations(frame):
-        relations = exploded(frame, "relations")
+    def triple_counts(frame):
+        items = frame[["objects", "relations"]].explode("relations").dropna(subset=["relations"])
+        relations = pd.DataFrame(items["relations"].tolist(), index=items.index)
+        objects = items["objects"]
         relations["subject_name"] = [
-            o[s]["name"] for o, s in zip(relations["objects"], relations["subject"], strict=True)
+            o[s]["name"] for o, s in zip(objects, relations["subject"], strict=True)
         ]
         relations["object_name"] = [
-            o[s]["name"] for o, s in zip(relations["objects"], relations["object"], strict=True)
+            o[s]["name"] for o, s in zip(objects, relations["object"], strict=True)
         ]
-        counts = relations.groupby(["subject_name", "predicate", "object_name"]).size()
-        return counts.sort_values(ascending=False).head(TOP)
+        return relations.groupby(["subject_name", "predicate", "object_name"]).size()
 
-    def relation_predicates(frame):
-        predicates = [r["predicate"] for rs in frame["relations"] for r in rs]
-        return pd.Series(predicates).value_counts().head(TOP)
+    def predicate_counts(frame):
+        return pd.Series([r["predicate"] for rs in frame["relations"] for r in rs]).value_counts()
 
-    def objects_per_image(frame):
-        return frame["objects"].str.len().value_counts().sort_index()
+    def name_counts(frame):
+        return pd.Series([o["name"] for os_ in frame["objects"] for o in os_]).value_counts()
 
-    def class_coverage(frame):
-        mentions = pd.Series([o["name"] for os_ in frame["objects"] for o in os_]).value_counts()
+    def attributes_by_kind(counts):
+        counts = counts.rename("mentions").reset_index()
+        return counts.sort_values("mentions", ascending=False).groupby("kind").head(TOP)
+
+    def class_coverage(mentions):
         covered = [any(mentions.get(name, 0) > 0 for name in names) for names in classes]
         return sum(covered) / len(classes)
 
+    def top(counts):
+        return counts.sort_values(ascending=False).head(TOP)
+
     return {
-        "top_objects": top_objects,
-        "attributes_by_kind": attributes_by_kind,
-        "top_relations": top_relations,
-        "relation_predicates": relation_predicates,
-        "objects_per_image": objects_per_image,
-        "class_coverage": class_coverage,
+        "top_objects": NaiveStatistic(
+            object_counts, lambda counts: counts.sort_values("size", ascending=False).head(TOP)
+        ),
+        "attributes_by_kind": NaiveStatistic(attribute_counts, attributes_by_kind),
+        "top_relations": NaiveStatistic(triple_counts, top),
+        "relation_predicates": NaiveStatistic(predicate_counts, top),
+        "objects_per_image": NaiveStatistic(
+            lambda frame: frame["objects"].str.len().value_counts(),
+            lambda counts: counts.sort_index(),
+        ),
+        "class_coverage": NaiveStatistic(name_counts, class_coverage),
     }
 
 
-def time_naive(dump: Path, classes: list[list[str]]) -> dict[str, float]:
+def add_up(partials: list[pd.Series | pd.DataFrame]) -> pd.Series | pd.DataFrame:
+    """The sum of partial counts indexed by the same keys (a key missing from a part counts 0)."""
+    combined = pd.concat(partials)
+    return combined.groupby(level=list(range(combined.index.nlevels))).sum()
+
+
+def time_naive(dump: Path, classes: list[list[str]], chunk_images: int) -> dict[str, float]:
     """Milliseconds per statistic: loading the dump (shared) plus computing that statistic."""
-    started = time.perf_counter()
-    frame = pd.read_json(dump, lines=True)
-    load_ms = (time.perf_counter() - started) * 1000
-    timings = {}
-    for name, compute in naive_statistics(classes).items():
+    naive = naive_statistics(classes)
+    partials: dict[str, list] = {name: [] for name in naive}
+    seconds = dict.fromkeys(naive, 0.0)
+    load_seconds = 0.0
+    with pd.read_json(dump, lines=True, chunksize=chunk_images) as chunks:
+        while True:
+            started = time.perf_counter()
+            frame = next(chunks, None)
+            load_seconds += time.perf_counter() - started
+            if frame is None:
+                break
+            for name, statistic_ in naive.items():
+                started = time.perf_counter()
+                partials[name].append(statistic_.count(frame))
+                seconds[name] += time.perf_counter() - started
+    for name, statistic_ in naive.items():
         started = time.perf_counter()
-        compute(frame)
-        timings[name] = load_ms + (time.perf_counter() - started) * 1000
-    return timings
+        statistic_.report(add_up(partials.pop(name)))
+        seconds[name] += time.perf_counter() - started
+    return {name: (load_seconds + spent) * 1000 for name, spent in seconds.items()}
 
 
 def parse_arguments() -> argparse.Namespace:
@@ -222,59 +263,133 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--fresh-shards",
+        type=int,
+        default=2,
+        help="Shards written after compaction before top_relations is timed once more.",
+    )
+    parser.add_argument(
+        "--naive-chunk", type=int, default=50_000, help="Images per DataFrame of the baseline."
+    )
+    parser.add_argument(
         "--root", type=Path, default=None, help="Where to build the store (temp dir)."
     )
     parser.add_argument("--skip-naive", action="store_true", help="Do not run the pandas baseline.")
     return parser.parse_args()
 
 
+class Phases:
+    """Wall-clock seconds of each phase of the run, and the peak memory after each."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.peak_gib: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.seconds[name] = time.perf_counter() - started
+        self.peak_gib[name] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def time_statistics(
+    store: PriorStore, prior_set: str, names: Iterable[str], repeats: int
+) -> dict[str, tuple[float, float]]:
+    """p50 and p95 of each statistic of the benchmark's prior set and dataset."""
+    connection = store.connect()
+    where = StatisticsFilter(dataset=DATASET, prior_set_id=prior_set, top=TOP)
+    return {
+        name: time_query(lambda name=name: statistic(connection, name, where), repeats)
+        for name in names
+    }
+
+
 def main() -> None:
     arguments = parse_arguments()
+    phases = Phases()
     with tempfile.TemporaryDirectory(dir=arguments.root) as scratch:
         store = PriorStore(Path(scratch) / "store")
         vocabulary = Vocabulary(np.random.default_rng(arguments.seed))
         dump = Path(scratch) / "priors.jsonl"
-        prior_set, rows, write_seconds = write_store(
-            store, vocabulary, arguments.images, arguments.shard_size, dump
-        )
-        classes = class_names(vocabulary)
-        store.write_class_names(DATASET, classes)
-        started = time.perf_counter()
-        store.compact()
-        compact_seconds = time.perf_counter() - started
-        connection = store.connect()
-        where = StatisticsFilter(dataset=DATASET, prior_set_id=prior_set, top=TOP)
-        latencies = {
-            name: time_query(
-                lambda name=name: statistic(connection, name, where), arguments.repeats
+        with phases.phase("generate+write"):
+            prior_set, rows, write_seconds = write_store(
+                store, vocabulary, arguments.images, arguments.shard_size, dump
             )
-            for name in STATISTICS_SQL
-        }
-        wanted = [f"{i:08d}" for i in np.random.default_rng(1).choice(arguments.images, 1000)]
-        read_p50, read_p95 = time_query(
-            lambda: store.read_priors(prior_set, wanted), arguments.repeats
-        )
-        naive = {} if arguments.skip_naive else time_naive(dump, classes)
+            classes = class_names(vocabulary)
+            store.write_class_names(DATASET, classes)
+        with phases.phase("compact"):
+            store.compact()
+        with phases.phase("queries"):
+            latencies = time_statistics(store, prior_set, STATISTICS_SQL, arguments.repeats)
+            wanted = [f"{i:08d}" for i in np.random.default_rng(1).choice(arguments.images, 1000)]
+            read_latency = time_query(
+                lambda: store.read_priors(prior_set, wanted), arguments.repeats
+            )
+        with phases.phase("fresh shards"):
+            fresh = shards(
+                vocabulary,
+                arguments.images,
+                arguments.fresh_shards * arguments.shard_size,
+                arguments.shard_size,
+            )
+            first_index = -(-arguments.images // arguments.shard_size)
+            for index, shard in enumerate(fresh, start=first_index):
+                write_shard(store, prior_set, index, shard)
+            fresh_latency = time_statistics(store, prior_set, ["top_relations"], arguments.repeats)[
+                "top_relations"
+            ]
+        with phases.phase("naive"):
+            naive = {} if arguments.skip_naive else time_naive(dump, classes, arguments.naive_chunk)
+    report(arguments, phases, rows, write_seconds, latencies, read_latency, fresh_latency, naive)
 
+
+def report(
+    arguments: argparse.Namespace,
+    phases: Phases,
+    rows: int,
+    write_seconds: float,
+    latencies: dict[str, tuple[float, float]],
+    read_latency: tuple[float, float],
+    fresh_latency: tuple[float, float],
+    naive: dict[str, float],
+) -> None:
+    """The table, then one JSON line of figures."""
     print(
         f"images {arguments.images:,}  rows {rows:,}  write {write_seconds:.1f} s "
-        f"({rows / write_seconds:,.0f} rows/s)  compact {compact_seconds:.1f} s"
+        f"({rows / write_seconds:,.0f} rows/s)  compact {phases.seconds['compact']:.1f} s"
     )
-    print(f"{'statistic':<22}{'p50 ms':>10}{'p95 ms':>10}{'naive ms':>12}{'naive/p50':>11}")
+    print(
+        "statistics timed on the compacted store (as after `llmformer priors compact`); "
+        f"naive: pandas over the JSONL dump in chunks of {arguments.naive_chunk:,} images"
+    )
+    print(f"{'statistic':<34}{'p50 ms':>10}{'p95 ms':>10}{'naive ms':>12}{'naive/p50':>11}")
     for name, (p50, p95) in latencies.items():
         naive_ms = naive.get(name, float("nan"))
-        print(f"{name:<22}{p50:>10.1f}{p95:>10.1f}{naive_ms:>12.0f}{naive_ms / p50:>11.1f}")
-    print(f"{'read_priors (1000 ids)':<22}{read_p50:>10.1f}{read_p95:>10.1f}")
+        print(f"{name:<34}{p50:>10.1f}{p95:>10.1f}{naive_ms:>12.0f}{naive_ms / p50:>11.1f}")
+    fresh_name = f"top_relations +{arguments.fresh_shards} new shards"
+    print(f"{fresh_name:<34}{fresh_latency[0]:>10.1f}{fresh_latency[1]:>10.1f}")
+    print(f"{'read_priors (1000 ids)':<34}{read_latency[0]:>10.1f}{read_latency[1]:>10.1f}")
+    print(
+        "phases: "
+        + ", ".join(
+            f"{name} {seconds:.0f} s (peak {phases.peak_gib[name]:.1f} GiB)"
+            for name, seconds in phases.seconds.items()
+        )
+    )
     print(
         json.dumps(
             {
                 "images": arguments.images,
                 "write_rows_per_s": round(rows / write_seconds),
-                "compact_s": round(compact_seconds, 2),
+                "compact_s": round(phases.seconds["compact"], 2),
                 "query_p50_ms": {name: round(p50, 1) for name, (p50, _) in latencies.items()},
                 "query_p95_ms": {name: round(p95, 1) for name, (_, p95) in latencies.items()},
                 "naive_ratio": {name: round(naive[name] / latencies[name][0], 1) for name in naive},
-                "read_priors_1000_p50_ms": round(read_p50, 1),
+                "top_relations_after_fresh_shards_p50_ms": round(fresh_latency[0], 1),
+                "read_priors_1000_p50_ms": round(read_latency[0], 1),
+                "phase_s": {name: round(seconds, 1) for name, seconds in phases.seconds.items()},
+                "peak_rss_gib": round(max(phases.peak_gib.values()), 2),
             }
         )
     )
