@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import duckdb
 import pytest
 
+import storage.query
 from storage import ImagePriors, PriorStore
 from storage.stats import StatisticsFilter, statistic
 
@@ -129,3 +131,34 @@ def test_rewriting_every_compacted_shard_empties_the_rollup(store, prior_set):
 @pytest.mark.parametrize("top", [1, 5])
 def test_an_empty_store_has_no_top_relations(store, top):
     assert top_relations(store, StatisticsFilter(top=top)) == []
+
+
+def test_views_sql_counts_relations_from_the_store_root(store, prior_set, monkeypatch):
+    write_relations(store, prior_set, "shard-0", {CAR: 2, DOG: 1})
+    write_relations(store, prior_set, "shard-1", {CAR: 1})
+    store.compact()
+    write_relations(store, prior_set, "shard-2", {DOG: 3, MAN: 1})
+    monkeypatch.chdir(store.root)
+    connection = duckdb.connect()
+    connection.execute(Path("views.sql").read_text())
+    frequency = connection.execute(
+        "SELECT subject, predicate, object, mentions FROM relation_frequency ORDER BY ALL"
+    )
+    assert frequency.fetchall() == [(*CAR, 3), (*DOG, 4), (*MAN, 1)]
+    assert connection.execute("SELECT count(*) FROM uncompacted_relations").fetchone() == (4,)
+
+
+def test_a_failed_rollup_publishes_no_merged_relations(store, prior_set, monkeypatch):
+    write_relations(store, prior_set, "shard-0", {CAR: 2})
+    write_relations(store, prior_set, "shard-1", {DOG: 1})
+    relation_files = sorted((store.root / "relations").rglob("*.parquet"))
+
+    def fail(*_):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(storage.query, "relation_rollup", fail)
+    with pytest.raises(OSError, match="disk full"):
+        store.compact()
+    assert sorted((store.root / "relations").rglob("*.parquet")) == relation_files
+    assert not list((store.root / "relation_counts").glob("dataset=*/*.parquet"))
+    assert top_relations(store, StatisticsFilter()) == [(*CAR, 2), (*DOG, 1)]
