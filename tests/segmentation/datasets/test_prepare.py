@@ -99,6 +99,24 @@ def test_voc_tar_keeps_background_and_palette_indices(tmp_path) -> None:
     assert labels.tolist() == [[0, 15], [IGNORE_INDEX, 20]]
 
 
+def test_pascal_context_59_shifts_background_to_ignore(tmp_path) -> None:
+    voc = tmp_path / "VOCdevkit/VOC2010"
+    for split, image_id in (("train", "2008_000002"), ("val", "2008_000003")):
+        _jpg(voc / "JPEGImages" / f"{image_id}.jpg", 1, 4)
+        _png(
+            voc / "SegmentationClassContext" / f"{image_id}.png",
+            np.array([[0, 1, 59, 30]], np.uint8),
+        )
+        (voc / "ImageSets/SegmentationContext").mkdir(parents=True, exist_ok=True)
+        (voc / "ImageSets/SegmentationContext" / f"{split}.txt").write_text(image_id + "\n")
+    report = prepare_dataset("pc59", tmp_path, tmp_path / "out", progress=False)
+    assert report.images == {"train": 1, "val": 1} and report.num_classes == 59
+    labels = read_label_map(str(tmp_path / "out/labels/val/2008_000003.png"))
+    assert labels.tolist() == [[IGNORE_INDEX, 0, 58, 29]]
+    names = (tmp_path / "out/classes.txt").read_text().splitlines()
+    assert (names[0].split(",")[0], names[58]) == ("aeroplane", "wood")
+
+
 def test_pascal_context_459_from_mat_files_is_16_bit(tmp_path) -> None:
     scipy_io = pytest.importorskip("scipy.io")
     tree = tmp_path / "tree"
