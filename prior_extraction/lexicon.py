@@ -36,6 +36,10 @@ STATES = _words(
     "busy crowded sunny cloudy snowy rainy foggy frozen melted asleep awake alive dead young "
     "shiny messy tidy cluttered sliced cooked raw"
 )
+# Surface patterns describe appearance, not a state, even where tagged as participles.
+PATTERNS = _words(
+    "striped stripy dotted spotted speckled checkered chequered plaid floral patterned polka-dot"
+)
 QUANTIFIERS: dict[str, int] = {
     "several": 3,
     "many": 3,
@@ -141,7 +145,7 @@ def attribute_kind(value: str, is_participle: bool = False) -> str:
         return "material"
     if last_word in QUANTIFIERS or number_value(last_word) is not None:
         return "count"
-    if last_word in STATES or is_participle:
+    if last_word in STATES or (is_participle and last_word not in PATTERNS):
         return "state"
     return "other"
 

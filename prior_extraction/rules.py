@@ -29,6 +29,10 @@ MODIFIER_CLAUSE_DEPS = frozenset({"acl", "relcl"})
 ADVERBIAL_HEAD_DEPS = frozenset({"advmod", "acomp", "amod", "npadvmod"})
 NAME_PART_DEPS = frozenset({"compound", "amod"})
 COUNT_DEPS = frozenset({"nummod", "quantmod"})
+# Dependents that make a passive participle an event ("covered with a cloth", "held by a man").
+EVENT_ARGUMENT_DEPS = frozenset(
+    {"agent", "prep", "advmod", "dobj", "dative", "attr", "xcomp", "ccomp"}
+)
 RELATIVE_PRONOUNS = frozenset({"who", "that", "which", "whom"})
 NEGATING_PREPOSITIONS = frozenset({"without", "except"})
 NEGATING_DETERMINERS = frozenset({"no", "neither"})
@@ -283,6 +287,18 @@ def choose_antecedent(candidates: list[Mention]) -> Mention | None:
     return min(same_sentence, key=lambda m: (m.salience, -m.token_index))
 
 
+def is_stative_participle(token: Token) -> bool:
+    """A passive participle that describes its subject rather than an event with a participant
+    ("the door is closed", "the rug is striped", "... closed and locked"), so an attribute."""
+    if token.tag_ != "VBN" or token.lemma_ in lexicon.PRESENTING_VERBS:
+        return False
+    if any(child.dep_ in EVENT_ARGUMENT_DEPS for child in token.children):
+        return False
+    if any(child.dep_ == "auxpass" for child in token.children):
+        return True
+    return token.dep_ == "conj" and is_stative_participle(token.head)
+
+
 class DocPriors:
     """Extracts the priors of one Doc: objects first, then attributes and relations."""
 
@@ -299,6 +315,8 @@ class DocPriors:
         for token in self.doc:
             if token.dep_ in {"acomp", "oprd"}:
                 self._predicative_attributes(token)
+            elif is_stative_participle(token):
+                self._stative_attributes(token)
             if token.pos_ in VERB_POS:
                 self._verb_relations(token)
             elif token.i in self.object_at:
@@ -363,6 +381,11 @@ class DocPriors:
         if verb.pos_ in VERB_POS and not is_negated(verb):
             for subject in self.subjects_of(verb):
                 self._adjective_attributes(subject, adjective)
+
+    def _stative_attributes(self, participle: Token) -> None:
+        if not is_negated(participle):
+            for subject in self.subjects_of(participle):
+                self._add_word_attribute(subject, participle)
 
     # Relations
 

@@ -122,6 +122,28 @@ def test_attribute_kinds(parser: CaptionParser) -> None:
     }
 
 
+def test_a_passive_participle_without_participants_describes_its_subject(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse(
+        "The door is closed. The car is parked next to a fence. A tree can be seen. "
+        "The field is surrounded by a fence. The shop is not closed."
+    )
+    assert attributes(parsed) == {("door", "closed", "state")}
+
+
+def test_a_pattern_has_one_kind_however_it_is_tagged(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A striped cat sleeps next to a dotted ball. The towel is checkered and the rug is striped."
+    )
+    assert attributes(parsed) == {
+        ("cat", "striped", "other"),
+        ("ball", "dotted", "other"),
+        ("towel", "checkered", "other"),
+        ("rug", "striped", "other"),
+    }
+
+
 # Relations
 
 
