@@ -10,12 +10,11 @@ class count, and writes::
     OUT/classes.txt                     the class names, in label-id order
     OUT/prepared.json                   what was converted from where
 
-Sources per name (official layouts; Pascal Context-59 in the widely used converted PNG layout,
-ADE20K-847 in the widely used converted 16-bit TIFF layout, where label i is class i of the
-packaged `classes/ade20k_847.txt`):
+Sources per name (official layouts; Pascal Context-59 in the widely used converted PNG layout):
 
     a150     ADEChallengeData2016/{images,annotations}/{training,validation}
-    a847     ADE20K_2021_17_01/{images,annotations}_detectron2/{training,validation}
+    a847     ADE20K_2021_17_01/images/ADE/{training,validation}/**/<id>.jpg + <id>_seg.png (the
+             release), or its widely used conversion {images,annotations}_detectron2/... (.tif)
     coco171  train2017/, val2017/ (images) and stuffthingmaps_trainval2017 {train,val}2017/ (PNG)
     voc      VOC2012/{JPEGImages,SegmentationClass,ImageSets/Segmentation}
     pc59     VOC2010/{JPEGImages,SegmentationClassContext,ImageSets/SegmentationContext}
@@ -33,21 +32,31 @@ import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from segmentation.datasets.class_names import ClassNames
+from segmentation.datasets.class_names import PACKAGED_CLASSES, ClassNames
 from segmentation.datasets.constants import EIGHT_BIT_IGNORE, IGNORE_INDEX, MAX_8BIT_CLASSES
-from segmentation.datasets.label_loader import apply_label_map, check_label_map, read_label_map
+from segmentation.datasets.label_loader import (
+    LabelMapError,
+    apply_label_map,
+    check_label_map,
+    read_label_map,
+)
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz")
 # stuffthingmaps hold COCO id - 1 (0..181); these 11 thing ids are never annotated.
 COCO_UNUSED_IDS = (11, 25, 28, 29, 44, 65, 67, 68, 70, 82, 90)
 COCO_STUFF_IDS = tuple(i for i in range(182) if i not in COCO_UNUSED_IDS)
 SPLIT_FOLDERS = {"train": "training", "val": "validation"}
+ADE20K_FULL_RELEASE = "ADE20K_2021_17_01"
+# The ADE20K-847 benchmark's pictures and labels have their shorter side scaled down to 512.
+ADE20K_FULL_SHORT_SIDE = 512
 
 
 class PrepareError(RuntimeError):
@@ -98,6 +107,37 @@ def decode_png_shift_down(path: Path) -> np.ndarray:
 
 def decode_coco_stuff(path: Path) -> np.ndarray:
     return apply_label_map(read_label_map(str(path)), COCO_STUFF_MAP)
+
+
+@cache
+def ade20k_full_lookup() -> np.ndarray:
+    """ADE20K_2021_17_01 object class -> ADE20K-847 class id (ignore for the other objects),
+    from the packaged `classes/ade20k_847_object_ids.txt`."""
+    text = resources.files(PACKAGED_CLASSES).joinpath("ade20k_847_object_ids.txt").read_text()
+    object_ids = [int(line) for line in text.splitlines() if line.strip() and line[0] != "#"]
+    lookup = np.full(max(object_ids) + 1, IGNORE_INDEX, dtype=np.uint16)
+    lookup[object_ids] = np.arange(len(object_ids))
+    return lookup
+
+
+def decode_ade20k_full_seg(path: Path) -> np.ndarray:
+    """A release `*_seg.png` (object class = R // 10 * 256 + G) -> ADE20K-847 class ids."""
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB")).astype(np.int64)
+    except (UnidentifiedImageError, OSError) as error:
+        raise LabelMapError(f"label map {path} cannot be decoded: {error}") from error
+    objects = rgb[..., 0] // 10 * 256 + rgb[..., 1]
+    lookup = ade20k_full_lookup()
+    known = objects < len(lookup)
+    return np.where(known, lookup[np.where(known, objects, 0)], IGNORE_INDEX).astype(np.uint16)
+
+
+def decode_ade20k_full(path: Path) -> np.ndarray:
+    """Either ADE20K-847 layout: a release `*_seg.png` or a converted 16-bit TIFF of class ids."""
+    if path.name.endswith("_seg.png"):
+        return decode_ade20k_full_seg(path)
+    return read_label_map(str(path))
 
 
 def decode_context_mat(path: Path) -> np.ndarray:
@@ -176,22 +216,34 @@ def ade20k_pairs(roots: list[Path]) -> list[SourcePair]:
 
 
 def ade20k_full_pairs(roots: list[Path]) -> list[SourcePair]:
-    root = find_folder(roots, "ADE20K_2021_17_01")
-    if not (root / "annotations_detectron2").is_dir():
-        raise PrepareError(
-            f"{root} has no annotations_detectron2 folder: convert the release to the 847-class "
-            "16-bit TIFF layout first (MaskFormer's datasets/prepare_ade20k_full_sem_seg.py)"
-        )
-    return [
-        pair
-        for split, folder in SPLIT_FOLDERS.items()
-        for pair in pairs_in_folders(
-            root / "images_detectron2" / folder,
-            root / "annotations_detectron2" / folder,
-            split,
-            ".tif",
-        )
-    ]
+    """The converted layout's pairs if the release was converted, else the release's own."""
+    root = find_folder(roots, ADE20K_FULL_RELEASE)
+    if (root / "annotations_detectron2").is_dir():
+        return [
+            pair
+            for split, folder in SPLIT_FOLDERS.items()
+            for pair in pairs_in_folders(
+                root / "images_detectron2" / folder,
+                root / "annotations_detectron2" / folder,
+                split,
+                ".tif",
+            )
+        ]
+    if (root / "images" / "ADE").is_dir():
+        return ade20k_full_release_pairs(root / "images" / "ADE")
+    raise PrepareError(f"{root} holds neither images/ADE nor annotations_detectron2")
+
+
+def ade20k_full_release_pairs(image_root: Path) -> list[SourcePair]:
+    """Every <id>.jpg under the release's scene folders with the <id>_seg.png beside it."""
+    pairs = []
+    for split, folder in SPLIT_FOLDERS.items():
+        for image in sorted((image_root / folder).rglob("*.jpg")):
+            label = image.with_name(f"{image.stem}_seg.png")
+            if not label.is_file():
+                raise PrepareError(f"missing label map {label} for image {image}")
+            pairs.append(SourcePair(split, image.stem, image, label))
+    return pairs
 
 
 def coco_stuff_pairs(roots: list[Path]) -> list[SourcePair]:
@@ -269,16 +321,20 @@ def packaged(name: str) -> Callable[[list[Path]], ClassNames]:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How to convert one release: its image/label pairs, label decoding and class names."""
+    """How to convert one release: its image/label pairs, label decoding, class names and the
+    shorter side larger pictures are scaled down to (None: kept as they are)."""
 
     pairs: Callable[[list[Path]], list[SourcePair]]
     decode: Callable[[Path], np.ndarray]
     class_names: Callable[[list[Path]], ClassNames]
+    max_short_side: int | None = None
 
 
 RECIPES: dict[str, Recipe] = {
     "a150": Recipe(ade20k_pairs, decode_png_shift_down, packaged("ade20k_150")),
-    "a847": Recipe(ade20k_full_pairs, decode_png, packaged("ade20k_847")),
+    "a847": Recipe(
+        ade20k_full_pairs, decode_ade20k_full, packaged("ade20k_847"), ADE20K_FULL_SHORT_SIDE
+    ),
     "coco171": Recipe(coco_stuff_pairs, decode_coco_stuff, packaged("coco_stuff_171")),
     "voc": Recipe(voc_pairs, decode_png, packaged("pascal_voc_21")),
     "pc59": Recipe(context59_pairs, decode_png_shift_down, packaged("pascal_context_59")),
@@ -343,11 +399,38 @@ def write_label_map(labels: np.ndarray, num_classes: int, path: Path) -> None:
     Image.fromarray(encoded).save(path)
 
 
+def scaled_size(shape: tuple[int, int], short_side: int | None) -> tuple[int, int] | None:
+    """(width, height) with the shorter side scaled down to `short_side`; None if no larger."""
+    height, width = shape
+    if short_side is None or min(height, width) <= short_side:
+        return None
+    if width >= height:
+        return round(width / height * short_side), short_side
+    return short_side, round(height / width * short_side)
+
+
+def write_scaled(
+    image_path: Path, labels: np.ndarray, size: tuple[int, int], out: Path
+) -> np.ndarray:
+    """Write the image scaled to `size` (bilinear) to `out`; return the labels scaled (nearest)."""
+    import cv2
+
+    with Image.open(image_path) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    Image.fromarray(cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)).save(out)
+    return cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+
+
 def convert_pair(pair: SourcePair, recipe: Recipe, num_classes: int, out: Path) -> None:
-    """Copy one image and write its converted, checked label map."""
+    """Copy (or scale down) one image and write its converted, checked label map."""
     labels = recipe.decode(pair.label)
     check_label_map(labels, num_classes, str(pair.label), image_size(pair.image))
-    shutil.copyfile(pair.image, out / "images" / pair.split / f"{pair.image_id}.jpg")
+    image_out = out / "images" / pair.split / f"{pair.image_id}.jpg"
+    size = scaled_size(labels.shape, recipe.max_short_side)
+    if size is None:
+        shutil.copyfile(pair.image, image_out)
+    else:
+        labels = write_scaled(pair.image, labels, size, image_out)
     write_label_map(labels, num_classes, out / "labels" / pair.split / f"{pair.image_id}.png")
 
 

@@ -174,9 +174,68 @@ def test_ade20k_847_label_above_846_is_named(tmp_path) -> None:
         prepare_dataset("a847", tree, tmp_path / "out", progress=False)
 
 
-def test_raw_ade20k_full_release_asks_for_the_847_conversion(tmp_path) -> None:
-    _jpg(tmp_path / "ADE20K_2021_17_01/images/ADE/validation/ADE_val_00000001.jpg")
-    with pytest.raises(PrepareError, match="no annotations_detectron2 folder"):
+def _seg_png(path: Path, object_ids: np.ndarray, instance: int = 3) -> None:
+    """A release `*_seg.png`: R // 10 * 256 + G is the object class, B the instance."""
+    red = object_ids // 256 * 10 + instance % 10  # R % 10 names no class: the decoder floors
+    rgb = np.stack([red, object_ids % 256, np.full_like(object_ids, instance)], axis=-1)
+    _png(path, rgb.astype(np.uint8))
+
+
+def _ade_release_zip(tmp_path: Path, object_ids: np.ndarray) -> Path:
+    tree = tmp_path / "tree"
+    scenes = tree / "ADE20K_2021_17_01/images/ADE"
+    for split, scene, name in (
+        ("training", "cultural/apse_indoor", "ADE_train_00000001"),
+        ("validation", "home_or_hotel/bathroom", "ADE_val_00000001"),
+    ):
+        _jpg(scenes / split / scene / f"{name}.jpg", *object_ids.shape)
+        _seg_png(scenes / split / scene / f"{name}_seg.png", object_ids)
+        _png(scenes / split / scene / f"{name}_parts_1.png", np.zeros(object_ids.shape, np.uint8))
+    (tree / "ADE20K_2021_17_01/objects.txt").write_text("not read\n")
+    return _zip(tree, tmp_path / "ADE20K_2021_17_01.zip")
+
+
+def test_ade20k_847_from_the_release_maps_object_classes_to_847_ids(tmp_path) -> None:
+    # wall, adding machine, alga, unlabelled, an object outside the 847 (id 5), person
+    object_ids = np.array([[2978, 3148, 3156, 0, 5, 1831]] * 2)
+    archive = _ade_release_zip(tmp_path, object_ids)
+    report = prepare_dataset("a847", archive, tmp_path / "out", progress=False)
+    assert report.images == {"train": 1, "val": 1} and report.num_classes == 847
+    labels = read_label_map(str(tmp_path / "out/labels/val/ADE_val_00000001.png"))
+    assert labels[0].tolist() == [0, 846, 358, IGNORE_INDEX, IGNORE_INDEX, 11]
+    names = (tmp_path / "out/classes.txt").read_text().splitlines()
+    assert [names[i].split(",")[0] for i in (0, 846, 358, 11)] == [
+        "wall",
+        "adding machine",
+        "alga",
+        "person",
+    ]
+
+
+def test_ade20k_847_object_ids_are_847_distinct_classes() -> None:
+    from segmentation.datasets.prepare import ade20k_full_lookup
+
+    lookup = ade20k_full_lookup()
+    classes = lookup[lookup != IGNORE_INDEX]
+    assert sorted(classes.tolist()) == list(range(847))
+
+
+def test_ade20k_847_scales_large_pictures_to_a_512_shorter_side(tmp_path) -> None:
+    object_ids = np.full((600, 800), 2978)
+    object_ids[:, 400:] = 3148
+    archive = _ade_release_zip(tmp_path, object_ids)
+    report = prepare_dataset("a847", archive, tmp_path / "out", progress=False)
+    assert report.images == {"train": 1, "val": 1}
+    labels = read_label_map(str(tmp_path / "out/labels/train/ADE_train_00000001.png"))
+    assert labels.shape == (512, 683)  # 800 / 600 * 512 = 682.7
+    assert (labels[:, :341] == 0).all() and (labels[:, 342:] == 846).all()
+    with Image.open(tmp_path / "out/images/train/ADE_train_00000001.jpg") as image:
+        assert image.size == (683, 512)
+
+
+def test_ade20k_full_folder_without_either_layout_is_named(tmp_path) -> None:
+    _jpg(tmp_path / "ADE20K_2021_17_01/pictures/ADE_val_00000001.jpg")
+    with pytest.raises(PrepareError, match="holds neither images/ADE nor annotations_detectron2"):
         prepare_dataset("a847", tmp_path, tmp_path / "out", progress=False)
 
 
