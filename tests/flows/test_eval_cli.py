@@ -170,3 +170,18 @@ def test_eval_no_vocab_labels_each_image_with_its_prior_objects(tmp_path) -> Non
         with Image.open(tmp_path / "eval/demo/predictions" / image_id) as saved:
             predicted = set(np.unique(np.asarray(saved)).tolist())
         assert predicted <= _nearest_classes(names, classes), (image_id, names, predicted)
+
+
+@pytest.mark.slow
+def test_eval_on_an_unprepared_dataset_exits_2_naming_the_folder(tmp_path) -> None:
+    (tmp_path / "empty.pth").write_bytes(b"")
+    args = ["eval", str(CONFIG), str(tmp_path / "empty.pth"), "--datasets", "a847"]
+    args += ["--data-root", str(tmp_path / "datasets"), "--work-dir", str(tmp_path / "eval")]
+    args += ["--cfg-options", f"prior_store_root={tmp_path / 'store'}"]
+    args += ["--cfg-options", "prior_set_id=unused"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: image folder not found: ")
+    assert str(tmp_path / "datasets/ade20k_847/images/val") in errors[0]
+    assert not (tmp_path / "eval/eval.csv").exists()
