@@ -4,7 +4,8 @@ Registered in MMSeg's METRICS. Per image it keeps only the non-zero cells of the
 so ADE20K-847 stays cheap; pixel counts are int64 (MMSeg's `IoUMetric` counts with float32
 histograms). A prediction whose metainfo `vocabulary` (the names its ids refer to, set by the
 segmentor) differs from the dataset's classes, as in vocabulary-free mode, is mapped id by id to
-the dataset class whose name embeds closest.
+the dataset class whose name embeds closest; its background class (what the image's priors left
+unnamed) counts as no prediction unless the dataset has a background class.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from segmentation.evaluation.confusion import (
     iou_per_class,
     open_iou_per_class,
 )
+from segmentation.models import BACKGROUND_CLASS
 
 
 def _percent(values: np.ndarray) -> float:
@@ -157,9 +159,13 @@ class OpenIoUMetric(BaseMetric):
         return np.stack([self._embeddings[text] for text in texts])
 
     def map_to_dataset_classes(self, pred: np.ndarray, names: Sequence[str]) -> np.ndarray:
-        """Vocabulary-free ids -> the dataset class whose name embeds closest to each name."""
+        """Vocabulary-free ids -> the dataset class whose name embeds closest to each name;
+        BACKGROUND_CLASS -> void (no prediction) where the dataset has no such class."""
         classes = list(self.dataset_meta["classes"])
         nearest = (self.embed(list(names)) @ self.embed(classes).T).argmax(1)
+        if BACKGROUND_CLASS not in (name.lower() for name in classes):
+            unnamed = [name.lower() == BACKGROUND_CLASS for name in names]
+            nearest[np.array(unnamed, dtype=bool)] = self.num_classes
         lookup = np.append(nearest, self.num_classes)  # ids that name nothing: void
         pred = pred.astype(np.int64)
         return lookup[np.where((pred >= 0) & (pred < len(names)), pred, len(names))]

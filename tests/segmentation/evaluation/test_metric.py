@@ -148,6 +148,7 @@ class _WordVectors(TextEncoder):
         "kitten": [0.9, 0.1, 0.0],
         "sky": [0.0, 1.0, 0.0],
         "dog": [0.0, 0.0, 1.0],
+        "background": [0.1, 0.8, 0.6],
     }
     embed_dim = 3
     name = "word-vectors"
@@ -170,3 +171,21 @@ def test_vocabulary_free_names_are_scored_as_their_nearest_dataset_class() -> No
     # cat 2/2, sky 1/1, dog 0/1 -> 66.67
     assert metrics["mIoU"] == 66.67
     assert metric.per_class["IoU"].tolist()[:2] == [1.0, 1.0]
+
+
+def test_vocabulary_free_background_is_no_prediction_unless_the_dataset_has_it() -> None:
+    gt = np.array([[0, 0, 1, 2]])
+    pred = np.array([[0, 1, 1, 1]])  # "kitten", then three "background" pixels
+    metric = METRICS.build(dict(type="OpenIoUMetric", text_encoder=_WordVectors()))
+    metric.dataset_meta = {"classes": ("cat", "sky", "dog")}
+    sample = _samples([pred], [gt])[0]
+    sample["vocabulary"] = ["kitten", "background"]
+    metric.process({}, [sample])
+    assert metric.evaluate(1)["mIoU"] == 16.67  # cat 1/2, sky 0/1, dog 0/1; sky gets no FP
+    assert metric.per_class["IoU"].tolist() == [0.5, 0.0, 0.0]
+    metric = METRICS.build(dict(type="OpenIoUMetric", text_encoder=_WordVectors()))
+    metric.dataset_meta = {"classes": ("cat", "background")}
+    sample = _samples([pred], [np.array([[0, 1, 1, 1]])])[0]
+    sample["vocabulary"] = ["kitten", "background"]
+    metric.process({}, [sample])
+    assert metric.evaluate(1)["mIoU"] == 100.0
