@@ -9,6 +9,7 @@ loader: this project's checkpoints hold only tensors and plain containers) and r
 from __future__ import annotations
 
 import copy
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +76,20 @@ def benchmark_config(cfg: Config, info: BenchmarkInfo, request: EvalRequest) -> 
     return cfg
 
 
+def check_checkpoint(path: Path) -> None:
+    """Fail at once, naming the file, on a checkpoint torch cannot open: empty, truncated or not
+    a `torch.save` (zip) file at all, which would otherwise stop the run after model building."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"checkpoint {path} is not a PyTorch checkpoint (torch.save zip file)")
+
+
 def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
     """Run the test loop on every requested benchmark and gather one table."""
     from mmengine.runner import Runner
 
     from segmentation.training import TrainOptions, load_training_config
 
+    check_checkpoint(request.checkpoint)
     options = TrainOptions(request.config, cfg_options=list(request.cfg_options))
     base = load_training_config(options)
     rows = []

@@ -172,9 +172,21 @@ def test_eval_no_vocab_labels_each_image_with_its_prior_objects(tmp_path) -> Non
         assert predicted <= _nearest_classes(names, classes), (image_id, names, predicted)
 
 
+@pytest.mark.parametrize("content", [b"", b"PK\x03\x04 cut short", b"not a checkpoint"])
+def test_eval_with_an_unreadable_checkpoint_exits_2_naming_it(tmp_path, content) -> None:
+    (tmp_path / "model.pth").write_bytes(content)
+    args = ["eval", str(CONFIG), str(tmp_path / "model.pth"), "--datasets", "demo"]
+    result = CliRunner().invoke(app, [*args, "--work-dir", str(tmp_path / "eval")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: checkpoint {tmp_path / 'model.pth'} is not a PyTorch checkpoint "
+        "(torch.save zip file)\n"
+    )
+
+
 @pytest.mark.slow
 def test_eval_on_an_unprepared_dataset_exits_2_naming_the_folder(tmp_path) -> None:
-    (tmp_path / "empty.pth").write_bytes(b"")
+    torch.save({"state_dict": {}}, tmp_path / "empty.pth")
     args = ["eval", str(CONFIG), str(tmp_path / "empty.pth"), "--datasets", "a847"]
     args += ["--data-root", str(tmp_path / "datasets"), "--work-dir", str(tmp_path / "eval")]
     args += ["--cfg-options", f"prior_store_root={tmp_path / 'store'}"]
