@@ -31,7 +31,7 @@ def prepare(
 
     try:
         report = prepare_dataset(name, src, out, progress=progress)
-    except (PrepareError, LabelMapError, ClassNamesError) as error:
+    except (PrepareError, LabelMapError, ClassNamesError, OSError) as error:
         _fail(error)
     counts = ", ".join(f"{count} {split}" for split, count in report.images.items())
     Console().print(f"{name}: {counts} images, {report.num_classes} classes -> {report.out}")

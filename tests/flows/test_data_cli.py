@@ -65,6 +65,17 @@ def test_prepare_unreadable_archive_exits_2_naming_it(tmp_path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_prepare_into_a_file_exits_2_naming_it(tmp_path) -> None:
+    archive = _ade_zip(tmp_path)
+    (tmp_path / "taken").write_text("a file, not a folder\n")
+    args = ["data", "prepare", "a150", "--src", str(archive), "--out", str(tmp_path / "taken")]
+    result = runner.invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and str(tmp_path / "taken") in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "taken").read_text() == "a file, not a folder\n"
+
+
 def test_prepare_unknown_dataset_exits_2(tmp_path) -> None:
     result = runner.invoke(
         app, ["data", "prepare", "cityscapes", "--src", str(tmp_path), "--out", str(tmp_path)]
