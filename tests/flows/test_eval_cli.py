@@ -81,6 +81,21 @@ def _saved_and_true(prediction_dir: Path, label_dir: Path, names: list[str]) -> 
     return predictions, labels
 
 
+def _relabel_left_halves(prediction_dir: Path, label_dir: Path, names: list[str]) -> None:
+    """Copy each saved prediction into the left half of its label map (same bit depth), so a
+    random model that predicts one class everywhere scores neither 0 nor 100."""
+    predictions, label_maps = _saved_and_true(prediction_dir, label_dir, names)
+    for prediction, labels, name in zip(predictions, label_maps, names, strict=True):
+        labels = labels.copy()
+        half = labels.shape[1] // 2
+        labels[:, :half] = prediction[:, :half]
+        Image.fromarray(labels).save(label_dir / name)
+
+
+DEMO_VAL = ["00000.png", "00001.png", "00002.png"]
+ADE_VAL = ["ADE_val_00000001.png", "ADE_val_00000002.png"]
+
+
 @pytest.mark.slow
 def test_eval_table_matches_numpy_miou_on_saved_predictions(tmp_path) -> None:
     from segmentation.demo import DemoSpec, write_demo
@@ -95,26 +110,25 @@ def test_eval_table_matches_numpy_miou_on_saved_predictions(tmp_path) -> None:
     config = tmp_path / "one_template.py"  # 847 classes x 1 template: quick to embed on a CPU
     config.write_text(f"_base_ = [{str(CONFIG.resolve())!r}]\nmodel = dict(templates=['{{}}'])\n")
     args = ["eval", str(config), str(tmp_path / "random.pth"), "--datasets", "demo,a847"]
-    args += ["--data-root", str(data_root), "--work-dir", str(tmp_path / "eval")]
-    args += ["--store", str(tmp_path / "store"), "--save-predictions", "--run", "random"]
+    args += ["--data-root", str(data_root), "--save-predictions", "--run", "random"]
     args += [item for option in options for item in ("--cfg-options", option)]
-    result = CliRunner().invoke(app, args)
+    first = CliRunner().invoke(app, [*args, "--work-dir", str(tmp_path / "first")])
+    assert first.exit_code == 0, first.output
+    demo_labels, ade_labels = data_root / "demo/labels/val", data_root / "ade20k_847/labels/val"
+    _relabel_left_halves(tmp_path / "first/demo/predictions/val", demo_labels, DEMO_VAL)
+    _relabel_left_halves(tmp_path / "first/a847/predictions", ade_labels, ADE_VAL)
+    work = ["--work-dir", str(tmp_path / "eval"), "--store", str(tmp_path / "store")]
+    result = CliRunner().invoke(app, [*args, *work])
     assert result.exit_code == 0, result.output
     rows = {row["dataset"]: row for row in csv.DictReader((tmp_path / "eval/eval.csv").open())}
     assert [(key, row["images"]) for key, row in rows.items()] == [("demo", "3"), ("a847", "2")]
-    demo = _saved_and_true(
-        tmp_path / "eval/demo/predictions/val",
-        data_root / "demo/labels/val",
-        ["00000.png", "00001.png", "00002.png"],
-    )
-    assert float(rows["demo"]["mIoU"]) == _numpy_miou(*demo, ignore=255)
-    ade = _saved_and_true(
-        tmp_path / "eval/a847/predictions",
-        data_root / "ade20k_847/labels/val",
-        ["ADE_val_00000001.png", "ADE_val_00000002.png"],
-    )
-    assert ade[0][0].dtype == np.uint16 and ade[0][0].max() > 255  # ids past 8 bits survive
-    assert float(rows["a847"]["mIoU"]) == _numpy_miou(*ade, ignore=65535)
+    demo = _saved_and_true(tmp_path / "eval/demo/predictions/val", demo_labels, DEMO_VAL)
+    ade = _saved_and_true(tmp_path / "eval/a847/predictions", ade_labels, ADE_VAL)
+    assert ade[0][0].dtype == np.uint16
+    assert {256, 300, 846, 65535} <= set(np.unique(ade[1][0][:, 32:]).tolist())
+    for key, (predictions, labels, ignore) in {"demo": (*demo, 255), "a847": (*ade, 65535)}.items():
+        expected = _numpy_miou(predictions, labels, ignore)
+        assert 0 < expected < 100 and float(rows[key]["mIoU"]) == expected, key
     stored = PriorStore(tmp_path / "store").connect().sql("SELECT dataset, miou FROM eval_results")
     assert sorted(stored.fetchall()) == sorted(
         (key, float(row["mIoU"])) for key, row in rows.items()
