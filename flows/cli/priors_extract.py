@@ -52,6 +52,13 @@ def extract(
     ] = 1,
     name: Annotated[str | None, typer.Option(help="A label for the prior set.")] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
+    compact: Annotated[
+        bool,
+        typer.Option(
+            help="Compact the prior set's shards when the run completes, for fast statistics "
+            "(skipped with --partition I/N: compact once every partition is done)."
+        ),
+    ] = True,
 ) -> None:
     """Extract LLM priors: validate images, caption them, parse captions, write shards to the store.
 
@@ -94,8 +101,9 @@ def extract(
         )
         chosen = build_captioner(captioner, options)
         parser = CaptionParser(n_process=parse_processes)
+        prior_store = PriorStore(store)
         try:
-            summary = run_extraction(source, chosen, parser, PriorStore(store), config)
+            summary = run_extraction(source, chosen, parser, prior_store, config)
         finally:
             parser.close()
     except (SourceError, CaptionerError, PromptError, ExtractionConfigError, StoreError) as error:
@@ -104,6 +112,9 @@ def extract(
     print_summary(summary)
     if summary.interrupted:
         raise typer.Exit(INTERRUPTED_EXIT_CODE)
+    if compact and config.partition[1] == 1:
+        report = prior_store.compact(summary.prior_set_id)
+        typer.echo(f"compacted {report.files_before} files into {report.files_after}")
 
 
 def print_summary(summary: ExtractionSummary) -> None:

@@ -28,6 +28,7 @@ from prior_extraction.run import (
 )
 from prior_extraction.sources import FolderSource, ImageItem
 from storage import PriorStore
+from storage.schema import SHARD_TABLES
 
 runner = CliRunner()
 
@@ -305,6 +306,24 @@ def test_cli_prints_a_summary_and_skips_done_images(tmp_path, noise_folder) -> N
     assert second.exit_code == 0, second.output
     rows = _summary_rows(second.output)
     assert (rows["done now"], rows["already there"], rows["failed"]) == ("2", "3", "0")
+
+
+@pytest.mark.parametrize(
+    ("extra", "shard_files", "compacted_files"),
+    [((), 0, 1), (("--no-compact",), 3, 0), (("--partition", "0/1"), 0, 1)],
+)
+def test_cli_compacts_the_prior_set_when_the_run_completes(
+    tmp_path, noise_folder, extra: tuple[str, ...], shard_files: int, compacted_files: int
+) -> None:
+    folder, captions = noise_folder(10)
+    store = tmp_path / "store"
+    result = runner.invoke(app, _extract_args(folder, captions, store, *extra))
+    assert result.exit_code == 0, result.output
+    relations = list((store / "relations").glob("dataset=*/split=*/*-*.parquet"))
+    assert sum("-s" in path.name for path in relations) == shard_files
+    assert sum("-c" in path.name for path in relations) == compacted_files
+    report = f"compacted {3 * len(SHARD_TABLES)} files into {len(SHARD_TABLES)}"
+    assert (report in result.output) == (compacted_files == 1)
 
 
 @pytest.mark.parametrize(
