@@ -83,6 +83,9 @@ class ExtractPriorsParameters(BaseModel):
     gpus: int = Field(
         0, ge=0, description="More than 1: one captioning process per GPU, each on its partition."
     )
+    compact: bool = Field(
+        True, description="Compact the prior set when done, so its statistics read fast."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ExtractPriorsParameters:
@@ -164,6 +167,14 @@ def record_class_names(params: ExtractPriorsParameters, store: PriorStore) -> No
     classes_file = params.data_root / ROOT_CLASSES_FILE if params.data_root else None
     if params.dataset and classes_file and classes_file.exists():
         store.write_class_names(params.dataset, ClassNames.from_file(classes_file).synonyms)
+
+
+@task(cache_policy=NO_CACHE)
+def compact_prior_set(store: PriorStore, prior_set_id: str) -> None:
+    """Merge the prior set's shard files and count its relation triples once (the rollup the
+    relation statistics read), after every shard and partition is written."""
+    report = store.compact(prior_set_id)
+    get_run_logger().info("compacted %d files into %d", report.files_before, report.files_after)
 
 
 def plot_prior_statistics(store: PriorStore, prior_set_id: str) -> list[Path]:
@@ -317,7 +328,10 @@ def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
 
 
 def _finish(params, store: PriorStore, prior_set_id: str, summaries, already: int) -> str:
-    """The summary table and prior charts as artifacts; returns the prior set id."""
+    """Compaction, then the summary table and prior charts as artifacts; returns the prior set
+    id."""
+    if params.compact:
+        compact_prior_set(store, prior_set_id)
     table = _summary_table(summaries, already, store, prior_set_id)
     create_table_artifact(table, key="extract-priors-summary", description=prior_set_id)
     charts = "\n".join(f"- `{path}`" for path in plot_prior_statistics(store, prior_set_id))

@@ -62,6 +62,9 @@ def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_p
     rows = _rows(store, prior_set_id)
     assert len(rows) == 8
     assert {count for _, count in rows} == {1}
+    relation_files = [path.parent for path in (store / "relations").rglob(f"{prior_set_id}-*")]
+    assert len(relation_files) == len(set(relation_files)), "a split holds several shard files"
+    assert (store / "relation_counts" / "dataset=demo" / f"{prior_set_id}.parquet").exists()
     assert extract_priors(_params(small_demo, store)) == prior_set_id
     assert _rows(store, prior_set_id) == rows
     with PriorStore(store).connect() as connection:
