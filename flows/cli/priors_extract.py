@@ -12,6 +12,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from prior_extraction.run import ExtractionSummary
+    from storage import PriorStore
 
 INTERRUPTED_EXIT_CODE = 130
 
@@ -113,8 +114,25 @@ def extract(
     if summary.interrupted:
         raise typer.Exit(INTERRUPTED_EXIT_CODE)
     if compact and config.partition[1] == 1:
-        report = prior_store.compact(summary.prior_set_id)
-        typer.echo(f"compacted {report.files_before} files into {report.files_after}")
+        compact_prior_set(prior_store, summary.prior_set_id)
+
+
+def compact_prior_set(store: PriorStore, prior_set_id: str) -> None:
+    """Compact the run's prior set; if that fails the priors are still saved, so say how to
+    finish it and exit 1."""
+    from storage import ConcurrentWriteError, StoreError
+
+    typer.echo(f"compacting prior set {prior_set_id} ...")
+    try:
+        report = store.compact(prior_set_id)
+    except (StoreError, ConcurrentWriteError, OSError) as error:
+        typer.echo(
+            f"error: compaction failed ({error}); the priors are saved, finish it with: "
+            f"llmformer priors compact --store {store.root} --prior-set {prior_set_id}",
+            err=True,
+        )
+        raise typer.Exit(1) from error
+    typer.echo(f"compacted {report.files_before} files into {report.files_after}")
 
 
 def print_summary(summary: ExtractionSummary) -> None:

@@ -27,7 +27,7 @@ from prior_extraction.run import (
     select_items,
 )
 from prior_extraction.sources import FolderSource, ImageItem
-from storage import PriorStore
+from storage import ConcurrentWriteError, PriorStore
 from storage.schema import SHARD_TABLES
 
 runner = CliRunner()
@@ -324,6 +324,25 @@ def test_cli_compacts_the_prior_set_when_the_run_completes(
     assert sum("-c" in path.name for path in relations) == compacted_files
     report = f"compacted {3 * len(SHARD_TABLES)} files into {len(SHARD_TABLES)}"
     assert (report in result.output) == (compacted_files == 1)
+
+
+def test_cli_a_failed_compaction_keeps_the_priors_and_names_the_fix(
+    tmp_path, noise_folder, monkeypatch
+) -> None:
+    def refuse(store: PriorStore, prior_set_id: str | None = None) -> None:
+        raise ConcurrentWriteError("another process changed the store")
+
+    monkeypatch.setattr(PriorStore, "compact", refuse)
+    folder, captions = noise_folder(5)
+    result = runner.invoke(app, _extract_args(folder, captions, tmp_path / "store"))
+    assert result.exit_code == 1
+    prior_set_id = _only_prior_set(PriorStore(tmp_path / "store"))
+    assert (
+        "error: compaction failed (another process changed the store); the priors are saved, "
+        f"finish it with: llmformer priors compact --store {tmp_path / 'store'} "
+        f"--prior-set {prior_set_id}"
+    ) in result.output
+    assert len(PriorStore(tmp_path / "store").done_image_ids(prior_set_id)) == 5
 
 
 @pytest.mark.parametrize(
