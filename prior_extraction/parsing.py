@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
@@ -64,6 +65,8 @@ def _post_parse_steps(nlp: Language) -> list[tuple[str, Callable[[Doc], Doc]]]:
         if name in nlp.pipe_names
     ]
 
+
+_ONE_BATCH_AT_A_TIME = threading.Lock()
 
 # With n_process > 1, each worker gets this many batches at a time, so input is read lazily.
 BATCHES_PER_WORKER = 16
@@ -130,7 +133,8 @@ class CaptionParser:
         for batch in _batches(cleaned, self.batch_size):
             # One BLAS thread: the products are small, so more threads only add overhead, and
             # the worker processes or the extraction run's loader threads use the other cores.
-            with self._blas.limit(limits=1, user_api="blas"):
+            # The limit is process-wide, so threads sharing the process take turns.
+            with _ONE_BATCH_AT_A_TIME, self._blas.limit(limits=1, user_api="blas"):
                 docs = list(self.nlp.pipe(batch, batch_size=self.batch_size, disable=disabled))
             yield from map(self._safe_extract, docs)
 

@@ -4,8 +4,10 @@ checks the exact priors it yields, read back as names so the assertions stay leg
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from threadpoolctl import threadpool_info
 
 from prior_extraction.parsing import (
     PARSER_NAME,
@@ -308,3 +310,17 @@ def test_two_processes_give_the_same_priors_in_the_same_order(parser: CaptionPar
     finally:
         in_parallel.close()
     assert in_parallel._pool is None
+
+
+def test_threads_sharing_a_parser_get_its_priors_and_leave_blas_as_it_was(
+    parser: CaptionParser,
+) -> None:
+    texts = ["A man is riding a horse.", "A dog sits on a mat. It is brown."] * 40
+    expected = [parser.parse_many(texts[:1]) + parser.parse_many(texts[1:2])] * 4
+    blas_threads = [info["num_threads"] for info in threadpool_info()]
+    small_batches = CaptionParser(batch_size=2)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(small_batches.parse_many, [texts] * 4))
+    assert [result[:2] for result in results] == expected
+    assert all(result == results[0] for result in results)
+    assert [info["num_threads"] for info in threadpool_info()] == blas_threads
