@@ -21,6 +21,9 @@ from segmentation.evaluation.table import EvalRow, EvalTable
 
 DEFAULT_TEXT_ENCODER = {"type": "MiniLMTextEncoder"}
 
+LEGACY_HEADER_BYTES = 32
+"""Bytes read to find torch's magic number in a legacy checkpoint (pickle framing included)."""
+
 
 @dataclass(frozen=True)
 class EvalRequest:
@@ -77,10 +80,28 @@ def benchmark_config(cfg: Config, info: BenchmarkInfo, request: EvalRequest) -> 
 
 
 def check_checkpoint(path: Path) -> None:
-    """Fail at once, naming the file, on a checkpoint torch cannot open: empty, truncated or not
-    a `torch.save` (zip) file at all, which would otherwise stop the run after model building."""
+    """Fail at once, naming the file, on a checkpoint torch cannot open (empty, truncated zip, not
+    a `torch.save` file at all), which would otherwise stop the run after model building."""
+    if not (_is_torch_zip(path) or _is_legacy_torch_file(path)):
+        raise ValueError(f"checkpoint {path} is not a PyTorch checkpoint (torch.save file)")
+
+
+def _is_torch_zip(path: Path) -> bool:
+    """A complete zip archive (its central directory intact) holding torch's `data.pkl`."""
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"checkpoint {path} is not a PyTorch checkpoint (torch.save zip file)")
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("data.pkl") for name in archive.namelist())
+
+
+def _is_legacy_torch_file(path: Path) -> bool:
+    """The pre-1.6 format (older OpenMMLab model-zoo files): a pickle (opcode 0x80 first) whose
+    first object is torch's magic number."""
+    from torch.serialization import MAGIC_NUMBER
+
+    with path.open("rb") as file:
+        head = file.read(LEGACY_HEADER_BYTES)
+    return head[:1] == b"\x80" and MAGIC_NUMBER.to_bytes(10, "little") in head
 
 
 def evaluate_checkpoint(request: EvalRequest) -> EvalTable:

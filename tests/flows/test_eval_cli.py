@@ -194,7 +194,7 @@ def test_eval_with_an_unreadable_checkpoint_exits_2_naming_it(tmp_path, content)
     assert result.exit_code == 2, result.output
     assert result.stderr == (
         f"error: checkpoint {tmp_path / 'model.pth'} is not a PyTorch checkpoint "
-        "(torch.save zip file)\n"
+        "(torch.save file)\n"
     )
 
 
