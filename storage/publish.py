@@ -23,6 +23,8 @@ from pathlib import Path
 STAGING_DIR = "_staging"
 _JOURNAL = "journal.json"
 _PUBLISH_LOCK = "publish.mutex"
+# A file's inode, size and modification time: a replaced or rewritten file changes it.
+Signature = tuple[int, int, int]
 
 
 @dataclass
@@ -33,7 +35,7 @@ class Transaction:
     directory: Path
     moves: list[tuple[Path, Path]] = field(default_factory=list)
     deletions: list[Path] = field(default_factory=list)
-    expected: dict[Path, tuple[int, int, int]] = field(default_factory=dict)
+    expected: dict[Path, Signature | None] = field(default_factory=dict)
 
     def stage(self, destination: Path) -> Path:
         """A staging path to write the file that will become `destination` on commit."""
@@ -46,7 +48,10 @@ class Transaction:
         self.deletions.append(destination)
 
     def expect_unchanged(self, path: Path) -> None:
-        """Abort the commit if another writer replaces `path` before it (call before reading)."""
+        """Abort the commit if another writer replaces, creates or deletes `path` before it.
+
+        Call it before reading `path` (or before deciding from its absence).
+        """
         self.expected[path] = _signature(path)
 
     def files_after_commit(self, directory: Path, pattern: str) -> list[Path]:
@@ -82,8 +87,12 @@ def _relative(path: Path, root: Path) -> str:
     return str(path.relative_to(root))
 
 
-def _signature(path: Path) -> tuple[int, int, int]:
-    stat = path.stat()
+def _signature(path: Path) -> Signature | None:
+    """Identity and version of the file at `path`; None while there is none."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
@@ -128,7 +137,7 @@ def _commit(txn: Transaction) -> None:
 
 def _check_unchanged(txn: Transaction) -> None:
     for path, signature in txn.expected.items():
-        if not path.exists() or _signature(path) != signature:
+        if _signature(path) != signature:
             raise ConcurrentWriteError(f"{path} changed while this write was prepared; retry it")
 
 

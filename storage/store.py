@@ -325,14 +325,19 @@ class PriorStore:
     def _stage_relation_rollup(
         self, txn: publish.Transaction, prior_set_id: str, dataset: str
     ) -> None:
-        """Stage the triple counts of the prior set's compacted relations in `dataset` as they
-        will be once `txn` commits (the relation views add the uncompacted shards to them)."""
+        """Stage the triple counts of the prior set's compacted relations in `dataset`.
+
+        Counts the files as they will be once `txn` commits (the relation views add the
+        uncompacted shards). Every change to those files rewrites the rollup, so expecting it
+        unchanged (or still absent) makes a commit fail if another writer changed them meanwhile.
+        """
         from storage.query import relation_rollup
 
+        target = self.root / "relation_counts" / f"dataset={dataset}" / f"{prior_set_id}.parquet"
+        txn.expect_unchanged(target)
         sources = txn.files_after_commit(
             self.root / "relations", f"dataset={dataset}/split=*/{prior_set_id}-c*.parquet"
         )
-        target = self.root / "relation_counts" / f"dataset={dataset}" / f"{prior_set_id}.parquet"
         if sources:
             rollup = relation_rollup(self._read_connection(), sources)
             write_parquet(rollup, txn.stage(target), ROLLUP_ROW_GROUP_ROWS)

@@ -39,3 +39,13 @@ def test_a_file_changed_by_another_writer_aborts_the_commit(tmp_path: Path):
         merged.write_text("rewritten by someone else")
     assert merged.read_text() == "rewritten by someone else"
     assert not (tmp_path / "new.txt").exists()
+
+
+def test_a_file_created_by_another_writer_aborts_the_commit(tmp_path: Path):
+    rollup = tmp_path / "rollup.txt"
+    changed = pytest.raises(ConcurrentWriteError, match="changed while this write was prepared")
+    with changed, publish.transaction(tmp_path) as txn:
+        txn.expect_unchanged(rollup)
+        txn.stage(rollup).write_text("mine")
+        rollup.write_text("written by someone else")
+    assert rollup.read_text() == "written by someone else"

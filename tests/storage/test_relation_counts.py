@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 import storage.query
-from storage import ImagePriors, PriorStore
+from storage import ConcurrentWriteError, ImagePriors, PriorStore
 from storage.stats import StatisticsFilter, statistic
 
 Triple = tuple[str, str, str]
@@ -162,3 +162,32 @@ def test_a_failed_rollup_publishes_no_merged_relations(store, prior_set, monkeyp
     assert sorted((store.root / "relations").rglob("*.parquet")) == relation_files
     assert not list((store.root / "relation_counts").glob("dataset=*/*.parquet"))
     assert top_relations(store, StatisticsFilter()) == [(*CAR, 2), (*DOG, 1)]
+
+
+def run_first_inside_the_rollup(monkeypatch, other_writer) -> None:
+    """Run `other_writer` to its commit while the next rollup is being computed."""
+    original = storage.query.relation_rollup
+    waiting = [other_writer]
+
+    def rollup(connection, files):
+        while waiting:
+            waiting.pop()()
+        return original(connection, files)
+
+    monkeypatch.setattr(storage.query, "relation_rollup", rollup)
+
+
+def test_a_rewrite_loses_to_a_compaction_committed_during_its_rollup(store, prior_set, monkeypatch):
+    write_relations(store, prior_set, "shard-0", {CAR: 1, MAN: 5})
+    write_relations(store, prior_set, "shard-1", {DOG: 1})
+    store.compact()
+    write_relations(store, prior_set, "shard-2", {SUN: 2}, split="test")
+    write_relations(store, prior_set, "shard-3", {SUN: 2}, split="test")
+    run_first_inside_the_rollup(monkeypatch, PriorStore(store.root).compact)
+    with pytest.raises(ConcurrentWriteError, match=r"relation_counts.*changed while this write"):
+        write_relations(store, prior_set, "shard-0", {CAR: 1})
+    assert top_relations(store, StatisticsFilter()) == [(*MAN, 5), (*SUN, 4), (*CAR, 1), (*DOG, 1)]
+    assert_exact(store, [prior_set])
+    write_relations(store, prior_set, "shard-0", {CAR: 1})
+    assert top_relations(store, StatisticsFilter()) == [(*SUN, 4), (*CAR, 1), (*DOG, 1)]
+    assert_exact(store, [prior_set])
