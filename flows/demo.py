@@ -144,24 +144,24 @@ def report(paths: DemoPaths) -> None:
         print(table.read_text())
     checkpoint = (paths.work_dir / "last_checkpoint").read_text().strip()
     pictures = sorted((paths.dataset / "images" / "val").glob("*.png"))[:OVERLAY_PICTURES]
-    subprocess.run(
-        [
-            *cli,
-            "segment",
-            *map(str, pictures),
-            "--config",
-            str(DEMO_CONFIG),
-            "--checkpoint",
-            checkpoint,
-            "--vocab-file",
-            str(paths.dataset / "classes.txt"),
-            "--out",
-            str(paths.overlays),
+    segment = [*cli, "segment", *map(str, pictures), "--config", str(DEMO_CONFIG)]
+    segment += ["--checkpoint", checkpoint]
+    vocabularies = {
+        paths.overlays: ["--vocab-file", str(paths.dataset / "classes.txt")],
+        paths.overlays / "no_vocab": [
+            "--no-vocab",
+            "--captions",
+            str(paths.dataset / "captions.jsonl"),
+            "--image-root",
+            str(paths.dataset / "images"),
         ],
-        check=True,
-    )
+    }
+    for out, vocabulary in vocabularies.items():
+        subprocess.run([*segment, *vocabulary, "--out", str(out)], check=True)
     print(
-        f"overlays: {paths.overlays}\nprior plots: {paths.plots}\n"
+        f"overlays: {paths.overlays} (the demo classes), {paths.overlays / 'no_vocab'} "
+        "(each picture's caption objects)\n"
+        f"prior plots: {paths.plots}\n"
         f"training curves: {paths.work_dir / 'curves.png'}\n"
         f"checkpoints and logs: {paths.work_dir}"
     )
