@@ -86,16 +86,34 @@ class PriorStore:
     """The prior store at `root`, created if missing unless `create=False`; layout: module doc."""
 
     def __init__(self, root: str | Path, create: bool = True) -> None:
+        self._locate(root, create)
+        self.root.mkdir(parents=True, exist_ok=True)
+        publish.recover(self.root)
+        self._open_or_initialise()
+
+    @classmethod
+    def upgrade(cls, root: str | Path) -> PriorStore:
+        """Bring a schema version 1 store to this version in one transaction, then open it.
+
+        Version 2 added `relation_counts`: the rollup of every prior set and dataset with
+        compacted relation files is written. A store already at this version is only opened.
+        """
+        store = cls.__new__(cls)
+        store._locate(root, create=False)
+        publish.recover(store.root)
+        manifest = store.root / MANIFEST
+        if store._read_version(manifest) == 1:
+            store._upgrade_from_version_1(manifest)
+        return cls(store.root, create=False)
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def _locate(self, root: str | Path, create: bool) -> None:
         self.root = Path(root).expanduser().resolve()
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_pid = 0
         if not create and not (self.root / MANIFEST).exists():
             raise StoreError(f"no prior store at {self.root} (it has no {MANIFEST})")
-        self.root.mkdir(parents=True, exist_ok=True)
-        publish.recover(self.root)
-        self._open_or_initialise()
-
-    # -- opening --------------------------------------------------------------------------------
 
     def _open_or_initialise(self) -> None:
         manifest = self.root / MANIFEST
@@ -111,19 +129,40 @@ class PriorStore:
             txn.stage(self.root / VIEWS_SQL.name).write_text(VIEWS_SQL.read_text())
             txn.stage(manifest).write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
 
-    def _check_version(self, manifest: Path) -> None:
+    def _read_version(self, manifest: Path) -> object:
         try:
-            version = json.loads(manifest.read_text())["schema_version"]
+            return json.loads(manifest.read_text())["schema_version"]
         except (ValueError, KeyError) as error:
             raise StoreError(
                 f"{manifest} is unreadable ({error}); is this a prior store?"
             ) from None
-        if version != SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"the store at {self.root} has schema version {version}, but this llmformer "
-                f"reads schema version {SCHEMA_VERSION}; write a new store or use a matching "
-                "llmformer release"
-            )
+
+    def _check_version(self, manifest: Path) -> None:
+        version = self._read_version(manifest)
+        if version == SCHEMA_VERSION:
+            return
+        remedy = (
+            f"run: llmformer priors upgrade --store {self.root}"
+            if version == 1
+            else "write a new store or use a matching llmformer release"
+        )
+        raise SchemaVersionError(
+            f"the store at {self.root} has schema version {version}, but this llmformer "
+            f"reads schema version {SCHEMA_VERSION}; {remedy}"
+        )
+
+    def _upgrade_from_version_1(self, manifest: Path) -> None:
+        """Add `relation_counts` (its anchor and every rollup) and the views that read it."""
+        compacted = (self.root / "relations").glob("dataset=*/split=*/*-c*.parquet")
+        rollups = {(path.name.split("-")[0], _dataset_of(path)) for path in compacted}
+        with publish.transaction(self.root) as txn:
+            txn.expect_unchanged(manifest)
+            anchor = self._anchor("relation_counts")
+            write_parquet(schema_of("relation_counts").empty_table(), txn.stage(anchor))
+            for prior_set_id, dataset in sorted(rollups):
+                self._stage_relation_rollup(txn, prior_set_id, dataset)
+            txn.stage(self.root / VIEWS_SQL.name).write_text(VIEWS_SQL.read_text())
+            txn.stage(manifest).write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
 
     def _refresh_views_sql(self) -> None:
         """Keep the store's views.sql in step with this release when the store is writable."""
@@ -296,8 +335,7 @@ class PriorStore:
         groups: dict[tuple[str, str], list[list[Path]]] = {}
         for prefix, files in partitions.items():
             if len(files) > 1:
-                dataset = prefix.parent.parent.name.removeprefix("dataset=")
-                groups.setdefault((prefix.name, dataset), []).append(files)
+                groups.setdefault((prefix.name, _dataset_of(prefix)), []).append(files)
         return list(groups.items())
 
     def _embedding_groups(self) -> list[list[Path]]:
@@ -425,6 +463,11 @@ def _require_safe_names(**names: str | None) -> None:
     for what, value in names.items():
         if value is not None and not _SAFE_NAME.match(value):
             raise StoreError(f"{what.replace('_', ' ')} {value!r} must match {_SAFE_NAME.pattern}")
+
+
+def _dataset_of(path: Path) -> str:
+    """The dataset of a file in a `<table>/dataset=<d>/split=<s>/` partition."""
+    return path.parent.parent.name.removeprefix("dataset=")
 
 
 def _first_of_each(table: pa.Table, column: str) -> pa.Table:

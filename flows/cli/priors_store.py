@@ -1,4 +1,4 @@
-"""`llmformer priors query|stats|plot|compact|sets`: look into the prior store from a shell."""
+"""`llmformer priors query|stats|plot|compact|sets|upgrade`: the prior store from a shell."""
 
 from __future__ import annotations
 
@@ -143,3 +143,14 @@ def sets(store: StoreOption) -> None:
         " failed_images AS failed, objects, attributes, relations FROM prior_set_summary"
     ).to_arrow_table()
     Console().print(_rich_table(summary, title="prior sets"))
+
+
+def upgrade(store: StoreOption) -> None:
+    """Bring a store written by an older llmformer to this release's schema version."""
+    from storage import SCHEMA_VERSION, PriorStore, StoreError
+
+    try:
+        root = PriorStore.upgrade(store).root
+    except StoreError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"the store at {root} is at schema version {SCHEMA_VERSION}")

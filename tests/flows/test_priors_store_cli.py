@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,27 @@ def test_nested_columns_in_csv_are_refused_with_a_hint(store_dir):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: CSV cannot hold this result")
     assert result.stderr.strip().endswith("use --format json")
+
+
+def test_upgrade_brings_a_version_1_store_to_the_current_version(store_dir):
+    assert priors_cli("compact", "--store", str(store_dir)).exit_code == 0
+    shutil.rmtree(store_dir / "relation_counts")
+    (store_dir / "store.json").write_text(json.dumps({"schema_version": 1}))
+    refused = priors_cli("sets", "--store", str(store_dir))
+    assert refused.exit_code == 2
+    assert refused.stderr.endswith(f"run: llmformer priors upgrade --store {store_dir}\n")
+
+    result = priors_cli("upgrade", "--store", str(store_dir))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"the store at {store_dir} is at schema version {SCHEMA_VERSION}\n"
+    query = "SELECT subject, predicate, object, mentions FROM relation_frequency"
+    rows = priors_cli("query", "--store", str(store_dir), query, "--format", "json")
+    assert [json.loads(line) for line in rows.stdout.splitlines()] == [
+        {"subject": "car", "predicate": "on", "object": "road", "mentions": 3}
+    ]
+
+
+def test_upgrade_of_a_missing_store_is_an_error(tmp_path):
+    result = priors_cli("upgrade", "--store", str(tmp_path / "nowhere"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: no prior store at")

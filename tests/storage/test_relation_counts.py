@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+import shutil
 from pathlib import Path
 
 import duckdb
 import pytest
 
 import storage.query
-from storage import ConcurrentWriteError, ImagePriors, PriorStore
+from storage import (
+    ConcurrentWriteError,
+    ImagePriors,
+    PriorStore,
+    SchemaVersionError,
+    StoreError,
+)
 from storage.stats import StatisticsFilter, statistic
 
 Triple = tuple[str, str, str]
@@ -191,3 +200,48 @@ def test_a_rewrite_loses_to_a_compaction_committed_during_its_rollup(store, prio
     write_relations(store, prior_set, "shard-0", {CAR: 1})
     assert top_relations(store, StatisticsFilter()) == [(*SUN, 4), (*CAR, 1), (*DOG, 1)]
     assert_exact(store, [prior_set])
+
+
+def make_version_1(store: PriorStore) -> None:
+    """Rewrite a store to look as schema version 1 left it: no relation_counts at all."""
+    shutil.rmtree(store.root / "relation_counts")
+    (store.root / "store.json").write_text(json.dumps({"schema_version": 1}))
+
+
+def test_a_version_1_store_is_refused_with_a_hint_then_upgraded(store, prior_set, spec):
+    other = store.register_prior_set(dataclasses.replace(spec, prompt="List the relations."))
+    write_relations(store, prior_set, "shard-0", {CAR: 3, DOG: 1})
+    write_relations(store, prior_set, "shard-1", {CAR: 1, MAN: 2})
+    write_relations(store, prior_set, "shard-2", {SUN: 4}, split="val")
+    write_relations(store, other, "shard-0", {CAT: 2}, dataset="coco")
+    write_relations(store, other, "shard-1", {CAT: 1}, dataset="coco")
+    store.compact()
+    write_relations(store, prior_set, "shard-3", {DOG: 5})
+    make_version_1(store)
+
+    hint = f"reads schema version 2; run: llmformer priors upgrade --store {store.root}"
+    with pytest.raises(SchemaVersionError, match=re.escape(hint) + "$"):
+        PriorStore(store.root)
+    upgraded = PriorStore.upgrade(store.root)
+
+    assert json.loads((store.root / "store.json").read_text()) == {"schema_version": 2}
+    assert sorted(p.name for p in (store.root / "relation_counts").rglob("*.parquet")) == sorted(
+        [f"{prior_set}.parquet", f"{other}.parquet", "schema.parquet"]
+    )
+    assert top_relations(upgraded, StatisticsFilter(top=2)) == [(*DOG, 6), (*CAR, 4)]
+    assert_exact(upgraded, [prior_set, other])
+    assert_exact(PriorStore.upgrade(store.root), [prior_set, other])
+
+
+def test_a_store_of_another_version_is_neither_upgraded_nor_given_the_hint(store):
+    (store.root / "store.json").write_text(json.dumps({"schema_version": 3}))
+    for open_store in (PriorStore, PriorStore.upgrade):
+        with pytest.raises(SchemaVersionError, match=r"use a matching llmformer release$"):
+            open_store(store.root)
+    assert json.loads((store.root / "store.json").read_text()) == {"schema_version": 3}
+
+
+def test_upgrading_a_missing_store_creates_nothing(tmp_path):
+    with pytest.raises(StoreError, match="no prior store at"):
+        PriorStore.upgrade(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere").exists()
