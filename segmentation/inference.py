@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from segmentation.models.segmentor import vocabulary_free_classes
+from segmentation.text.vocabulary import vocabulary_free_classes
 from segmentation.visualization import label_map_image, overlay_image
 
 DEFAULT_MAX_SIDE = 640

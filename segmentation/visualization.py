@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from segmentation.models.segmentor import BACKGROUND_CLASS
+from segmentation.text.vocabulary import is_background
 
 if TYPE_CHECKING:
     from segmentation.inference import ClassArea
@@ -57,7 +57,7 @@ def overlay_image(
     """
     palette = class_palette(len(classes))
     tinted = Image.blend(Image.fromarray(rgb), Image.fromarray(palette[label_map]), OVERLAY_OPACITY)
-    background = [c.id for c in classes if c.name == BACKGROUND_CLASS]
+    background = [c.id for c in classes if is_background(c.name)]
     untinted = np.isin(label_map, background)[..., None]
     picture = Image.fromarray(np.where(untinted, rgb, np.asarray(tinted)))
     palette[background] = BACKGROUND_SWATCH

@@ -27,7 +27,7 @@ from segmentation.evaluation.confusion import (
     iou_per_class,
     open_iou_per_class,
 )
-from segmentation.models import BACKGROUND_CLASS
+from segmentation.text.vocabulary import is_background
 
 
 def _percent(values: np.ndarray) -> float:
@@ -163,8 +163,8 @@ class OpenIoUMetric(BaseMetric):
         BACKGROUND_CLASS -> void (no prediction) where the dataset has no such class."""
         classes = list(self.dataset_meta["classes"])
         nearest = (self.embed(list(names)) @ self.embed(classes).T).argmax(1)
-        if BACKGROUND_CLASS not in (name.lower() for name in classes):
-            unnamed = [name.lower() == BACKGROUND_CLASS for name in names]
+        if not any(is_background(name) for name in classes):
+            unnamed = [is_background(name) for name in names]
             nearest[np.array(unnamed, dtype=bool)] = self.num_classes
         lookup = np.append(nearest, self.num_classes)  # ids that name nothing: void
         pred = pred.astype(np.int64)

@@ -2,12 +2,11 @@
 
 from segmentation.models.llmformer_head import HeadInputs, HeadOutputs, LLMFormerHead
 from segmentation.models.prior_encoder import PriorEncoder, PriorTensors
-from segmentation.models.segmentor import BACKGROUND_CLASS, LLMFormer, vocabulary_free_classes
+from segmentation.models.segmentor import LLMFormer
 from segmentation.models.vit_adapter import CLIPViTAdapter
 from segmentation.models.vocabulary_hook import VocabularyHook
 
 __all__ = [
-    "BACKGROUND_CLASS",
     "CLIPViTAdapter",
     "HeadInputs",
     "HeadOutputs",
@@ -16,5 +15,4 @@ __all__ = [
     "PriorEncoder",
     "PriorTensors",
     "VocabularyHook",
-    "vocabulary_free_classes",
 ]

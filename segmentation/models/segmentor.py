@@ -8,7 +8,7 @@ classified against the objects its own priors name, plus a background class.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,21 +26,9 @@ from segmentation.text.vocabulary import (
     VocabularyEmbedding,
     embed_vocabulary,
     normalize_vocabulary,
+    vocabulary_free_classes,
 )
 from segmentation.transforms.priors import PriorGraph
-
-BACKGROUND_CLASS = "background"
-"""The class vocabulary-free mode adds for what the priors leave unnamed: captions seldom name the
-background, and without it every pixel would have to take one of the named objects."""
-
-
-def vocabulary_free_classes(object_names: Iterable[str]) -> list[str]:
-    """Vocabulary-free mode's class names: the distinct object priors in order, then
-    BACKGROUND_CLASS unless the priors name it; empty when they name no object."""
-    names = list(dict.fromkeys(name.strip() for name in object_names if name.strip()))
-    if names and BACKGROUND_CLASS not in (name.lower() for name in names):
-        names.append(BACKGROUND_CLASS)
-    return names
 
 
 @MODELS.register_module()

@@ -9,15 +9,19 @@ from segmentation.text.encoders import (
     build_text_encoder,
 )
 from segmentation.text.vocabulary import (
+    BACKGROUND_CLASS,
     VILD_TEMPLATES,
     Vocabulary,
     VocabularyEmbedding,
     embed_vocabulary,
+    is_background,
     max_over_synonyms,
     normalize_vocabulary,
+    vocabulary_free_classes,
 )
 
 __all__ = [
+    "BACKGROUND_CLASS",
     "TEXT_ENCODERS",
     "VILD_TEMPLATES",
     "CLIPTextTower",
@@ -28,6 +32,8 @@ __all__ = [
     "VocabularyEmbedding",
     "build_text_encoder",
     "embed_vocabulary",
+    "is_background",
     "max_over_synonyms",
     "normalize_vocabulary",
+    "vocabulary_free_classes",
 ]

@@ -6,7 +6,7 @@ gets its own template-averaged embedding; the classifier takes the max over a cl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +33,24 @@ VILD_TEMPLATES: tuple[str, ...] = (
 )
 
 Vocabulary = tuple[tuple[str, ...], ...]
+
+BACKGROUND_CLASS = "background"
+"""The class vocabulary-free mode adds for what the priors leave unnamed: captions seldom name the
+background, and without it every pixel would have to take one of the named objects."""
+
+
+def is_background(name: str) -> bool:
+    """Whether a class name is BACKGROUND_CLASS, whatever its case or surrounding spaces."""
+    return name.strip().lower() == BACKGROUND_CLASS
+
+
+def vocabulary_free_classes(object_names: Iterable[str]) -> list[str]:
+    """Vocabulary-free mode's class names: the distinct object priors in order, then
+    BACKGROUND_CLASS unless the priors name it; empty when they name no object."""
+    names = list(dict.fromkeys(name.strip() for name in object_names if name.strip()))
+    if names and not any(is_background(name) for name in names):
+        names.append(BACKGROUND_CLASS)
+    return names
 
 
 def normalize_vocabulary(

@@ -147,7 +147,7 @@ def _nearest_classes(names: list[str], classes: list[str]) -> set[int]:
 @pytest.mark.slow
 def test_eval_no_vocab_labels_each_image_with_its_prior_objects(tmp_path) -> None:
     from segmentation.demo import DemoSpec, write_demo
-    from segmentation.models import vocabulary_free_classes
+    from segmentation.text import vocabulary_free_classes
     from storage import PriorStore
 
     data_root, store = tmp_path / "datasets", tmp_path / "store"

@@ -83,11 +83,12 @@ def test_strong_tab20_shades_come_before_their_light_twins() -> None:
     assert class_palette(11)[10].tolist() == [174, 199, 232]  # light blue
 
 
-def test_background_keeps_the_photo_and_gets_an_empty_named_swatch() -> None:
+@pytest.mark.parametrize("background", ["background", "Background"])
+def test_background_keeps_the_photo_and_gets_an_empty_named_swatch(background) -> None:
     rgb = np.full((300, 400, 3), 200, np.uint8)
     labels = np.zeros((300, 400), np.uint16)
     labels[:, 100:] = 1
-    classes = [ClassArea(0, "dog", 0.25), ClassArea(1, "background", 0.75)]
+    classes = [ClassArea(0, "dog", 0.25), ClassArea(1, background, 0.75)]
     overlay = np.asarray(overlay_image(rgb, labels, classes))
     palette = class_palette(2).astype(float)
     expected_dog = 200 * (1 - OVERLAY_OPACITY) + palette[0] * OVERLAY_OPACITY
@@ -97,4 +98,4 @@ def test_background_keeps_the_photo_and_gets_an_empty_named_swatch() -> None:
     swatch_middle = 400 + size // 2 + size // 2
     assert overlay[size // 2 + size // 2, swatch_middle].tolist() == [255, 255, 255]
     assert overlay[size // 2, swatch_middle].tolist() == [0, 0, 0]  # its outline
-    assert _legend_rows(classes[::-1])[0] == (1, "background  75.0%")
+    assert _legend_rows(classes[::-1])[0] == (1, f"{background}  75.0%")

@@ -7,13 +7,16 @@ import pytest
 import torch
 
 from segmentation.text import (
+    BACKGROUND_CLASS,
     TEXT_ENCODERS,
     VILD_TEMPLATES,
     CachedTextEmbedder,
     VocabularyEmbedding,
     embed_vocabulary,
+    is_background,
     max_over_synonyms,
     normalize_vocabulary,
+    vocabulary_free_classes,
 )
 
 TINY_MINILM = dict(
@@ -168,3 +171,15 @@ def test_cache_round_trips_through_a_real_prior_store(tiny_encoder, tmp_path, mo
     monkeypatch.setattr(type(tiny_encoder), "forward", lambda *_: pytest.fail("re-encoded"))
     again = CachedTextEmbedder(tiny_encoder, PriorStore(tmp_path / "store")).embed(["dog on sofa"])
     torch.testing.assert_close(again[0], first[1])
+
+
+@pytest.mark.parametrize("name", ["background", "Background", " BACKGROUND "])
+def test_background_is_recognised_whatever_its_case(name) -> None:
+    assert is_background(name)
+    assert vocabulary_free_classes(["dog", name]) == ["dog", name.strip()]
+
+
+def test_vocabulary_free_classes_add_background_after_the_distinct_objects() -> None:
+    assert vocabulary_free_classes([" dog", "sofa", "dog", ""]) == ["dog", "sofa", BACKGROUND_CLASS]
+    assert vocabulary_free_classes(["", " "]) == []
+    assert not is_background("background noise")
