@@ -57,6 +57,8 @@ SPLIT_FOLDERS = {"train": "training", "val": "validation"}
 ADE20K_FULL_RELEASE = "ADE20K_2021_17_01"
 # The ADE20K-847 benchmark's pictures and labels have their shorter side scaled down to 512.
 ADE20K_FULL_SHORT_SIDE = 512
+# Scaled pictures are re-encoded once; PIL's default quality (75) adds visible JPEG artefacts.
+JPEG_QUALITY = 95
 
 
 class PrepareError(RuntimeError):
@@ -417,7 +419,8 @@ def write_scaled(
 
     with Image.open(image_path) as image:
         pixels = np.asarray(image.convert("RGB"))
-    Image.fromarray(cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR)).save(out)
+    scaled = Image.fromarray(cv2.resize(pixels, size, interpolation=cv2.INTER_LINEAR))
+    scaled.save(out, quality=JPEG_QUALITY)
     return cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
 
 

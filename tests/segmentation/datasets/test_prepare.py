@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import tarfile
 import zipfile
 from pathlib import Path
@@ -12,7 +13,12 @@ from PIL import Image
 
 from segmentation.datasets import IGNORE_INDEX, LabelMapError
 from segmentation.datasets.label_loader import read_label_map
-from segmentation.datasets.prepare import COCO_STUFF_IDS, PrepareError, prepare_dataset
+from segmentation.datasets.prepare import (
+    COCO_STUFF_IDS,
+    JPEG_QUALITY,
+    PrepareError,
+    prepare_dataset,
+)
 
 
 def _jpg(path: Path, height: int = 4, width: int = 5) -> None:
@@ -231,6 +237,16 @@ def test_ade20k_847_scales_large_pictures_to_a_512_shorter_side(tmp_path) -> Non
     assert (labels[:, :341] == 0).all() and (labels[:, 342:] == 846).all()
     with Image.open(tmp_path / "out/images/train/ADE_train_00000001.jpg") as image:
         assert image.size == (683, 512)
+        assert image.quantization == _quantization_at(JPEG_QUALITY)
+        assert image.quantization != _quantization_at(75)  # PIL's default
+
+
+def _quantization_at(quality: int) -> dict[int, list[int]]:
+    """The JPEG quantisation tables PIL writes at `quality`."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, format="JPEG", quality=quality)
+    with Image.open(buffer) as image:
+        return image.quantization
 
 
 def test_ade20k_full_folder_without_either_layout_is_named(tmp_path) -> None:
