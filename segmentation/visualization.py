@@ -1,17 +1,20 @@
 """Pictures of a segmentation: the photo tinted by class, with a legend of colour, name and share.
 
-Objects are tinted; the background class keeps the photo's colours. The picture keeps its
-orientation and size (a thumbnail under MIN_OVERLAY_SIDE pixels is enlarged by a whole factor so it
-stays readable); the legend is a white panel to its right, so it hides nothing of the photo.
+Objects are tinted and outlined in their class colour: the tint mixes with the object's own colour,
+the outline shows the very colour of the legend's swatch. The background class keeps the photo's
+colours. The picture keeps its orientation and size (a thumbnail under MIN_OVERLAY_SIDE pixels is
+enlarged by a whole factor so it stays readable); the legend is a white panel to its right, so it
+hides nothing of the photo.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from PIL import Image, ImageDraw, ImageFont
 
 from segmentation.text.vocabulary import is_background
@@ -50,23 +53,64 @@ def class_palette(num_classes: int) -> np.ndarray:
 def overlay_image(
     rgb: np.ndarray, label_map: np.ndarray, classes: Sequence[ClassArea]
 ) -> Image.Image:
-    """The photo blended with its class colours (top-left, its own size or enlarged) + legend.
+    """The photo blended with its class colours, each object outlined in its colour (top-left,
+    its own size or enlarged) + legend.
 
     `classes` lists every label id of `label_map` with its name and share of the picture; pixels
     of the background class keep the photo's own colours (an empty swatch in the legend).
     """
     palette = class_palette(len(classes))
-    tinted = Image.blend(Image.fromarray(rgb), Image.fromarray(palette[label_map]), OVERLAY_OPACITY)
     background = [c.id for c in classes if is_background(c.name)]
-    untinted = np.isin(label_map, background)[..., None]
-    picture = Image.fromarray(np.where(untinted, rgb, np.asarray(tinted)))
+    factor = -(-MIN_OVERLAY_SIDE // min(label_map.shape))
+    rgb, label_map = _enlarged(rgb, factor), _enlarged(label_map, factor)
+    picture = Image.fromarray(_tinted(rgb, label_map, palette, background))
     palette[background] = BACKGROUND_SWATCH
-    factor = -(-MIN_OVERLAY_SIDE // min(picture.size))
-    if factor > 1:
-        size = (picture.width * factor, picture.height * factor)
-        picture = picture.resize(size, Image.Resampling.NEAREST)
     present = sorted((c for c in classes if c.area > 0), key=lambda c: -c.area)
     return with_legend(picture, present, palette)
+
+
+def _enlarged(pixels: np.ndarray, factor: int) -> np.ndarray:
+    """Each pixel repeated `factor` times down and across (nearest-neighbour enlargement)."""
+    if factor <= 1:
+        return pixels
+    return pixels.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
+def _tinted(
+    rgb: np.ndarray, label_map: np.ndarray, palette: np.ndarray, background: Sequence[int]
+) -> np.ndarray:
+    """The photo blended with its class colours and each segment's rim in its exact class colour;
+    pixels of the `background` ids are left as they are."""
+    colours = palette[label_map]
+    blend = Image.blend(Image.fromarray(rgb), Image.fromarray(colours), OVERLAY_OPACITY)
+    rims = segment_rims(label_map, outline_width(label_map.shape))
+    picture = np.where(rims[..., None], colours, np.asarray(blend))
+    return np.where(np.isin(label_map, background)[..., None], rgb, picture)
+
+
+def outline_width(shape: tuple[int, ...]) -> int:
+    """Outline thickness in pixels: a 160th of the picture's shorter side, at least 2."""
+    return max(2, min(shape[:2]) // 160)
+
+
+def segment_rims(label_map: np.ndarray, width: int) -> np.ndarray:
+    """Boolean mask of the pixels within `width` pixels (a square window) of another label: each
+    segment's inner rim. The picture's own border is no rim."""
+    lowest = _square_window(label_map, width, np.min)
+    highest = _square_window(label_map, width, np.max)
+    return (lowest != label_map) | (highest != label_map)
+
+
+def _square_window(
+    values: np.ndarray, radius: int, reduce: Callable[..., np.ndarray]
+) -> np.ndarray:
+    """`reduce` (np.min or np.max) over the square of `radius` pixels around each pixel, one axis
+    after the other; the picture's border repeats outward."""
+    for axis in (0, 1):
+        padding = [(radius, radius) if dim == axis else (0, 0) for dim in range(values.ndim)]
+        padded = np.pad(values, padding, mode="edge")
+        values = reduce(sliding_window_view(padded, 2 * radius + 1, axis=axis), axis=-1)
+    return values
 
 
 def label_map_image(label_map: np.ndarray) -> Image.Image:

@@ -14,7 +14,9 @@ from segmentation.visualization import (
     class_palette,
     label_map_image,
     legend_font_size,
+    outline_width,
     overlay_image,
+    segment_rims,
 )
 
 
@@ -99,3 +101,35 @@ def test_background_keeps_the_photo_and_gets_an_empty_named_swatch(background) -
     assert overlay[size // 2 + size // 2, swatch_middle].tolist() == [255, 255, 255]
     assert overlay[size // 2, swatch_middle].tolist() == [0, 0, 0]  # its outline
     assert _legend_rows(classes[::-1])[0] == (1, f"{background}  75.0%")
+
+
+def test_segment_rims_are_each_segments_pixels_next_to_another_label() -> None:
+    labels = np.zeros((8, 10), np.uint16)
+    labels[2:6, 3:8] = 1
+    near_the_square = np.zeros((8, 10), bool)
+    near_the_square[1:7, 2:9] = True
+    square_interior = np.zeros((8, 10), bool)
+    square_interior[3:5, 4:7] = True
+    expected = near_the_square & ~square_interior
+    assert (segment_rims(labels, 1) == expected).all()
+    assert not segment_rims(labels, 2)[:, 0].any()  # the picture's border is no rim
+    assert segment_rims(labels, 2)[labels == 1].all()  # 4 rows: all rim at width 2
+
+
+def test_objects_are_outlined_in_their_exact_colour_over_an_untouched_background() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    labels = np.ones((300, 400), np.uint16)
+    labels[100:200, 100:200] = 0
+    classes = [ClassArea(0, "square", 1 / 12), ClassArea(1, "background", 11 / 12)]
+    overlay = np.asarray(overlay_image(rgb, labels, classes))[:300, :400]
+    square = class_palette(2)[0]
+    width = outline_width(labels.shape)
+    assert width == 2
+    rim = np.zeros(labels.shape, bool)
+    rim[100:200, 100:200] = True
+    rim[100 + width : 200 - width, 100 + width : 200 - width] = False
+    assert (overlay[rim] == square).all()
+    interior = (labels == 0) & ~rim
+    blend = rgb * (1 - OVERLAY_OPACITY) + square.astype(float) * OVERLAY_OPACITY
+    assert np.abs(overlay[interior] - blend[interior]).max() <= 1
+    assert (overlay[labels == 1] == rgb[labels == 1]).all()
