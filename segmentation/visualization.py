@@ -89,8 +89,8 @@ def _tinted(
 
 
 def outline_width(shape: tuple[int, ...]) -> int:
-    """Outline thickness in pixels: a 160th of the picture's shorter side, at least 2."""
-    return max(2, min(shape[:2]) // 160)
+    """Outline thickness in pixels: a 160th of the picture's shorter side, at least 3."""
+    return max(3, min(shape[:2]) // 160)
 
 
 def segment_rims(label_map: np.ndarray, width: int) -> np.ndarray:

@@ -124,7 +124,7 @@ def test_objects_are_outlined_in_their_exact_colour_over_an_untouched_background
     overlay = np.asarray(overlay_image(rgb, labels, classes))[:300, :400]
     square = class_palette(2)[0]
     width = outline_width(labels.shape)
-    assert width == 2
+    assert width == 3
     rim = np.zeros(labels.shape, bool)
     rim[100:200, 100:200] = True
     rim[100 + width : 200 - width, 100 + width : 200 - width] = False
