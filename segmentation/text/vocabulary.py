@@ -2,6 +2,7 @@
 
 A vocabulary is a list of classes, each a list of synonyms (first = the class name). Every synonym
 gets its own template-averaged embedding; the classifier takes the max over a class's synonyms.
+Vocabulary-free mode's classes are an image's object priors plus BACKGROUND_CLASS.
 """
 
 from __future__ import annotations
