@@ -23,8 +23,8 @@ _WHERE = (
 
 # Each statistic as one query over the tables of views.sql, grouped by only the keys it reports
 # (the filter goes into WHERE). Frequencies sum the per-shard *_counts tables; relation triples
-# sum the compaction's relation_counts and the relations of uncompacted shards (for one prior set
-# and dataset, `statistic` uses the faster `_TOP_RELATIONS_OF_ONE_SET`).
+# sum relation_mentions (for one prior set and dataset, `statistic` uses the faster
+# `_TOP_RELATIONS_OF_ONE_SET`).
 STATISTICS_SQL: dict[str, str] = {
     "top_objects": f"""
         SELECT name, sum(mentions) AS mentions, sum(instances) AS instances
@@ -37,14 +37,8 @@ STATISTICS_SQL: dict[str, str] = {
         QUALIFY row_number() OVER (PARTITION BY kind ORDER BY sum(mentions) DESC, value) <= $top
         ORDER BY kind, mentions DESC, value""",
     "top_relations": f"""
-        WITH triples AS (
-            SELECT subject, predicate, object, mentions FROM relation_counts WHERE {_WHERE}
-            UNION ALL
-            SELECT subject_name, predicate, object_name, 1 FROM uncompacted_relations
-            WHERE {_WHERE}
-        )
         SELECT subject, predicate, object, sum(mentions)::BIGINT AS mentions
-        FROM triples
+        FROM relation_mentions WHERE {_WHERE}
         GROUP BY subject, predicate, object
         ORDER BY mentions DESC, subject, predicate, object LIMIT $top""",
     "relation_predicates": f"""

@@ -44,28 +44,24 @@ CREATE OR REPLACE VIEW predicate_frequency AS
 
 -- Relation triples are too many for per-shard counts. Compaction (`llmformer priors compact`)
 -- names merged files <prior_set_id>-c<hash>.parquet and counts their triples in relation_counts;
--- the relations of shards written since are counted here, and only triples found in both are
--- summed, so the view stays exact without grouping millions of rows.
+-- relation_mentions adds one row per relation of the shards written since, so summing it is
+-- exact without grouping millions of rows. The relation statistics all read it.
 CREATE OR REPLACE VIEW uncompacted_relations AS
     SELECT * EXCLUDE (filename)
     FROM read_parquet('relations/**/*.parquet', filename = true)
     WHERE NOT regexp_matches(filename, '-c[0-9a-f]+\.parquet$');
 
-CREATE OR REPLACE VIEW relation_frequency AS
-    WITH recent AS (
-        SELECT prior_set_id, dataset, subject_name AS subject, predicate,
-               object_name AS object, count(*) AS mentions
-        FROM uncompacted_relations
-        GROUP BY ALL
-    )
+CREATE OR REPLACE VIEW relation_mentions AS
     SELECT prior_set_id, dataset, subject, predicate, object, mentions
     FROM relation_counts
-    ANTI JOIN recent USING (prior_set_id, dataset, subject, predicate, object)
     UNION ALL
-    SELECT prior_set_id, dataset, subject, predicate, object,
-           recent.mentions + coalesce(relation_counts.mentions, 0) AS mentions
-    FROM recent
-    LEFT JOIN relation_counts USING (prior_set_id, dataset, subject, predicate, object);
+    SELECT prior_set_id, dataset, subject_name, predicate, object_name, 1
+    FROM uncompacted_relations;
+
+CREATE OR REPLACE VIEW relation_frequency AS
+    SELECT prior_set_id, dataset, subject, predicate, object, sum(mentions)::BIGINT AS mentions
+    FROM relation_mentions
+    GROUP BY ALL;
 
 CREATE OR REPLACE VIEW objects_per_image AS
     SELECT prior_set_id, dataset, num_objects AS objects, count(*) AS images

@@ -245,3 +245,18 @@ def test_upgrading_a_missing_store_creates_nothing(tmp_path):
     with pytest.raises(StoreError, match="no prior store at"):
         PriorStore.upgrade(tmp_path / "nowhere")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_relation_statistics_of_several_sets_sum_the_one_merged_view(store):
+    connection = store.connect()
+    mentions = [("p1", "demo", *CAR, 2), ("p2", "coco", *CAR, 3), ("p2", "coco", *CAR, 4)]
+    mentions.append(("p2", "coco", *SUN, 1))
+    connection.execute(
+        "CREATE OR REPLACE VIEW relation_mentions AS SELECT * FROM (VALUES"
+        + ", ".join(f"{row}" for row in mentions)
+        + ") AS t(prior_set_id, dataset, subject, predicate, object, mentions)"
+    )
+    frequency = connection.execute("SELECT * FROM relation_frequency ORDER BY ALL").fetchall()
+    assert frequency == [("p1", "demo", *CAR, 2), ("p2", "coco", *CAR, 7), ("p2", "coco", *SUN, 1)]
+    assert top_relations_of(connection, StatisticsFilter()) == [(*CAR, 9), (*SUN, 1)]
+    assert top_relations_of(connection, StatisticsFilter(dataset="coco", top=1)) == [(*CAR, 7)]
