@@ -2,7 +2,7 @@
 
 Bump `SCHEMA_VERSION` whenever a column or a table changes; a store written with another version
 is refused with a message naming both (see `storage.store.SchemaVersionError`). Version 2 added
-`relation_counts`.
+`relation_counts`; `PriorStore.upgrade` brings a version 1 store to it.
 """
 
 from __future__ import annotations

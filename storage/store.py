@@ -237,7 +237,8 @@ class PriorStore:
             for table, rows in tables.items():
                 partition = self._partition(table, dataset, split)
                 write_parquet(rows, txn.stage(partition / file_name))
-                if self._drop_from_compacted(txn, partition, key) and table == "relations":
+                cut_from_compacted = self._drop_from_compacted(txn, partition, key)
+                if cut_from_compacted and table == "relations":
                     self._stage_relation_rollup(txn, prior_set_id, dataset)
 
     def _partition(self, table: str, dataset: str, split: str) -> Path:
