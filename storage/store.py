@@ -109,6 +109,7 @@ class PriorStore:
     # -- opening --------------------------------------------------------------------------------
 
     def _locate(self, root: str | Path, create: bool) -> None:
+        """Point at `root` without reading it; unless `create`, a store must already be there."""
         self.root = Path(root).expanduser().resolve()
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_pid = 0
@@ -130,6 +131,7 @@ class PriorStore:
             txn.stage(manifest).write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
 
     def _read_version(self, manifest: Path) -> object:
+        """The schema version `manifest` names, whatever it is."""
         try:
             return json.loads(manifest.read_text())["schema_version"]
         except (ValueError, KeyError) as error:
