@@ -63,10 +63,21 @@ model = dict(
         void_class_weight=0.1,
         ignore_index=65535,
         align_corners=False,
+        # The head passes every loss its avg_factor, so avg_non_ignore changes no value; it is set
+        # only to keep mmseg's constructor from warning about its default on every run.
         loss_decode=[
-            dict(type="CrossEntropyLoss", loss_name="loss_cls_ce", loss_weight=2.0),
             dict(
-                type="CrossEntropyLoss", use_sigmoid=True, loss_name="loss_mask_ce", loss_weight=5.0
+                type="CrossEntropyLoss",
+                loss_name="loss_cls_ce",
+                loss_weight=2.0,
+                avg_non_ignore=True,
+            ),
+            dict(
+                type="CrossEntropyLoss",
+                use_sigmoid=True,
+                loss_name="loss_mask_ce",
+                loss_weight=5.0,
+                avg_non_ignore=True,
             ),
             dict(
                 type="DiceLoss",
