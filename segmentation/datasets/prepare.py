@@ -261,46 +261,38 @@ def coco_stuff_pairs(roots: list[Path]) -> list[SourcePair]:
     ]
 
 
-def voc_pairs(roots: list[Path]) -> list[SourcePair]:
-    root = find_folder(roots, "VOC2012")
+def split_list_pairs(
+    list_dir: Path, image_dir: Path, label_dir: Path, suffix: str
+) -> list[SourcePair]:
+    """The train and val pairs of a release whose splits are id lists (`list_dir/<split>.txt`)."""
     return [
         pair
         for split in ("train", "val")
-        for pair in pairs_in_list(
-            root / "ImageSets/Segmentation" / f"{split}.txt",
-            root / "JPEGImages",
-            root / "SegmentationClass",
-            split,
-            ".png",
-        )
+        for pair in pairs_in_list(list_dir / f"{split}.txt", image_dir, label_dir, split, suffix)
     ]
+
+
+def voc_pairs(roots: list[Path]) -> list[SourcePair]:
+    root = find_folder(roots, "VOC2012")
+    return split_list_pairs(
+        root / "ImageSets/Segmentation", root / "JPEGImages", root / "SegmentationClass", ".png"
+    )
 
 
 def context59_pairs(roots: list[Path]) -> list[SourcePair]:
     root = find_folder(roots, "VOC2010")
-    return [
-        pair
-        for split in ("train", "val")
-        for pair in pairs_in_list(
-            root / "ImageSets/SegmentationContext" / f"{split}.txt",
-            root / "JPEGImages",
-            root / "SegmentationClassContext",
-            split,
-            ".png",
-        )
-    ]
+    return split_list_pairs(
+        root / "ImageSets/SegmentationContext",
+        root / "JPEGImages",
+        root / "SegmentationClassContext",
+        ".png",
+    )
 
 
 def context459_pairs(roots: list[Path]) -> list[SourcePair]:
     root = find_folder(roots, "VOC2010")
     labels = find_folder(roots, "trainval", ".mat")
-    return [
-        pair
-        for split in ("train", "val")
-        for pair in pairs_in_list(
-            root / "ImageSets/Main" / f"{split}.txt", root / "JPEGImages", labels, split, ".mat"
-        )
-    ]
+    return split_list_pairs(root / "ImageSets/Main", root / "JPEGImages", labels, ".mat")
 
 
 # -- class names ------------------------------------------------------------------------------
