@@ -32,18 +32,6 @@ def _extract_priors(data_root: Path, store: Path) -> str:
     ).prior_set_id
 
 
-def _random_checkpoint(path: Path, cfg_options: list[str]) -> None:
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    from segmentation.training import TrainOptions, load_training_config
-
-    cfg = load_training_config(TrainOptions(CONFIG, path.parent, cfg_options=cfg_options))
-    init_default_scope("mmseg")
-    torch.manual_seed(0)
-    torch.save({"state_dict": MODELS.build(cfg.model).state_dict(), "meta": {}}, path)
-
-
 def _numpy_miou(predictions: list[np.ndarray], labels: list[np.ndarray], ignore: int) -> float:
     """Plain per-class loop over the label files' own values (8-bit ignore 255, 16-bit 65535);
     a class in neither predictions nor labels has no IoU."""
@@ -97,7 +85,9 @@ ADE_VAL = ["ADE_val_00000001.png", "ADE_val_00000002.png"]
 
 
 @pytest.mark.slow
-def test_eval_table_matches_numpy_miou_on_saved_predictions(tmp_path) -> None:
+def test_eval_table_matches_numpy_miou_on_saved_predictions(
+    tmp_path, write_random_checkpoint
+) -> None:
     from segmentation.demo import DemoSpec, write_demo
     from storage import PriorStore
 
@@ -106,7 +96,7 @@ def test_eval_table_matches_numpy_miou_on_saved_predictions(tmp_path) -> None:
     _write_ade847_root(data_root / "ade20k_847")
     options = [f"prior_store_root={tmp_path / 'store'}"]
     options.append(f"prior_set_id={_extract_priors(data_root / 'demo', tmp_path / 'store')}")
-    _random_checkpoint(tmp_path / "random.pth", options)
+    write_random_checkpoint(tmp_path / "random.pth")
     config = tmp_path / "one_template.py"  # 847 classes x 1 template: quick to embed on a CPU
     config.write_text(f"_base_ = [{str(CONFIG.resolve())!r}]\nmodel = dict(templates=['{{}}'])\n")
     args = ["eval", str(config), str(tmp_path / "random.pth"), "--datasets", "demo,a847"]
@@ -145,7 +135,9 @@ def _nearest_classes(names: list[str], classes: list[str]) -> set[int]:
 
 
 @pytest.mark.slow
-def test_eval_no_vocab_labels_each_image_with_its_prior_objects(tmp_path) -> None:
+def test_eval_no_vocab_labels_each_image_with_its_prior_objects(
+    tmp_path, write_random_checkpoint
+) -> None:
     from segmentation.demo import DemoSpec, write_demo
     from segmentation.text import vocabulary_free_classes
     from storage import PriorStore
@@ -154,7 +146,7 @@ def test_eval_no_vocab_labels_each_image_with_its_prior_objects(tmp_path) -> Non
     write_demo(DemoSpec(seed=2, num_train=1, num_val=3), data_root / "demo", progress=False)
     prior_set_id = _extract_priors(data_root / "demo", store)
     options = [f"prior_store_root={store}", f"prior_set_id={prior_set_id}"]
-    _random_checkpoint(tmp_path / "random.pth", options)
+    write_random_checkpoint(tmp_path / "random.pth")
     args = ["eval", str(CONFIG), str(tmp_path / "random.pth"), "--datasets", "demo", "--no-vocab"]
     args += ["--data-root", str(data_root), "--work-dir", str(tmp_path / "eval")]
     args += ["--store", str(store), "--save-predictions", "--run", "free"]

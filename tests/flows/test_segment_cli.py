@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,20 +16,9 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def checkpoint(tmp_path_factory, write_random_checkpoint) -> Path:
     """The tiny demo model's random weights in MMEngine's checkpoint format."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    import segmentation  # noqa: F401  (registers LLMFormer in MMSeg)
-
-    path = tmp_path_factory.mktemp("ckpt") / "random.pth"
-    init_default_scope("mmseg")
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(CONFIG)).model)
-    torch.save({"state_dict": model.state_dict(), "meta": {}}, path)
-    return path
+    return write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.pth")
 
 
 def _segment(checkpoint: Path, out: Path, *args: str):

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from segmentation.inference import (
@@ -27,17 +26,9 @@ CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
 
 
 @pytest.fixture(scope="module")
-def segmenter(tmp_path_factory) -> Segmenter:
+def segmenter(tmp_path_factory, write_random_checkpoint) -> Segmenter:
     """The tiny demo model with random weights, saved and reloaded as an MMEngine checkpoint."""
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-    from mmseg.registry import MODELS
-
-    checkpoint = tmp_path_factory.mktemp("ckpt") / "random.pth"
-    init_default_scope("mmseg")
-    torch.manual_seed(0)
-    model = MODELS.build(Config.fromfile(str(CONFIG)).model)
-    torch.save({"state_dict": model.state_dict(), "meta": {}}, checkpoint)
+    checkpoint = write_random_checkpoint(tmp_path_factory.mktemp("ckpt") / "random.pth")
     return Segmenter(CONFIG, checkpoint, max_side=64)
 
 
