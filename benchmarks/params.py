@@ -1,7 +1,8 @@
 """Total and trainable parameters of the paper-scale LLMFormer and of each ablation.
 
 Builds every model from its config with random weights (no checkpoints needed: the CLIP text
-tower is built from CLIP ViT-L/14's text config), prints a table, then one JSON line.
+tower is built from CLIP ViT-L/14's text config, the CLIP classifier's projection is random),
+prints a table, then one JSON line.
 
     python benchmarks/params.py [--configs PATH ...]
 """
@@ -37,6 +38,8 @@ def count(config_path: Path) -> dict[str, int]:
 
     cfg = Config.fromfile(str(config_path))
     cfg.model.backbone.vision_tower.pretrained = None
+    if cfg.model.get("clip_classifier"):
+        cfg.model.clip_classifier.checkpoint = None
     cfg.model.text_encoder = dict(
         type="CLIPTextTower", config=CLIP_L14_TEXT, tokenizer_path=str(get_model_path())
     )
@@ -54,6 +57,7 @@ def count(config_path: Path) -> dict[str, int]:
         "frozen_text_encoder": total(model.text_encoder),
         "adapter": total(model.backbone, trainable_only=True),
         "head": total(model.decode_head),
+        "frozen_clip_projection": 0 if model.clip_dense is None else total(model.clip_dense),
     }
 
 
@@ -76,6 +80,7 @@ def main() -> None:
         "head",
         "frozen_vision_tower",
         "frozen_text_encoder",
+        "frozen_clip_projection",
     ]
     print(f"{'model':<20}" + "".join(f"{c:>22}" for c in columns))
     for name, counts in results.items():

@@ -120,6 +120,8 @@ def evaluate(params: TrainSegmenterParameters, prior_set_id: str, checkpoint: Pa
         "--cfg-options",
         f"prior_set_id={prior_set_id}",
     ]
+    for option in params.cfg_options:
+        command += ["--cfg-options", option]
     stream(command, get_run_logger().info)
     with (out / "eval.csv").open() as handle:
         return list(csv.DictReader(handle))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,23 @@ TINY_DEMO_CONFIG = (
 
 
 @pytest.fixture(scope="session")
-def write_random_checkpoint() -> Callable[[Path], Path]:
+def untrained_tiny_clip(tmp_path_factory) -> Path:
+    """An untrained tiny CLIP folder (the demo's sizes, a tokenizer of a few words), which the
+    demo config reads through $LLMFORMER_TINY_CLIP for the rest of the session."""
+    import torch
+
+    from segmentation.demo.tiny_clip import TinyCLIPSpec, build_model, build_tokenizer
+
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    words = ["a photo of a small red hexagon and a striped circle.", "background"]
+    torch.manual_seed(0)
+    build_model(TinyCLIPSpec(), build_tokenizer(words, folder)).save_pretrained(folder)
+    os.environ["LLMFORMER_TINY_CLIP"] = str(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def write_random_checkpoint(untrained_tiny_clip) -> Callable[[Path], Path]:
     """A writer of the tiny demo model with seed-0 random weights, in MMEngine's checkpoint
     format; it returns the path."""
 

@@ -1,8 +1,9 @@
 """LLM-style descriptions of demo scenes: varied wording, and the mistakes real captioners make.
 
 These are synthetic: written by rules from the scene, not by a language model. Like an LLM's, a
-description may leave out an object (always one hidden under others, sometimes a visible one) or
-give it the wrong size, so the priors a parser extracts from it are useful but imperfect.
+description may leave out an object (always one hidden under others, sometimes a visible one),
+give it the wrong size, or call it by a wrong, usually similar, shape's name, so the priors a
+parser extracts from it are useful but imperfect.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ OCCLUSION_SENTENCES = (
 MIN_VISIBLE_FRACTION = 0.3
 MISS_PROBABILITY = 0.12
 MISSIZE_PROBABILITY = 0.12
+MISNAME_PROBABILITY = 0.08
+NEAR_SHAPES = {
+    "circle": ("ring", "hexagon"),
+    "square": ("hexagon", "cross"),
+    "triangle": ("star",),
+    "star": ("cross", "triangle"),
+    "cross": ("star", "square"),
+    "ring": ("circle", "crescent"),
+    "hexagon": ("circle", "square"),
+    "crescent": ("ring", "circle"),
+}
+"""The shape a captioner mistakes each shape for, now and then."""
 
 
 @dataclass(frozen=True)
@@ -47,16 +60,17 @@ class Description:
 
     text: str
     sizes: dict[int, str]
+    names: dict[int, str]
 
 
-def _noun_phrase(obj: SceneObject, size: str, rng: np.random.Generator) -> str:
+def _noun_phrase(obj: SceneObject, size: str, name: str, rng: np.random.Generator) -> str:
     """'a large striped red star', with the attribute words in a varied order or form."""
     words = [size, obj.colour]
     texture = TEXTURE_WORDS.get(obj.texture)
     if texture and rng.random() < 0.5:
         words.insert(int(rng.integers(0, 3)), str(rng.choice(texture)))
-        return f"{_article(words[0])} {' '.join(words)} {obj.shape}"
-    phrase = f"{_article(words[0])} {' '.join(words)} {obj.shape}"
+        return f"{_article(words[0])} {' '.join(words)} {name}"
+    phrase = f"{_article(words[0])} {' '.join(words)} {name}"
     if texture:
         phrase += {
             "striped": " with stripes",
@@ -89,9 +103,11 @@ def _relation_sentence(a: SceneObject, b: SceneObject, image_size: int, names, r
     return template.format(a=names[0], relation=_placement(a, b), b=names[1])
 
 
-def _short_names(a: SceneObject, b: SceneObject, sizes: tuple[str, str]) -> tuple[str, str]:
+def _short_names(
+    a: SceneObject, b: SceneObject, sizes: tuple[str, str], shapes: tuple[str, str]
+) -> tuple[str, str]:
     """'red star'; with the size word too when both objects would otherwise read the same."""
-    names = (f"{a.colour} {a.shape}", f"{b.colour} {b.shape}")
+    names = (f"{a.colour} {shapes[0]}", f"{b.colour} {shapes[1]}")
     if names[0] == names[1]:
         names = (f"{sizes[0]} {names[0]}", f"{sizes[1]} {names[1]}")
     return names
@@ -115,13 +131,20 @@ def _size_word(obj: SceneObject, rng: np.random.Generator) -> str:
     return obj.size
 
 
+def _shape_word(obj: SceneObject, rng: np.random.Generator) -> str:
+    if rng.random() < MISNAME_PROBABILITY:
+        return str(rng.choice(NEAR_SHAPES[obj.shape]))
+    return obj.shape
+
+
 def describe_scene(
     scene: Scene, visible: list[int], image_size: int, rng: np.random.Generator
 ) -> Description:
-    """A one-paragraph description; objects may be missing or mis-sized on purpose."""
+    """A one-paragraph description; objects may be missing, mis-sized or misnamed on purpose."""
     mentioned = _mentioned(scene, visible, image_size, rng)
     sizes = {i: _size_word(scene.objects[i], rng) for i in mentioned}
-    phrases = [_noun_phrase(scene.objects[i], sizes[i], rng) for i in mentioned]
+    shapes = {i: _shape_word(scene.objects[i], rng) for i in mentioned}
+    phrases = [_noun_phrase(scene.objects[i], sizes[i], shapes[i], rng) for i in mentioned]
     sentences = [
         str(rng.choice(OPENINGS)).format(
             objects=_join(phrases), background=scene.background, count=NUMBER_WORDS[len(phrases)]
@@ -129,6 +152,6 @@ def describe_scene(
     ]
     for first, second in itertools.pairwise(mentioned):
         a, b = scene.objects[second], scene.objects[first]
-        names = _short_names(a, b, (sizes[second], sizes[first]))
+        names = _short_names(a, b, (sizes[second], sizes[first]), (shapes[second], shapes[first]))
         sentences.append(_relation_sentence(a, b, image_size, names, rng))
-    return Description(" ".join(sentences), sizes)
+    return Description(" ".join(sentences), sizes, shapes)

@@ -5,6 +5,12 @@ attention -> FFN); after the query init and after every layer, masks and class l
 predicted (deep supervision). Classes are scored by cosine similarity with text embeddings of
 whatever vocabulary the caller passes, times a learnt temperature, plus a learnt void class.
 Matching and losses are MMSeg's own (`MatchMasks`, `HungarianAssigner`, CE and Dice losses).
+
+Two sources of open-vocabulary knowledge reach the class score when switched on: the CLIP-aligned
+classifier (`clip_classifier`: mask-pooled frozen CLIP features against CLIP text embeddings,
+FC-CLIP's geometric ensemble, at inference) and the LLM's object names (`prior_class_boost`: a
+log-prior that lowers the classes no object prior of the image resembles, in training and at
+inference alike, with a fixed weight so training cannot learn to ignore it).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, MatchMasks, SampleList, seg_data_to_instance_data
 from torch import Tensor, nn
 
+from segmentation.models.clip_classifier import clip_logits, geometric_ensemble, mask_pool
 from segmentation.models.decoder_layers import MLP, LLMFormerDecoderLayer
 from segmentation.models.deformable import sine_position_encoding
 from segmentation.models.pixel_decoder import DeformablePixelDecoder
@@ -35,13 +42,28 @@ LOSS_NAMES = ("loss_cls_ce", "loss_mask_ce", "loss_mask_dice")
 
 
 @dataclass(frozen=True)
+class CLIPFeatures:
+    """What the CLIP-aligned classifier reads: unit-length dense CLIP embeddings (B, D, h, w),
+    CLIP's log logit scale, and which vocabulary classes the model was trained on (bool (C,),
+    or one per image)."""
+
+    dense: Tensor
+    logit_scale: Tensor
+    seen: Tensor | list[Tensor]
+
+
+@dataclass(frozen=True)
 class HeadInputs:
     """Backbone maps (strides 4/8/16/32), the batch's prior embeddings, and the vocabulary:
-    one shared by the batch, or one per image (vocabulary-free prediction)."""
+    one shared by the batch, or one per image (vocabulary-free prediction). `class_presence`
+    (B, C) or one (C_i,) per image: how closely the image's object priors name each class (1 for
+    a named class); `clip`: the CLIP classifier's inputs."""
 
     features: Sequence[Tensor]
     priors: PriorTensors
     vocabulary: VocabularyEmbedding | list[VocabularyEmbedding]
+    class_presence: Tensor | list[Tensor] | None = None
+    clip: CLIPFeatures | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,8 @@ class LLMFormerHead(BaseDecodeHead):
     `num_classes` is the training vocabulary's size (the vocabulary itself comes with each
     call); `text_embed_dims` is the text encoder's output size. With all three
     `use_*_attention` off, the head is a plain Mask2Former-style open-vocabulary decoder.
+    `clip_classifier` (dict(alpha=, beta=), FC-CLIP's 0.4 and 0.8 by default) turns the CLIP
+    ensemble on; `prior_class_boost` > 0 adds `boost * (presence - 1)` to every class logit.
     `init_cfg` defaults to None: BaseDecodeHead's default initialises `conv_seg`, which a
     mask-classification head does not have.
     """
@@ -82,6 +106,8 @@ class LLMFormerHead(BaseDecodeHead):
         logit_scale_init: float = math.log(1 / 0.07),
         logit_scale_max: float = math.log(100.0),
         void_class_weight: float = 0.1,
+        clip_classifier: dict | None = None,
+        prior_class_boost: float = 0.0,
         train_cfg: ConfigType | None = None,
         init_cfg: dict | None = None,
         **kwargs,
@@ -135,6 +161,10 @@ class LLMFormerHead(BaseDecodeHead):
         self.num_queries = num_queries
         self.num_heads = num_heads
         self.void_class_weight = void_class_weight
+        self.clip_ensemble = (
+            None if clip_classifier is None else {"alpha": 0.4, "beta": 0.8, **clip_classifier}
+        )
+        self.prior_class_boost = prior_class_boost
         self.train_cfg = train_cfg
         self.losses_by_name = self._check_losses()
         if train_cfg:
@@ -166,14 +196,14 @@ class LLMFormerHead(BaseDecodeHead):
         priors = self._project_priors(inputs.priors)
         query = self.query_feat.weight[None].expand(batch, -1, -1)
         query_pos = self.query_pos.weight[None].expand(batch, -1, -1)
-        class_logits, mask_logits = self._predict(query, mask_features, inputs.vocabulary)
+        class_logits, mask_logits = self._predict(query, mask_features, inputs)
         outputs = HeadOutputs([class_logits], [mask_logits])
         for index, layer in enumerate(self.layers):
             masks = self._attention_masks(mask_logits, sizes)
             query = layer(
                 query, query_pos, memory_tokens, memory_pos, masks, index % NUM_LEVELS, priors
             )
-            class_logits, mask_logits = self._predict(query, mask_features, inputs.vocabulary)
+            class_logits, mask_logits = self._predict(query, mask_features, inputs)
             outputs.class_logits.append(class_logits)
             outputs.mask_logits.append(mask_logits)
         return outputs
@@ -206,11 +236,57 @@ class LLMFormerHead(BaseDecodeHead):
         )
 
     def _predict(
-        self, query: Tensor, mask_features: Tensor, vocabulary: VocabularyEmbedding | list
+        self, query: Tensor, mask_features: Tensor, inputs: HeadInputs
     ) -> tuple[Tensor | list[Tensor], Tensor]:
         query = self.decoder_norm(query)
         mask_logits = torch.einsum("bqc,bchw->bqhw", self.mask_embed(query), mask_features)
-        return self.classify(query, vocabulary), mask_logits
+        class_logits = self.classify(query, inputs.vocabulary)
+        return self.add_prior_boost(class_logits, inputs.class_presence), mask_logits
+
+    def add_prior_boost(
+        self, class_logits: Tensor | list[Tensor], presence: Tensor | list[Tensor] | None
+    ) -> Tensor | list[Tensor]:
+        """Add `prior_class_boost * (presence - 1)` to the class logits (void column untouched)."""
+        if presence is None or self.prior_class_boost == 0:
+            return class_logits
+        if isinstance(class_logits, Tensor):
+            return self._boost(class_logits, presence, has_void=True)
+        return [
+            self._boost(logits, p, has_void=True)
+            for logits, p in zip(class_logits, presence, strict=True)
+        ]
+
+    def _boost(self, logits: Tensor, presence: Tensor | None, has_void: bool) -> Tensor:
+        """The prior boost on (..., Q, C [+ void]) logits; `presence` is (..., C)."""
+        if presence is None or self.prior_class_boost == 0:
+            return logits
+        boost = self.prior_class_boost * (presence.to(logits) - 1).unsqueeze(-2)
+        if not has_void:
+            return logits + boost
+        return torch.cat([logits[..., :-1] + boost, logits[..., -1:]], dim=-1)
+
+    def ensemble_with_clip(
+        self, class_logits: Tensor | list[Tensor], mask_logits: Tensor, inputs: HeadInputs
+    ) -> Tensor | list[Tensor]:
+        """FC-CLIP's geometric ensemble of the learnt logits with CLIP's mask-pooled logits (both
+        carrying the prior boost); log-probabilities with void last."""
+        clip = inputs.clip
+        pooled = mask_pool(clip.dense, mask_logits)
+        if isinstance(class_logits, Tensor):
+            out_vocab = clip_logits(pooled, inputs.vocabulary, clip.logit_scale)
+            out_vocab = self._boost(out_vocab, inputs.class_presence, has_void=False)
+            return geometric_ensemble(class_logits, out_vocab, clip.seen, **self.clip_ensemble)
+        presences = inputs.class_presence
+        if presences is None:
+            presences = [None] * len(class_logits)
+        ensembled = []
+        for logits, image_pooled, vocabulary, presence, seen in zip(
+            class_logits, pooled, inputs.vocabulary, presences, clip.seen, strict=True
+        ):
+            out_vocab = clip_logits(image_pooled, vocabulary, clip.logit_scale)
+            out_vocab = self._boost(out_vocab, presence, has_void=False)
+            ensembled.append(geometric_ensemble(logits, out_vocab, seen, **self.clip_ensemble))
+        return ensembled
 
     def classify(self, query: Tensor, vocabulary: VocabularyEmbedding | list) -> Tensor | list:
         """Scaled cosine logits against the vocabulary (max over synonyms) plus the void class."""
@@ -318,9 +394,12 @@ class LLMFormerHead(BaseDecodeHead):
     # ----------------------------------------------------------------------------- predict
     def predict(self, inputs: HeadInputs, batch_img_metas: list[dict], test_cfg: ConfigType):
         outputs = self.forward(inputs)
-        return self.predict_by_feat(
-            (outputs.class_logits[-1], outputs.mask_logits[-1]), batch_img_metas
-        )
+        class_logits, mask_logits = outputs.class_logits[-1], outputs.mask_logits[-1]
+        if self.clip_ensemble is not None:
+            if inputs.clip is None:
+                raise ValueError("the CLIP classifier is on but the head got no CLIP features")
+            class_logits = self.ensemble_with_clip(class_logits, mask_logits, inputs)
+        return self.predict_by_feat((class_logits, mask_logits), batch_img_metas)
 
     def predict_by_feat(
         self, seg_logits: tuple[Tensor | list[Tensor], Tensor], batch_img_metas: list[dict]

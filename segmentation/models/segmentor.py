@@ -4,11 +4,16 @@ It carries each image's priors (`data_sample.priors`) and a vocabulary through `
 `predict`. The vocabulary is set from the dataset (`VocabularyHook`), by `set_vocabulary`, or per
 call (`predict(..., vocabulary=...)`); with `test_cfg.vocabulary_free=True` every image is
 classified against the objects its own priors name, plus a background class.
+
+`clip_classifier` turns on the CLIP-aligned classifier (dense features of the backbone's frozen
+CLIP tower through the checkpoint's `visual_projection`; see `clip_classifier.py`), which needs
+`training_classes` to tell the training vocabulary's classes from the rest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,7 +22,9 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList, add_prefix
 from torch import Tensor
 
-from segmentation.models.llmformer_head import HeadInputs, HeadOutputs
+from segmentation.datasets.class_names import ClassNames
+from segmentation.models.clip_classifier import CLIPDenseEmbedder
+from segmentation.models.llmformer_head import CLIPFeatures, HeadInputs, HeadOutputs
 from segmentation.models.prior_encoder import PriorEncoder, PriorTensors
 from segmentation.text.encoders import build_text_encoder
 from segmentation.text.vocabulary import (
@@ -25,10 +32,23 @@ from segmentation.text.vocabulary import (
     Vocabulary,
     VocabularyEmbedding,
     embed_vocabulary,
+    is_background,
+    max_over_synonyms,
     normalize_vocabulary,
     vocabulary_free_classes,
 )
 from segmentation.transforms.priors import PriorGraph
+
+
+@dataclass(frozen=True)
+class CallClasses:
+    """One call's classes as the head reads them: the vocabulary embedding (shared or one per
+    image), each class's prior presence (or None: boost off) and training-vocabulary flags (or
+    None: CLIP classifier off)."""
+
+    embedding: VocabularyEmbedding | list[VocabularyEmbedding]
+    presence: Tensor | list[Tensor] | None
+    seen: Tensor | list[Tensor] | None
 
 
 @MODELS.register_module()
@@ -37,6 +57,8 @@ class LLMFormer(BaseSegmentor):
 
     `text_cache_root` (a prior store root) caches prior phrase embeddings on disk; `vocabulary`
     (class names, comma-separated synonyms allowed) fixes a default vocabulary.
+    `clip_classifier`: dict(checkpoint=CLIP folder, alpha=, beta=) or None (off);
+    `training_classes`: the training vocabulary, as class names or a packaged class list's name.
     """
 
     def __init__(
@@ -47,6 +69,8 @@ class LLMFormer(BaseSegmentor):
         vocabulary: Sequence[str] | None = None,
         templates: Sequence[str] = VILD_TEMPLATES,
         text_cache_root: str | None = None,
+        clip_classifier: dict | None = None,
+        training_classes: str | Sequence[str] | None = None,
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
         data_preprocessor: OptConfigType = None,
@@ -54,8 +78,14 @@ class LLMFormer(BaseSegmentor):
     ) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
-        self.decode_head = MODELS.build(decode_head)
+        ensemble = None if clip_classifier is None else dict(clip_classifier)
+        checkpoint = None if ensemble is None else ensemble.pop("checkpoint", None)
+        self.decode_head = MODELS.build({**decode_head, "clip_classifier": ensemble})
         self.text_encoder = build_text_encoder(text_encoder)
+        self.clip_dense = None if ensemble is None else self._build_clip_dense(checkpoint)
+        self.training_classes = _training_classes(training_classes)
+        if ensemble is not None and not self.training_classes:
+            raise ValueError("the CLIP classifier needs training_classes (its seen classes)")
         head_dims = self.decode_head.class_projection.out_features
         if head_dims != self.text_encoder.embed_dim:
             raise ValueError(
@@ -73,6 +103,13 @@ class LLMFormer(BaseSegmentor):
             normalize_vocabulary(vocabulary) if vocabulary else None
         )
         self._embedded: dict[Vocabulary, VocabularyEmbedding] = {}
+
+    def _build_clip_dense(self, checkpoint: str | None) -> CLIPDenseEmbedder:
+        tower = getattr(self.backbone, "tower", None)
+        if tower is None:
+            raise ValueError("the CLIP classifier needs a backbone with a CLIP `tower`")
+        embedder = CLIPDenseEmbedder(tower.embed_dim, self.text_encoder.embed_dim, checkpoint)
+        return embedder
 
     # ------------------------------------------------------------------------- vocabulary
     def set_vocabulary(
@@ -106,7 +143,37 @@ class LLMFormer(BaseSegmentor):
             for names in per_image
         ]
 
+    def _seen(self, vocabulary: Vocabulary) -> Tensor:
+        """Which classes of `vocabulary` (any synonym) belong to the training vocabulary."""
+        return torch.tensor(
+            [any(name.lower() in self.training_classes for name in names) for names in vocabulary]
+        )
+
     # ------------------------------------------------------------------------------ priors
+    def class_presence(self, vocabulary: Vocabulary, graph: PriorGraph) -> Tensor:
+        """How closely the image's object priors name each class: the max cosine similarity of
+        the class's (template-averaged) synonyms to the object names, 1 for background classes
+        and for every class when the priors name no object."""
+        names = [name for name in dict.fromkeys(graph.objects) if name.strip()]
+        presence = torch.ones(len(vocabulary))
+        if not names:
+            return presence
+        classes = self.embed_vocabulary(vocabulary)
+        objects = torch.cat([self.embed_vocabulary(((name,),)).embeddings for name in names])
+        similarity = max_over_synonyms(objects @ classes.embeddings.T, classes)
+        presence = similarity.max(dim=0).values.cpu().clamp(max=1.0)
+        background = torch.tensor([is_background(names[0]) for names in vocabulary])
+        return torch.where(background, 1.0, presence)
+
+    def _presence(
+        self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph], shared: bool
+    ) -> Tensor | list[Tensor] | None:
+        if self.decode_head.prior_class_boost == 0:
+            return None
+        device = self.text_encoder.device
+        rows = [self.class_presence(v, g).to(device) for v, g in zip(vocabularies, graphs)]
+        return torch.stack(rows) if shared else rows
+
     @staticmethod
     def _graphs(data_samples: SampleList | None, batch: int) -> list[PriorGraph]:
         if data_samples is None:
@@ -122,20 +189,46 @@ class LLMFormer(BaseSegmentor):
         inputs: Tensor,
         batch_img_metas: list[dict],
         priors: PriorTensors | None = None,
-        vocabulary: VocabularyEmbedding | list[VocabularyEmbedding] | None = None,
+        classes: CallClasses | None = None,
     ) -> Tensor:
         """Per-pixel class scores at the input size."""
         if priors is None:
             priors = self.prior_encoder([PriorGraph.EMPTY] * len(inputs))
-        if vocabulary is None:
-            vocabulary = self.embed_vocabulary(self._current_vocabulary())
-        head_inputs = HeadInputs(self.extract_feat(inputs), priors, vocabulary)
+        if classes is None:
+            classes = self.call_classes([self._current_vocabulary()] * len(inputs), None)
+        clip = None
+        if self.clip_dense is not None:
+            dense = self.clip_dense(self.backbone.tower, inputs)
+            clip = CLIPFeatures(dense, self.clip_dense.logit_scale, classes.seen)
+        head_inputs = HeadInputs(
+            self.extract_feat(inputs), priors, classes.embedding, classes.presence, clip
+        )
         return self.decode_head.predict(head_inputs, batch_img_metas, self.test_cfg)
 
+    def call_classes(
+        self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph] | None
+    ) -> CallClasses:
+        """Embeddings, prior presence and seen flags of one call's vocabularies (one per image;
+        shared tensors when all images have the same vocabulary)."""
+        shared = len(set(vocabularies)) == 1
+        if shared:
+            embedding = self.embed_vocabulary(vocabularies[0])
+        else:
+            embedding = [self.embed_vocabulary(v) for v in vocabularies]
+        presence = None if graphs is None else self._presence(vocabularies, graphs, shared)
+        seen = None
+        if self.clip_dense is not None:
+            flags = [self._seen(v).to(self.text_encoder.device) for v in vocabularies]
+            seen = flags[0] if shared else flags
+        return CallClasses(embedding, presence, seen)
+
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        priors = self.prior_encoder(self._graphs(data_samples, len(inputs)))
-        vocabulary = self.embed_vocabulary(self._current_vocabulary())
-        head_inputs = HeadInputs(self.extract_feat(inputs), priors, vocabulary)
+        graphs = self._graphs(data_samples, len(inputs))
+        priors = self.prior_encoder(graphs)
+        classes = self.call_classes([self._current_vocabulary()] * len(inputs), graphs)
+        head_inputs = HeadInputs(
+            self.extract_feat(inputs), priors, classes.embedding, classes.presence
+        )
         losses = self.decode_head.loss(head_inputs, data_samples, self.train_cfg)
         return add_prefix(losses, "decode")
 
@@ -153,16 +246,13 @@ class LLMFormer(BaseSegmentor):
             vocabularies = self._image_vocabularies(graphs)
         else:
             vocabularies = [self._current_vocabulary()] * len(inputs)
-        if len(set(vocabularies)) == 1:
-            embedded = self.embed_vocabulary(vocabularies[0])
-        else:
-            embedded = [self.embed_vocabulary(v) for v in vocabularies]
+        classes = self.call_classes(vocabularies, graphs)
         metas = self._metas(inputs, data_samples)
         priors = self.prior_encoder(graphs)
         if self.test_cfg.get("mode", "whole") == "slide":
-            seg_logits = self.slide_inference(inputs, metas, priors, embedded)
+            seg_logits = self.slide_inference(inputs, metas, priors, classes)
         else:
-            seg_logits = self.encode_decode(inputs, metas, priors, embedded)
+            seg_logits = self.encode_decode(inputs, metas, priors, classes)
         results = self.postprocess_result(seg_logits, data_samples)
         for sample, names in zip(results, vocabularies, strict=True):
             sample.set_metainfo({"vocabulary": [synonyms[0] for synonyms in names]})
@@ -182,7 +272,7 @@ class LLMFormer(BaseSegmentor):
         inputs: Tensor,
         batch_img_metas: list[dict],
         priors: PriorTensors,
-        vocabulary: VocabularyEmbedding | list[VocabularyEmbedding],
+        classes: CallClasses,
     ) -> Tensor:
         """Average the scores of overlapping `crop_size` windows taken every `stride` pixels."""
         stride_h, stride_w = self.test_cfg["stride"]
@@ -196,7 +286,7 @@ class LLMFormer(BaseSegmentor):
                 metas = [
                     {**m, "img_shape": crop_shape, "pad_shape": crop_shape} for m in batch_img_metas
                 ]
-                crop_scores = self.encode_decode(crop, metas, priors, vocabulary)
+                crop_scores = self.encode_decode(crop, metas, priors, classes)
                 if scores is None:
                     scores = inputs.new_zeros(len(inputs), crop_scores.shape[1], height, width)
                 bottom, right = top + crop_shape[0], left + crop_shape[1]
@@ -205,15 +295,30 @@ class LLMFormer(BaseSegmentor):
         return scores / counts
 
     def _forward(self, inputs: Tensor, data_samples: SampleList | None = None) -> HeadOutputs:
-        priors = self.prior_encoder(self._graphs(data_samples, len(inputs)))
-        vocabulary = self.embed_vocabulary(self._current_vocabulary())
-        return self.decode_head.forward(HeadInputs(self.extract_feat(inputs), priors, vocabulary))
+        graphs = self._graphs(data_samples, len(inputs))
+        classes = self.call_classes([self._current_vocabulary()] * len(inputs), graphs)
+        head_inputs = HeadInputs(
+            self.extract_feat(inputs), self.prior_encoder(graphs), classes.embedding, classes.presence
+        )
+        return self.decode_head.forward(head_inputs)
 
 
 def _window_starts(size: int, crop: int, stride: int) -> list[int]:
     """Start offsets of windows covering `size`; the last window is flush with the end."""
     count = max(size - crop + stride - 1, 0) // stride + 1
     return [max(min(i * stride, size - crop), 0) for i in range(count)]
+
+
+def _training_classes(classes: str | Sequence[str] | None) -> frozenset[str]:
+    """Lower-cased names (all synonyms) of the training vocabulary: a packaged class list's name
+    (e.g. "coco_stuff_171") or the class names themselves."""
+    if classes is None:
+        return frozenset()
+    if isinstance(classes, str):
+        synonyms = ClassNames.packaged(classes).synonyms
+    else:
+        synonyms = normalize_vocabulary(classes)
+    return frozenset(name.lower() for names in synonyms for name in names)
 
 
 def _open_store(root: str | None):

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from segmentation.demo import DemoSpec, generate_image, write_demo
-from segmentation.demo.scenes import CLASSES, SEEN_SHAPES, UNSEEN_SHAPES
+from segmentation.demo.descriptions import NEAR_SHAPES
+from segmentation.demo.scenes import CLASSES, SEEN_SHAPES, SHAPES, UNSEEN_SHAPES
 
 
 @pytest.fixture(scope="module")
@@ -76,10 +77,31 @@ def test_captions_vary_and_err_like_an_llm() -> None:
         for obj in sample.objects:
             if obj["described_size"] is not None:
                 assert f"{obj['described_size']} " in sample.caption
-                assert obj["colour"] in sample.caption and obj["shape"] in sample.caption
+                assert obj["colour"] in sample.caption
+                assert obj["described_name"] in sample.caption
     assert len({sample.caption.split(" ")[0] for sample in samples}) >= 3
     assert 0.05 < 1 - len(named) / len(objects) < 0.4  # missed: hidden ones and some visible ones
     wrong_size = sum(obj["described_size"] != obj["size"] for obj in named) / len(named)
     assert 0.05 < wrong_size < 0.25
     assert any(obj["visible_pixels"] < 0.5 * np.pi * obj["radius"] ** 2 for obj in objects)
     assert any("partly covers" in sample.caption for sample in samples)
+
+
+def test_captions_now_and_then_call_a_shape_by_a_similar_shapes_name() -> None:
+    samples = [generate_image(DemoSpec(seed=0), "val", index) for index in range(200)]
+    named = [obj for sample in samples for obj in sample.objects if obj["described_name"]]
+    wrong = [obj for obj in named if obj["described_name"] != obj["shape"]]
+    assert 0.03 < len(wrong) / len(named) < 0.15
+    assert all(obj["described_name"] in NEAR_SHAPES[obj["shape"]] for obj in wrong)
+    assert set(NEAR_SHAPES) == set(SHAPES)
+
+
+def test_the_training_split_vocabulary_is_background_and_the_seen_shapes(demo_root) -> None:
+    from segmentation.datasets.demo import LLMFormerDemoDataset
+
+    train = LLMFormerDemoDataset(str(demo_root), split="train", pipeline=[])
+    val = LLMFormerDemoDataset(str(demo_root), split="val", pipeline=[], test_mode=True)
+    assert list(train.metainfo["classes"]) == ["background", *SEEN_SHAPES]
+    assert list(val.metainfo["classes"]) == list(CLASSES)
+    assert list(val.metainfo["seen_classes"]) == list(SEEN_SHAPES)
+    assert list(val.metainfo["unseen_classes"]) == list(UNSEEN_SHAPES)

@@ -25,7 +25,10 @@ NUM_CLASSES = 4
 
 UNIT_TEST_SIZES = dict(
     backbone=dict(
-        vision_tower=dict(vision_config=dict(hidden_size=16, intermediate_size=32, image_size=32)),
+        vision_tower=dict(
+            vision_config=dict(hidden_size=16, intermediate_size=32, image_size=32),
+            pretrained=None,
+        ),
         embed_dim=WIDTH,
         spm_inplanes=4,
     ),
@@ -40,13 +43,18 @@ UNIT_TEST_SIZES = dict(
         train_cfg=dict(num_points=256),
     ),
     text_encoder=dict(
+        _delete_=True,
+        type="MiniLMTextEncoder",
         config_overrides=dict(
             num_hidden_layers=1, hidden_size=TEXT_DIMS, num_attention_heads=2, intermediate_size=32
-        )
+        ),
     ),
+    clip_classifier=None,
+    training_classes=None,
     vocabulary=["sky", "grass", "dog", "sofa"],
 )
-"""What the unit tests change in the demo config's model: narrower and a 16-d text encoder."""
+"""What the unit tests change in the demo config's model: narrower, random weights, a 16-d
+random text encoder (no tiny CLIP folder needed) and the CLIP classifier off."""
 
 
 @cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,7 +34,9 @@ print(type(model).__name__, type(model.decode_head).__name__, trainable > 0)
 """
 
 
-def test_tiny_demo_config_builds_through_the_registry_with_custom_imports() -> None:
+def test_tiny_demo_config_builds_through_the_registry_with_custom_imports(
+    untrained_tiny_clip,
+) -> None:
     completed = subprocess.run(
         [
             sys.executable,
@@ -80,3 +83,27 @@ def test_each_ablation_changes_only_its_switches(suffix: str, switched_off: set[
         head[name] = True
     assert ablation.model.to_dict() == paper.model.to_dict()
     assert ablation.train_dataloader.to_dict() == paper.train_dataloader.to_dict()
+
+
+def test_paper_config_builds_with_the_clip_classifier_on_and_params_lists_it() -> None:
+    cfg = Config.fromfile(str(PAPER))
+    assert cfg.model.clip_classifier.to_dict() == {
+        "checkpoint": "checkpoints/clip-vit-large-patch14-336",
+        "alpha": 0.4,
+        "beta": 0.8,
+    }
+    assert cfg.model.training_classes == "coco_stuff_171"
+    assert cfg.model.decode_head.prior_class_boost > 0
+    repo = Path(__file__).parents[3]
+    completed = subprocess.run(
+        [sys.executable, str(repo / "benchmarks" / "params.py"), "--configs", str(PAPER)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=repo,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    counts = json.loads(completed.stdout.splitlines()[-1])["full"]
+    assert counts["frozen_clip_projection"] == 1024 * 768  # ViT-L width -> CLIP's 768-d space
+    assert counts["trainable"] < counts["total"] - counts["frozen_clip_projection"]

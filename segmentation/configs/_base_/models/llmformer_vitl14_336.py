@@ -61,6 +61,8 @@ model = dict(
         use_scaled_visual_attention=True,
         use_relation_attention=True,
         void_class_weight=0.1,
+        # LLM object names in the class score: logit + boost * (presence - 1); 0 turns it off
+        prior_class_boost=0.0,
         ignore_index=65535,
         align_corners=False,
         # The head passes every loss its avg_factor, so avg_non_ignore changes no value; it is set
@@ -103,6 +105,9 @@ model = dict(
         ),
     ),
     text_encoder=dict(type="CLIPTextTower", model_path="checkpoints/clip-vit-large-patch14-336"),
+    # the CLIP-aligned classifier (FC-CLIP's ensemble): dict(checkpoint=, alpha=, beta=) or None
+    clip_classifier=None,
+    training_classes=None,  # the training vocabulary (names or a packaged list's name)
     train_cfg=dict(),
     test_cfg=dict(mode="slide", crop_size=(640, 640), stride=(426, 426), vocabulary_free=False),
 )

@@ -1,0 +1,341 @@
+"""The demo world's vision-language pretraining: a tiny CLIP that has seen every shape.
+
+Web-scale CLIP has seen hexagons although COCO-Stuff never labels one; this is the demo's
+stand-in. A transformers `CLIPModel` (vision and text towers with their projections) and a CLIP
+BPE tokenizer built for the demo world's words are trained contrastively on synthetic
+image-caption pairs of every shape, seen and unseen. Pair images come from their own random
+streams (never a demo training or evaluation image) and captions are plain descriptions ("a
+photo of a small striped hexagon"), not label names. The result is saved with `save_pretrained`
+and read back by the loaders of a real CLIP checkpoint (`CLIPVisionTower`, `CLIPTextTower`,
+`CLIPDenseEmbedder`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from segmentation.demo.scenes import (
+    BACKGROUNDS,
+    COLOURS,
+    SEEN_SHAPES,
+    SHAPES,
+    SIZES,
+    TEXTURES,
+    Scene,
+    SceneObject,
+    render_scene,
+)
+
+PAIR_STREAM = 2
+"""Image streams are keyed [seed, stream, index]; the demo's train and val sets use streams 0
+and 1, so the pairs' stream 2 never repeats one of their images."""
+SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
+BUILD_FILE = "tiny_clip_build.json"
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+TEXTURE_PHRASES = {
+    "striped": ("striped", "with stripes"),
+    "dotted": ("dotted", "with dots"),
+    "checkered": ("checkered", "with a checkered pattern"),
+}
+CAPTIONS = (
+    "a photo of {objects}.",
+    "this is a photo of {objects}",
+    "there is {objects} in the scene",
+    "{objects} on a {background} background.",
+    "a picture of {objects} on a plain {background} background",
+    "a simple graphic with {objects}",
+    "{objects}",
+)
+
+
+@dataclass(frozen=True)
+class TinyCLIPSpec:
+    """Sizes of the towers, the pair set and the training schedule. `vision` must agree with
+    the demo config's `vision_tower.vision_config` (tests check it)."""
+
+    seed: int = 1000
+    num_pairs: int = 6000
+    steps: int = 900
+    batch_size: int = 128
+    learning_rate: float = 2e-3
+    image_size: int = 64
+    projection_dim: int = 64
+    vision: dict = field(
+        default_factory=lambda: dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            image_size=64,
+            patch_size=8,
+            projection_dim=64,
+        )
+    )
+    text: dict = field(
+        default_factory=lambda: dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            max_position_embeddings=32,
+            projection_dim=64,
+        )
+    )
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+# ----------------------------------------------------------------------------- pairs
+def _sample_object(rng: np.random.Generator, image_size: int) -> SceneObject:
+    size = str(rng.choice(list(SIZES)))
+    radius = SIZES[size] * image_size * float(rng.uniform(0.9, 1.1))
+    margin = radius + 1
+    return SceneObject(
+        shape=str(rng.choice(SHAPES)),
+        colour=str(rng.choice(list(COLOURS))),
+        texture=str(rng.choice(TEXTURES)),
+        size=size,
+        x=float(rng.uniform(margin, image_size - margin)),
+        y=float(rng.uniform(margin, image_size - margin)),
+        radius=radius,
+        angle=float(rng.uniform(0, 2 * np.pi)),
+    )
+
+
+def _object_phrase(obj: SceneObject, rng: np.random.Generator) -> str:
+    """'a small red hexagon with dots': each attribute word present half the time."""
+    words = [word for word in (obj.size, obj.colour) if rng.random() < 0.5]
+    suffix = ""
+    if obj.texture in TEXTURE_PHRASES and rng.random() < 0.5:
+        before, after = TEXTURE_PHRASES[obj.texture]
+        if rng.random() < 0.5:
+            words.insert(int(rng.integers(0, len(words) + 1)), before)
+        else:
+            suffix = " " + after
+    words.append(obj.shape)
+    article = "an" if words[0][0] in "aeiou" else "a"
+    return f"{article} {' '.join(words)}{suffix}"
+
+
+def caption(scene: Scene, rng: np.random.Generator) -> str:
+    """A plain description of a pair image, naming every object's shape."""
+    phrases = [_object_phrase(obj, rng) for obj in scene.objects]
+    objects = phrases[0] if len(phrases) == 1 else " and ".join(phrases)
+    return str(rng.choice(CAPTIONS)).format(objects=objects, background=scene.background)
+
+
+def make_pair(seed: int, index: int, image_size: int) -> tuple[np.ndarray, str]:
+    """One pretraining pair: one or two objects of any shape, and its caption."""
+    rng = np.random.default_rng([seed, PAIR_STREAM, index])
+    count = 1 if rng.random() < 0.6 else 2
+    objects = tuple(_sample_object(rng, image_size) for _ in range(count))
+    scene = Scene(background=str(rng.choice(list(BACKGROUNDS))), objects=objects)
+    image, _, _ = render_scene(scene, image_size, rng)
+    return image, caption(scene, rng)
+
+
+def to_pixels(images: np.ndarray) -> torch.Tensor:
+    """uint8 RGB (N, H, W, 3) -> CLIP-normalised float (N, 3, H, W)."""
+    pixels = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    mean = torch.tensor(CLIP_MEAN)[:, None, None]
+    std = torch.tensor(CLIP_STD)[:, None, None]
+    return (pixels - mean) / std
+
+
+# ------------------------------------------------------------------------- tokenizer
+def tokenizer_corpus(captions: list[str], seed: int) -> list[str]:
+    """The texts the tokenizer learns its words from: the pair captions, class prompts and
+    LLM-style demo descriptions (so prior phrases tokenize into whole words too)."""
+    from segmentation.demo.generator import DemoSpec, generate_image
+    from segmentation.text.vocabulary import VILD_TEMPLATES
+
+    prompts = [template.format(shape) for template in VILD_TEMPLATES for shape in SHAPES]
+    spec = DemoSpec(seed=seed)
+    descriptions = [generate_image(spec, "val", index).caption for index in range(200)]
+    return [*captions, *prompts, *descriptions, "background"]
+
+
+def build_tokenizer(corpus: list[str], folder: Path):
+    """A CLIP BPE tokenizer (vocab.json + merges.txt) whose merges make each corpus word one
+    token; saved in `folder` and returned as loaded by `AutoTokenizer`."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import AutoTokenizer, CLIPTokenizer
+
+    bpe = Tokenizer(models.BPE(unk_token=SPECIAL_TOKENS[1], end_of_word_suffix="</w>"))
+    bpe.normalizer = normalizers.Lowercase()
+    bpe.pre_tokenizer = pre_tokenizers.Whitespace()
+    alphabet = [chr(code) for code in range(33, 127)]
+    trainer = trainers.BpeTrainer(
+        vocab_size=5000,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=alphabet,
+        end_of_word_suffix="</w>",
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab_file, merges_file = bpe.model.save(str(folder))
+    vocab = json.loads(Path(vocab_file).read_text())
+    lines = Path(merges_file).read_text().splitlines()[1:]
+    merges = [tuple(line.split(" ")) for line in lines if line]
+    CLIPTokenizer(vocab=vocab, merges=merges).save_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
+
+
+# ----------------------------------------------------------------------------- model
+def build_model(spec: TinyCLIPSpec, tokenizer):
+    from transformers import CLIPConfig, CLIPModel
+
+    ids = {
+        "bos_token_id": tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS[0]),
+        "eos_token_id": tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS[1]),
+        "pad_token_id": tokenizer.convert_tokens_to_ids(SPECIAL_TOKENS[1]),
+    }
+    text_config = {**spec.text, "vocab_size": len(tokenizer), **ids}
+    config = CLIPConfig(
+        text_config=text_config, vision_config=spec.vision, projection_dim=spec.projection_dim
+    )
+    return CLIPModel(config)
+
+
+def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], spec: TinyCLIPSpec):
+    """Symmetric InfoNCE (CLIP's loss) with AdamW and a linear decay, one thread."""
+    generator = torch.Generator().manual_seed(spec.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.05)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / 50) * (1 - step / spec.steps)
+    )
+    tokens = tokenizer(captions, padding=True, return_tensors="pt")
+    pixels = to_pixels(images)
+    model.train()
+    progress = tqdm(range(spec.steps), desc="tiny CLIP", unit="step")
+    for _ in progress:
+        batch = torch.randperm(len(captions), generator=generator)[: spec.batch_size]
+        outputs = model(
+            input_ids=tokens["input_ids"][batch],
+            attention_mask=tokens["attention_mask"][batch],
+            pixel_values=pixels[batch],
+            return_loss=True,
+        )
+        optimizer.zero_grad()
+        outputs.loss.backward()
+        optimizer.step()
+        schedule.step()
+        progress.set_postfix(loss=f"{outputs.loss.item():.3f}")
+    model.eval()
+
+
+# ------------------------------------------------------------------------- zero shot
+@torch.no_grad()
+def zero_shot_accuracy(folder: Path, num_images: int = 100, seed: int = 0) -> dict:
+    """Accuracy of shape recognition on held-out demo validation scenes (never pair images),
+    seen and unseen shapes apart: `crop` classifies a crop around each object by the CLS
+    embedding; `dense` mask-pools the dense (MaskCLIP) embeddings of the whole image under the
+    object's true mask, as the segmentation classifier reads them."""
+    from segmentation.demo.generator import DemoSpec, generate_image
+    from segmentation.models.clip_classifier import CLIPDenseEmbedder
+    from segmentation.models.clip_vision import CLIPVisionTower
+    from segmentation.text.encoders import CLIPTextTower
+    from segmentation.text.vocabulary import embed_vocabulary, normalize_vocabulary
+
+    config = json.loads((folder / "config.json").read_text())
+    tower = CLIPVisionTower(config["vision_config"], [-1], pretrained=str(folder))
+    embedder = CLIPDenseEmbedder(tower.embed_dim, config["projection_dim"], str(folder))
+    text = CLIPTextTower(model_path=str(folder))
+    classes = embed_vocabulary(text, normalize_vocabulary(list(SHAPES))).embeddings
+    spec = DemoSpec(seed=seed)
+    hits = {"crop": {"seen": [], "unseen": []}, "dense": {"seen": [], "unseen": []}}
+    for index in range(num_images):
+        sample = generate_image(spec, "val", index)
+        pixels = to_pixels(sample.image[None])
+        dense = embedder(tower, pixels)[0]
+        for obj in sample.objects:
+            label = SHAPES.index(obj["shape"]) + 1
+            mask = torch.from_numpy(sample.labels == label)
+            if obj["visible_pixels"] < 30 or not mask.any():
+                continue
+            group = "seen" if obj["shape"] in SEEN_SHAPES else "unseen"
+            crop = _crop(pixels, obj, spec.image_size)
+            crop_embedding = _image_embedding(tower, embedder, crop)
+            hits["crop"][group].append(int((crop_embedding @ classes.T).argmax()) == label - 1)
+            weights = F.adaptive_avg_pool2d(mask[None, None].float(), dense.shape[-2:])[0, 0]
+            pooled = (dense * weights).sum(dim=(1, 2))
+            hits["dense"][group].append(int((pooled @ classes.T).argmax()) == label - 1)
+    return {
+        kind: {group: round(100 * float(np.mean(v)), 1) for group, v in groups.items()}
+        for kind, groups in hits.items()
+    }
+
+
+def _crop(pixels: torch.Tensor, obj: dict, image_size: int) -> torch.Tensor:
+    half = int(np.ceil(obj["radius"] * 1.3))
+    top, left = max(int(obj["y"]) - half, 0), max(int(obj["x"]) - half, 0)
+    crop = pixels[..., top : top + 2 * half, left : left + 2 * half]
+    return F.interpolate(crop, size=(image_size, image_size), mode="bilinear", align_corners=False)
+
+
+def _image_embedding(tower, embedder, pixels: torch.Tensor) -> torch.Tensor:
+    """CLIP's image embedding: the post-layernormed CLS token through `visual_projection`."""
+    pooled = tower.model(pixel_values=pixels).pooler_output
+    return F.normalize(embedder.visual_projection(pooled), dim=-1)[0]
+
+
+# ----------------------------------------------------------------------------- build
+def tiny_clip_options(folder: str | Path) -> list[str]:
+    """The `--cfg-options` that point the tiny demo config at a tiny CLIP folder."""
+    keys = (
+        "model.backbone.vision_tower.pretrained",
+        "model.text_encoder.model_path",
+        "model.clip_classifier.checkpoint",
+    )
+    return [f"{key}={folder}" for key in keys]
+
+
+def ensure_tiny_clip(folder: str | Path, spec: TinyCLIPSpec | None = None) -> dict:
+    """Build the tiny CLIP in `folder` unless a build of the same spec is there; returns the
+    build record (spec, seconds, zero-shot accuracy)."""
+    spec = spec or TinyCLIPSpec()
+    folder = Path(folder)
+    record_path = folder / BUILD_FILE
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record["spec"] == spec.key():
+            return record
+    started = time.monotonic()
+    torch.manual_seed(spec.seed)
+    pairs = [make_pair(spec.seed, index, spec.image_size) for index in range(spec.num_pairs)]
+    images = np.stack([image for image, _ in pairs])
+    captions = [text for _, text in pairs]
+    tokenizer = build_tokenizer(tokenizer_corpus(captions, spec.seed), folder)
+    model = build_model(spec, tokenizer)
+    with _one_thread():
+        train_clip(model, tokenizer, images, captions, spec)
+    model.save_pretrained(folder)
+    record = {
+        "spec": spec.key(),
+        "seconds": round(time.monotonic() - started, 1),
+        "zero_shot": zero_shot_accuracy(folder),
+    }
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+class _one_thread:
+    """Train on one torch thread: on shared cores, tiny models run faster so."""
+
+    def __enter__(self) -> None:
+        self.threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.threads)

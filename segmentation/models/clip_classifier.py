@@ -1,0 +1,129 @@
+"""The CLIP-aligned open-vocabulary classifier: frozen CLIP dense features, mask-pooled per query.
+
+FC-CLIP (Yu et al., NeurIPS 2023) recognises unseen classes by pooling the frozen CLIP image
+features under each predicted mask, projecting them into CLIP's joint space and scoring them
+against CLIP text embeddings ("out-of-vocabulary" logits), then combining those with the learnt
+("in-vocabulary") logits by a geometric ensemble whose weights differ for the classes of the
+training vocabulary (alpha) and the rest (beta). Their tower is a ConvNeXt; ours is a ViT, whose
+patch tokens are not aligned with text until the last layer pools them into the CLS token. We
+take MaskCLIP's value path (Zhou et al., ECCV 2022): the last encoder layer runs with every token
+attending only to itself (so the attention output is `out_proj(v_proj(ln1(x)))`), keeping each
+patch's own content, then CLIP's `post_layernorm` and `visual_projection`, as the CLS token gets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from segmentation.models.clip_vision import CLIPVisionTower, _read_tensors
+from segmentation.text.vocabulary import VocabularyEmbedding, max_over_synonyms
+
+PROJECTION_KEYS = ("visual_projection.weight", "logit_scale")
+CLIP_LOGIT_SCALE = 100.0
+"""CLIP's trained temperature (its clamp), used until a checkpoint gives its own."""
+
+
+def load_clip_projection(checkpoint: str | Path) -> dict[str, Tensor]:
+    """`visual_projection.weight` and `logit_scale` of a CLIP checkpoint (file or folder)."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_file():
+        files = [checkpoint]
+    elif checkpoint.is_dir():
+        index = checkpoint / "model.safetensors.index.json"
+        if index.exists():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            files = sorted({checkpoint / weight_map[k] for k in PROJECTION_KEYS if k in weight_map})
+        else:
+            files = sorted(p for p in checkpoint.iterdir() if p.suffix in (".safetensors", ".bin"))
+            files = [p for p in files if p.suffix == ".safetensors"] or files
+    else:
+        raise FileNotFoundError(f"CLIP checkpoint not found: {checkpoint}")
+    found: dict[str, Tensor] = {}
+    for path in files:
+        found.update({k: v for k, v in _read_tensors(path).items() if k in PROJECTION_KEYS})
+    missing = [key for key in PROJECTION_KEYS if key not in found]
+    if missing:
+        raise ValueError(f"{checkpoint} has no {missing}: the CLIP classifier needs a CLIPModel")
+    return found
+
+
+class CLIPDenseEmbedder(nn.Module):
+    """Dense CLIP embeddings (B, D, H/p, W/p), unit length, of a frozen `CLIPVisionTower`.
+
+    Holds only the checkpoint's `visual_projection` and `logit_scale` (frozen); the tower is
+    passed to `forward`, so its weights are stored once, in the backbone.
+    """
+
+    def __init__(self, vision_width: int, embed_dim: int, checkpoint: str | None = None) -> None:
+        super().__init__()
+        self.visual_projection = nn.Linear(vision_width, embed_dim, bias=False)
+        self.register_buffer("logit_scale", torch.tensor(math.log(CLIP_LOGIT_SCALE)))
+        if checkpoint is not None:
+            state = load_clip_projection(checkpoint)
+            self.visual_projection.weight.data.copy_(state["visual_projection.weight"])
+            self.logit_scale.copy_(state["logit_scale"].reshape(()))
+        self.visual_projection.requires_grad_(False)
+
+    @torch.no_grad()
+    def forward(self, tower: CLIPVisionTower, images: Tensor) -> Tensor:
+        patch = tower.patch_size
+        height, width = images.shape[-2:]
+        padded = F.pad(images, (0, (-width) % patch, 0, (-height) % patch))
+        vision = getattr(tower.model, "vision_model", tower.model)
+        outputs = tower.model(
+            pixel_values=padded, output_hidden_states=True, interpolate_pos_encoding=True
+        )
+        tokens = self_attending_layer(vision.encoder.layers[-1], outputs.hidden_states[-2])
+        embeddings = self.visual_projection(vision.post_layernorm(tokens[:, 1:]))
+        grid = (padded.shape[-2] // patch, padded.shape[-1] // patch)
+        maps = embeddings.transpose(1, 2).reshape(len(images), -1, *grid)
+        return F.normalize(maps, dim=1)
+
+
+def self_attending_layer(layer: nn.Module, hidden: Tensor) -> Tensor:
+    """A CLIP encoder layer with each token attending only to itself (MaskCLIP's value path)."""
+    attention = layer.self_attn
+    values = attention.out_proj(attention.v_proj(layer.layer_norm1(hidden)))
+    hidden = hidden + values
+    return hidden + layer.mlp(layer.layer_norm2(hidden))
+
+
+def mask_pool(dense: Tensor, mask_logits: Tensor) -> Tensor:
+    """Mean of the dense features (B, D, h, w) under each binarised mask (B, Q, H, W): (B, Q, D).
+
+    Masks are resized to the feature grid and thresholded at logit 0, as FC-CLIP's MaskPooling;
+    an empty mask pools to zeros."""
+    masks = F.interpolate(mask_logits, size=dense.shape[-2:], mode="bilinear", align_corners=False)
+    masks = (masks > 0).to(dense.dtype)
+    area = masks.sum(dim=(-2, -1), keepdim=True)
+    return torch.einsum("bdhw,bqhw->bqd", dense, masks / (area + 1e-8))
+
+
+def clip_logits(pooled: Tensor, vocabulary: VocabularyEmbedding, logit_scale: Tensor) -> Tensor:
+    """CLIP's scaled cosine logits of pooled mask embeddings (..., D) against the vocabulary."""
+    embedding = F.normalize(pooled, dim=-1)
+    synonyms = embedding @ vocabulary.embeddings.to(embedding).T
+    return logit_scale.exp() * max_over_synonyms(synonyms, vocabulary)
+
+
+def geometric_ensemble(
+    in_vocab_logits: Tensor, out_vocab_logits: Tensor, seen: Tensor, alpha: float, beta: float
+) -> Tensor:
+    """FC-CLIP's ensemble: log of p_in^(1-w) * p_out^w per class, w = alpha for training-vocabulary
+    classes (`seen`, bool (C,)) and beta for the rest; void keeps p_in's void probability.
+
+    `in_vocab_logits` (..., C + 1) has void last; `out_vocab_logits` (..., C) has none. Returns
+    log-probabilities (..., C + 1)."""
+    p_in = in_vocab_logits[..., :-1].softmax(-1)
+    p_out = out_vocab_logits.softmax(-1)
+    weight = torch.where(seen.to(p_in.device), alpha, beta).to(p_in.dtype)
+    ensembled = (p_in ** (1 - weight) * p_out**weight).log()
+    void = in_vocab_logits.softmax(-1)[..., -1:]
+    probabilities = torch.cat([ensembled.softmax(-1) * (1 - void), void], dim=-1)
+    return torch.log(probabilities + 1e-8)
