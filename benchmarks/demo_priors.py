@@ -66,6 +66,7 @@ def train_and_evaluate(
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict:
     from segmentation.demo import DemoSpec, write_demo
+    from segmentation.demo.tiny_clip import ensure_tiny_clip, tiny_clip_options
 
     base = args.work_dir / f"seed{seed}"
     data_root = base / "datasets" / "demo"
@@ -78,7 +79,9 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
         f"train_dataloader.dataset.data_root={data_root}",
         f"val_dataloader.dataset.data_root={data_root}",
         "train_cfg.val_interval=100000",
+        *tiny_clip_options(args.work_dir / "tiny_clip"),
     ]
+    ensure_tiny_clip(args.work_dir / "tiny_clip")
     return {
         "seed": seed,
         "priors": train_and_evaluate(base / "priors", common, (), args.iters),

@@ -56,9 +56,10 @@ model = dict(
         ffn_channels=64,
         pixel_decoder=dict(num_layers=1, num_heads=2, num_points=2, ffn_channels=64, num_groups=4),
         train_cfg=dict(num_points=1024),
+        prior_class_boost=5.0,
     ),
     text_encoder=dict(model_path=tiny_clip),
-    clip_classifier=dict(checkpoint=tiny_clip),
+    clip_classifier=dict(_delete_=True, checkpoint=tiny_clip),
     # segmentation.demo.scenes: BACKGROUND and SEEN_SHAPES (a test keeps them equal)
     training_classes=["background", "circle", "square", "triangle", "star", "cross", "ring"],
     test_cfg=dict(_delete_=True, mode="whole"),

@@ -46,6 +46,8 @@ TEXTURE_PHRASES = {
     "dotted": ("dotted", "with dots"),
     "checkered": ("checkered", "with a checkered pattern"),
 }
+ATTRIBUTE_MENTION = 0.25
+SINGLE_OBJECT = 0.75
 CAPTIONS = (
     "a photo of {objects}.",
     "this is a photo of {objects}",
@@ -66,7 +68,7 @@ class TinyCLIPSpec:
     num_pairs: int = 6000
     steps: int = 900
     batch_size: int = 128
-    learning_rate: float = 2e-3
+    learning_rate: float = 3e-3
     image_size: int = 64
     projection_dim: int = 64
     vision: dict = field(
@@ -113,10 +115,10 @@ def _sample_object(rng: np.random.Generator, image_size: int) -> SceneObject:
 
 
 def _object_phrase(obj: SceneObject, rng: np.random.Generator) -> str:
-    """'a small red hexagon with dots': each attribute word present half the time."""
-    words = [word for word in (obj.size, obj.colour) if rng.random() < 0.5]
+    """'a small red hexagon with dots': the shape always, each attribute now and then."""
+    words = [word for word in (obj.size, obj.colour) if rng.random() < ATTRIBUTE_MENTION]
     suffix = ""
-    if obj.texture in TEXTURE_PHRASES and rng.random() < 0.5:
+    if obj.texture in TEXTURE_PHRASES and rng.random() < ATTRIBUTE_MENTION:
         before, after = TEXTURE_PHRASES[obj.texture]
         if rng.random() < 0.5:
             words.insert(int(rng.integers(0, len(words) + 1)), before)
@@ -137,7 +139,7 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
 def make_pair(seed: int, index: int, image_size: int) -> tuple[np.ndarray, str]:
     """One pretraining pair: one or two objects of any shape, and its caption."""
     rng = np.random.default_rng([seed, PAIR_STREAM, index])
-    count = 1 if rng.random() < 0.6 else 2
+    count = 1 if rng.random() < SINGLE_OBJECT else 2
     objects = tuple(_sample_object(rng, image_size) for _ in range(count))
     scene = Scene(background=str(rng.choice(list(BACKGROUNDS))), objects=objects)
     image, _, _ = render_scene(scene, image_size, rng)

@@ -151,17 +151,18 @@ class LLMFormer(BaseSegmentor):
 
     # ------------------------------------------------------------------------------ priors
     def class_presence(self, vocabulary: Vocabulary, graph: PriorGraph) -> Tensor:
-        """How closely the image's object priors name each class: the max cosine similarity of
-        the class's (template-averaged) synonyms to the object names, 1 for background classes
-        and for every class when the priors name no object."""
+        """Which classes the image's object priors name: each object name goes to the class
+        whose synonyms (template-averaged embeddings) are closest to it, and those classes get
+        1, the rest 0; background classes, and every class when the priors name no object,
+        get 1."""
         names = [name for name in dict.fromkeys(graph.objects) if name.strip()]
-        presence = torch.ones(len(vocabulary))
         if not names:
-            return presence
+            return torch.ones(len(vocabulary))
         classes = self.embed_vocabulary(vocabulary)
         objects = torch.cat([self.embed_vocabulary(((name,),)).embeddings for name in names])
         similarity = max_over_synonyms(objects @ classes.embeddings.T, classes)
-        presence = similarity.max(dim=0).values.cpu().clamp(max=1.0)
+        presence = torch.zeros(len(vocabulary))
+        presence[similarity.argmax(dim=1).cpu()] = 1.0
         background = torch.tensor([is_background(names[0]) for names in vocabulary])
         return torch.where(background, 1.0, presence)
 

@@ -96,7 +96,7 @@ def test_self_attending_layer_is_the_layer_run_on_each_token_alone(clip_folder) 
     layer = model.vision_model.encoder.layers[-1]
     hidden = torch.randn(1, 5, 16)
     with torch.no_grad():
-        alone = torch.cat([layer(hidden[:, i : i + 1], None)[0] for i in range(5)], dim=1)
+        alone = torch.cat([layer(hidden[:, i : i + 1], None) for i in range(5)], dim=1)
         torch.testing.assert_close(self_attending_layer(layer, hidden), alone)
 
 
