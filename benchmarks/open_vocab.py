@@ -86,7 +86,9 @@ def train_once(run_dir: Path, options: list[str], iters: int) -> Path:
     return checkpoint
 
 
-def evaluate(checkpoint: Path, options: list[str], out: Path, vocabulary_free: bool) -> dict:
+def evaluate(
+    checkpoint: Path, datasets: Path, options: list[str], out: Path, vocabulary_free: bool
+) -> dict:
     """Seen and unseen mIoU (object classes) of one evaluation on the demo validation split."""
     from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
 
@@ -94,7 +96,7 @@ def evaluate(checkpoint: Path, options: list[str], out: Path, vocabulary_free: b
         CONFIG,
         checkpoint,
         ("demo",),
-        checkpoint.parents[2] / "datasets",
+        datasets,
         out,
         vocabulary_free=vocabulary_free,
         cfg_options=tuple(options),
@@ -134,8 +136,8 @@ def run_seed(seed: int, settings: list[str], args: argparse.Namespace, clip: Pat
         checkpoint = train_once(base / setting.training, training, args.iters)
         options = training + ([] if setting.clip else list(CLIP_OFF))
         out = base / setting.training / f"eval-{name}"
-        full = evaluate(checkpoint, options, out / "full", vocabulary_free=False)
-        free = evaluate(checkpoint, options, out / "free", vocabulary_free=True)
+        full = evaluate(checkpoint, data_root.parent, options, out / "full", False)
+        free = evaluate(checkpoint, data_root.parent, options, out / "free", True)
         results[name] = {
             "seen": full["seen"],
             "unseen": full["unseen"],
@@ -186,7 +188,10 @@ def main() -> None:
         f"unseen {shot['crop']['unseen']}%; mask-pooled dense: seen {shot['dense']['seen']}% "
         f"unseen {shot['dense']['unseen']}%"
     )
-    print(f"mIoU % over object classes (background excluded), mean of seeds {seeds}, {args.iters} iters")
+    print(
+        f"mIoU % over object classes (background excluded), mean of seeds {seeds}, "
+        f"{args.iters} iters"
+    )
     print(f"{'setting':>15} " + " ".join(f"{figure:>17}" for figure in FIGURES))
     for name in settings:
         print(f"{name:>15} " + " ".join(f"{means[name][f]:>17.2f}" for f in FIGURES))

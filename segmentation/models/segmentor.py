@@ -172,7 +172,9 @@ class LLMFormer(BaseSegmentor):
         if self.decode_head.prior_class_boost == 0:
             return None
         device = self.text_encoder.device
-        rows = [self.class_presence(v, g).to(device) for v, g in zip(vocabularies, graphs)]
+        rows = [
+            self.class_presence(v, g).to(device) for v, g in zip(vocabularies, graphs, strict=True)
+        ]
         return torch.stack(rows) if shared else rows
 
     @staticmethod
@@ -299,7 +301,10 @@ class LLMFormer(BaseSegmentor):
         graphs = self._graphs(data_samples, len(inputs))
         classes = self.call_classes([self._current_vocabulary()] * len(inputs), graphs)
         head_inputs = HeadInputs(
-            self.extract_feat(inputs), self.prior_encoder(graphs), classes.embedding, classes.presence
+            self.extract_feat(inputs),
+            self.prior_encoder(graphs),
+            classes.embedding,
+            classes.presence,
         )
         return self.decode_head.forward(head_inputs)
 

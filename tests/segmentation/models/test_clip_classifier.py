@@ -87,7 +87,7 @@ def test_projection_loader_names_what_a_vision_only_checkpoint_lacks(tmp_path) -
     from safetensors.torch import save_file
 
     save_file({"vision_model.post_layernorm.weight": torch.ones(4)}, tmp_path / "model.safetensors")
-    with pytest.raises(ValueError, match="visual_projection.weight"):
+    with pytest.raises(ValueError, match=r"visual_projection\.weight"):
         load_clip_projection(tmp_path)
 
 

@@ -50,7 +50,7 @@ def test_tiny_demo_config_builds_through_the_registry_with_custom_imports(
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.split() == ["LLMFormer", "LLMFormerHead", "True"]
+    assert completed.stdout.splitlines()[-1].split() == ["LLMFormer", "LLMFormerHead", "True"]
 
 
 def test_paper_config_uses_the_san_recipe_and_mask2former_sizes() -> None:
