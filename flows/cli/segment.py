@@ -54,8 +54,12 @@ def segment(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N]")] = "cpu",
     max_side: Annotated[
-        int, typer.Option(help="Longest side fed to the model; larger pictures are shrunk")
-    ] = 640,
+        int | None,
+        typer.Option(
+            help="Cap on the longest side fed to the model (default: none; pictures are fed "
+            "at the config's evaluation scale, as `llmformer eval` feeds its images)"
+        ),
+    ] = None,
 ) -> None:
     """Write an overlay with a legend, a label map and a JSON of class areas for each picture."""
     from segmentation.inference import Segmenter, segment_files
