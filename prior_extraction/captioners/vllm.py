@@ -1,6 +1,10 @@
 """The production captioner: a vLLM engine on one GPU, fed a whole shard per `generate` call so
 it batches continuously. vllm is imported when the engine is built, never at module load.
 
+Each request is the text the checkpoint's own chat template renders (through its transformers
+processor, as `LLM.chat` would) with the picture as `multi_modal_data`: the same prompt as the
+transformers captioner's, built and testable without vllm.
+
 Data parallel = one engine per GPU, each in its own process over its partition of the images
 (`CUDA_VISIBLE_DEVICES=i llmformer priors extract ... --partition i/N`).
 """
