@@ -8,6 +8,10 @@ from typing import Any
 
 from prior_extraction.captioners.base import CaptionerError
 
+_LOAD_ERRORS = (OSError, ValueError, KeyError, TypeError, ImportError, AttributeError)
+"""What `from_pretrained` raises for a checkpoint it cannot read, and for a processor whose
+sub-processors this install lacks (Qwen2-VL's video processor without torchvision)."""
+
 
 def load_processor(model: str) -> Any:
     """`AutoProcessor.from_pretrained(model)`, where a missing folder, a checkpoint without a
@@ -18,7 +22,7 @@ def load_processor(model: str) -> Any:
 
     try:
         processor = AutoProcessor.from_pretrained(model)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except _LOAD_ERRORS as error:
         raise CaptionerError(
             f"cannot load the processor of {model!r}: {one_line(error)}"
         ) from error

@@ -519,6 +519,21 @@ def test_a_checkpoint_without_a_processor_is_a_one_line_error(weights_without_pr
     assert "\n" not in str(raised.value)
 
 
+def test_a_processor_this_install_cannot_build_is_a_one_line_error(monkeypatch) -> None:
+    import transformers
+
+    def fail(model: str):
+        raise AttributeError("type object 'VIDEO_PROCESSOR_MAPPING' has no attribute\nmore")
+
+    monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained", fail)
+    with pytest.raises(CaptionerError) as raised:
+        build_captioner("transformers", CaptionerOptions(model="org/vlm", device="cpu"))
+    assert str(raised.value) == (
+        "cannot load the processor of 'org/vlm': "
+        "type object 'VIDEO_PROCESSOR_MAPPING' has no attribute"
+    )
+
+
 def test_a_text_only_checkpoint_or_a_missing_folder_is_a_one_line_error(
     tiny_checkpoint, tmp_path
 ) -> None:
