@@ -140,12 +140,13 @@ def _caption_priors_source(
     name: str, captions: Path | None, model: str | None, device: str, image_root: Path | None
 ) -> CaptionPriorsSource:
     from prior_extraction.captioners import CaptionerError, CaptionerOptions, build_captioner
+    from prior_extraction.captioners.prompts import PromptError
     from prior_extraction.parsing import CaptionParser
 
     options = CaptionerOptions(model=model, captions=captions, device=device)
     try:
         captioner = build_captioner(name, options)
-    except CaptionerError as error:
+    except (CaptionerError, PromptError) as error:
         _fail(str(error))
     return CaptionPriorsSource(captioner, CaptionParser(), image_root)
 
