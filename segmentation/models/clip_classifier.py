@@ -72,16 +72,17 @@ class CLIPDenseEmbedder(nn.Module):
 
     @torch.no_grad()
     def forward(self, tower: CLIPVisionTower, images: Tensor) -> Tensor:
-        patch = tower.patch_size
-        height, width = images.shape[-2:]
-        padded = F.pad(images, (0, (-width) % patch, 0, (-height) % patch))
+        """The tower sees the images as its `forward` does (resized up to whole patches), so
+        cell (i, j) covers the same pixels as the backbone's maps."""
         vision = getattr(tower.model, "vision_model", tower.model)
         outputs = tower.model(
-            pixel_values=padded, output_hidden_states=True, interpolate_pos_encoding=True
+            pixel_values=tower.fit_to_patches(images),
+            output_hidden_states=True,
+            interpolate_pos_encoding=True,
         )
         tokens = self_attending_layer(vision.encoder.layers[-1], outputs.hidden_states[-2])
         embeddings = self.visual_projection(vision.post_layernorm(tokens[:, 1:]))
-        grid = (padded.shape[-2] // patch, padded.shape[-1] // patch)
+        grid = tower.grid_size(*images.shape[-2:])
         maps = embeddings.transpose(1, 2).reshape(len(images), -1, *grid)
         return F.normalize(maps, dim=1)
 

@@ -100,7 +100,7 @@ def test_self_attending_layer_is_the_layer_run_on_each_token_alone(clip_folder) 
         torch.testing.assert_close(self_attending_layer(layer, hidden), alone)
 
 
-def test_dense_embeddings_cover_a_padded_patch_grid_with_unit_vectors(clip_folder) -> None:
+def test_dense_embeddings_cover_the_towers_patch_grid_with_unit_vectors(clip_folder) -> None:
     folder, _ = clip_folder
     tower = CLIPVisionTower(SMALL.vision, [-1], pretrained=str(folder))
     embedder = CLIPDenseEmbedder(tower.embed_dim, 12, str(folder))
