@@ -165,15 +165,15 @@ def report(paths: DemoPaths) -> None:
     pictures = sorted((paths.dataset / "images" / "val").glob("*.png"))[:OVERLAY_PICTURES]
     segment = [*cli, "segment", *map(str, pictures), "--config", str(DEMO_CONFIG)]
     segment += ["--checkpoint", checkpoint]
+    priors = [
+        "--captions",
+        str(paths.dataset / "captions.jsonl"),
+        "--image-root",
+        str(paths.dataset / "images"),
+    ]
     vocabularies = {
-        paths.overlays: ["--vocab-file", str(paths.dataset / "classes.txt")],
-        paths.overlays / "no_vocab": [
-            "--no-vocab",
-            "--captions",
-            str(paths.dataset / "captions.jsonl"),
-            "--image-root",
-            str(paths.dataset / "images"),
-        ],
+        paths.overlays: ["--vocab-file", str(paths.dataset / "classes.txt"), *priors],
+        paths.overlays / "no_vocab": ["--no-vocab", *priors],
     }
     environment = {**os.environ, "LLMFORMER_TINY_CLIP": str(paths.clip)}
     for out, vocabulary in vocabularies.items():

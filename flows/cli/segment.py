@@ -40,7 +40,11 @@ def segment(
         ),
     ] = False,
     captioner: Annotated[
-        str, typer.Option(help="With --no-vocab: file, transformers or vllm")
+        str,
+        typer.Option(
+            help="file, transformers or vllm: describes each picture for its priors (always "
+            "with --no-vocab; with a vocabulary when --captions or --captioner-model is given)"
+        ),
     ] = "file",
     captions: Annotated[
         Path | None, typer.Option(help="The file captioner's JSONL/Parquet of {id, caption}")
@@ -65,9 +69,10 @@ def segment(
     from segmentation.inference import Segmenter, segment_files
 
     vocabulary = _vocabulary(vocab, vocab_file, no_vocab)
+    describe = no_vocab or captions is not None or captioner_model is not None
     priors_source = (
         _caption_priors_source(captioner, captions, captioner_model, device, image_root)
-        if no_vocab
+        if describe
         else None
     )
     try:

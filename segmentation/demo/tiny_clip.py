@@ -71,6 +71,7 @@ class TinyCLIPSpec:
     learning_rate: float = 3e-3
     image_size: int = 64
     projection_dim: int = 64
+    zero_shot_images: int = 100
     vision: dict = field(
         default_factory=lambda: dict(
             hidden_size=64,
@@ -326,7 +327,7 @@ def ensure_tiny_clip(folder: str | Path, spec: TinyCLIPSpec | None = None) -> di
     record = {
         "spec": spec.key(),
         "seconds": round(time.monotonic() - started, 1),
-        "zero_shot": zero_shot_accuracy(folder),
+        "zero_shot": zero_shot_accuracy(folder, spec.zero_shot_images),
     }
     record_path.write_text(json.dumps(record, indent=2) + "\n")
     return record

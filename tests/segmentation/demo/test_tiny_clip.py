@@ -15,6 +15,7 @@ SMALL = TinyCLIPSpec(
     num_pairs=16,
     steps=2,
     batch_size=8,
+    zero_shot_images=3,
     vision=dict(
         hidden_size=16,
         intermediate_size=32,

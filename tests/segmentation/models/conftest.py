@@ -26,7 +26,14 @@ NUM_CLASSES = 4
 UNIT_TEST_SIZES = dict(
     backbone=dict(
         vision_tower=dict(
-            vision_config=dict(hidden_size=16, intermediate_size=32, image_size=32),
+            vision_config=dict(
+                hidden_size=16,
+                intermediate_size=32,
+                image_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+            ),
+            layer_indices=[1, 2],
             pretrained=None,
         ),
         embed_dim=WIDTH,
@@ -41,6 +48,7 @@ UNIT_TEST_SIZES = dict(
         ffn_channels=32,
         pixel_decoder=dict(ffn_channels=32),
         train_cfg=dict(num_points=256),
+        prior_class_boost=0.0,
     ),
     text_encoder=dict(
         _delete_=True,
@@ -54,7 +62,8 @@ UNIT_TEST_SIZES = dict(
     vocabulary=["sky", "grass", "dog", "sofa"],
 )
 """What the unit tests change in the demo config's model: narrower, random weights, a 16-d
-random text encoder (no tiny CLIP folder needed) and the CLIP classifier off."""
+random text encoder (no tiny CLIP folder needed), the CLIP classifier and the prior boost off
+(tests of those switch them on)."""
 
 
 @cache
