@@ -18,7 +18,8 @@ VIEW_NAMES = re.findall(r"CREATE OR REPLACE VIEW (\w+)", VIEWS_SQL.read_text())
 @pytest.fixture
 def filled(store, prior_set, write_demo_shard):
     write_demo_shard("shard-0", ["a", "b", "broken"])
-    write_demo_shard("shard-1", ["c", "d"], split="val")
+    write_demo_shard("shard-1", ["c", "d"])
+    write_demo_shard("shard-3", ["g", "h"], split="val")
     store.write_class_names("demo", [["car", "automobile"], ["road"], ["person"]])
     store.compact(prior_set)
     write_demo_shard("shard-2", ["e", "f"])
@@ -117,5 +118,5 @@ def test_every_view_answers_as_the_plain_duckdb_cli_does(filled, monkeypatch):
     for view in VIEW_NAMES:
         ordered = f"SELECT * FROM {view} ORDER BY ALL"
         assert sandboxed.execute(ordered).fetchall() == plain.execute(ordered).fetchall(), view
-    assert sandboxed.execute("SELECT count(*) FROM objects").fetchall() == [(8,)]
+    assert sandboxed.execute("SELECT count(*) FROM objects").fetchall() == [(10,)]
     assert sandboxed.execute("SELECT count(*) FROM relation_counts").fetchall() == [(1,)]
