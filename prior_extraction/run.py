@@ -43,7 +43,14 @@ from prior_extraction.captioners import (
 from prior_extraction.images import DEFAULT_MAX_PIXELS, InvalidImageError, LoadedImage, load_image
 from prior_extraction.parsing import PARSER_NAME, PARSER_VERSION, CaptionParser
 from prior_extraction.sources import ImageItem, ImageSource
-from storage import FailureRecord, ImagePriors, ImageRecord, PriorSetSpec, PriorStore
+from storage import (
+    FailureRecord,
+    ImagePriors,
+    ImageRecord,
+    PriorSetSpec,
+    PriorStore,
+    StoreError,
+)
 
 
 FAILURES_SHOWN = 5
@@ -192,6 +199,7 @@ def run_extraction(
     """
     config = config or ExtractionConfig()
     started = time.perf_counter()
+    require_undamaged(store)
     items = select_items(source.items(), config.partition, config.limit)
     prior_set_id = store.register_prior_set(prior_set_spec(captioner, config.prior_set_name))
     pending = pending_items(store, prior_set_id, items, config.retry_failed)
@@ -206,6 +214,15 @@ def run_extraction(
         summary.interrupted = worker.run(shards, stop, summary, on_shard)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def require_undamaged(store: PriorStore) -> None:
+    """Refuse to extract into a store with damaged files: their images would be done twice."""
+    if damaged := store.damaged_files():
+        raise StoreError(
+            f"the store has {len(damaged)} damaged file(s), first {damaged[0]}; run: "
+            f"llmformer priors repair --store {store.root}, then extract again"
+        )
 
 
 def select_items(

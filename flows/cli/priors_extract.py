@@ -87,6 +87,7 @@ def extract(
         ExtractionConfig,
         ExtractionConfigError,
         parse_partition,
+        require_undamaged,
         run_extraction,
     )
     from prior_extraction.sources import SourceError, build_source
@@ -97,6 +98,7 @@ def extract(
         require_device("--device", device)
     try:
         prior_store = PriorStore(store)
+        require_undamaged(prior_store)
         source = build_source(images, manifest, dataset, data_root)
         config = ExtractionConfig(
             batch_size=batch_size or default_batch_size(captioner, shard_size),
