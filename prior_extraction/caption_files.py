@@ -145,8 +145,11 @@ def _decoded_lines(lines: Iterable[bytes]) -> Iterator[tuple[int, str | BadLine]
             yield line_number, raw.decode("utf-8")
         except UnicodeDecodeError as error:
             byte = raw[error.start]
-            yield line_number, BadLine(
-                line_number, f"not UTF-8 text (byte 0x{byte:02x} at column {error.start + 1})"
+            yield (
+                line_number,
+                BadLine(
+                    line_number, f"not UTF-8 text (byte 0x{byte:02x} at column {error.start + 1})"
+                ),
             )
 
 

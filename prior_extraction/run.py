@@ -52,7 +52,6 @@ from storage import (
     StoreError,
 )
 
-
 FAILURES_SHOWN = 5
 """How many of a run's failures its summary lists."""
 

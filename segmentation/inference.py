@@ -26,7 +26,7 @@ DEFAULT_MAX_SIDE = 640
 
 
 OUTPUT_SUFFIXES = ("_overlay.png", "_labels.png", ".json")
-"""What `segment_files` writes per picture: `<stem>_overlay.png`, `<stem>_labels.png`, `<stem>.json`."""
+"""The files `segment_files` writes per picture: `<stem>` followed by each suffix."""
 
 
 class ImageLoadError(ValueError):

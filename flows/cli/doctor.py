@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-
 from flows.server import DEFAULT_PORT, api_url
 
 EXAMPLE_API_URL = api_url(DEFAULT_PORT)

@@ -208,4 +208,3 @@ def _caption_priors_source(
     except CaptionerError as error:
         fail(str(error))
     return CaptionPriorsSource(captioner, CaptionParser(), image_root)
-

@@ -101,7 +101,9 @@ def test_an_unknown_prior_set_names_the_known_ones(store_dir):
     for command in ("stats", "compact"):
         result = priors_cli(command, "--store", str(store_dir), "--prior-set", "nope")
         assert result.exit_code == 2
-        assert one_error_line(result) == f"error: unknown --prior-set 'nope'; the store holds: {known}"
+        assert (
+            one_error_line(result) == f"error: unknown --prior-set 'nope'; the store holds: {known}"
+        )
 
 
 def truncated_captions(store_dir: Path) -> Path:

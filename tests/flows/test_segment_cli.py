@@ -177,8 +177,13 @@ def test_cuda_on_a_machine_without_one_is_one_line(checkpoint, tmp_path, no_mode
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     result = _segment(
-        checkpoint, tmp_path / "o", str(_picture(tmp_path / "a.png")), "--vocab", "a",
-        "--device", "cuda",
+        checkpoint,
+        tmp_path / "o",
+        str(_picture(tmp_path / "a.png")),
+        "--vocab",
+        "a",
+        "--device",
+        "cuda",
     )
     assert result.exit_code == 2
     assert _one_line(result).startswith("error: --device cuda: this ")

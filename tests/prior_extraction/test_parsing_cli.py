@@ -121,7 +121,10 @@ def test_an_input_named_like_the_temporary_is_read_whole(tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     assert captions.read_bytes() == before
     assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == ["a", "b"]
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["priors.jsonl", "priors.jsonl.partial"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "priors.jsonl",
+        "priors.jsonl.partial",
+    ]
 
 
 def test_an_output_that_is_a_folder_or_unwritable_is_one_line_and_leaves_nothing(
@@ -134,7 +137,9 @@ def test_an_output_that_is_a_folder_or_unwritable_is_one_line_and_leaves_nothing
     folder.mkdir()
     result = parse_cli(captions, folder)
     assert result.exit_code == 2
-    assert result.stderr.strip() == f"error: --output: output {folder} is a folder; give a file path"
+    assert (
+        result.stderr.strip() == f"error: --output: output {folder} is a folder; give a file path"
+    )
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
@@ -200,7 +205,8 @@ def test_repeated_ids_give_one_line_each_from_the_last_and_a_warning(tmp_path: P
 def test_a_line_that_is_not_utf8_is_a_bad_line(tmp_path: Path) -> None:
     captions = tmp_path / "captions.jsonl"
     captions.write_bytes(
-        json.dumps({"id": "a", "caption": "A dog."}).encode() + b"\n"
+        json.dumps({"id": "a", "caption": "A dog."}).encode()
+        + b"\n"
         + b'{"id": "b", "caption": "caf\xe9"}\n'
     )
     output = tmp_path / "priors.jsonl"

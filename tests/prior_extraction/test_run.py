@@ -408,7 +408,7 @@ def test_cli_retry_failed_redoes_fixed_images_and_lists_failures(tmp_path, noise
     assert str(broken.resolve()) in first.stdout.replace("\n", "")
     prior_set_id = _only_prior_set(PriorStore(store))
     assert (
-        f"all failures: llmformer priors query --store {store} \"SELECT path, stage, error_class,"
+        f'all failures: llmformer priors query --store {store} "SELECT path, stage, error_class,'
         f" message FROM failures WHERE prior_set_id = '{prior_set_id}'\""
     ) in first.stdout
     Image.new("RGB", (32, 24), (10, 20, 30)).save(broken)

@@ -16,8 +16,8 @@ from segmentation.inference import (
     SegmentationResult,
     Segmenter,
     VocabularyError,
-    resize_for_model,
     output_paths,
+    resize_for_model,
     segment_files,
     vocabulary_from_priors,
 )

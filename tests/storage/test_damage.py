@@ -18,8 +18,11 @@ def truncate(path: Path, keep: int = 100) -> None:
 
 
 def shard_file(store: PriorStore, table: str, split: str = "train", tag: str = "-s") -> Path:
-    (path,) = [p for p in (store.root / table).glob(f"dataset=demo/split={split}/*.parquet")
-               if tag in p.name]
+    (path,) = [
+        p
+        for p in (store.root / table).glob(f"dataset=demo/split={split}/*.parquet")
+        if tag in p.name
+    ]
     return path
 
 
@@ -42,7 +45,10 @@ def count(connection, sql: str) -> int:
         (b"", "0 bytes, too small to be Parquet"),
         (b"PAR1" + b"x" * 40, "no Parquet footer; truncated?"),
         (b"JUNK" + b"x" * 36 + b"PAR1", "no Parquet header"),
-        (b"PAR1" + b"x" * 4 + (1000).to_bytes(4, "little") + b"PAR1", "footer longer than the file"),
+        (
+            b"PAR1" + b"x" * 4 + (1000).to_bytes(4, "little") + b"PAR1",
+            "footer longer than the file",
+        ),
     ],
 )
 def test_damage_is_found_from_the_framing(tmp_path, content, reason):
@@ -117,8 +123,14 @@ def test_repair_of_compacted_relations_rebuilds_their_rollup(store, prior_set, w
 def test_a_retried_image_keeps_one_record(store, prior_set, write_demo_shard, make_priors):
     write_demo_shard("shard-0", ["a", "broken"])
     store.write_shard(
-        prior_set, "demo", "train", "retry", images=[], priors=[make_priors("broken")],
-        failures=[], retried=["broken"],
+        prior_set,
+        "demo",
+        "train",
+        "retry",
+        images=[],
+        priors=[make_priors("broken")],
+        failures=[],
+        retried=["broken"],
     )
     connection = store.connect()
     assert count(connection, "SELECT count(*) FROM failures") == 0
