@@ -41,7 +41,12 @@ def connect(
     )
     connection.execute("SET allowed_directories = ?", [[f"{root}/"]])
     connection.execute("SET temp_directory = ''")
-    connection.execute("SET memory_limit = ?", [memory_limit])
+    try:
+        connection.execute("SET memory_limit = ?", [memory_limit])
+    except duckdb.Error as error:
+        raise QueryError(
+            f"memory limit {memory_limit!r} is not a size such as 4GB ({_one_line(error)})"
+        ) from None
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
     connection.execute(store_views_sql(root, skip))

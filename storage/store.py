@@ -297,13 +297,16 @@ class PriorStore:
     def _drop_retried(
         self, txn: publish.Transaction, written: Path, key: ShardKey, retried: Collection[str]
     ) -> None:
-        """Cut the rows of `retried` images from the partition's other files of one table."""
+        """Cut the rows of `retried` images from the partition's other files of one table (from
+        their staged content where this transaction already rewrote them)."""
         wanted = pa.array(list(retried), pa.string())
+        staged = {destination: source for source, destination in txn.moves}
         for path in sorted(written.parent.glob(f"{key.prior_set_id}-*.parquet")):
-            if path == written:
+            if path == written or path in txn.deletions:
                 continue
-            txn.expect_unchanged(path)
-            rows = pq.read_table(path)
+            if path not in staged:
+                txn.expect_unchanged(path)
+            rows = pq.read_table(staged.get(path, path))
             kept = rows.filter(pc.invert(pc.is_in(rows["image_id"], value_set=wanted)))
             if kept.num_rows < rows.num_rows:
                 write_parquet(kept, txn.stage(path))

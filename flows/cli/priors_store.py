@@ -110,7 +110,7 @@ def query(
         OutputFormat, typer.Option("--format", help="table, csv, or json (one object per line).")
     ] = OutputFormat.table,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=0.001, help="Stop the query after this many seconds.")
+        float, typer.Option("--timeout", help="Stop the query after this many seconds.")
     ] = QUERY_TIMEOUT_S,
     memory_limit: Annotated[
         str | None,
@@ -124,14 +124,15 @@ def query(
 
     The query reads the store's own files and nothing else: no other file, no URL, no extension.
     """
-    import duckdb
-
     from storage.query import QueryError, run_read_query
 
+    if timeout <= 0:
+        raise _fail(f"--timeout must be more than 0 seconds, got {timeout:g}")
+    prior_store = _open_store(store)
     try:
-        connection = _connect(_open_store(store), memory_limit)
-    except duckdb.Error as error:
-        raise _fail(f"--memory-limit {memory_limit!r}: {str(error).splitlines()[0]}") from None
+        connection = _connect(prior_store, memory_limit)
+    except QueryError as error:
+        raise _fail(f"--memory-limit: {error}") from None
     try:
         result = run_read_query(connection, sql, timeout)
     except QueryError as error:

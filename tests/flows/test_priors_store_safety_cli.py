@@ -69,22 +69,35 @@ def test_install_is_refused_by_its_name(store_dir):
     assert one_error_line(result) == "error: only read queries (SELECT) are allowed, got INSTALL"
 
 
-def test_a_long_query_stops_at_its_timeout_with_exit_2(store_dir):
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        (
+            "SELECT count(*) FROM range(1000000000000)",
+            "error: the query ran longer than 3 s and was stopped; "
+            "narrow it or give a larger --timeout",
+        ),
+        # as the issue wrote it: this DuckDB binds 1e12 as a DOUBLE, which range() refuses
+        ("SELECT count(*) FROM range(1e12)", "error: Binder Error: No function matches"),
+    ],
+)
+def test_a_long_query_stops_at_its_timeout_with_exit_2(store_dir, sql, message):
     started = time.monotonic()
-    result = priors_cli(
-        "query", "--store", str(store_dir), "SELECT count(*) FROM range(1e12)", "--timeout", "3"
-    )
+    result = priors_cli("query", "--store", str(store_dir), sql, "--timeout", "3")
     assert time.monotonic() - started < 10
     assert result.exit_code == 2
-    assert one_error_line(result) == (
-        "error: the query ran longer than 3 s and was stopped; narrow it or give a larger --timeout"
-    )
+    assert one_error_line(result).startswith(message)
 
 
 def test_a_bad_memory_limit_is_one_line(store_dir):
     result = priors_cli("query", "--store", str(store_dir), "SELECT 1", "--memory-limit", "lots")
     assert result.exit_code == 2
-    assert one_error_line(result).startswith("error: --memory-limit 'lots':")
+    assert one_error_line(result).startswith(
+        "error: --memory-limit: memory limit 'lots' is not a size such as 4GB ("
+    )
+    result = priors_cli("query", "--store", str(store_dir), "SELECT 1", "--timeout", "0")
+    assert result.exit_code == 2
+    assert one_error_line(result) == "error: --timeout must be more than 0 seconds, got 0"
 
 
 def test_a_store_that_is_a_file_is_one_line(tmp_path):
