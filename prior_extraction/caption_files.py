@@ -84,9 +84,9 @@ def count_lines(path: Path) -> int:
         return sum(1 for line in lines if line.strip())
 
 
-def check_output_path(input_path: Path, output_path: Path) -> None:
+def prepare_output_path(input_path: Path, output_path: Path) -> None:
     """Refuse, before anything is written, an output that is the input (or a link to it), a
-    folder, or a place this user cannot create a file in."""
+    folder, or a place this user cannot create a file in; create its folder."""
     if output_path.is_dir():
         raise OutputPathError(f"output {output_path} is a folder; give a file path")
     if output_path.exists() and os.path.samefile(input_path, output_path):
@@ -98,6 +98,10 @@ def check_output_path(input_path: Path, output_path: Path) -> None:
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise OutputPathError(f"cannot write {output_path}: {folder} is not a writable folder")
+    try:
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputPathError(f"cannot write {output_path}: {error.strerror}") from None
 
 
 def parse_caption_file(
@@ -113,11 +117,10 @@ def parse_caption_file(
     The output is written to a new temporary file beside it and renamed into place, so the
     input is never touched and a failure leaves no partial file.
     """
-    check_output_path(input_path, output_path)
+    prepare_output_path(input_path, output_path)
     report = ParseReport()
     kept = _lines_to_keep(input_path, report)
     try:
-        output_path.parent.mkdir(parents=True, exist_ok=True)
         temporary = output_path.with_name(f".{output_path.name}.{uuid.uuid4().hex[:12]}.partial")
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as error:

@@ -35,7 +35,7 @@ def parse(
 
     from prior_extraction.caption_files import (
         OutputPathError,
-        check_output_path,
+        prepare_output_path,
         count_lines,
         parse_caption_file,
     )
@@ -48,7 +48,7 @@ def parse(
         if value < 1:
             raise _fail(f"{name} must be at least 1, got {value}")
     try:
-        check_output_path(input, output)
+        prepare_output_path(input, output)
         parser = CaptionParser(pipeline, batch_size=batch_size, n_process=n_process)
     except OutputPathError as error:
         raise _fail(f"--output: {error}") from None

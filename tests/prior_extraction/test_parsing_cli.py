@@ -212,7 +212,7 @@ def test_a_line_that_is_not_utf8_is_a_bad_line(tmp_path: Path) -> None:
     output = tmp_path / "priors.jsonl"
     result = parse_cli(captions, output)
     assert result.exit_code == 0, result.output
-    assert "line 2: not UTF-8 text (byte 0xe9 at column 29)" in result.stderr
+    assert "line 2: not UTF-8 text (byte 0xe9 at column 28)" in result.stderr
     assert [json.loads(line)["id"] for line in output.read_text().splitlines()] == ["a"]
 
 
@@ -221,3 +221,12 @@ def test_zero_batch_size_names_its_option(tmp_path: Path) -> None:
     result = parse_cli(captions, tmp_path / "priors.jsonl", "--batch-size", "0")
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: --batch-size must be at least 1, got 0"
+
+
+def test_a_folder_the_system_refuses_is_one_line(tmp_path: Path) -> None:
+    captions = captions_file(tmp_path / "captions.jsonl")
+    output = Path("/proc/llmformer/priors.jsonl")  # refused even to root
+    result = parse_cli(captions, output)
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(f"error: --output: cannot write {output}: ")
+    assert "Traceback" not in result.output

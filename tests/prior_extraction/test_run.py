@@ -484,6 +484,6 @@ def test_cli_a_store_that_is_a_file_or_captions_not_utf8_are_one_line(
     result = runner.invoke(app, _extract_args(folder, latin1, tmp_path / "store"))
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        f"error: {latin1}:2: not UTF-8 text (byte 0xe9 at column 29); "
+        f"error: {latin1}:2: not UTF-8 text (byte 0xe9 at column 28); "
         "save the captions file as UTF-8"
     )
