@@ -235,7 +235,9 @@ def test_pictures_are_read_by_stage_ones_loader(tmp_path) -> None:
     assert load_picture(deep).shape == (8, 12, 3)
     assert np.unique(load_picture(deep)).tolist() == [127]  # 32768 / 257, not clipped to white
     palette = tmp_path / "palette.png"
-    Image.new("RGB", (6, 4), (200, 10, 10)).convert("P").save(palette)
+    indexed = Image.new("P", (6, 4), 1)
+    indexed.putpalette([0, 0, 0, 200, 10, 10])
+    indexed.save(palette)
     assert load_picture(palette)[0, 0].tolist() == [200, 10, 10]
     rotated = tmp_path / "rotated.jpg"
     exif = Image.Exif()
