@@ -186,13 +186,13 @@ def compact_prior_set(store: PriorStore, prior_set_id: str) -> None:
 
 
 def _print_failures(summary: ExtractionSummary, store_root: Path) -> None:
-    """The run's first failures (file, error class, message) and the query that lists them all."""
-    failures = Table(title=f"first {len(summary.first_failures)} of {summary.failed} failures")
-    for column in ("file", "stage", "error", "message"):
-        failures.add_column(column, overflow="fold")
+    """The run's first failures, one line each (file, stage, error class: message), and the
+    query that lists them all."""
+    typer.echo(f"first {len(summary.first_failures)} of {summary.failed} failures:")
     for failure in summary.first_failures:
-        failures.add_row(failure.path, failure.stage, failure.error_class, failure.message)
-    Console().print(failures)
+        typer.echo(
+            f"  {failure.path} ({failure.stage}) {failure.error_class}: {failure.message}"
+        )
     sql = (
         "SELECT path, stage, error_class, message FROM failures "
         f"WHERE prior_set_id = '{summary.prior_set_id}'"

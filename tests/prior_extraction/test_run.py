@@ -404,8 +404,8 @@ def test_cli_retry_failed_redoes_fixed_images_and_lists_failures(tmp_path, noise
     first = runner.invoke(app, _extract_args(folder, captions, store))
     assert first.exit_code == 0, first.output
     assert _summary_rows(first.output)["failed"] == "1"
-    assert "first 1 of 1 failures" in first.stdout
-    assert str(broken.resolve()) in first.stdout.replace("\n", "")
+    assert "first 1 of 1 failures:" in first.stdout
+    assert f"  {broken.resolve()} (validate) UnidentifiedImageError: " in first.stdout
     prior_set_id = _only_prior_set(PriorStore(store))
     assert (
         f'all failures: llmformer priors query --store {store} "SELECT path, stage, error_class,'
