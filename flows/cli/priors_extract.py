@@ -190,9 +190,7 @@ def _print_failures(summary: ExtractionSummary, store_root: Path) -> None:
     query that lists them all."""
     typer.echo(f"first {len(summary.first_failures)} of {summary.failed} failures:")
     for failure in summary.first_failures:
-        typer.echo(
-            f"  {failure.path} ({failure.stage}) {failure.error_class}: {failure.message}"
-        )
+        typer.echo(f"  {failure.path} ({failure.stage}) {failure.error_class}: {failure.message}")
     sql = (
         "SELECT path, stage, error_class, message FROM failures "
         f"WHERE prior_set_id = '{summary.prior_set_id}'"

@@ -35,9 +35,9 @@ def parse(
 
     from prior_extraction.caption_files import (
         OutputPathError,
-        prepare_output_path,
         count_lines,
         parse_caption_file,
+        prepare_output_path,
     )
     from prior_extraction.nlp import PipelineNotFoundError
     from prior_extraction.parsing import CaptionParser
