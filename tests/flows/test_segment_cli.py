@@ -255,3 +255,19 @@ def test_pictures_are_read_by_stage_ones_loader(tmp_path) -> None:
     broken.write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(ImageLoadError, match=r"cannot read .*broken\.jpg as a picture \(\w+: "):
         load_picture(broken)
+
+
+def test_a_16_bit_picture_is_segmented_as_its_8_bit_twin(checkpoint, tmp_path) -> None:
+    import numpy as np
+
+    deep, twin = tmp_path / "deep.png", tmp_path / "twin.png"
+    Image.fromarray(np.full((24, 32), 32768, np.uint16)).save(deep)
+    Image.new("RGB", (32, 24), (127, 127, 127)).save(twin)
+    out = tmp_path / "out"
+    result = _segment(checkpoint, out, str(deep), str(twin), "--vocab", "grass,sky")
+    assert result.exit_code == 0, result.output
+    with (
+        Image.open(out / "deep_overlay.png") as first,
+        Image.open(out / "twin_overlay.png") as second,
+    ):
+        assert np.array_equal(np.asarray(first), np.asarray(second))
