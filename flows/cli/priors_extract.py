@@ -101,8 +101,8 @@ def extract(
     if captioner == "transformers" and device is not None:
         require_device("--device", device)
     try:
-        prior_store = PriorStore(store)
-        require_undamaged(prior_store)
+        if store.exists():  # a store that cannot take the run is refused before any model loads
+            require_undamaged(PriorStore(store))
         source = build_source(images, manifest, dataset, data_root)
         config = ExtractionConfig(
             batch_size=batch_size or default_batch_size(captioner, shard_size),
@@ -123,6 +123,7 @@ def extract(
         )
         chosen = build_captioner(captioner, options)
         _report_unmatched_captions(chosen, source)
+        prior_store = PriorStore(store)
         parser = CaptionParser(n_process=parse_processes)
         try:
             summary = run_extraction(source, chosen, parser, prior_store, config)
