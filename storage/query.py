@@ -45,7 +45,8 @@ def connect(
         connection.execute("SET memory_limit = ?", [memory_limit])
     except duckdb.Error as error:
         raise QueryError(
-            f"memory limit {memory_limit!r} is not a size such as 4GB ({_one_line(error)})"
+            f"memory limit {memory_limit!r} is not a size such as {DEFAULT_MEMORY_LIMIT} "
+            f"({_one_line(error)})"
         ) from None
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
