@@ -11,6 +11,8 @@ from typing import NoReturn
 import typer
 
 USAGE_EXIT_CODE = 2
+INTERRUPTED_EXIT_CODE = 130
+"""A command stopped by Ctrl-C or SIGTERM exits as a shell reports SIGINT: 128 + 2."""
 
 
 def fail(message: str) -> NoReturn:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.cli.checks import require_at_least, require_device
+from flows.cli.checks import INTERRUPTED_EXIT_CODE, require_at_least, require_device
 
 if TYPE_CHECKING:
     from prior_extraction.captioners import Captioner
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from prior_extraction.sources import ImageSource
     from storage import PriorStore
 
-INTERRUPTED_EXIT_CODE = 130
 FIRST_SHOWN = 5
 """How many ids a warning lists."""
 
