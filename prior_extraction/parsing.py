@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 PARSER_NAME = "llmformer-spacy-rules"
-PARSER_VERSION = "1.1.0"
+PARSER_VERSION = "2.0.0"
 # Components the rules never read: named entities cost more than the dependency parse itself.
 UNUSED_COMPONENTS = ("ner",)
 # Components run after `nlp.pipe`, in this process, through faster stand-ins (fast_annotators):
