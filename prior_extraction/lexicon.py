@@ -34,7 +34,8 @@ MATERIALS = _words(
     "wooden wood metal metallic steel iron plastic glass brick stone concrete leather fabric "
     "cotton wool woolen woollen denim silk ceramic porcelain marble paper cardboard rubber bamboo "
     "wicker straw granite tile tiled clay copper bronze aluminum aluminium velvet lace fur canvas "
-    "vinyl stainless chrome cobblestone asphalt"
+    "vinyl stainless chrome cobblestone asphalt terracotta linen gravel brass rattan suede satin "
+    "tin stucco plaster burlap cashmere"
 )
 STATES = _words(
     "open closed empty full wet dry broken lit fresh ripe rotten dirty clean new old used calm "
@@ -85,9 +86,9 @@ PARTITIVE_NOUNS = _words(
     "cloud plume column ball"
 )
 # Group nouns that stand for the people in them when nothing follows: "a crowd" is people.
-PEOPLE_GROUP_NOUNS = _words("crowd audience")
+PEOPLE_GROUP_NOUNS = _words("crowd audience couple")
 # Group nouns that are segmentable things in their own right ("a family", "the band").
-GROUP_OBJECTS = _words("family team band crew couple orchestra choir fleet")
+GROUP_OBJECTS = _words("family team band crew orchestra choir fleet")
 # Words that pick members out of an "of" phrase: "some of them", "one of the dogs".
 SELECTING_WORDS = _words("some one all both each many most several few any none")
 # Verbs that present what the picture contains: "the image shows X on Y" says X is on Y.
@@ -98,7 +99,7 @@ PRESENTING_VERBS = _words(
 # Nouns that name visible things although most of their WordNet senses do not.
 VISIBLE_NOUNS = _words(
     "sign fire poster banner graffiti logo label menu screen flame bonfire campfire lampshade "
-    "painting drawing"
+    "painting drawing footprint"
 )
 # Nouns about the picture itself, its layout or abstractions: never segmentable objects.
 META_NOUNS = _words(

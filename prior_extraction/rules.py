@@ -199,9 +199,9 @@ def _may_join_name(token: Token) -> bool:
         return False
     if token.pos_ in NOUN_POS:
         return True
-    return token.tag_ != "VBG" and lexicon.attribute_kind(word) in {"size", "other"} and (
-        word not in lexicon.AGE_ADJECTIVES
-    )
+    if token.tag_ in PARTICIPLE_TAGS or word.endswith("ed") or word in lexicon.AGE_ADJECTIVES:
+        return False
+    return lexicon.attribute_kind(word) in {"size", "other"}
 
 
 def _names_its_of_object(token: Token) -> bool:

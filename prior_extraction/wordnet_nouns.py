@@ -44,6 +44,10 @@ PHYSICAL_LEXNAMES = frozenset(
         "location",
     )
 )
+# The top file holds the roots ("entity", "person", "food", "group"): physical when under
+# physical_entity.
+TOPS_LEXNAME = "noun.Tops"
+PHYSICAL_ROOT = "physical_entity.n.01"
 GROUP_LEXNAME = "noun.group"
 NEUTRAL_LEXNAME = "noun.communication"
 # How many of a word's first senses (WordNet orders them by frequency) may make it physical.
@@ -57,10 +61,20 @@ PHYSICAL, GROUP, ABSTRACT, ADJECTIVE = "p", "g", "a", "j"
 
 
 def _tagged_counts(word: str, synsets: list[Any]) -> Iterator[tuple[str, int]]:
-    """(lexicographer file, how often the word was tagged with that sense) of each sense."""
+    """(lexicographer file, how often the word was tagged with that sense) of each sense; a
+    physical root in the top file is filed as an object."""
     for synset in synsets:
         count = sum(lemma.count() for lemma in synset.lemmas() if lemma.name().lower() == word)
-        yield synset.lexname(), count
+        lexname = synset.lexname()
+        if lexname == TOPS_LEXNAME and _is_physical_root(synset):
+            lexname = "noun.object"
+        yield lexname, count
+
+
+def _is_physical_root(synset: Any) -> bool:
+    return any(
+        ancestor.name() == PHYSICAL_ROOT for path in synset.hypernym_paths() for ancestor in path
+    )
 
 
 def noun_class(word: str, synsets: list[Any]) -> str:
