@@ -3,8 +3,12 @@
 
 Speed: both parse the same captions in one run (LLaVA-style paragraphs generated from a seed, or
 your own JSONL with --input), timed in interleaved chunks; captions/s of each and the ratio, for
-ours in one process and in --n-process worker processes. Accuracy: precision/recall/F1 per
-prior type of both on the labelled caption set. Prints a table, then one JSON line.
+ours in one process and in --n-process worker processes. In the same run, the limit: plain
+`nlp.pipe` over the same pipeline with only the components ours runs through it (its networks;
+the annotators ours replaces and the rules are left out), in one process and in --n-process
+workers that return nothing; ours is printed as a fraction of it. Accuracy: precision/recall/F1
+per prior type of both on the labelled short captions and the labelled paragraphs. Prints a
+table, then one JSON line.
 
 The peer runs as published (its own `spacy.load`, on thinc's BLIS); ours loads the same pipeline
 on numpy's BLAS (`prior_extraction.nlp`). `--peer-numpy-blas` also times the peer loaded that way,
@@ -17,19 +21,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from itertools import islice
 from pathlib import Path
 
 from prior_extraction.caption_priors import ParsedCaption
-from prior_extraction.parsing import CaptionParser
+from prior_extraction.parsing import BATCHES_PER_WORKER, CaptionParser
 from prior_extraction.peer_parser import PeerParser
 from prior_extraction.scoring import PRIOR_TYPES, load_labelled, score
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-LABELLED = REPOSITORY / "tests" / "prior_extraction" / "data" / "labelled_captions.jsonl"
+LABELLED_DIR = REPOSITORY / "tests" / "prior_extraction" / "data"
+LABELLED = LABELLED_DIR / "labelled_captions.jsonl"
+LABELLED_PARAGRAPHS = LABELLED_DIR / "labelled_paragraphs.jsonl"
 
 PEOPLE = ("man", "woman", "boy", "girl", "person", "child", "chef", "skier", "surfer", "player")
 ANIMALS = ("dog", "cat", "horse", "elephant", "giraffe", "zebra", "cow", "sheep", "bird", "bear")
@@ -145,6 +153,60 @@ PEER_ON_NUMPY_BLAS = "sng_parser (numpy BLAS)"
 ParseMany = Callable[[Sequence[str]], list[ParsedCaption]]
 
 
+class PipeLimit:
+    """Plain `nlp.pipe` through the components a `CaptionParser` runs in it, on its own pipeline
+    and settings, the docs thrown away: what parsing costs with no rules at all. With
+    `n_process > 1`, worker processes of their own do the same and return only counts."""
+
+    def __init__(self, parser: CaptionParser, n_process: int = 1) -> None:
+        self.parser = parser
+        self.n_process = n_process
+        self._pool = None
+        if n_process > 1:
+            context = multiprocessing.get_context()
+            settings = (parser.pipeline, parser.batch_size)
+            self._pool = context.Pool(n_process, _start_limit_worker, settings)
+
+    def __call__(self, texts: Sequence[str]) -> list[ParsedCaption]:
+        if self._pool is None:
+            _pipe_only(self.parser, list(texts))
+        else:
+            size = self.parser.batch_size
+            batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
+            window = self.n_process * BATCHES_PER_WORKER
+            iterator = iter(batches)
+            while chunk := list(islice(iterator, window)):
+                list(self._pool.imap(_pipe_in_worker, chunk))
+        return []
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+
+
+def _pipe_only(parser: CaptionParser, texts: list[str]) -> int:
+    """Run the parser's own `nlp.pipe` step alone (same components, BLAS threads, batches)."""
+    disabled = parser.pipe_disabled_components()
+    count = 0
+    with parser.blas_limit():
+        for _ in parser.nlp.pipe(texts, batch_size=parser.batch_size, disable=disabled):
+            count += 1
+    return count
+
+
+_limit_parser: CaptionParser | None = None
+
+
+def _start_limit_worker(pipeline: str, batch_size: int) -> None:
+    global _limit_parser
+    _limit_parser = CaptionParser(pipeline, batch_size=batch_size)
+
+
+def _pipe_in_worker(texts: list[str]) -> int:
+    assert _limit_parser is not None, "limit worker started without its pipeline"
+    return _pipe_only(_limit_parser, texts)
+
+
 def interleaved_throughput(
     parsers: dict[str, ParseMany], texts: list[str], chunk_size: int
 ) -> dict[str, float]:
@@ -161,7 +223,7 @@ def interleaved_throughput(
 
 
 def accuracy(parse_many: ParseMany, labelled_path: Path) -> dict[str, dict[str, float]]:
-    """F1 etc. per prior type on the labelled set, overall and per split."""
+    """F1 etc. per prior type on a labelled set, overall and per split."""
     items = load_labelled(labelled_path)
     predicted = parse_many([item.caption for item in items])
     result = {"all": score(predicted, [item.gold for item in items])}
@@ -171,13 +233,22 @@ def accuracy(parse_many: ParseMany, labelled_path: Path) -> dict[str, dict[str, 
     return {name: {k: s.to_dict() for k, s in scores.items()} for name, scores in result.items()}
 
 
-def print_table(speed: dict[str, float], scores: dict[str, dict]) -> None:
-    header = f"{'parser':<24}{'captions/s':>12}{'x sng_parser':>14}"
+def print_table(
+    speed: dict[str, float], fractions: dict[str, float], scores: dict[str, dict]
+) -> None:
+    header = f"{'parser':<24}{'captions/s':>12}{'x sng_parser':>14}{'of limit':>10}"
     print(header + "".join(f"{'F1 ' + kind:>16}" for kind in PRIOR_TYPES))
     for name, rate in speed.items():
-        accuracy_of = scores["sng_parser" if name.startswith("sng_parser") else "ours"]["all"]
-        f1s = "".join(f"{accuracy_of[kind]['f1']:>16.3f}" for kind in PRIOR_TYPES)
-        print(f"{name:<24}{rate:>12.1f}{rate / speed['sng_parser']:>14.2f}{f1s}")
+        fraction = f"{fractions[name]:>10.0%}" if name in fractions else " " * 10
+        line = f"{name:<24}{rate:>12.1f}{rate / speed['sng_parser']:>14.2f}{fraction}"
+        if name.startswith("limit"):
+            print(line)
+            continue
+        accuracy_of = scores["sng_parser" if name.startswith("sng_parser") else "ours"]
+        for labelled_set, figures in accuracy_of.items():
+            f1s = "".join(f"{figures['all'][kind]['f1']:>16.3f}" for kind in PRIOR_TYPES)
+            print(f"{line}{f1s}  ({labelled_set})")
+            line = " " * len(line)
 
 
 def main() -> None:
@@ -185,6 +256,12 @@ def main() -> None:
     options.add_argument("--captions", type=int, default=5000, help="how many captions to time")
     options.add_argument("--input", type=Path, help="JSONL of real captions instead of generated")
     options.add_argument("--labelled", type=Path, default=LABELLED, help="labelled caption set")
+    options.add_argument(
+        "--labelled-paragraphs",
+        type=Path,
+        default=LABELLED_PARAGRAPHS,
+        help="labelled multi-sentence descriptions",
+    )
     options.add_argument("--batch-size", type=int, default=64)
     options.add_argument("--n-process", type=int, default=2, help="worker processes for ours")
     options.add_argument("--chunk-size", type=int, default=2500, help="captions per timed turn")
@@ -204,21 +281,30 @@ def main() -> None:
         args.pipeline, batch_size=args.batch_size, n_process=args.n_process
     )
     ours_parallel.parse_many(texts[: args.n_process])  # start the workers before timing
+    limit_parallel = PipeLimit(ours, args.n_process)
+    limit_parallel(texts[: args.n_process])
     parallel_name = f"ours ({args.n_process} processes)"
+    limit_names = {"ours (1 process)": "limit (1 process)"}
+    limit_names[parallel_name] = f"limit ({args.n_process} processes)"
     parsers = {
         "sng_parser": peer.parse_many,
         "ours (1 process)": ours.parse_many,
+        "limit (1 process)": PipeLimit(ours),
         parallel_name: ours_parallel.parse_many,
+        limit_names[parallel_name]: limit_parallel,
     }
     if args.peer_numpy_blas:
         parsers[PEER_ON_NUMPY_BLAS] = PeerParser(args.pipeline, numpy_blas=True).parse_many
     speed = interleaved_throughput(parsers, texts, args.chunk_size)
     ours_parallel.close()
+    limit_parallel.close()
+    fractions = {name: speed[name] / speed[limit] for name, limit in limit_names.items()}
+    labelled_sets = {"short": args.labelled, "paragraphs": args.labelled_paragraphs}
     scores = {
-        "ours": accuracy(ours.parse_many, args.labelled),
-        "sng_parser": accuracy(peer.parse_many, args.labelled),
+        name: {key: accuracy(parse.parse_many, path) for key, path in labelled_sets.items()}
+        for name, parse in (("ours", ours), ("sng_parser", peer))
     }
-    print_table(speed, scores)
+    print_table(speed, fractions, scores)
     print(
         json.dumps(
             {
@@ -231,6 +317,8 @@ def main() -> None:
                 "captions_per_s": {name: round(rate, 1) for name, rate in speed.items()},
                 "speed_ratio_1_process": round(speed["ours (1 process)"] / speed["sng_parser"], 2),
                 "speed_ratio": round(speed[parallel_name] / speed["sng_parser"], 2),
+                "fraction_of_limit_1_process": round(fractions["ours (1 process)"], 3),
+                "fraction_of_limit": round(fractions[parallel_name], 3),
                 "accuracy": scores,
             }
         )

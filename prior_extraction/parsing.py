@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from multiprocessing.pool import Pool
 from typing import TYPE_CHECKING
@@ -72,6 +74,11 @@ _ONE_BATCH_AT_A_TIME = threading.Lock()
 BATCHES_PER_WORKER = 16
 
 
+def default_process_count() -> int:
+    """One parser process per CPU core this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
     iterator = iter(texts)
     while batch := list(islice(iterator, size)):
@@ -127,14 +134,23 @@ class CaptionParser:
             self._pool.terminate()
             self._pool = None
 
+    def pipe_disabled_components(self) -> list[str]:
+        """The pipeline components `nlp.pipe` skips here (their stand-ins run afterwards)."""
+        return [name for name, _ in self._post_parse]
+
+    @contextmanager
+    def blas_limit(self) -> Iterator[None]:
+        """One BLAS thread, one batch at a time: the products are small, so more threads only
+        add overhead, and the worker processes or the extraction run's loader threads use the
+        other cores. The limit is process-wide, so threads sharing the process take turns."""
+        with _ONE_BATCH_AT_A_TIME, self._blas.limit(limits=1, user_api="blas"):
+            yield
+
     def _iter_parse_here(self, texts: Iterable[str]) -> Iterator[ParsedCaption]:
         cleaned = (clean_caption(text, self.max_chars) for text in texts)
-        disabled = [name for name, _ in self._post_parse]
+        disabled = self.pipe_disabled_components()
         for batch in _batches(cleaned, self.batch_size):
-            # One BLAS thread: the products are small, so more threads only add overhead, and
-            # the worker processes or the extraction run's loader threads use the other cores.
-            # The limit is process-wide, so threads sharing the process take turns.
-            with _ONE_BATCH_AT_A_TIME, self._blas.limit(limits=1, user_api="blas"):
+            with self.blas_limit():
                 docs = list(self.nlp.pipe(batch, batch_size=self.batch_size, disable=disabled))
             yield from map(self._safe_extract, docs)
 

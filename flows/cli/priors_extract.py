@@ -142,6 +142,7 @@ def print_summary(summary: ExtractionSummary) -> None:
     table.add_row("done now", str(summary.captioned))
     table.add_row("already there", str(summary.already_done))
     table.add_row("failed", str(summary.failed))
+    table.add_row("no objects", str(summary.without_objects))
     table.add_row("speed", f"{summary.images_per_s:.1f} images/s in {summary.seconds:.1f} s")
     console = Console()
     console.print(table)

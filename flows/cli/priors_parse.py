@@ -23,7 +23,9 @@ def parse(
     output: Annotated[Path, typer.Option("--output", help="JSONL of priors, one line per id.")],
     pipeline: Annotated[str | None, typer.Option(help="spaCy pipeline package.")] = None,
     batch_size: Annotated[int, typer.Option(help="Captions per nlp.pipe batch.")] = 64,
-    n_process: Annotated[int, typer.Option(help="Parser processes.")] = 1,
+    n_process: Annotated[
+        int | None, typer.Option(help="Parser processes [default: one per CPU core].")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Parse captions into object, attribute and relation priors.
@@ -34,10 +36,11 @@ def parse(
 
     from prior_extraction.caption_files import count_lines, parse_caption_file
     from prior_extraction.nlp import PipelineNotFoundError
-    from prior_extraction.parsing import CaptionParser
+    from prior_extraction.parsing import CaptionParser, default_process_count
 
     if not input.is_file():
         raise _fail(f"no caption file at {input}")
+    n_process = default_process_count() if n_process is None else n_process
     if batch_size < 1 or n_process < 1:
         raise _fail("--batch-size and --n-process must be at least 1")
     try:
