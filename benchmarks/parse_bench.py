@@ -4,11 +4,13 @@
 Speed: both parse the same captions in one run (LLaVA-style paragraphs generated from a seed, or
 your own JSONL with --input), timed in interleaved chunks; captions/s of each and the ratio, for
 ours in one process and in --n-process worker processes. In the same run, the limit: plain
-`nlp.pipe` over the same pipeline with only the components ours runs through it (its networks;
-the annotators ours replaces and the rules are left out), in one process and in --n-process
-workers that return nothing; ours is printed as a fraction of it. Accuracy: precision/recall/F1
-per prior type of both on the labelled short captions and the labelled paragraphs. Prints a
-table, then one JSON line.
+`nlp.pipe` over the same pipeline with only the components the parser needs (tok2vec, tagger,
+parser, attribute ruler, lemmatizer: all but `ner`), in one process and in --n-process workers
+that return nothing; ours is printed as a fraction of it. Ours runs the networks through
+`nlp.pipe` and the last two components through faster stand-ins, then its rules; the networks
+alone (`nlp.pipe` without those two) are timed too, as the floor no parser on this pipeline
+can beat. Accuracy: precision/recall/F1 per prior type of both on the labelled short captions
+and the labelled paragraphs. Prints a table, then one JSON line.
 
 The peer runs as published (its own `spacy.load`, on thinc's BLIS); ours loads the same pipeline
 on numpy's BLAS (`prior_extraction.nlp`). `--peer-numpy-blas` also times the peer loaded that way,
@@ -154,22 +156,26 @@ ParseMany = Callable[[Sequence[str]], list[ParsedCaption]]
 
 
 class PipeLimit:
-    """Plain `nlp.pipe` through the components a `CaptionParser` runs in it, on its own pipeline
-    and settings, the docs thrown away: what parsing costs with no rules at all. With
-    `n_process > 1`, worker processes of their own do the same and return only counts."""
+    """Plain `nlp.pipe` over a `CaptionParser`'s own pipeline and settings (BLAS threads, batch
+    size), the docs thrown away: all the components the parser needs, or with `networks_only`
+    just the ones it runs through `nlp.pipe`. With `n_process > 1`, worker processes of their
+    own do the same and return only counts."""
 
-    def __init__(self, parser: CaptionParser, n_process: int = 1) -> None:
+    def __init__(
+        self, parser: CaptionParser, n_process: int = 1, networks_only: bool = False
+    ) -> None:
         self.parser = parser
         self.n_process = n_process
+        self.networks_only = networks_only
         self._pool = None
         if n_process > 1:
             context = multiprocessing.get_context()
-            settings = (parser.pipeline, parser.batch_size)
+            settings = (parser.pipeline, parser.batch_size, networks_only)
             self._pool = context.Pool(n_process, _start_limit_worker, settings)
 
     def __call__(self, texts: Sequence[str]) -> list[ParsedCaption]:
         if self._pool is None:
-            _pipe_only(self.parser, list(texts))
+            _pipe_only(self.parser, list(texts), self.networks_only)
         else:
             size = self.parser.batch_size
             batches = [list(texts[i : i + size]) for i in range(0, len(texts), size)]
@@ -184,9 +190,8 @@ class PipeLimit:
             self._pool.terminate()
 
 
-def _pipe_only(parser: CaptionParser, texts: list[str]) -> int:
-    """Run the parser's own `nlp.pipe` step alone (same components, BLAS threads, batches)."""
-    disabled = parser.pipe_disabled_components()
+def _pipe_only(parser: CaptionParser, texts: list[str], networks_only: bool) -> int:
+    disabled = parser.pipe_disabled_components() if networks_only else []
     count = 0
     with parser.blas_limit():
         for _ in parser.nlp.pipe(texts, batch_size=parser.batch_size, disable=disabled):
@@ -194,17 +199,18 @@ def _pipe_only(parser: CaptionParser, texts: list[str]) -> int:
     return count
 
 
-_limit_parser: CaptionParser | None = None
+_limit_worker: tuple[CaptionParser, bool] | None = None
 
 
-def _start_limit_worker(pipeline: str, batch_size: int) -> None:
-    global _limit_parser
-    _limit_parser = CaptionParser(pipeline, batch_size=batch_size)
+def _start_limit_worker(pipeline: str, batch_size: int, networks_only: bool) -> None:
+    global _limit_worker
+    _limit_worker = (CaptionParser(pipeline, batch_size=batch_size), networks_only)
 
 
 def _pipe_in_worker(texts: list[str]) -> int:
-    assert _limit_parser is not None, "limit worker started without its pipeline"
-    return _pipe_only(_limit_parser, texts)
+    assert _limit_worker is not None, "limit worker started without its pipeline"
+    parser, networks_only = _limit_worker
+    return _pipe_only(parser, texts, networks_only)
 
 
 def interleaved_throughput(
@@ -234,14 +240,19 @@ def accuracy(parse_many: ParseMany, labelled_path: Path) -> dict[str, dict[str, 
 
 
 def print_table(
-    speed: dict[str, float], fractions: dict[str, float], scores: dict[str, dict]
+    speed: dict[str, float],
+    fractions: dict[str, float],
+    of_networks: dict[str, float],
+    scores: dict[str, dict],
 ) -> None:
     header = f"{'parser':<24}{'captions/s':>12}{'x sng_parser':>14}{'of limit':>10}"
+    header += f"{'of networks':>13}"
     print(header + "".join(f"{'F1 ' + kind:>16}" for kind in PRIOR_TYPES))
     for name, rate in speed.items():
         fraction = f"{fractions[name]:>10.0%}" if name in fractions else " " * 10
+        fraction += f"{of_networks[name]:>13.0%}" if name in of_networks else " " * 13
         line = f"{name:<24}{rate:>12.1f}{rate / speed['sng_parser']:>14.2f}{fraction}"
-        if name.startswith("limit"):
+        if name.startswith(("limit", "networks")):
             print(line)
             continue
         accuracy_of = scores["sng_parser" if name.startswith("sng_parser") else "ours"]
@@ -280,31 +291,42 @@ def main() -> None:
     ours_parallel = CaptionParser(
         args.pipeline, batch_size=args.batch_size, n_process=args.n_process
     )
-    ours_parallel.parse_many(texts[: args.n_process])  # start the workers before timing
-    limit_parallel = PipeLimit(ours, args.n_process)
-    limit_parallel(texts[: args.n_process])
+    # Warm up: workers started, caches of words seen filled, as in a long run.
+    warm_up = texts[: args.n_process * args.batch_size]
+    ours.parse_many(warm_up)
+    ours_parallel.parse_many(warm_up)
     parallel_name = f"ours ({args.n_process} processes)"
-    limit_names = {"ours (1 process)": "limit (1 process)"}
-    limit_names[parallel_name] = f"limit ({args.n_process} processes)"
-    parsers = {
-        "sng_parser": peer.parse_many,
-        "ours (1 process)": ours.parse_many,
-        "limit (1 process)": PipeLimit(ours),
-        parallel_name: ours_parallel.parse_many,
-        limit_names[parallel_name]: limit_parallel,
+    limits = {
+        "ours (1 process)": ("limit (1 process)", PipeLimit(ours)),
+        parallel_name: (f"limit ({args.n_process} processes)", PipeLimit(ours, args.n_process)),
     }
+    floors = {
+        "ours (1 process)": ("networks (1 process)", PipeLimit(ours, networks_only=True)),
+        parallel_name: (
+            f"networks ({args.n_process} processes)",
+            PipeLimit(ours, args.n_process, networks_only=True),
+        ),
+    }
+    parsers: dict[str, ParseMany] = {"sng_parser": peer.parse_many}
+    for name, parse in (("ours (1 process)", ours), (parallel_name, ours_parallel)):
+        parsers[name] = parse.parse_many
+        for label, limit in (limits[name], floors[name]):
+            limit(warm_up)
+            parsers[label] = limit
     if args.peer_numpy_blas:
         parsers[PEER_ON_NUMPY_BLAS] = PeerParser(args.pipeline, numpy_blas=True).parse_many
     speed = interleaved_throughput(parsers, texts, args.chunk_size)
     ours_parallel.close()
-    limit_parallel.close()
-    fractions = {name: speed[name] / speed[limit] for name, limit in limit_names.items()}
+    for _, limit in (*limits.values(), *floors.values()):
+        limit.close()
+    fractions = {name: speed[name] / speed[label] for name, (label, _) in limits.items()}
+    of_networks = {name: speed[name] / speed[label] for name, (label, _) in floors.items()}
     labelled_sets = {"short": args.labelled, "paragraphs": args.labelled_paragraphs}
     scores = {
         name: {key: accuracy(parse.parse_many, path) for key, path in labelled_sets.items()}
         for name, parse in (("ours", ours), ("sng_parser", peer))
     }
-    print_table(speed, fractions, scores)
+    print_table(speed, fractions, of_networks, scores)
     print(
         json.dumps(
             {
@@ -319,6 +341,8 @@ def main() -> None:
                 "speed_ratio": round(speed[parallel_name] / speed["sng_parser"], 2),
                 "fraction_of_limit_1_process": round(fractions["ours (1 process)"], 3),
                 "fraction_of_limit": round(fractions[parallel_name], 3),
+                "fraction_of_networks_1_process": round(of_networks["ours (1 process)"], 3),
+                "fraction_of_networks": round(of_networks[parallel_name], 3),
                 "accuracy": scores,
             }
         )

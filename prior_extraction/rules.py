@@ -162,6 +162,8 @@ def is_negated(token: Token) -> bool:
 
 def hyphenated_word(token: Token) -> Span | None:
     """The hyphenated word a modifier heads ("flat-screen", "black-and-white"), if any."""
+    if "-" not in token.doc.text:
+        return None
     span = token.doc[token.left_edge.i : token.right_edge.i + 1]
     if len(span) < 3 or not any(t.text == "-" for t in span):
         return None
@@ -253,24 +255,31 @@ def _governing_verb(token: Token) -> Token | None:
 
 def is_object_head(token: Token) -> bool:
     """Whether token heads a noun phrase naming a segmentable thing."""
+    return object_head_name(token) is not None
+
+
+def object_head_name(token: Token) -> str | None:
+    """The object name (see `object_name`) if token heads a noun phrase naming a visible,
+    segmentable thing that the text says is there; else None."""
     if token.pos_ not in NOUN_POS or not token.text.isalpha():
-        return False
+        return None
     if token.dep_ in NAME_PART_DEPS or _names_its_of_object(token):
-        return False
-    name = lemma(token)
-    if name in lexicon.META_NOUNS or name in lexicon.ANAPHORIC_WORDS:
-        return False
-    if name in lexicon.COLORS and not (is_plural(token) or _has_determiner(token)):
-        return False
-    if name in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
-        return False
+        return None
+    head_word = lemma(token)
+    if head_word in lexicon.META_NOUNS or head_word in lexicon.ANAPHORIC_WORDS:
+        return None
+    if head_word in lexicon.COLORS and not (is_plural(token) or _has_determiner(token)):
+        return None
+    if head_word in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
+        return None
     if any(c.dep_ == "det" and c.lower_ in NEGATING_DETERMINERS for c in token.children):
-        return False
+        return None
+    name = object_name(token)
     proper = token.pos_ == "PROPN" and not _is_capitalised_common_noun(token)
-    if not _is_people_group(token) and not lexicon.names_physical_thing(object_name(token), proper):
-        return False
+    if not _is_people_group(token) and not lexicon.names_physical_thing(name, proper):
+        return None
     verb = _governing_verb(token)
-    return verb is None or not is_negated(verb)
+    return name if verb is None or not is_negated(verb) else None
 
 
 def object_name(token: Token) -> str:
@@ -401,9 +410,9 @@ class DocPriors:
     def _collect_objects(self) -> None:
         sentence_starts = [sentence.start for sentence in self.doc.sents]
         for token in self.doc:
-            if not is_object_head(token):
+            name = object_head_name(token)
+            if name is None:
                 continue
-            name = object_name(token)
             index = self._definite_antecedent(token, name)
             if index is None:
                 index = self.collected.add_object(name, object_span(token), object_count(token))
