@@ -248,14 +248,18 @@ def wordnet_class(words: str) -> str | None:
 
 def names_physical_thing(name: str, is_proper_noun: bool = False) -> bool:
     """Whether a noun (by its head word, or the whole name where WordNet lists it) names a
-    visible physical thing. Words WordNet lacks count as things ("smartphone"), unless proper
-    names ("London")."""
+    visible physical thing; a compound names one when its head can ("soccer goal"). Words
+    WordNet lacks count as things ("smartphone"), unless proper names ("London")."""
     head = name.split()[-1]
     if head in VISIBLE_NOUNS or head in GROUP_OBJECTS or head in PERSON_NOUNS:
         return True
     if head in META_NOUNS:
         return False
-    category = wordnet_class(name) or wordnet_class(head)
+    category = wordnet_class(name)
+    if category is None:
+        category = wordnet_class(head)
+        if category == wordnet_nouns.MOSTLY_ABSTRACT and " " in name:
+            return True
     if category is None:
         return not is_proper_noun
     return category == wordnet_nouns.PHYSICAL

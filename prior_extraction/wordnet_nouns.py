@@ -12,6 +12,8 @@ this module distils it once into `data/wordnet_nouns.tsv.gz`, one `word<TAB>clas
   senses of the communication file ("book", "sign", "TV") count for neither side, as printed
   and broadcast media are things in a picture as often as ideas;
 - `g`: no physical sense, mostly a group ("people", "crowd", "herd", "variety");
+- `q`: mostly not physical, though some sense is ("goal", "design"): a thing only when a
+  compound names the kind ("soccer goal");
 - `a`: anything else: an act, attribute, event, feeling, time, abstraction ...;
 - `j`: not a noun at all but an adjective (so "crispy" in a mis-tagged "crispy bacon" is no
   part of a name).
@@ -57,7 +59,7 @@ PHYSICAL_SENSE_RANKS = 4
 # artifact 30) is.
 DOMINANCE = 5
 MAX_WORDS_IN_NAME = 2
-PHYSICAL, GROUP, ABSTRACT, ADJECTIVE = "p", "g", "a", "j"
+PHYSICAL, GROUP, MOSTLY_ABSTRACT, ABSTRACT, ADJECTIVE = "p", "g", "q", "a", "j"
 
 
 def _tagged_counts(word: str, synsets: list[Any]) -> Iterator[tuple[str, int]]:
@@ -78,8 +80,9 @@ def _is_physical_root(synset: Any) -> bool:
 
 
 def noun_class(word: str, synsets: list[Any]) -> str:
-    """`p`, `g` or `a` for a noun from its WordNet senses (see the module docstring)."""
+    """`p`, `g`, `q` or `a` for a noun from its WordNet senses (see the module docstring)."""
     senses = list(_tagged_counts(word, synsets))
+    has_physical_sense = any(lexname in PHYSICAL_LEXNAMES for lexname, _ in senses)
     if any(lexname in PHYSICAL_LEXNAMES for lexname, _ in senses[:PHYSICAL_SENSE_RANKS]):
         physical = sum(count for lexname, count in senses if lexname in PHYSICAL_LEXNAMES)
         other = sum(
@@ -90,7 +93,9 @@ def noun_class(word: str, synsets: list[Any]) -> str:
         if other < DOMINANCE * (physical + 1):
             return PHYSICAL
     groups = sum(1 for lexname, _ in senses if lexname == GROUP_LEXNAME)
-    return GROUP if groups * 2 > len(senses) or senses[0][0] == GROUP_LEXNAME else ABSTRACT
+    if groups * 2 > len(senses) or senses[0][0] == GROUP_LEXNAME:
+        return GROUP
+    return MOSTLY_ABSTRACT if has_physical_sense else ABSTRACT
 
 
 def _is_plain_word(name: str) -> bool:
