@@ -46,6 +46,9 @@ STATES = _words(
 PATTERNS = _words(
     "striped stripy dotted spotted speckled checkered chequered plaid floral patterned polka-dot"
 )
+# Words of colour, state or size used as a bare noun name a quality, not a thing ("dressed in
+# blue", "a sense of calm"), unless plural or determined ("the lights", "an orange").
+QUALITY_WORDS = COLORS | STATES | SIZES
 QUANTIFIERS: dict[str, int] = {
     "several": 3,
     "many": 3,

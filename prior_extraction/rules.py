@@ -268,7 +268,7 @@ def object_head_name(token: Token) -> str | None:
     head_word = lemma(token)
     if head_word in lexicon.META_NOUNS or head_word in lexicon.ANAPHORIC_WORDS:
         return None
-    if head_word in lexicon.COLORS and not (is_plural(token) or _has_determiner(token)):
+    if head_word in lexicon.QUALITY_WORDS and not (is_plural(token) or _has_determiner(token)):
         return None
     if head_word in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
         return None
