@@ -77,10 +77,10 @@ class _Synset:
         ([("noun.group", 9), ("noun.attribute", 1)], GROUP),
         ([("noun.cognition", 34), ("noun.act", 1), ("noun.cognition", 0)], ABSTRACT),
         (
-            [("noun.cognition", 34), ("noun.act", 1), ("noun.act", 0), ("noun.act", 0)]
-            + [("noun.artifact", 0)],
-            MOSTLY_ABSTRACT,
+            [("noun.cognition", 34), ("noun.act", 1), ("noun.act", 0), ("noun.act", 0)],
+            ABSTRACT,
         ),
+        ([("noun.cognition", 34), *[("noun.act", 0)] * 3, ("noun.artifact", 0)], MOSTLY_ABSTRACT),
     ],
 )
 def test_the_rule_weighs_physical_senses_against_the_others(
