@@ -40,7 +40,8 @@ MATERIALS = _words(
 STATES = _words(
     "open closed empty full wet dry broken lit fresh ripe rotten dirty clean new old used calm "
     "busy crowded sunny cloudy snowy rainy foggy frozen melted asleep awake alive dead young "
-    "shiny messy tidy cluttered sliced cooked raw"
+    "shiny messy tidy cluttered sliced cooked raw boiling burning melting glowing steaming "
+    "smoking"
 )
 # Surface patterns describe appearance, not a state, even where tagged as participles.
 PATTERNS = _words(
@@ -266,6 +267,12 @@ def names_physical_thing(name: str, is_proper_noun: bool = False) -> bool:
     if category is None:
         return not is_proper_noun
     return category == wordnet_nouns.PHYSICAL
+
+
+def is_noun_only_as_written(written: str, lemma: str) -> bool:
+    """Whether WordNet knows a plural-looking noun as written but not its lemma ("thermos",
+    not "thermo")."""
+    return wordnet_class(lemma) is None and wordnet_class(written) is not None
 
 
 def is_known_phrase(words: str) -> bool:

@@ -104,7 +104,12 @@ def lemma(token: Token) -> str:
         return token.lower_
     if token.tag_ == "NNPS" or _is_capitalised_common_noun(token):
         return _singular(token.lower_)
-    return token.lemma_.lower() or token.lower_
+    found = token.lemma_.lower() or token.lower_
+    if token.tag_ in PLURAL_TAGS and found != token.lower_ and lexicon.is_noun_only_as_written(
+        token.lower_, found
+    ):
+        return token.lower_
+    return found
 
 
 def _is_uncounted(value: str) -> bool:
@@ -195,13 +200,14 @@ def _of_object(token: Token) -> Token | None:
 
 def _may_join_name(token: Token) -> bool:
     """Whether a modifier may be part of a WordNet phrase name: not a material, and no
-    adjective the attributes describe ("red" wine, "young" girl, "boiling" water)."""
+    adjective the attributes describe ("red" wine, "young" girl, "boiling" water, "potted"
+    plant); an -ing word naming a use may ("measuring" cup, "rolling" pin)."""
     word = token.lower_
     if word in lexicon.MATERIALS:
         return False
     if token.pos_ in NOUN_POS:
         return True
-    if token.tag_ in PARTICIPLE_TAGS or word.endswith("ed") or word in lexicon.AGE_ADJECTIVES:
+    if token.tag_ == "VBN" or word.endswith("ed") or word in lexicon.AGE_ADJECTIVES:
         return False
     return lexicon.attribute_kind(word) in {"size", "other"}
 
