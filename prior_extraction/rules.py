@@ -6,6 +6,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from spacy.tokens import Doc, Span, Token
 
@@ -510,8 +511,9 @@ class DocPriors:
         for child in verb.children:
             if child.dep_ in OBJECT_DEPS and base:
                 self._relate(subjects, base, with_conjuncts(child))
-        for phrase, target in prepositional_phrases(verb):
-            self._relate(subjects, f"{base} {phrase}".strip(), with_conjuncts(target))
+        for phrase, target, fronted in prepositional_phrases(verb, mark_fronted=True):
+            predicate = phrase if fronted else f"{base} {phrase}".strip()
+            self._relate(subjects, predicate, with_conjuncts(target))
 
     def _presented_objects(self, verb: Token) -> list[int]:
         """What "the image shows" / "we can see": its direct objects, if it presents."""
@@ -632,17 +634,31 @@ def _has_prepositional_object(token: Token) -> bool:
     )
 
 
-def prepositional_phrases(token: Token) -> Iterator[tuple[str, Token]]:
+def prepositional_phrases(token: Token, mark_fronted: bool = False) -> Iterator[Any]:
     """(preposition phrase, object noun) pairs hanging from token, multiword ones joined:
-    "on" table, "next to" vase, "in front of" wall, "on top of" table."""
+    "on" table, "next to" vase, "in front of" wall, "on top of" table. With `mark_fronted`,
+    triples whose last item says the phrase opens the clause before a comma ("Above the
+    sink, a mirror hangs"): such a phrase places the subject, whatever the verb."""
     for child in token.children:
         if child.dep_ == "prep":
-            yield from _preposition_targets(child)
+            fronted = mark_fronted and _is_fronted(child, token)
+            for phrase, target in _preposition_targets(child):
+                yield (phrase, target, fronted) if mark_fronted else (phrase, target)
         elif child.dep_ in ADVERBIAL_HEAD_DEPS and child.pos_ in {"ADV", "ADJ"}:
             for grandchild in child.children:
                 if grandchild.dep_ == "prep":
                     for phrase, target in _preposition_targets(grandchild):
-                        yield f"{child.lower_} {phrase}", target
+                        pair = (f"{child.lower_} {phrase}", target)
+                        yield (*pair, False) if mark_fronted else pair
+
+
+def _is_fronted(preposition: Token, verb: Token) -> bool:
+    """A prepositional phrase before its verb's subject, closed by a comma."""
+    end = preposition.right_edge.i + 1
+    if preposition.i > verb.i or end >= len(preposition.doc):
+        return False
+    subjects = [c.i for c in verb.children if c.dep_ in SUBJECT_DEPS]
+    return preposition.doc[end].text == "," and all(end < i for i in subjects)
 
 
 def _preposition_targets(preposition: Token) -> Iterator[tuple[str, Token]]:
