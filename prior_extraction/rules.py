@@ -168,10 +168,11 @@ def is_negated(token: Token) -> bool:
 
 def hyphenated_word(token: Token) -> Span | None:
     """The hyphenated word a modifier heads ("flat-screen", "black-and-white"), if any."""
-    if "-" not in token.doc.text:
+    start, end = token.left_edge.i, token.right_edge.i + 1
+    if end - start < 3:
         return None
-    span = token.doc[token.left_edge.i : token.right_edge.i + 1]
-    if len(span) < 3 or not any(t.text == "-" for t in span):
+    span = token.doc[start:end]
+    if not any(t.text == "-" for t in span):
         return None
     return span if all(not t.whitespace_ for t in span[:-1]) else None
 
