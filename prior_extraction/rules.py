@@ -106,8 +106,10 @@ def lemma(token: Token) -> str:
     if token.tag_ == "NNPS" or _is_capitalised_common_noun(token):
         return _singular(token.lower_)
     found = token.lemma_.lower() or token.lower_
-    if token.tag_ in PLURAL_TAGS and found != token.lower_ and lexicon.is_noun_only_as_written(
-        token.lower_, found
+    if (
+        token.tag_ in PLURAL_TAGS
+        and found != token.lower_
+        and lexicon.is_noun_only_as_written(token.lower_, found)
     ):
         return token.lower_
     return found
