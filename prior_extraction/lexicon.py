@@ -186,6 +186,11 @@ INTERPRETIVE_VERBS = _words(
     "bring contribute enhance complement highlight showcase emphasize emphasise invite exude "
     "celebrate seem appear make symbolize symbolise represent reveal demonstrate express"
 )
+# Generic nouns a definite mention uses for an earlier thing of their kind (a `wordnet_nouns`
+# kind letter): "the dessert" after "a chocolate cake", "the animal" after "a fox".
+GENERIC_NOUNS: dict[str, str] = dict.fromkeys(
+    _ordered_words("food dessert dish meal snack treat drink beverage"), "f"
+) | dict.fromkeys(_ordered_words("animal creature pet"), "a")
 # Known errors of spaCy's rule lemmatizer on verbs captions use ("riding" -> "rid").
 LEMMA_FIXES: dict[str, str] = {
     "riding": "ride",
@@ -266,7 +271,15 @@ def names_physical_thing(name: str, is_proper_noun: bool = False) -> bool:
             return True
     if category is None:
         return not is_proper_noun
-    return category == wordnet_nouns.PHYSICAL
+    return wordnet_nouns.is_physical(category)
+
+
+def thing_kind(name: str) -> str | None:
+    """The kind letter of a physical noun (`f` food, `a` animal; see `wordnet_nouns`)."""
+    category = wordnet_class(name) or wordnet_class(name.split()[-1])
+    if not wordnet_nouns.is_physical(category):
+        return None
+    return category[len(wordnet_nouns.PHYSICAL) :] or None
 
 
 def is_noun_only_as_written(written: str, lemma: str) -> bool:
@@ -277,7 +290,7 @@ def is_noun_only_as_written(written: str, lemma: str) -> bool:
 
 def is_known_phrase(words: str) -> bool:
     """Whether WordNet lists these words as one physical noun ("orange juice", "hard hat")."""
-    return " " in words and wordnet_class(words) == wordnet_nouns.PHYSICAL
+    return " " in words and wordnet_nouns.is_physical(wordnet_class(words))
 
 
 def is_adjective_only(word: str) -> bool:

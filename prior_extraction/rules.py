@@ -437,12 +437,16 @@ class DocPriors:
 
     def _definite_antecedent(self, token: Token, name: str) -> int | None:
         """The earlier object a definite mention with a shorter name refers to: "the cake"
-        after "a chocolate cake", "the boat" after "a rowboat", "the room" after "a bedroom"."""
+        after "a chocolate cake", "the boat" after "a rowboat", "the room" after "a bedroom";
+        or a generic one to the last thing of its kind: "the dessert" after "a cake"."""
         if name in self.collected.index_by_name or not _is_definite(token):
             return None
+        kind = lexicon.GENERIC_NOUNS.get(name)
         for mention in reversed(self.mentions):
             earlier = self.collected.objects[mention.object_index].name
             if earlier.endswith(name) and len(name) >= MIN_SUFFIX_NAME:
+                return mention.object_index
+            if kind is not None and lexicon.thing_kind(earlier) == kind:
                 return mention.object_index
         return None
 

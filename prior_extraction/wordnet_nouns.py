@@ -10,7 +10,8 @@ this module distils it once into `data/wordnet_nouns.tsv.gz`, one `word<TAB>clas
   phenomenon, location), and its other senses do not dominate its sense-tagged usage. An image
   description means the physical sense where there is one ("kite" is a toy before a cheque);
   senses of the communication file ("book", "sign", "TV") count for neither side, as printed
-  and broadcast media are things in a picture as often as ideas;
+  and broadcast media are things in a picture as often as ideas; `pf` and `pa` where one of
+  those first senses is food or an animal (so "the dessert" can refer back to "a cake");
 - `g`: no physical sense, mostly a group ("people", "crowd", "herd", "variety");
 - `q`: mostly not physical, though some sense is ("goal", "design"): a thing only when a
   compound names the kind ("soccer goal");
@@ -60,6 +61,8 @@ PHYSICAL_SENSE_RANKS = 4
 DOMINANCE = 5
 MAX_WORDS_IN_NAME = 2
 PHYSICAL, GROUP, MOSTLY_ABSTRACT, ABSTRACT, ADJECTIVE = "p", "g", "q", "a", "j"
+# Kinds of physical thing a generic definite mention may stand for, after the `p`.
+KIND_LETTERS = {"noun.food": "f", "noun.animal": "a"}
 
 
 def _tagged_counts(word: str, synsets: list[Any]) -> Iterator[tuple[str, int]]:
@@ -80,10 +83,12 @@ def _is_physical_root(synset: Any) -> bool:
 
 
 def noun_class(word: str, synsets: list[Any]) -> str:
-    """`p`, `g`, `q` or `a` for a noun from its WordNet senses (see the module docstring)."""
+    """`p` (`pf`, `pa`), `g`, `q` or `a` for a noun from its WordNet senses (see the module
+    docstring)."""
     senses = list(_tagged_counts(word, synsets))
     has_physical_sense = any(lexname in PHYSICAL_LEXNAMES for lexname, _ in senses)
-    if any(lexname in PHYSICAL_LEXNAMES for lexname, _ in senses[:PHYSICAL_SENSE_RANKS]):
+    first = [lexname for lexname, _ in senses[:PHYSICAL_SENSE_RANKS]]
+    if any(lexname in PHYSICAL_LEXNAMES for lexname in first):
         physical = sum(count for lexname, count in senses if lexname in PHYSICAL_LEXNAMES)
         other = sum(
             count
@@ -91,11 +96,17 @@ def noun_class(word: str, synsets: list[Any]) -> str:
             if lexname not in PHYSICAL_LEXNAMES and lexname != NEUTRAL_LEXNAME
         )
         if other < DOMINANCE * (physical + 1):
-            return PHYSICAL
+            kinds = [KIND_LETTERS[lexname] for lexname in first if lexname in KIND_LETTERS]
+            return PHYSICAL + "".join(kinds[:1])
     groups = sum(1 for lexname, _ in senses if lexname == GROUP_LEXNAME)
     if groups * 2 > len(senses) or senses[0][0] == GROUP_LEXNAME:
         return GROUP
     return MOSTLY_ABSTRACT if has_physical_sense else ABSTRACT
+
+
+def is_physical(category: str | None) -> bool:
+    """Whether a table class names a physical thing (of any kind)."""
+    return category is not None and category.startswith(PHYSICAL)
 
 
 def _is_plain_word(name: str) -> bool:
@@ -114,7 +125,7 @@ def build_table(wordnet: Any) -> dict[str, str]:
         if not synsets:
             continue
         category = noun_class(name, synsets)
-        if "_" not in name or category == PHYSICAL:
+        if "_" not in name or is_physical(category):
             table[name.replace("_", " ")] = category
     for name in sorted(wordnet.all_lemma_names("a")):
         if "_" not in name and name.isalpha() and name.islower():

@@ -108,6 +108,17 @@ def test_a_definite_mention_refers_to_the_longer_name_before_it(parser: CaptionP
     assert attributes(parsed) == {("rowboat", "red")}
 
 
+def test_a_generic_definite_mention_refers_to_the_last_thing_of_its_kind(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse(
+        "A fox sits beside a slice of cake on a bench. The dessert looks delicious, and the "
+        "animal is sniffing it."
+    )
+    assert [name for name, _ in objects(parsed)] == ["fox", "cake", "bench"]
+    assert ("fox", "sniff", "cake") in relations(parsed)
+
+
 def test_an_indefinite_mention_is_a_new_object(parser: CaptionParser) -> None:
     parsed = parser.parse("A coffee table stands in the room, and a table stands outside.")
     assert [name for name, _ in objects(parsed)] == ["coffee table", "room", "table"]

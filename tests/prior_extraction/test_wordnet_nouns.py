@@ -20,11 +20,12 @@ from prior_extraction.wordnet_nouns import (
 @pytest.mark.parametrize(
     ("word", "expected"),
     [
-        ("kite", PHYSICAL),  # a toy before a cheque: the physical sense wins in a picture
+        ("kite", PHYSICAL + "a"),  # a toy (and a bird) before a cheque: physical in a picture
         ("table", PHYSICAL),  # a data table is more frequent, a dining table frequent enough
         ("tv", PHYSICAL),  # broadcasting is a communication sense, which counts for neither side
         ("person", PHYSICAL),  # a root of the top file under physical_entity
-        ("orange juice", PHYSICAL),  # a two-word noun WordNet lists
+        ("orange juice", PHYSICAL + "f"),  # a two-word noun WordNet lists, a food
+        ("dog", PHYSICAL + "a"),
         ("elegance", ABSTRACT),
         ("touch", ABSTRACT),
         ("design", MOSTLY_ABSTRACT),  # a decorative pattern is its rare physical sense
@@ -36,6 +37,11 @@ from prior_extraction.wordnet_nouns import (
 )
 def test_the_table_classes_caption_words(word: str, expected: str) -> None:
     assert lexicon.wordnet_class(word) == expected
+
+
+def test_kinds_let_a_generic_mention_find_its_thing() -> None:
+    assert (lexicon.thing_kind("chocolate cake"), lexicon.thing_kind("fox")) == ("f", "a")
+    assert lexicon.thing_kind("table") is None and lexicon.thing_kind("touch") is None
 
 
 def test_names_of_things_follow_the_table_and_the_closed_lists() -> None:
