@@ -7,11 +7,12 @@ this module distils it once into `data/wordnet_nouns.tsv.gz`, one `word<TAB>clas
 
 - `p`: a visible physical thing: one of the word's first senses falls in WordNet's physical
   lexicographer files (artifact, animal, body, food, object, person, plant, substance, natural
-  phenomenon, location), and its other senses do not dominate its sense-tagged usage. An image
-  description means the physical sense where there is one ("kite" is a toy before a cheque);
-  senses of the communication file ("book", "sign", "TV") count for neither side, as printed
-  and broadcast media are things in a picture as often as ideas; `pf` and `pa` where one of
-  those first senses is food or an animal (so "the dessert" can refer back to "a cake");
+  phenomenon, location, and shape: a drawn circle is as visible as a ball), and its other
+  senses do not dominate its sense-tagged usage. An image description means the physical
+  sense where there is one ("kite" is a toy before a cheque); senses of the communication file
+  ("book", "sign", "TV") count for neither side, as printed and broadcast media are things in
+  a picture as often as ideas; `pf` and `pa` where one of those first senses is food or an
+  animal (so "the dessert" can refer back to "a cake");
 - `g`: no physical sense, mostly a group ("people", "crowd", "herd", "variety");
 - `q`: mostly not physical, though some sense is ("goal", "design"): a thing only when a
   compound names the kind ("soccer goal");
@@ -45,6 +46,7 @@ PHYSICAL_LEXNAMES = frozenset(
         "substance",
         "phenomenon",
         "location",
+        "shape",
     )
 )
 # The top file holds the roots ("entity", "person", "food", "group"): physical when under

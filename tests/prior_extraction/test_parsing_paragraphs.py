@@ -169,6 +169,11 @@ def test_hyphenated_compounds_keep_their_hyphen(parser: CaptionParser) -> None:
     assert attributes(parsed) == {("t-shirt", "blue")}
 
 
+def test_drawn_shapes_are_things(parser: CaptionParser) -> None:
+    parsed = parser.parse("A red circle is to the left of a blue hexagon and a crescent.")
+    assert [name for name, _ in objects(parsed)] == ["circle", "hexagon", "crescent"]
+
+
 def test_place_names_are_no_objects(parser: CaptionParser) -> None:
     parsed = parser.parse("A red bus drives down a street in London.")
     assert [name for name, _ in objects(parsed)] == ["bus", "street"]
