@@ -1,12 +1,17 @@
 # Runtime shared by every LLMFormer experiment (default hooks live with the schedule, as in
-# MMSeg). PlainCheckpointHook makes checkpoints that torch>=2.6's safe loader can resume from.
+# MMSeg). PlainCheckpointHook makes checkpoints that torch>=2.6's safe loader can resume from;
+# EvaluatorTextEncoderHook lets OpenIoUMetric embed class names with the model's text encoder.
 default_scope = "mmseg"
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
     dist_cfg=dict(backend="nccl"),
 )
-custom_hooks = [dict(type="VocabularyHook"), dict(type="PlainCheckpointHook")]
+custom_hooks = [
+    dict(type="VocabularyHook"),
+    dict(type="EvaluatorTextEncoderHook"),
+    dict(type="PlainCheckpointHook"),
+]
 vis_backends = [dict(type="LocalVisBackend")]
 visualizer = dict(type="SegLocalVisualizer", vis_backends=vis_backends, name="visualizer")
 log_processor = dict(by_epoch=False)
