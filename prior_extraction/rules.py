@@ -475,13 +475,22 @@ class DocPriors:
             elif _is_name_part(child):
                 self._modifier_attributes(child, object_index)
             elif child.dep_ == "compound" and child.pos_ in NOUN_POS:
-                phrase = self.doc[child.left_edge.i : child.i + 1].text.lower()
-                self._add_attribute(object_index, phrase)
+                self._compound_attributes(object_index, child)
             elif child.dep_ in NAME_PART_DEPS:
                 self._adjective_attributes(object_index, child)
         collective = _counting_collective(head)
         if collective is not None:
             self._add_attribute(object_index, collective, kind="count")
+
+    def _compound_attributes(self, object_index: int, compound: Token) -> None:
+        """A material or colour noun before the head, with its own modifiers: colours on their
+        own ("red tile roofs" -> red, tile), the rest part of the phrase ("stainless steel")."""
+        colours = [t for t in compound.lefts if t.lower_ in lexicon.COLORS]
+        for colour in colours:
+            self._add_word_attribute(object_index, colour)
+        start = max([t.i + 1 for t in colours], default=compound.left_edge.i)
+        phrase = self.doc[start : compound.i + 1].text.lower()
+        self._add_attribute(object_index, phrase)
 
     def _adjective_attributes(self, object_index: int, adjective: Token) -> None:
         for conjunct in with_conjuncts(adjective):
