@@ -36,6 +36,8 @@ EVENT_ARGUMENT_DEPS = frozenset(
 )
 RELATIVE_PRONOUNS = frozenset({"who", "that", "which", "whom"})
 NEGATING_PREPOSITIONS = frozenset({"without", "except"})
+# Prepositions after which an -ing clause still describes the noun before them.
+OWNING_PREPOSITIONS = frozenset({"in", "of"})
 NEGATING_DETERMINERS = frozenset({"no", "neither"})
 # How prominent a mention is, for choosing what a pronoun refers to: subjects first.
 SALIENCE = {"nsubj": 0, "nsubjpass": 0, "ROOT": 0, "dobj": 1, "attr": 0}
@@ -566,7 +568,7 @@ class DocPriors:
             if found is not None:
                 return found
             if verb.dep_ in MODIFIER_CLAUSE_DEPS:
-                return self.resolve(verb.head)
+                return self.resolve(_participle_owner(verb))
             if verb.dep_ not in SUBJECT_SHARING_DEPS or verb.head.pos_ not in VERB_POS:
                 return []
             verb = verb.head
@@ -607,6 +609,20 @@ class DocPriors:
         ]
         antecedent = choose_antecedent(candidates)
         return [] if antecedent is None else [antecedent.object_index]
+
+
+def _participle_owner(verb: Token) -> Token:
+    """The noun an -ing clause describes: the one it follows, or, when that one ends an "in"
+    or "of" phrase of a noun, that noun ("a boy in a swimsuit [splashing]", "a vase of flowers
+    [sitting] on the table"; but "windows with a view [overlooking] the sea")."""
+    noun = verb.head
+    if verb.dep_ != "acl" or verb.tag_ != "VBG" or noun.dep_ != "pobj":
+        return noun
+    preposition = noun.head
+    owner = preposition.head
+    if preposition.lower_ in OWNING_PREPOSITIONS and owner.pos_ in NOUN_POS:
+        return owner
+    return noun
 
 
 def _position_owner(token: Token) -> Token | None:

@@ -169,6 +169,18 @@ def test_hyphenated_compounds_keep_their_hyphen(parser: CaptionParser) -> None:
     assert attributes(parsed) == {("t-shirt", "blue")}
 
 
+def test_an_ing_clause_after_in_or_of_describes_the_first_noun(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A boy in a swimsuit splashing in a pool, and a terminal with windows overlooking "
+        "the runway."
+    )
+    assert relations(parsed) >= {
+        ("boy", "in", "swimsuit"),
+        ("boy", "splash in", "pool"),
+        ("window", "overlook", "runway"),
+    }
+
+
 def test_drawn_shapes_are_things(parser: CaptionParser) -> None:
     parsed = parser.parse("A red circle is to the left of a blue hexagon and a crescent.")
     assert [name for name, _ in objects(parsed)] == ["circle", "hexagon", "crescent"]
