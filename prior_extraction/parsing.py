@@ -72,11 +72,18 @@ _ONE_BATCH_AT_A_TIME = threading.Lock()
 
 # With n_process > 1, each worker gets this many batches at a time, so input is read lazily.
 BATCHES_PER_WORKER = 16
+MIN_CAPTIONS_PER_PROCESS = 500
 
 
-def default_process_count() -> int:
-    """One parser process per CPU core this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def default_process_count(captions: int | None = None) -> int:
+    """One parser process per CPU core this process may run on; for a known number of
+    captions, no more than one per MIN_CAPTIONS_PER_PROCESS (a worker's pipeline takes about as
+    long to load as a few hundred paragraphs take to parse)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    if captions is None:
+        return cores
+    return max(1, min(cores, captions // MIN_CAPTIONS_PER_PROCESS))
 
 
 def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:

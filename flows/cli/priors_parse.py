@@ -24,7 +24,8 @@ def parse(
     pipeline: Annotated[str | None, typer.Option(help="spaCy pipeline package.")] = None,
     batch_size: Annotated[int, typer.Option(help="Captions per nlp.pipe batch.")] = 64,
     n_process: Annotated[
-        int | None, typer.Option(help="Parser processes [default: one per CPU core].")
+        int | None,
+        typer.Option(help="Parser processes [default: one per CPU core, fewer for small files]."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
@@ -40,14 +41,15 @@ def parse(
 
     if not input.is_file():
         raise _fail(f"no caption file at {input}")
-    n_process = default_process_count() if n_process is None else n_process
+    lines = count_lines(input)
+    n_process = default_process_count(lines) if n_process is None else n_process
     if batch_size < 1 or n_process < 1:
         raise _fail("--batch-size and --n-process must be at least 1")
     try:
         parser = CaptionParser(pipeline, batch_size=batch_size, n_process=n_process)
     except (PipelineNotFoundError, OSError) as error:
         raise _fail(str(error)) from error
-    with tqdm(total=count_lines(input), unit="caption", disable=not progress) as bar:
+    with tqdm(total=lines, unit="caption", disable=not progress) as bar:
         report = parse_caption_file(
             input,
             output,

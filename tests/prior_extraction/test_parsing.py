@@ -46,8 +46,11 @@ def test_constants_name_the_parser() -> None:
     assert PARSER_VERSION.count(".") == 2
 
 
-def test_the_default_process_count_is_the_usable_cores() -> None:
-    assert default_process_count() == len(os.sched_getaffinity(0))
+def test_the_default_process_count_is_the_usable_cores_or_fewer_for_a_few_captions() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert default_process_count() == cores
+    assert default_process_count(10) == 1
+    assert default_process_count(10**6) == cores
 
 
 # Objects
