@@ -154,7 +154,11 @@ EVALUATIVE_ADJECTIVES = _words(
     "popular famous classic quaint enjoyable fun playful joyful "
     "healthy nutritious well-organized organized well-equipped equipped cinematic "
     "dramatic moody nostalgic whimsical harmonious balanced dynamic energetic intimate "
-    "real actual true exact"
+    "real actual true exact comfortable comfy homey assorted diverse varied scrumptious yummy "
+    "savory savoury flavorful hearty gourmet exquisite sophisticated refined chic trendy "
+    "fashionable convenient functional practical useful essential important significant "
+    "primary key common ordinary regular standard ideal suitable excellent fantastic "
+    "eye-catching memorable unforgettable grand historic inspiring"
 )
 # Adjectives of age: attributes, never part of a name ("young girl", "old man").
 AGE_ADJECTIVES = _words("young old little elderly adult baby teenage aged ancient new")
@@ -184,7 +188,8 @@ ANAPHORIC_WORDS = frozenset({"other", "others", "another", "one", "ones"})
 INTERPRETIVE_VERBS = _words(
     "enjoy admire appreciate suggest indicate imply evoke convey create add give offer provide "
     "bring contribute enhance complement highlight showcase emphasize emphasise invite exude "
-    "celebrate seem appear make symbolize symbolise represent reveal demonstrate express"
+    "celebrate seem appear make symbolize symbolise represent reveal demonstrate express "
+    "accentuate engage signify emanate radiate"
 )
 # Generic nouns a definite mention uses for an earlier thing of their kind (a `wordnet_nouns`
 # kind letter): "the dessert" after "a chocolate cake", "the animal" after "a fox".
