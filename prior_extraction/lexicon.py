@@ -251,13 +251,14 @@ def person_gender(name: str) -> str | None:
 
 
 @cache
-def _noun_table() -> dict[str, str]:
+def noun_table() -> dict[str, str]:
+    """The WordNet-derived noun table, read once per process."""
     return wordnet_nouns.read_table()
 
 
 def wordnet_class(words: str) -> str | None:
     """What WordNet says a (one- or two-word) lower-case noun names: see `wordnet_nouns`."""
-    return _noun_table().get(words)
+    return noun_table().get(words)
 
 
 def names_physical_thing(name: str, is_proper_noun: bool = False) -> bool:

@@ -109,7 +109,10 @@ class CaptionParser:
     ) -> None:
         from threadpoolctl import ThreadpoolController
 
+        from prior_extraction.lexicon import noun_table
         from prior_extraction.rules import extract_priors
+
+        noun_table()  # here, so that a missing table fails loudly, not as empty priors
 
         self.pipeline = choose_spacy_pipeline(pipeline)
         self.nlp = load_spacy_pipeline(self.pipeline, exclude=UNUSED_COMPONENTS)

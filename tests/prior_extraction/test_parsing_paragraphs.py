@@ -4,9 +4,16 @@ interpretive verbs and part nouns. Each test names one rule and checks the exact
 
 from __future__ import annotations
 
+import logging
+import random
+from pathlib import Path
+
 import pytest
 
 from prior_extraction.parsing import CaptionParser, ParsedCaption
+from prior_extraction.scoring import load_labelled
+
+PARAGRAPHS = Path(__file__).parent / "data" / "labelled_paragraphs.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +196,21 @@ def test_drawn_shapes_are_things(parser: CaptionParser) -> None:
 def test_place_names_are_no_objects(parser: CaptionParser) -> None:
     parsed = parser.parse("A red bus drives down a street in London.")
     assert [name for name, _ in objects(parsed)] == ["bus", "street"]
+
+
+def test_scrambled_paragraphs_never_break_a_batch(parser: CaptionParser, caplog) -> None:
+    """No rule trips over a garbled parse (which would log and give that caption nothing)."""
+    rng = random.Random(0)
+    texts = []
+    for item in load_labelled(PARAGRAPHS):
+        words = item.caption.split()
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    with caplog.at_level(logging.WARNING, logger="prior_extraction.parsing"):
+        results = parser.parse_many(texts)
+    assert caplog.records == []
+    for parsed in results:
+        size = len(parsed.objects)
+        assert all(0 <= a.object < size for a in parsed.attributes)
+        assert all(0 <= r.subject < size and 0 <= r.object < size for r in parsed.relations)
+        assert len({o.name for o in parsed.objects}) == size
