@@ -89,6 +89,8 @@ PARTITIVE_NOUNS = _words(
     "dollop drop lump strand cube splash patch patches wisp puff pinch bale blade spoonful "
     "cloud plume column ball"
 )
+# Nouns that give their thing the colours after "of": "leaves in shades of red and gold".
+SHADE_NOUNS = _words("shade hue tone tint")
 # Group nouns that stand for the people in them when nothing follows: "a crowd" is people.
 PEOPLE_GROUP_NOUNS = _words("crowd audience couple")
 # Group nouns that are segmentable things in their own right ("a family", "the band").

@@ -555,6 +555,9 @@ class DocPriors:
         if not predicate:
             return
         for target in targets:
+            for colour in _shade_colours(target):
+                for subject in subjects:
+                    self._add_word_attribute(subject, colour)
             for object_index in self.resolve(target, exclude=subjects):
                 for subject in subjects:
                     self.collected.add_relation(subject, predicate, object_index)
@@ -623,6 +626,16 @@ def _participle_owner(verb: Token) -> Token:
     if preposition.lower_ in OWNING_PREPOSITIONS and owner.pos_ in NOUN_POS:
         return owner
     return noun
+
+
+def _shade_colours(token: Token) -> list[Token]:
+    """The colours of "shades of orange and pink" ("painted with", "in" ...), if token is such a
+    shade word."""
+    if lemma(token) not in lexicon.SHADE_NOUNS:
+        return []
+    inner = _of_object(token)
+    colours = with_conjuncts(inner) if inner is not None else []
+    return [colour for colour in colours if colour.lower_ in lexicon.COLORS]
 
 
 def _position_owner(token: Token) -> Token | None:

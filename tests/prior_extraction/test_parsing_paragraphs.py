@@ -86,6 +86,15 @@ def test_judgements_and_hedges_are_no_attributes(parser: CaptionParser) -> None:
     assert attributes(parsed) == {("tower", "red"), ("lake", "calm")}
 
 
+def test_shades_of_colours_colour_their_thing(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "The sky is painted with shades of orange and pink. The path is covered with leaves "
+        "in hues of red."
+    )
+    assert [name for name, _ in objects(parsed)] == ["sky", "path", "leaf"]
+    assert attributes(parsed) == {("sky", "orange"), ("sky", "pink"), ("leaf", "red")}
+
+
 def test_position_words_are_no_attributes(parser: CaptionParser) -> None:
     parsed = parser.parse("A bench stands against the back wall near the left window.")
     assert objects(parsed) == [("bench", 1), ("wall", 1), ("window", 1)]
