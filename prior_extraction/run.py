@@ -87,13 +87,16 @@ class ExtractionConfig:
 
 @dataclass
 class ExtractionSummary:
-    """What a run did: `already_done` images were skipped because the prior set had them."""
+    """What a run did: `already_done` images were skipped because the prior set had them;
+    `without_objects` of the captioned ones got empty priors, their caption naming no
+    physical object."""
 
     prior_set_id: str
     total: int
     already_done: int = 0
     captioned: int = 0
     failed: int = 0
+    without_objects: int = 0
     interrupted: bool = False
     seconds: float = 0.0
     retried: int = 0
@@ -400,6 +403,7 @@ class _ShardWorker:
         summary.failed += len(records.failures)
         missing = FAILURES_SHOWN - len(summary.first_failures)
         summary.first_failures.extend(records.failures[:missing])
+        summary.without_objects += sum(1 for priors in records.priors if not priors.objects)
         if on_shard is not None:
             on_shard(shard, summary)
 

@@ -213,6 +213,7 @@ def print_summary(summary: ExtractionSummary, store_root: Path) -> None:
     table.add_row("failed", str(summary.failed))
     if summary.retried:
         table.add_row("retried (failed before)", str(summary.retried))
+    table.add_row("no objects", str(summary.without_objects))
     table.add_row("speed", f"{summary.images_per_s:.1f} images/s in {summary.seconds:.1f} s")
     console = Console()
     console.print(table)

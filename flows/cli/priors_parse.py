@@ -23,7 +23,10 @@ def parse(
     output: Annotated[Path, typer.Option("--output", help="JSONL of priors, one line per id.")],
     pipeline: Annotated[str | None, typer.Option(help="spaCy pipeline package.")] = None,
     batch_size: Annotated[int, typer.Option(help="Captions per nlp.pipe batch.")] = 64,
-    n_process: Annotated[int, typer.Option(help="Parser processes.")] = 1,
+    n_process: Annotated[
+        int | None,
+        typer.Option(help="Parser processes [default: one per CPU core, fewer for small files]."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Parse captions into object, attribute and relation priors.
@@ -40,10 +43,12 @@ def parse(
         prepare_output_path,
     )
     from prior_extraction.nlp import PipelineNotFoundError
-    from prior_extraction.parsing import CaptionParser
+    from prior_extraction.parsing import CaptionParser, default_process_count
 
     if not input.is_file():
         raise _fail(f"no caption file at {input}")
+    lines = count_lines(input)
+    n_process = default_process_count(lines) if n_process is None else n_process
     for name, value in (("--batch-size", batch_size), ("--n-process", n_process)):
         if value < 1:
             raise _fail(f"{name} must be at least 1, got {value}")
@@ -54,7 +59,7 @@ def parse(
         raise _fail(f"--output: {error}") from None
     except (PipelineNotFoundError, OSError) as error:
         raise _fail(str(error)) from error
-    with tqdm(total=count_lines(input), unit="caption", disable=not progress) as bar:
+    with tqdm(total=lines, unit="caption", disable=not progress) as bar:
         try:
             report = parse_caption_file(
                 input,

@@ -123,6 +123,26 @@ def test_an_image_without_a_caption_is_a_caption_failure(
     assert row == [("caption", "MissingCaptionError", 32, "failed")]
 
 
+def test_captions_naming_no_object_give_empty_priors_counted_in_the_summary(
+    tmp_path, noise_folder, captions_for, parser
+) -> None:
+    folder, _ = noise_folder(3)
+    texts = {
+        "0000.png": "A red car is parked next to a tree.",
+        "0001.png": "The overall atmosphere is calm and inviting.",
+        "0002.png": "It is a lovely moment, full of charm.",
+    }
+    captions = captions_for(tmp_path / "c.jsonl", texts)
+    store = PriorStore(tmp_path / "store")
+    summary = run_extraction(
+        FolderSource(folder), FileCaptioner(captions), parser, store, _config()
+    )
+    assert (summary.captioned, summary.failed, summary.without_objects) == (3, 0, 2)
+    assert store.done_image_ids(summary.prior_set_id) == set(texts)
+    objects = _id_counts(store, "objects", summary.prior_set_id)
+    assert set(objects) == {"0000.png"}
+
+
 def test_limit_takes_the_first_images_and_partitions_split_the_rest() -> None:
     items = [ImageItem(f"{i}.png", Path(f"{i}.png"), "d", "all") for i in range(50)]
     assert [item.image_id for item in select_items(items, (0, 1), 3)] == ["0.png", "1.png", "2.png"]
@@ -307,6 +327,7 @@ def test_cli_prints_a_summary_and_skips_done_images(tmp_path, noise_folder) -> N
     assert second.exit_code == 0, second.output
     rows = _summary_rows(second.output)
     assert (rows["done now"], rows["already there"], rows["failed"]) == ("2", "3", "0")
+    assert rows["no objects"] == "0"
 
 
 @pytest.mark.parametrize(
