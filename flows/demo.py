@@ -125,8 +125,8 @@ def _prefect(arguments: list[str], environment: dict[str, str], quiet: bool = Fa
 
 
 def run_deployment(name: str, params: dict, environment: dict[str, str]) -> None:
-    """`prefect deployment run NAME --watch` with the flow's parameter model as `params`."""
-    arguments = ["deployment", "run", name, "--watch", "--params", json.dumps({"params": params})]
+    """`prefect deployment run NAME --watch --params JSON` (one key per flow parameter)."""
+    arguments = ["deployment", "run", name, "--watch", "--params", json.dumps(params)]
     print(f"$ prefect {' '.join(arguments[:4])}")
     if _prefect(arguments, environment) != 0:
         raise DemoError(f"{name} failed; its log is in the Prefect server (see above)")

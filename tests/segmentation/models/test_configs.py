@@ -80,3 +80,17 @@ def test_each_ablation_changes_only_its_switches(suffix: str, switched_off: set[
         head[name] = True
     assert ablation.model.to_dict() == paper.model.to_dict()
     assert ablation.train_dataloader.to_dict() == paper.train_dataloader.to_dict()
+
+
+def test_every_config_logs_to_tensorboard_and_one_override_swaps_it_for_mlflow() -> None:
+    from segmentation.training import TrainOptions, load_training_config
+
+    tiny = CONFIGS / "llmformer_tiny_demo.py"
+    source = ["prior_store_root=data/store", "prior_set_id=x"]
+    cfg = load_training_config(TrainOptions(tiny, cfg_options=source))
+    backends = [backend["type"] for backend in cfg.visualizer.vis_backends]
+    assert backends == ["LocalVisBackend", "TensorboardVisBackend"]
+    swap = [*source, "visualizer.vis_backends.1.type=MLflowVisBackend"]
+    cfg = load_training_config(TrainOptions(tiny, cfg_options=swap))
+    backends = [backend["type"] for backend in cfg.visualizer.vis_backends]
+    assert backends == ["LocalVisBackend", "MLflowVisBackend"]
