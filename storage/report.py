@@ -51,7 +51,8 @@ class Report:
             f"prior set `{evaluation['prior_set_id']}`"
             + (", vocabulary-free" if evaluation["vocabulary_free"] else ""),
             "",
-            "An object prior names a class when its lemma equals the class name or a synonym.",
+            "An object prior names a class when its lemma equals the class name or a synonym; "
+            "a class the parser never names (a scene word such as background) counts as missed.",
             "",
         ]
         sections = (
@@ -124,7 +125,7 @@ def plot_class_iou(rows: list[dict], benchmark: str, path: Path) -> Path:
 def plot_prior_recall(table: pa.Table, path: Path) -> Path:
     """Recall and precision of the priors, one bar pair per dataset and prior set."""
     rows = table.to_pylist()
-    figure, axes = plt.subplots(figsize=(max(5.0, 1.6 * len(rows) + 2), 4), layout="constrained")
+    figure, axes = plt.subplots(figsize=(max(6.5, 1.6 * len(rows) + 2), 4), layout="constrained")
     if not rows:
         _no_data(axes, "no evaluated images with priors")
     labels = [f"{row['dataset']}\n{row['prior_set_id'][:8]}" for row in rows]
@@ -134,11 +135,13 @@ def plot_prior_recall(table: pa.Table, path: Path) -> Path:
         bars = axes.bar([p + offset for p in positions], values, 0.4, color=colour, label=measure)
         axes.bar_label(bars, fmt="%.0f", fontsize=8)
     axes.set_xticks(list(positions), labels)
-    axes.set_ylim(0, 110)
-    axes.set_ylabel("%")
-    axes.set_title("LLM priors: recall of ground-truth classes, precision of named classes")
+    axes.set_ylim(0, 122)
+    axes.set_ylabel("% of (image, class) pairs")
+    axes.set_title(
+        "Prior recall (ground-truth classes named), precision (named classes present)", fontsize=10
+    )
     if rows:
-        axes.legend(loc="lower right")
+        axes.legend(loc="upper center", ncols=2)
     return _save(figure, path)
 
 
