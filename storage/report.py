@@ -151,11 +151,12 @@ def plot_worst_images(table: pa.Table, path: Path) -> Path:
     from PIL import Image
 
     rows = table.to_pylist()
-    grid_rows = max(1, math.ceil(len(rows) / WORST_COLUMNS))
+    columns = min(WORST_COLUMNS, max(1, len(rows)))
+    grid_rows = max(1, math.ceil(len(rows) / columns))
     figure, axes = plt.subplots(
         2 * grid_rows,
-        WORST_COLUMNS,
-        figsize=(3.2 * WORST_COLUMNS, 4.6 * grid_rows),
+        columns,
+        figsize=(max(6.0, 3.2 * columns), 4.6 * grid_rows),
         height_ratios=[3, 1.6] * grid_rows,
         squeeze=False,
         layout="constrained",
@@ -165,8 +166,8 @@ def plot_worst_images(table: pa.Table, path: Path) -> Path:
     if not rows:
         _no_data(axes[0, 0], "no evaluated images")
     for index, row in enumerate(rows):
-        picture_axis = axes[2 * (index // WORST_COLUMNS), index % WORST_COLUMNS]
-        text_axis = axes[2 * (index // WORST_COLUMNS) + 1, index % WORST_COLUMNS]
+        picture_axis = axes[2 * (index // columns), index % columns]
+        text_axis = axes[2 * (index // columns) + 1, index % columns]
         image_path = Path(row["path"]) if row["path"] else None
         if image_path is not None and image_path.is_file():
             with Image.open(image_path) as picture:
