@@ -115,26 +115,10 @@ _WORST_IMAGES = f"""
     ORDER BY w.miou, w.benchmark, w.image_id"""
 
 _COMPARISON = f"""
-    WITH classes AS (
-        SELECT {_KEY}, benchmark, dataset,
-               avg(iou) AS miou, avg(named_iou) AS named_miou, avg(unnamed_iou) AS unnamed_miou
-        FROM eval_class_iou
-        JOIN class_iou_by_prior_hit USING ({_KEY}, benchmark, dataset, class_index, class_name)
-        GROUP BY ALL
-    ),
-    sizes AS (
-        SELECT {_KEY}, benchmark,
-               count(DISTINCT image_id) AS images, max(created_at) AS evaluated_at
-        FROM eval_images
-        GROUP BY ALL
-    )
-    SELECT c.run, c.prior_set_id, c.vocabulary_free, c.benchmark, s.images, c.miou,
-           c.named_miou, c.unnamed_miou, r.recall, r.precision, c.checkpoint, s.evaluated_at
-    FROM classes AS c
-    JOIN sizes AS s USING ({_KEY}, benchmark)
-    LEFT JOIN prior_recall AS r USING (prior_set_id, dataset)
-    WHERE {_in_dataset("c")}
-    ORDER BY c.benchmark, s.evaluated_at, c.run"""
+    SELECT run, prior_set_id, vocabulary_free, benchmark, images, miou, named_miou, unnamed_miou,
+           recall, precision, checkpoint, evaluated_at
+    FROM eval_summary WHERE {_DATASET}
+    ORDER BY benchmark, evaluated_at, run"""
 
 
 def newest_evaluation(connection: duckdb.DuckDBPyConnection, where: ReportFilter) -> dict:

@@ -250,3 +250,29 @@ CREATE OR REPLACE VIEW prior_recall AS
     FROM recall AS r
     LEFT JOIN precision AS p USING (prior_set_id, dataset)
     LEFT JOIN unmatched AS u USING (prior_set_id, dataset);
+
+-- One row per evaluation and benchmark, to compare checkpoints and prior sets: mIoU (as the
+-- eval table's, unrounded), the mean over classes of the IoU where the priors named the class
+-- and where they did not, and the prior set's recall and precision on those images.
+CREATE OR REPLACE VIEW eval_summary AS
+    WITH classes AS (
+        SELECT run, checkpoint, config, prior_set_id, vocabulary_free, benchmark, dataset,
+               avg(iou) AS miou, avg(named_iou) AS named_miou, avg(unnamed_iou) AS unnamed_miou
+        FROM eval_class_iou
+        JOIN class_iou_by_prior_hit
+            USING (run, checkpoint, config, prior_set_id, vocabulary_free, benchmark, dataset,
+                   class_index, class_name)
+        GROUP BY ALL
+    ),
+    sizes AS (
+        SELECT run, checkpoint, config, prior_set_id, vocabulary_free, benchmark,
+               count(DISTINCT image_id) AS images, max(created_at) AS evaluated_at
+        FROM eval_images
+        GROUP BY ALL
+    )
+    SELECT c.run, c.checkpoint, c.config, c.prior_set_id, c.vocabulary_free, c.benchmark,
+           c.dataset, s.images, c.miou, c.named_miou, c.unnamed_miou, r.recall, r.precision,
+           s.evaluated_at
+    FROM classes AS c
+    JOIN sizes AS s USING (run, checkpoint, config, prior_set_id, vocabulary_free, benchmark)
+    LEFT JOIN prior_recall AS r USING (prior_set_id, dataset);
