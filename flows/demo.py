@@ -162,7 +162,9 @@ def report(paths: DemoPaths) -> None:
         f"overlays: {paths.overlays} (the demo classes), {paths.overlays / 'no_vocab'} "
         "(each picture's caption objects)\n"
         f"prior plots: {paths.plots}\n"
-        f"training curves: {paths.work_dir / 'curves.png'}\n"
+        f"training curves: {paths.work_dir / 'curves.png'} "
+        f"(live: tensorboard --logdir {paths.work_dir.parent})\n"
+        f"priors report: {paths.work_dir / 'report' / 'report.md'}\n"
         f"checkpoints and logs: {paths.work_dir}"
     )
 
