@@ -2,8 +2,9 @@
 
 `Segmenter` loads a config and checkpoint once (MMEngine/MMSeg APIs) and segments one picture per
 call. Pictures are read here, independently of stage 1: EXIF orientation applied, converted to RGB
-(transparency composited on white), shrunk for the model; the label map comes back at the
-picture's original size and orientation.
+(transparency composited on white), resized to the evaluation scale (the config's test pipeline's
+resize steps, as `llmformer eval` sees its images); the class scores are upsampled to the
+picture's original size and the label map is their argmax there, as in evaluation.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from PIL import Image, ImageOps
 from segmentation.text.vocabulary import vocabulary_free_classes
 from segmentation.visualization import label_map_image, overlay_image
 
-DEFAULT_MAX_SIDE = 640
-"""Longest side fed to the model (the paper's training crop); larger pictures are shrunk."""
+EVAL_RESIZE_TRANSFORMS = ("Resize", "ResizeShortestEdge", "ResizeToMultiple")
+"""The test-pipeline steps that set the scale a model is evaluated at (MMCV's and MMSeg's)."""
 
 
 class ImageLoadError(ValueError):
@@ -114,6 +115,22 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def evaluation_resize_steps(cfg) -> list[dict]:
+    """The resize steps of the config's test pipeline, in order (none: images keep their size)."""
+    pipeline = cfg.get("test_dataloader", {}).get("dataset", {}).get("pipeline", [])
+    return [dict(step) for step in pipeline if step.get("type") in EVAL_RESIZE_TRANSFORMS]
+
+
+def resize_like_evaluation(rgb: np.ndarray, steps: Sequence[dict]) -> np.ndarray:
+    """Apply the test pipeline's resize steps (built from MMSeg's transform registry)."""
+    from mmseg.registry import TRANSFORMS
+
+    results = {"img": rgb, "img_shape": rgb.shape[:2], "ori_shape": rgb.shape[:2]}
+    for step in steps:
+        results = TRANSFORMS.build(step)(results)
+    return results["img"]
+
+
 def resize_for_model(rgb: np.ndarray, max_side: int) -> np.ndarray:
     """Shrink so the longest side is at most `max_side` (aspect kept); never enlarge."""
     height, width = rgb.shape[:2]
@@ -134,18 +151,29 @@ def vocabulary_from_priors(priors: Mapping[str, Any]) -> list[str]:
 
 
 class Segmenter:
-    """A trained LLMFormer loaded once; `segment` labels one RGB picture per call."""
+    """A trained LLMFormer loaded once; `segment` labels one RGB picture per call.
+
+    Pictures are fed at the config's evaluation scale; `max_side`, if given, further caps the
+    longest side fed to the model (to bound memory on large pictures).
+    """
 
     def __init__(
         self,
         config: Path,
         checkpoint: Path,
         device: str = "cpu",
-        max_side: int = DEFAULT_MAX_SIDE,
+        max_side: int | None = None,
     ) -> None:
-        self.model = _load_model(config, checkpoint, device)
+        cfg = _load_config(config)
+        self.model = _load_model(cfg, checkpoint, device)
+        self.resize_steps = evaluation_resize_steps(cfg)
         self.device = device
         self.max_side = max_side
+
+    def model_input(self, rgb: np.ndarray) -> np.ndarray:
+        """The picture as the model sees it: at the evaluation scale, capped at `max_side`."""
+        resized = resize_like_evaluation(rgb, self.resize_steps)
+        return resized if self.max_side is None else resize_for_model(resized, self.max_side)
 
     def segment(
         self,
@@ -159,13 +187,13 @@ class Segmenter:
         names = [name.strip() for name in vocabulary if name.strip()]
         if not names:
             raise VocabularyError("the vocabulary is empty")
-        small = resize_for_model(rgb, self.max_side)
-        data = self.model.data_preprocessor(_model_inputs(small, priors), False)
+        inputs = _model_inputs(self.model_input(rgb), priors, original_shape=rgb.shape[:2])
+        data = self.model.data_preprocessor(inputs, False)
         with torch.no_grad():
             (sample,) = self.model.predict(data["inputs"], data["data_samples"], names)
+        # MMSeg's post-processing upsampled the scores to `ori_shape` and took the argmax there
         labels = sample.pred_sem_seg.data[0].cpu().numpy().astype(np.uint16)
-        class_names = tuple(sample.metainfo["vocabulary"])
-        return SegmentationResult(_to_original_size(labels, rgb.shape[:2]), class_names)
+        return SegmentationResult(labels, tuple(sample.metainfo["vocabulary"]))
 
 
 def segment_files(
@@ -243,10 +271,18 @@ def _output_stems(paths: Sequence[Path]) -> list[str]:
     return stems
 
 
-def _load_model(config: Path, checkpoint: Path, device: str):
-    """Build the config's model (registering the plugin) and load the checkpoint's weights."""
+def _load_config(config: Path):
+    """The MMEngine config, with its default scope (MMSeg's registries) made current."""
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
+
+    cfg = Config.fromfile(str(config))
+    init_default_scope(cfg.get("default_scope", "mmseg"))
+    return cfg
+
+
+def _load_model(cfg, checkpoint: Path, device: str):
+    """Build the config's model (registering the plugin) and load the checkpoint's weights."""
     from mmengine.runner import load_checkpoint
     from mmseg.registry import MODELS
 
@@ -254,31 +290,22 @@ def _load_model(config: Path, checkpoint: Path, device: str):
 
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint} does not exist")
-    cfg = Config.fromfile(str(config))
-    init_default_scope(cfg.get("default_scope", "mmseg"))
     model = MODELS.build(cfg.model)
     load_checkpoint(model, str(checkpoint), map_location="cpu", logger="silent")
     return model.to(device).eval()
 
 
-def _model_inputs(rgb: np.ndarray, priors: Mapping[str, Any] | None) -> dict[str, list]:
-    """One-picture batch as MMSeg's data preprocessor expects it: a BGR CHW tensor + sample."""
+def _model_inputs(
+    rgb: np.ndarray, priors: Mapping[str, Any] | None, original_shape: tuple[int, int]
+) -> dict[str, list]:
+    """One-picture batch as MMSeg's data preprocessor expects it: a BGR CHW tensor + a sample
+    whose `ori_shape` is the picture's own size (where post-processing puts the scores)."""
     import torch
     from mmseg.structures import SegDataSample
 
     from segmentation.transforms.priors import PriorGraph
 
     bgr = np.ascontiguousarray(rgb[:, :, ::-1].transpose(2, 0, 1))
-    shape = rgb.shape[:2]
-    sample = SegDataSample(metainfo=dict(ori_shape=shape, img_shape=shape))
+    sample = SegDataSample(metainfo=dict(ori_shape=original_shape, img_shape=rgb.shape[:2]))
     sample.priors = PriorGraph.from_record(priors) if priors else PriorGraph.EMPTY
     return dict(inputs=[torch.from_numpy(bgr)], data_samples=[sample])
-
-
-def _to_original_size(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour upsampling of the model's label map to the picture's size."""
-    if labels.shape == shape:
-        return labels
-    height, width = shape
-    resized = Image.fromarray(labels).resize((width, height), Image.Resampling.NEAREST)
-    return np.asarray(resized).astype(np.uint16)

@@ -36,7 +36,11 @@ def extract(
     ] = None,
     prompt: Annotated[str, typer.Option(help="simple | detailed | your own question.")] = "simple",
     prompt_format: Annotated[
-        str | None, typer.Option(help="Chat format: llava-1.5 | llava-next | qwen2-vl.")
+        str | None,
+        typer.Option(
+            help="Hand-written chat format for a checkpoint without its own chat template "
+            "(overrides the template): llava-1.5 | llava-next | qwen2-vl."
+        ),
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Images per caption call (default: 8, or a shard).")

@@ -54,8 +54,12 @@ def segment(
     ] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N]")] = "cpu",
     max_side: Annotated[
-        int, typer.Option(help="Longest side fed to the model; larger pictures are shrunk")
-    ] = 640,
+        int | None,
+        typer.Option(
+            help="Cap on the longest side fed to the model (default: none; pictures are fed "
+            "at the config's evaluation scale, as `llmformer eval` feeds its images)"
+        ),
+    ] = None,
 ) -> None:
     """Write an overlay with a legend, a label map and a JSON of class areas for each picture."""
     from segmentation.inference import Segmenter, segment_files
@@ -136,12 +140,13 @@ def _caption_priors_source(
     name: str, captions: Path | None, model: str | None, device: str, image_root: Path | None
 ) -> CaptionPriorsSource:
     from prior_extraction.captioners import CaptionerError, CaptionerOptions, build_captioner
+    from prior_extraction.captioners.prompts import PromptError
     from prior_extraction.parsing import CaptionParser
 
     options = CaptionerOptions(model=model, captions=captions, device=device)
     try:
         captioner = build_captioner(name, options)
-    except CaptionerError as error:
+    except (CaptionerError, PromptError) as error:
         _fail(str(error))
     return CaptionPriorsSource(captioner, CaptionParser(), image_root)
 

@@ -1,8 +1,10 @@
 """Prompts and chat formats shared by the model captioners (vLLM and transformers).
 
 The paper asks "Describe the image." (its main experiments) and a detailed variant that asks for
-all objects, attributes and relations. Each model family wraps the question in its own chat
-format; the same template feeds vLLM and transformers, so both see the same tokens.
+all objects, attributes and relations. The question is wrapped by the checkpoint's own chat
+template (its processor's `apply_chat_template`), so any VLM that ships one works; the
+hand-written formats below serve checkpoints without a template. vLLM and transformers get the
+same text, so both see the same tokens.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 SIMPLE_PROMPT = "Describe the image."
 DETAILED_PROMPT = (
@@ -26,9 +28,18 @@ class PromptError(ValueError):
     """An empty prompt, or a model with no known chat format (the message lists the formats)."""
 
 
+class ChatTemplateRenderer(Protocol):
+    """What renders a checkpoint's chat template: a transformers processor (or tokenizer)."""
+
+    chat_template: Any
+
+    def apply_chat_template(self, conversation: list[dict[str, Any]], **kwargs: Any) -> Any: ...
+
+
 @dataclass(frozen=True)
 class PromptFormat:
-    """A model family's chat template (`{prompt}` is the question) and its engine settings."""
+    """A model family's hand-written chat format (`{prompt}` is the question), used when the
+    checkpoint ships no chat template, and the family's vLLM engine settings."""
 
     name: str
     template: str
@@ -78,11 +89,43 @@ def resolve_prompt(prompt: str) -> str:
     return text
 
 
-def choose_prompt_format(
+def chat_messages(prompt: str) -> list[dict[str, Any]]:
+    """One user turn, the picture before the question, in the content-list form multimodal chat
+    templates read: `{"type": "image"}` becomes the model's own image placeholder."""
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+
+
+def template_prompt(renderer: ChatTemplateRenderer, prompt: str) -> str | None:
+    """The question as the checkpoint's chat template writes it, ready for the answer; None for
+    a checkpoint that ships no template."""
+    if not getattr(renderer, "chat_template", None):
+        return None
+    return renderer.apply_chat_template(
+        chat_messages(prompt), add_generation_prompt=True, tokenize=False
+    )
+
+
+def build_text_prompt(
+    prompt: str,
+    model: str,
+    renderer: ChatTemplateRenderer,
+    requested: str | None = None,
+    model_type: str | None = None,
+) -> str:
+    """The full text prompt, image placeholder included: the requested hand-written format
+    (a user's override), else the checkpoint's chat template, else its family's format."""
+    if requested is None:
+        rendered = template_prompt(renderer, prompt)
+        if rendered is not None:
+            return rendered
+    return choose_prompt_format(model, requested, model_type).build(prompt)
+
+
+def find_prompt_format(
     model: str, requested: str | None = None, model_type: str | None = None
-) -> PromptFormat:
+) -> PromptFormat | None:
     """The requested format, else one recognised from the model's name or its config's
-    `model_type` (a local checkpoint folder's name says nothing about its family)."""
+    `model_type` (a local checkpoint folder's name says nothing about its family), else None."""
     if requested is not None:
         if requested not in PROMPT_FORMATS:
             raise PromptError(
@@ -94,10 +137,20 @@ def choose_prompt_format(
             return PROMPT_FORMATS[name]
     if model_type in _FORMAT_BY_MODEL_TYPE:
         return PROMPT_FORMATS[_FORMAT_BY_MODEL_TYPE[model_type]]
-    raise PromptError(
-        f"no chat format known for model {model!r}; "
-        f"pass --prompt-format with one of: {', '.join(PROMPT_FORMATS)}"
-    )
+    return None
+
+
+def choose_prompt_format(
+    model: str, requested: str | None = None, model_type: str | None = None
+) -> PromptFormat:
+    """`find_prompt_format`, where no format found is an error naming the known ones."""
+    chosen = find_prompt_format(model, requested, model_type)
+    if chosen is None:
+        raise PromptError(
+            f"model {model!r} ships no chat template and its family has no known chat format; "
+            f"pass --prompt-format with one of: {', '.join(PROMPT_FORMATS)}"
+        )
+    return chosen
 
 
 def local_model_type(model: str) -> str | None:

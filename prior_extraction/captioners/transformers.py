@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from transformers import AutoModelForImageTextToText, AutoProcessor
+from transformers import AutoModelForImageTextToText
 
 from prior_extraction.captioners.base import (
     CaptionerError,
@@ -19,7 +19,12 @@ from prior_extraction.captioners.base import (
     greedy_sampling,
     model_captioner_identity,
 )
-from prior_extraction.captioners.prompts import choose_prompt_format, clean_caption
+from prior_extraction.captioners.processors import load_processor, one_line
+from prior_extraction.captioners.prompts import (
+    build_text_prompt,
+    clean_caption,
+    local_model_type,
+)
 
 
 def choose_device(requested: str | None = None) -> torch.device:
@@ -37,7 +42,8 @@ def choose_dtype(device: torch.device) -> torch.dtype:
 
 
 class TransformersCaptioner:
-    """Loads a checkpoint (hub id or local folder) with `from_pretrained` and captions batches."""
+    """Loads a checkpoint (hub id or local folder) with `from_pretrained` and captions batches
+    with the prompt its processor's chat template writes (a hand-written format without one)."""
 
     name = "transformers"
 
@@ -54,15 +60,16 @@ class TransformersCaptioner:
         self.sampling = greedy_sampling(max_new_tokens)
         self.device = choose_device(device)
         self.dtype = choose_dtype(self.device)
+        self.processor = load_processor(model)
+        self.text_prompt = build_text_prompt(
+            prompt, model, self.processor, prompt_format, local_model_type(model)
+        )
         try:
-            self.processor = AutoProcessor.from_pretrained(model)
             self.network = AutoModelForImageTextToText.from_pretrained(model, dtype=self.dtype)
-        except OSError as error:
-            raise CaptionerError(f"cannot load model {model!r}: {error}") from error
+        except (OSError, ValueError) as error:
+            raise CaptionerError(f"cannot load model {model!r}: {one_line(error)}") from error
         self.processor.tokenizer.padding_side = "left"
         self.network.to(self.device).eval()
-        chat = choose_prompt_format(model, prompt_format, self.network.config.model_type)
-        self.text_prompt = chat.build(prompt)
 
     @classmethod
     def from_options(cls, options: CaptionerOptions) -> TransformersCaptioner:

@@ -1,6 +1,10 @@
 """The production captioner: a vLLM engine on one GPU, fed a whole shard per `generate` call so
 it batches continuously. vllm is imported when the engine is built, never at module load.
 
+Each request is the text the checkpoint's own chat template renders (through its transformers
+processor, as `LLM.chat` would) with the picture as `multi_modal_data`: the same prompt as the
+transformers captioner's, built and testable without vllm.
+
 Data parallel = one engine per GPU, each in its own process over its partition of the images
 (`CUDA_VISIBLE_DEVICES=i llmformer priors extract ... --partition i/N`).
 """
@@ -18,15 +22,19 @@ from prior_extraction.captioners.base import (
     greedy_sampling,
     model_captioner_identity,
 )
+from prior_extraction.captioners.processors import load_processor
 from prior_extraction.captioners.prompts import (
-    choose_prompt_format,
+    PromptFormat,
+    build_text_prompt,
     clean_caption,
+    find_prompt_format,
     local_model_type,
 )
 
 
 class VLLMCaptioner:
-    """Greedy decoding (temperature 0, fixed seed) with the model family's chat format."""
+    """Greedy decoding (temperature 0, fixed seed) of the prompt the checkpoint's own chat
+    template writes (the same text the transformers captioner feeds its processor)."""
 
     name = "vllm"
 
@@ -46,16 +54,17 @@ class VLLMCaptioner:
                 "on a GPU machine: pip install 'llmformer[vllm]'"
             ) from error
 
-        chat = choose_prompt_format(model, prompt_format, local_model_type(model))
+        model_type = local_model_type(model)
         self.model = model
         self.prompt = prompt
         self.sampling = greedy_sampling(max_new_tokens)
-        self.text_prompt = chat.build(prompt)
+        self.text_prompt = build_text_prompt(
+            prompt, model, load_processor(model), prompt_format, model_type
+        )
         settings = {
-            "max_model_len": chat.max_model_len,
             "limit_mm_per_prompt": {"image": 1},
             "seed": 0,
-            **chat.engine_args,
+            **family_engine_settings(find_prompt_format(model, prompt_format, model_type)),
             **(engine_args or {}),
         }
         self.engine = LLM(model=model, **settings)
@@ -79,3 +88,11 @@ class VLLMCaptioner:
         ]
         outputs = self.engine.generate(requests, self.sampling_params, use_tqdm=False)
         return [clean_caption(output.outputs[0].text) for output in outputs]
+
+
+def family_engine_settings(family: PromptFormat | None) -> dict[str, Any]:
+    """A known family's context length and engine settings; none for other families (vLLM
+    then takes the checkpoint's own context length)."""
+    if family is None:
+        return {}
+    return {"max_model_len": family.max_model_len, **family.engine_args}

@@ -77,6 +77,7 @@ default_hooks = dict(
 env_cfg = dict(dist_cfg=dict(backend="gloo"))
 custom_hooks = [
     dict(type="VocabularyHook"),
+    dict(type="EvaluatorTextEncoderHook"),
     dict(type="PlainCheckpointHook"),
     dict(type="TorchThreadsHook", num_threads=1),
 ]

@@ -8,10 +8,12 @@ from segmentation.evaluation.confusion import (
 )
 from segmentation.evaluation.metric import OpenIoUMetric
 from segmentation.evaluation.table import EvalRow, EvalTable
+from segmentation.evaluation.text_encoder_hook import EvaluatorTextEncoderHook
 
 __all__ = [
     "EvalRow",
     "EvalTable",
+    "EvaluatorTextEncoderHook",
     "OpenIoUMetric",
     "class_similarity",
     "confusion_matrix",

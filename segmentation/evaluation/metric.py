@@ -5,7 +5,9 @@ so ADE20K-847 stays cheap; pixel counts are int64 (MMSeg's `IoUMetric` counts wi
 histograms). A prediction whose metainfo `vocabulary` (the names its ids refer to, set by the
 segmentor) differs from the dataset's classes, as in vocabulary-free mode, is mapped id by id to
 the dataset class whose name embeds closest; its background class (what the image's priors left
-unnamed) counts as no prediction unless the dataset has a background class.
+unnamed) counts as no prediction unless the dataset has a background class. Names are embedded
+with the evaluated model's own text encoder (`EvaluatorTextEncoderHook` hands it over), so the
+metric compares names in the space the model classified them in.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from segmentation.evaluation.confusion import (
     iou_per_class,
     open_iou_per_class,
 )
+from segmentation.text.encoders import TextEncoder
 from segmentation.text.vocabulary import is_background
 
 
@@ -50,8 +53,7 @@ class OpenIoUMetric(BaseMetric):
 
     Args:
         ignore_index: label value left out of every count.
-        text_encoder: config of a `segmentation.text` encoder to embed class names with.
-        similarity_file: a (K, K) `.npy` class-similarity matrix instead of an encoder.
+        similarity_file: a (K, K) `.npy` class-similarity matrix instead of the text encoder's.
         similarity_threshold: cosine similarity below which a wrong class earns no credit.
         output_dir: if set, each prediction (in dataset class ids) is saved there as a 16-bit
             PNG named by its image id, for independent checks and submissions.
@@ -60,7 +62,6 @@ class OpenIoUMetric(BaseMetric):
     def __init__(
         self,
         ignore_index: int = IGNORE_INDEX,
-        text_encoder: dict | None = None,
         similarity_file: str | None = None,
         similarity_threshold: float = 0.5,
         output_dir: str | None = None,
@@ -69,14 +70,19 @@ class OpenIoUMetric(BaseMetric):
     ) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
         self.ignore_index = ignore_index
-        self.text_encoder_cfg = text_encoder
         self.similarity_file = similarity_file
         self.similarity_threshold = similarity_threshold
         self.output_dir = output_dir
-        self._encoder = None
+        self._encoder: TextEncoder | None = None
         self._embeddings: dict[str, np.ndarray] = {}
         self.per_class: dict[str, np.ndarray] = {}
         self.per_image: dict[str, ClassPixelCounts] = {}
+
+    def set_text_encoder(self, encoder: TextEncoder) -> None:
+        """Embed class names with `encoder` (the evaluated model's) from now on."""
+        if encoder is not self._encoder:
+            self._encoder = encoder
+            self._embeddings = {}
 
     @property
     def num_classes(self) -> int:
@@ -153,19 +159,18 @@ class OpenIoUMetric(BaseMetric):
                     f"the diagonal, got {similarity.shape}"
                 )
             return similarity
-        if self.text_encoder_cfg is None:
+        if self._encoder is None:
             return None
         embeddings = self.embed(list(self.dataset_meta["classes"]))
         return class_similarity(embeddings, self.similarity_threshold)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """Unit-length text embeddings from the configured encoder (built once, memoised)."""
-        if self.text_encoder_cfg is None:
-            raise ValueError("OpenIoUMetric needs `text_encoder` to score named predictions")
+        """Unit-length text embeddings from the model's text encoder (memoised)."""
         if self._encoder is None:
-            from segmentation.text import build_text_encoder
-
-            self._encoder = build_text_encoder(self.text_encoder_cfg)
+            raise ValueError(
+                "OpenIoUMetric has no text encoder to score named predictions with: add "
+                "EvaluatorTextEncoderHook to custom_hooks (or call set_text_encoder)"
+            )
         missing = [text for text in dict.fromkeys(texts) if text not in self._embeddings]
         if missing:
             self._embeddings.update(zip(missing, self._encoder(missing).cpu().numpy(), strict=True))

@@ -19,7 +19,9 @@ from segmentation.datasets.catalog import BenchmarkInfo, benchmark
 from segmentation.datasets.constants import IGNORE_INDEX
 from segmentation.evaluation.table import DatasetDetail, EvalRow, EvalTable
 
-DEFAULT_TEXT_ENCODER = {"type": "MiniLMTextEncoder"}
+EVAL_HOOKS = ("VocabularyHook", "EvaluatorTextEncoderHook")
+"""Hooks every evaluation needs: the dataset's vocabulary in the model, and the model's text
+encoder in the metric (for Open-mIoU and vocabulary-free names)."""
 
 LEGACY_HEADER_BYTES = 32
 """Bytes read to find torch's magic number in a legacy checkpoint (pickle framing included)."""
@@ -45,11 +47,6 @@ def _test_pipeline(cfg: Config) -> list:
     return copy.deepcopy(cfg.test_dataloader.dataset.pipeline)
 
 
-def _text_encoder(cfg: Config) -> dict:
-    evaluator = cfg.get("test_evaluator") or {}
-    return copy.deepcopy(evaluator.get("text_encoder") or DEFAULT_TEXT_ENCODER)
-
-
 def benchmark_config(cfg: Config, info: BenchmarkInfo, request: EvalRequest) -> Config:
     """The experiment config set up to test `request.checkpoint` on one benchmark."""
     cfg = copy.deepcopy(cfg)
@@ -59,11 +56,7 @@ def benchmark_config(cfg: Config, info: BenchmarkInfo, request: EvalRequest) -> 
         "sampler": {"type": "DefaultSampler", "shuffle": False},
         "dataset": info.dataset_cfg(str(request.data_root), _test_pipeline(cfg)),
     }
-    cfg.test_evaluator = {
-        "type": "OpenIoUMetric",
-        "ignore_index": IGNORE_INDEX,
-        "text_encoder": _text_encoder(cfg),
-    }
+    cfg.test_evaluator = {"type": "OpenIoUMetric", "ignore_index": IGNORE_INDEX}
     if request.save_predictions:
         cfg.test_evaluator["output_dir"] = str(request.work_dir / info.key / "predictions")
     cfg.test_cfg = {"type": "TestLoop"}
@@ -71,9 +64,8 @@ def benchmark_config(cfg: Config, info: BenchmarkInfo, request: EvalRequest) -> 
     cfg.resume = False
     cfg.work_dir = str(request.work_dir / info.key)
     hooks = list(cfg.get("custom_hooks", []))
-    if not any(hook.get("type") == "VocabularyHook" for hook in hooks):
-        hooks.append({"type": "VocabularyHook"})
-    cfg.custom_hooks = hooks
+    present = {hook.get("type") for hook in hooks}
+    cfg.custom_hooks = hooks + [{"type": name} for name in EVAL_HOOKS if name not in present]
     if request.vocabulary_free:
         cfg.model.setdefault("test_cfg", {})["vocabulary_free"] = True
     return cfg

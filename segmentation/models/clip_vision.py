@@ -7,10 +7,12 @@ read as tensors only (safetensors, or `torch.load(weights_only=True)`), never as
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -74,10 +76,15 @@ def load_vision_tower_state(checkpoint: str | Path) -> dict[str, Tensor]:
 
 
 class CLIPVisionTower(nn.Module):
-    """Frozen CLIP ViT returning the patch-token maps (B, C, H/p, W/p) of chosen layers.
+    """Frozen CLIP ViT returning the patch-token maps (B, C, ceil(H/p), ceil(W/p)) of layers.
 
     `layer_indices` index `hidden_states` (0 = embeddings, -2 = LLaVA's penultimate layer).
-    Position embeddings are interpolated, so any input size works.
+    Position embeddings are interpolated, so any input size works. Images are resized up to the
+    next multiples of the patch size p (`fit_to_patches`), so a map covers exactly the input
+    image: cell (i, j) sees pixels [i * H / rows, (i + 1) * H / rows) by [j * W / cols, ...),
+    the convention of `F.interpolate` and of the adapter's normalised sampling. (The patch
+    embedding alone drops the last H mod p rows and W mod p columns: at 640 px and p = 14 the
+    map would cover 630 px and be stretched over 640.)
     """
 
     def __init__(
@@ -112,13 +119,27 @@ class CLIPVisionTower(nn.Module):
         """Stay in eval mode: the tower is frozen."""
         return super().train(False)
 
+    def grid_size(self, height: int, width: int) -> tuple[int, int]:
+        """Rows and columns of patch tokens for an image of this size."""
+        return math.ceil(height / self.patch_size), math.ceil(width / self.patch_size)
+
+    def fit_to_patches(self, images: Tensor) -> Tensor:
+        """`images` resized (bilinear) up to the next multiples of the patch size, if needed."""
+        rows, columns = self.grid_size(*images.shape[-2:])
+        size = (rows * self.patch_size, columns * self.patch_size)
+        if size == tuple(images.shape[-2:]):
+            return images
+        return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+
     @torch.no_grad()
     def forward(self, images: Tensor) -> list[Tensor]:
+        rows, columns = self.grid_size(*images.shape[-2:])
         outputs = self.model(
-            pixel_values=images, output_hidden_states=True, interpolate_pos_encoding=True
+            pixel_values=self.fit_to_patches(images),
+            output_hidden_states=True,
+            interpolate_pos_encoding=True,
         )
-        height, width = (size // self.patch_size for size in images.shape[-2:])
-        return [self._to_map(outputs.hidden_states[i], height, width) for i in self.layer_indices]
+        return [self._to_map(outputs.hidden_states[i], rows, columns) for i in self.layer_indices]
 
     @staticmethod
     def _to_map(tokens: Tensor, height: int, width: int) -> Tensor:

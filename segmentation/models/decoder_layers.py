@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +50,32 @@ class ResidualAttention(nn.Module):
         return self.norm(query + self.dropout(update))
 
 
+@dataclass(frozen=True)
+class LevelMemory:
+    """One feature level as a query cross-attends to it: tokens (B, H*W, C), their positions
+    (1, H*W, C) and Mask2Former's attention mask (B * heads, Q, H*W), True where blocked."""
+
+    tokens: Tensor
+    positions: Tensor
+    mask: Tensor
+
+    @property
+    def keys(self) -> Tensor:
+        return self.tokens + self.positions
+
+
+@dataclass(frozen=True)
+class LayerInputs:
+    """What a decoder layer reads besides its queries: their positions, every level's memory,
+    the level that plain visual attention uses in this layer (Mask2Former's round robin), and
+    the image's priors (projected to the decoder width)."""
+
+    query_pos: Tensor
+    memories: Sequence[LevelMemory]
+    level: int
+    priors: PriorTensors
+
+
 def attend_to_prior_tokens(query: Tensor, tokens: Tensor, mask: Tensor, null: Tensor) -> Tensor:
     """Single-head dot-product readout of prior tokens, with an always-present null token."""
     batch = query.shape[0]
@@ -85,27 +113,10 @@ class SemanticAttention(ResidualAttention):
 
 
 class VisualAttention(ResidualAttention):
-    """Mask2Former's masked cross-attention to the one feature level chosen for this layer.
+    """Mask2Former's masked cross-attention to the one feature level chosen for this layer."""
 
-    It takes the priors only to share `ScaledVisualAttention`'s signature, and ignores them.
-    """
-
-    def forward(
-        self,
-        query: Tensor,
-        query_pos: Tensor,
-        memories: list[Tensor],
-        memory_pos: list[Tensor],
-        masks: list[Tensor],
-        level: int,
-        priors: PriorTensors,
-    ) -> Tensor:
-        update = self.attend(
-            query + query_pos,
-            memories[level] + memory_pos[level],
-            memories[level],
-            attn_mask=masks[level],
-        )
+    def forward(self, query: Tensor, query_pos: Tensor, memory: LevelMemory) -> Tensor:
+        update = self.attend(query + query_pos, memory.keys, memory.tokens, attn_mask=memory.mask)
         return self.residual(query, update)
 
 
@@ -122,13 +133,10 @@ class ScaledVisualAttention(ResidualAttention):
         self.attribute_null = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.scale_mlp = MLP(dim, dim, num_levels, 2)
 
-    def scale_scores(self, query: Tensor, priors: PriorTensors) -> Tensor:
+    def scale_scores(self, query: Tensor, attributes: Tensor, attribute_mask: Tensor) -> Tensor:
         """Softmax scores (B, Q, num_levels) from each query's attribute embedding."""
         attribute_embedding = attend_to_prior_tokens(
-            self.attribute_query(query),
-            priors.attributes,
-            priors.attribute_mask,
-            self.attribute_null,
+            self.attribute_query(query), attributes, attribute_mask, self.attribute_null
         )
         return self.scale_mlp(attribute_embedding).softmax(dim=-1)
 
@@ -136,16 +144,15 @@ class ScaledVisualAttention(ResidualAttention):
         self,
         query: Tensor,
         query_pos: Tensor,
-        memories: list[Tensor],
-        memory_pos: list[Tensor],
-        masks: list[Tensor],
-        level: int,
-        priors: PriorTensors,
+        memories: Sequence[LevelMemory],
+        attributes: Tensor,
+        attribute_mask: Tensor,
     ) -> Tensor:
-        scores = self.scale_scores(query, priors)
+        scores = self.scale_scores(query, attributes, attribute_mask)
+        position_query = query + query_pos
         update = sum(
-            scores[..., i, None] * self.attend(query + query_pos, m + p, m, attn_mask=mask)
-            for i, (m, p, mask) in enumerate(zip(memories, memory_pos, masks, strict=True))
+            score[..., None] * self.attend(position_query, m.keys, m.tokens, attn_mask=m.mask)
+            for score, m in zip(scores.unbind(-1), memories, strict=True)
         )
         return self.residual(query, update)
 
@@ -221,18 +228,15 @@ class LLMFormerDecoderLayer(nn.Module):
         self.ffn = FFN(embed_dims=dim, feedforward_channels=ffn_channels, ffn_drop=dropout)
         self.ffn_norm = nn.LayerNorm(dim)
 
-    def forward(
-        self,
-        query: Tensor,
-        query_pos: Tensor,
-        memories: list[Tensor],
-        memory_pos: list[Tensor],
-        masks: list[Tensor],
-        level: int,
-        priors: PriorTensors,
-    ) -> Tensor:
+    def forward(self, query: Tensor, inputs: LayerInputs) -> Tensor:
         if self.semantic is not None:
-            query = self.semantic(query, query_pos, priors)
-        query = self.visual(query, query_pos, memories, memory_pos, masks, level, priors)
-        query = self.relation(query, query_pos, priors)
+            query = self.semantic(query, inputs.query_pos, inputs.priors)
+        if isinstance(self.visual, ScaledVisualAttention):
+            priors = inputs.priors
+            query = self.visual(
+                query, inputs.query_pos, inputs.memories, priors.attributes, priors.attribute_mask
+            )
+        else:
+            query = self.visual(query, inputs.query_pos, inputs.memories[inputs.level])
+        query = self.relation(query, inputs.query_pos, inputs.priors)
         return self.ffn_norm(self.ffn(query))

@@ -24,7 +24,12 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, MatchMasks, SampleList, seg_data_to_instance_data
 from torch import Tensor, nn
 
-from segmentation.models.decoder_layers import MLP, LLMFormerDecoderLayer
+from segmentation.models.decoder_layers import (
+    MLP,
+    LayerInputs,
+    LevelMemory,
+    LLMFormerDecoderLayer,
+)
 from segmentation.models.deformable import sine_position_encoding
 from segmentation.models.pixel_decoder import DeformablePixelDecoder
 from segmentation.models.prior_encoder import PriorTensors
@@ -170,9 +175,10 @@ class LLMFormerHead(BaseDecodeHead):
         outputs = HeadOutputs([class_logits], [mask_logits])
         for index, layer in enumerate(self.layers):
             masks = self._attention_masks(mask_logits, sizes)
-            query = layer(
-                query, query_pos, memory_tokens, memory_pos, masks, index % NUM_LEVELS, priors
-            )
+            levels = [
+                LevelMemory(*level) for level in zip(memory_tokens, memory_pos, masks, strict=True)
+            ]
+            query = layer(query, LayerInputs(query_pos, levels, index % NUM_LEVELS, priors))
             class_logits, mask_logits = self._predict(query, mask_features, inputs.vocabulary)
             outputs.class_logits.append(class_logits)
             outputs.mask_logits.append(mask_logits)

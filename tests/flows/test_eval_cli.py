@@ -111,10 +111,13 @@ def test_eval_table_matches_numpy_miou_on_saved_predictions(
 
 
 def _nearest_classes(names: list[str], classes: list[str]) -> set[int]:
-    """Indices of the dataset classes whose names embed closest to `names` (MiniLM, offline)."""
+    """Indices of the dataset classes whose names embed closest to `names` with the model's own
+    text encoder (frozen pretrained weights: the config's encoder is the checkpoint's)."""
+    from mmengine.config import Config
+
     from segmentation.text import build_text_encoder
 
-    encoder = build_text_encoder({"type": "MiniLMTextEncoder"})
+    encoder = build_text_encoder(Config.fromfile(str(CONFIG)).model.text_encoder.to_dict())
     similarity = encoder(names).cpu().numpy() @ encoder(classes).cpu().numpy().T
     return set(similarity.argmax(1).tolist())
 

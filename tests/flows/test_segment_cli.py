@@ -96,6 +96,10 @@ def test_picture_without_a_caption_is_skipped(checkpoint, tmp_path) -> None:
         (["--vocab", " , "], "the vocabulary is empty"),
         (["--vocab-file", "no/such/file.txt"], "vocabulary file no/such/file.txt does not exist"),
         (["--no-vocab"], "the file captioner needs --captions FILE"),
+        (
+            ["--no-vocab", "--captioner", "transformers", "--captioner-model", "./no/ckpt"],
+            "checkpoint folder ./no/ckpt does not exist",
+        ),
     ],
 )
 def test_option_mistakes_are_one_line_errors(tmp_path, args, message) -> None:

@@ -178,6 +178,12 @@ WORDS = [
     "<image>",
     "USER:",
     "ASSISTANT:",
+    "[INST]",
+    "[/INST]",
+    "<|im_start|>",
+    "<|im_end|>",
+    "user",
+    "assistant",
     "Describe",
     "the",
     "image.",
@@ -205,25 +211,38 @@ WORDS = [
 ]
 
 
-def _save_tiny_llava(folder: Path) -> None:
-    """A LLaVA with random weights (CLIP vision tower, Llama text model, both a few layers wide)
-    and a word-level tokenizer made here, saved the way a downloaded checkpoint is laid out."""
-    import torch
+LLAVA_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] | upper + ': ' }}"
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>\\n' }}{% else %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{{ ' ' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+"""A LLaVA-1.5 style template, written here: "USER: <image>\\n{question} ASSISTANT:" (one space
+where the hand-written fallback has a line break, so a test can tell which one was used)."""
+
+CHATML_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}{{ '<image>\\n' }}{% else %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{{ '<|im_end|>' }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+"""A ChatML template, written here, as LLaVA-NeXT checkpoints on a Yi or Qwen model use; unlike
+the hand-written LLaVA-NeXT fallback ("[INST] ... [/INST]", the Mistral variant's)."""
+
+
+def _word_tokenizer():
+    """A word-level tokenizer over WORDS with `<image>` as its image token and the ChatML
+    markers as special tokens (so they split off the words they touch)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-        PreTrainedTokenizerFast,
-    )
+    from transformers import PreTrainedTokenizerFast
 
     vocabulary = {word: index for index, word in enumerate(WORDS)}
     backend = Tokenizer(models.WordLevel(vocabulary, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(
+    backend.add_special_tokens(["<|im_start|>", "<|im_end|>"])
+    return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         bos_token="<s>",
         eos_token="</s>",
@@ -231,59 +250,151 @@ def _save_tiny_llava(folder: Path) -> None:
         pad_token="<pad>",
         extra_special_tokens={"image_token": "<image>"},
     )
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
+
+
+def _tiny_towers() -> dict:
+    """A CLIP vision tower on 28-pixel pictures (2 x 2 patches) and a Llama text model, both a
+    few layers wide: the `vision_config` and `text_config` of either LLaVA family."""
+    from transformers import CLIPVisionConfig, LlamaConfig
+
+    vision = CLIPVisionConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
     )
+    text = LlamaConfig(
+        vocab_size=len(WORDS),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    return {
+        "vision_config": vision,
+        "text_config": text,
+        "image_token_id": WORDS.index("<image>"),
+        "vision_feature_layer": -1,
+        "vision_feature_select_strategy": "default",
+    }
+
+
+def _save_tiny_llava(folder: Path, chat_template: str | None) -> None:
+    """A LLaVA-1.5 with random weights and the word-level tokenizer, saved (processor and chat
+    template included, where one is given) the way a downloaded checkpoint is laid out."""
+    import torch
+    from transformers import (
+        CLIPImageProcessorPil,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
+
     processor = LlavaProcessor(
-        image_processor=image_processor,
-        tokenizer=tokenizer,
+        image_processor=CLIPImageProcessorPil(
+            size={"shortest_edge": 28}, crop_size={"height": 28, "width": 28}
+        ),
+        tokenizer=_word_tokenizer(),
         patch_size=14,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
-    )
-    config = LlavaConfig(
-        vision_config=CLIPVisionConfig(
-            hidden_size=16,
-            intermediate_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            image_size=28,
-            patch_size=14,
-        ),
-        text_config=LlamaConfig(
-            vocab_size=len(WORDS),
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            max_position_embeddings=128,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        ),
-        image_token_id=vocabulary["<image>"],
-        vision_feature_layer=-1,
-        vision_feature_select_strategy="default",
+        chat_template=chat_template,
     )
     torch.manual_seed(0)
-    LlavaForConditionalGeneration(config).save_pretrained(folder)
+    _save_network(LlavaForConditionalGeneration(LlavaConfig(**_tiny_towers())), folder)
     processor.save_pretrained(folder)
 
 
-@pytest.fixture(scope="session")
-def tiny_llava(tmp_path_factory) -> Path:
-    """The folder of a saved tiny LLaVA checkpoint (model + processor).
+def _save_tiny_llava_next(folder: Path, chat_template: str | None) -> None:
+    """A LLaVA-NeXT with random weights: the same towers, pictures tiled at up to 56 x 56
+    pixels (any-resolution grids of 28-pixel tiles), saved like `_save_tiny_llava`."""
+    import torch
+    from transformers import (
+        LlavaNextConfig,
+        LlavaNextForConditionalGeneration,
+        LlavaNextImageProcessorPil,
+        LlavaNextProcessor,
+    )
 
-    Torch runs on one thread: the model is tiny, and on a shared 2-core machine two busy-waiting
-    threads make generation about ten times slower.
+    pinpoints = [[28, 56], [56, 28], [56, 56]]
+    processor = LlavaNextProcessor(
+        image_processor=LlavaNextImageProcessorPil(
+            size={"shortest_edge": 28},
+            crop_size={"height": 28, "width": 28},
+            image_grid_pinpoints=pinpoints,
+        ),
+        tokenizer=_word_tokenizer(),
+        patch_size=14,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=chat_template,
+    )
+    config = LlavaNextConfig(**_tiny_towers(), image_grid_pinpoints=pinpoints)
+    torch.manual_seed(0)
+    _save_network(LlavaNextForConditionalGeneration(config), folder)
+    processor.save_pretrained(folder)
+
+
+def _save_tiny_text_model(folder: Path, chat_template: str | None) -> None:
+    """A text-only Llama and its tokenizer: a checkpoint no captioner can describe pictures with."""
+    from transformers import LlamaForCausalLM
+
+    tokenizer = _word_tokenizer()
+    tokenizer.chat_template = chat_template
+    _save_network(LlamaForCausalLM(_tiny_towers()["text_config"]), folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _save_network(network, folder: Path) -> None:
+    """Save random weights with a generation config that writes at least 3 tokens: a random
+    model may pick the end token first, and an empty caption shows nothing of the path."""
+    network.generation_config.min_new_tokens = 3
+    network.save_pretrained(folder)
+
+
+TINY_CHECKPOINTS = {
+    "tiny-llava": (_save_tiny_llava, LLAVA_CHAT_TEMPLATE),
+    "tiny-llava-no-template": (_save_tiny_llava, None),
+    "tiny-llava-next": (_save_tiny_llava_next, CHATML_CHAT_TEMPLATE),
+    "tiny-llava-next-no-template": (_save_tiny_llava_next, None),
+    "tiny-llama-text-only": (_save_tiny_text_model, CHATML_CHAT_TEMPLATE),
+}
+"""Checkpoint folder name -> (builder, chat template); built once per session on first use."""
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """`tiny_checkpoint(name)`: the folder of a saved tiny checkpoint of TINY_CHECKPOINTS.
+
+    Torch runs on one thread: the models are tiny, and on a shared 2-core machine two
+    busy-waiting threads make generation about ten times slower.
     """
     import torch
 
     torch.set_num_threads(1)
-    folder = tmp_path_factory.mktemp("checkpoints") / "tiny-llava"
-    _save_tiny_llava(folder)
+    root = tmp_path_factory.mktemp("checkpoints")
+
+    def folder(name: str) -> Path:
+        path = root / name
+        if not path.is_dir():
+            save, chat_template = TINY_CHECKPOINTS[name]
+            save(path, chat_template)
+        return path
+
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llava(tiny_checkpoint) -> Path:
+    """The folder of a saved tiny LLaVA checkpoint (model, processor and chat template)."""
+    return tiny_checkpoint("tiny-llava")
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from segmentation.inference import (
@@ -16,6 +18,7 @@ from segmentation.inference import (
     SegmentationResult,
     Segmenter,
     VocabularyError,
+    evaluation_resize_steps,
     load_image,
     resize_for_model,
     segment_files,
@@ -73,6 +76,80 @@ def test_broken_file_raises_a_one_line_error(tmp_path) -> None:
 def test_resize_shrinks_the_long_side_and_never_enlarges() -> None:
     assert resize_for_model(np.zeros((4000, 6000, 3), np.uint8), 640).shape == (427, 640, 3)
     assert resize_for_model(np.zeros((30, 50, 3), np.uint8), 640).shape == (30, 50, 3)
+
+
+EVAL_SCALE_CONFIG = """
+_base_ = [{base!r}]
+test_dataloader = dict(
+    dataset=dict(
+        pipeline=[
+            dict(type="LoadImageFromFile"),
+            dict(type="Resize", scale=(256, 48), keep_ratio=True),
+            dict(type="PackLLMFormerInputs"),
+        ]
+    )
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def eval_scale_segmenter(tmp_path_factory, write_random_checkpoint) -> Segmenter:
+    """The tiny demo model with a test pipeline that fixes the short side at 48 px."""
+    folder = tmp_path_factory.mktemp("eval_scale")
+    config = folder / "eval_scale.py"
+    config.write_text(EVAL_SCALE_CONFIG.format(base=str(CONFIG.resolve())))
+    return Segmenter(config, write_random_checkpoint(folder / "random.pth"))
+
+
+def test_segment_feeds_pictures_at_the_eval_pipelines_scale(eval_scale_segmenter, tmp_path) -> None:
+    from mmcv.transforms import Compose
+
+    rgb = _gradient(300, 200)
+    fed = eval_scale_segmenter.model_input(rgb)
+    assert fed.shape == (48, 72, 3)  # short side 48, as evaluation; not the long side capped
+    path = tmp_path / "picture.png"
+    Image.fromarray(rgb).save(path)
+    steps = eval_scale_segmenter.resize_steps
+    pipeline = Compose([dict(type="LoadImageFromFile"), *steps])  # what `llmformer eval` runs
+    evaluated = pipeline({"img_path": str(path)})["img"][:, :, ::-1]  # BGR -> RGB
+    np.testing.assert_array_equal(fed, evaluated)
+
+
+def test_the_eval_scale_is_read_from_the_configs_test_pipeline(segmenter) -> None:
+    from mmengine.config import Config
+
+    paper = Config.fromfile("segmentation/configs/llmformer_vitl14_336_coco-stuff171.py")
+    assert evaluation_resize_steps(paper) == [
+        dict(type="Resize", scale=(2560, 640), keep_ratio=True)
+    ]
+    assert segmenter.resize_steps == []  # the demo set is evaluated at its own 64 px
+    assert segmenter.model_input(_gradient(50, 40)).shape == (40, 50, 3)
+    assert segmenter.model_input(_gradient(300, 200)).shape == (43, 64, 3)  # --max-side 64
+
+
+def test_the_label_map_is_the_argmax_of_scores_upsampled_to_the_picture(
+    segmenter, monkeypatch
+) -> None:
+    """Columns alternate between classes 0 and 1 at the model's scale, class 2 scores 0.6
+    everywhere: between two columns the upsampled scores of 0 and 1 fall to about 0.5, so
+    class 2 wins there, which no upsampling of the label map itself could give."""
+    picture = _gradient(200, 120)
+    fed_shape = segmenter.model_input(picture).shape[:2]
+    assert fed_shape == (38, 64)  # padded to 64 x 64 for the model
+    even = (torch.arange(fed_shape[1]) % 2 == 0).float().expand(*fed_shape)
+    crafted = torch.stack([even, 1 - even, torch.full(fed_shape, 0.6)])[None]
+
+    def scores(inputs, metas, priors, vocabulary):
+        padded = torch.zeros(1, 3, *inputs.shape[2:])
+        padded[:, 0] = 5.0  # padding: it must be cropped, not stretched over the picture
+        padded[:, :, : fed_shape[0], : fed_shape[1]] = crafted
+        return padded
+
+    monkeypatch.setattr(segmenter.model, "encode_decode", scores)
+    result = segmenter.segment(picture, ["a", "b", "c"])
+    upsampled = F.interpolate(crafted, size=(120, 200), mode="bilinear", align_corners=False)
+    np.testing.assert_array_equal(result.label_map, upsampled[0].argmax(0).numpy())
+    assert set(np.unique(result.label_map).tolist()) == {0, 1, 2}
 
 
 def test_vocabulary_from_priors_keeps_distinct_objects_in_order_then_background() -> None:

@@ -1,12 +1,17 @@
 # Runtime shared by every LLMFormer experiment (default hooks live with the schedule, as in
-# MMSeg). PlainCheckpointHook makes checkpoints that torch>=2.6's safe loader can resume from.
+# MMSeg). PlainCheckpointHook makes checkpoints that torch>=2.6's safe loader can resume from;
+# EvaluatorTextEncoderHook lets OpenIoUMetric embed class names with the model's text encoder.
 default_scope = "mmseg"
 env_cfg = dict(
     cudnn_benchmark=False,
     mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
     dist_cfg=dict(backend="nccl"),
 )
-custom_hooks = [dict(type="VocabularyHook"), dict(type="PlainCheckpointHook")]
+custom_hooks = [
+    dict(type="VocabularyHook"),
+    dict(type="EvaluatorTextEncoderHook"),
+    dict(type="PlainCheckpointHook"),
+]
 # Scalars (loss, learning rate, mIoU) go to `WORK_DIR/<run>/vis_data/`: scalars.json (read by
 # `llmformer curves`) and TensorBoard event files (`tensorboard --logdir data/work_dirs`). For
 # MLflow (`pip install mlflow`) instead of TensorBoard, pass

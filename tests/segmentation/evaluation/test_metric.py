@@ -161,8 +161,21 @@ class _WordVectors(TextEncoder):
         return torch.tensor([self.VECTORS[text] for text in texts])
 
 
+class _OtherWordVectors(_WordVectors):
+    """Another encoder: it puts "kitten" next to "dog"."""
+
+    VECTORS: ClassVar[dict[str, list[float]]] = {**_WordVectors.VECTORS, "kitten": [0.1, 0.0, 0.9]}
+    name = "other-word-vectors"
+
+
+def _metric_embedding_with(encoder: TextEncoder):
+    metric = METRICS.build(dict(type="OpenIoUMetric"))
+    metric.set_text_encoder(encoder)
+    return metric
+
+
 def test_vocabulary_free_names_are_scored_as_their_nearest_dataset_class() -> None:
-    metric = METRICS.build(dict(type="OpenIoUMetric", text_encoder=_WordVectors()))
+    metric = _metric_embedding_with(_WordVectors())
     metric.dataset_meta = {"classes": ("cat", "sky", "dog")}
     sample = _samples([np.array([[0, 0, 1, 2]])], [np.array([[0, 0, 1, 2]])])[0]
     sample["vocabulary"] = ["kitten", "sky"]  # id 2 names nothing: counted as a miss
@@ -176,19 +189,47 @@ def test_vocabulary_free_names_are_scored_as_their_nearest_dataset_class() -> No
 def test_vocabulary_free_background_is_no_prediction_unless_the_dataset_has_it() -> None:
     gt = np.array([[0, 0, 1, 2]])
     pred = np.array([[0, 1, 1, 1]])  # "kitten", then three "background" pixels
-    metric = METRICS.build(dict(type="OpenIoUMetric", text_encoder=_WordVectors()))
+    metric = _metric_embedding_with(_WordVectors())
     metric.dataset_meta = {"classes": ("cat", "sky", "dog")}
     sample = _samples([pred], [gt])[0]
     sample["vocabulary"] = ["kitten", "background"]
     metric.process({}, [sample])
     assert metric.evaluate(1)["mIoU"] == 16.67  # cat 1/2, sky 0/1, dog 0/1; sky gets no FP
     assert metric.per_class["IoU"].tolist() == [0.5, 0.0, 0.0]
-    metric = METRICS.build(dict(type="OpenIoUMetric", text_encoder=_WordVectors()))
+    metric = _metric_embedding_with(_WordVectors())
     metric.dataset_meta = {"classes": ("cat", "background")}
     sample = _samples([pred], [np.array([[0, 1, 1, 1]])])[0]
     sample["vocabulary"] = ["kitten", "background"]
     metric.process({}, [sample])
     assert metric.evaluate(1)["mIoU"] == 100.0
+
+
+def test_vocabulary_free_names_are_mapped_in_the_given_encoders_space() -> None:
+    names, classes = ["kitten", "sky"], ("cat", "sky", "dog")
+    metric = _metric_embedding_with(_WordVectors())
+    metric.dataset_meta = {"classes": classes}
+    pred = np.array([[0, 1, 2]])
+    assert metric.map_to_dataset_classes(pred, names).tolist() == [[0, 1, 3]]
+    metric.set_text_encoder(_OtherWordVectors())  # memoised embeddings of the first are dropped
+    assert metric.map_to_dataset_classes(pred, names).tolist() == [[2, 1, 3]]
+
+
+def test_named_predictions_without_a_text_encoder_fail_naming_the_hook() -> None:
+    metric = METRICS.build(dict(type="OpenIoUMetric"))
+    metric.dataset_meta = {"classes": ("cat", "sky")}
+    sample = _samples([np.array([[0, 1]])], [np.array([[0, 1]])])[0]
+    sample["vocabulary"] = ["kitten", "sky"]
+    with pytest.raises(ValueError, match=r"no text encoder .* add EvaluatorTextEncoderHook"):
+        metric.process({}, [sample])
+
+
+def test_open_miou_similarities_come_from_the_given_encoder() -> None:
+    metric = _metric_embedding_with(_WordVectors())
+    metric.dataset_meta = {"classes": ("cat", "kitten", "sky")}
+    close = 0.9 / np.sqrt(0.82)  # cos(cat, kitten) with _WordVectors
+    np.testing.assert_allclose(metric.class_similarity()[0], [1.0, close, 0.0], rtol=1e-6)
+    metric.set_text_encoder(_OtherWordVectors())  # cos 0.11: below the 0.5 threshold
+    np.testing.assert_allclose(metric.class_similarity()[0], [1.0, 0.0, 0.0])
 
 
 def test_per_image_class_counts_match_numpy_and_sum_to_the_class_iou(predictions_847) -> None:

@@ -4,11 +4,13 @@ the deformable pixel decoder."""
 from __future__ import annotations
 
 import json
+import math
 import pickle
 
 import pytest
 import torch
 from safetensors.torch import save_file
+from torch import nn
 
 from segmentation.models.clip_vision import CLIPVisionTower, load_vision_tower_state
 from segmentation.models.pixel_decoder import DeformablePixelDecoder
@@ -81,6 +83,49 @@ def test_tower_is_frozen_and_stays_in_eval_mode() -> None:
     assert not any(p.requires_grad for p in tower.parameters())
     maps = tower(torch.randn(2, 3, 48, 64))
     assert [m.shape for m in maps] == [(2, 16, 6, 8)] * 2
+
+
+def _patch_mean_tower(patch_size: int) -> CLIPVisionTower:
+    """A tower whose embedding tokens (layer 0) are per-patch channel means: the patch
+    embedding averages input channel c into token channel c; no position embedding, no norm."""
+    config = dict(VISION_CONFIG, hidden_size=4, num_attention_heads=1, patch_size=patch_size)
+    tower = CLIPVisionTower(config, layer_indices=[0])
+    # the module holding embeddings and pre_layrnorm (transformers versions nest it differently)
+    (vit,) = [m for m in tower.model.modules() if hasattr(m, "pre_layrnorm")]
+    vit.pre_layrnorm = nn.Identity()
+    with torch.no_grad():
+        for parameter in vit.embeddings.parameters():
+            parameter.zero_()
+        for channel in range(3):
+            vit.embeddings.patch_embedding.weight[channel, channel] = 1 / patch_size**2
+    return tower
+
+
+def test_tower_cells_are_the_means_of_their_patches_of_pixels() -> None:
+    tower = _patch_mean_tower(patch_size=14)
+    images = torch.randn(1, 3, 28, 56)
+    (tokens,) = tower(images)
+    assert tokens.shape == (1, 4, 2, 4)
+    blocks = images.unfold(2, 14, 14).unfold(3, 14, 14).mean((-2, -1))  # pixels [14i, 14i+14)
+    torch.testing.assert_close(tokens[:, :3], blocks)
+
+
+@pytest.mark.parametrize(("height", "width"), [(640, 640), (480, 640)])
+def test_tower_maps_of_an_image_not_a_multiple_of_the_patch_cover_it_exactly(
+    height: int, width: int
+) -> None:
+    """Channels 0 and 1 of the picture hold each pixel's centre coordinate (x, y), so a cell's
+    mean is the pixel position of its centre: cell j of n must sit at (j + 0.5) * W / n."""
+    tower = _patch_mean_tower(patch_size=14)
+    x = (torch.arange(width) + 0.5).expand(height, width)
+    y = (torch.arange(height) + 0.5)[:, None].expand(height, width)
+    (tokens,) = tower(torch.stack([x, y, torch.zeros(height, width)])[None])
+    rows, columns = math.ceil(height / 14), math.ceil(width / 14)
+    assert tokens.shape == (1, 4, rows, columns)  # 640 px: 46 cells, not 45 covering 630 px
+    centres_x = ((torch.arange(columns) + 0.5) * width / columns).expand(rows, columns)
+    centres_y = ((torch.arange(rows) + 0.5) * height / rows)[:, None].expand(rows, columns)
+    torch.testing.assert_close(tokens[0, 0], centres_x, atol=1e-3, rtol=0)
+    torch.testing.assert_close(tokens[0, 1], centres_y, atol=1e-3, rtol=0)
 
 
 @pytest.mark.parametrize(("height", "width"), [(64, 64), (96, 64)])

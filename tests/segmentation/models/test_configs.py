@@ -67,7 +67,11 @@ def test_paper_config_uses_the_san_recipe_and_mask2former_sizes() -> None:
     assert cfg.train_cfg.max_iters == 60000
     assert cfg.default_hooks.checkpoint.by_epoch is False
     assert cfg.model.backbone.vision_tower.vision_config.patch_size == 14
-    assert {hook.type for hook in cfg.custom_hooks} == {"VocabularyHook", "PlainCheckpointHook"}
+    assert {hook.type for hook in cfg.custom_hooks} == {
+        "VocabularyHook",
+        "EvaluatorTextEncoderHook",
+        "PlainCheckpointHook",
+    }
 
 
 @pytest.mark.parametrize(("suffix", "switched_off"), ABLATIONS.items())

@@ -29,7 +29,5 @@ val_dataloader = dict(
     ),
 )
 test_dataloader = val_dataloader
-val_evaluator = dict(
-    type="OpenIoUMetric", ignore_index=ignore_index, text_encoder=dict(type="MiniLMTextEncoder")
-)
+val_evaluator = dict(type="OpenIoUMetric", ignore_index=ignore_index)
 test_evaluator = val_evaluator

@@ -15,7 +15,5 @@ test_dataloader = dict(
     dataset=dict(split="val", test_mode=True, pipeline=test_pipeline),
 )
 val_dataloader = test_dataloader
-test_evaluator = dict(
-    type="OpenIoUMetric", ignore_index=ignore_index, text_encoder=dict(type="MiniLMTextEncoder")
-)
+test_evaluator = dict(type="OpenIoUMetric", ignore_index=ignore_index)
 val_evaluator = test_evaluator

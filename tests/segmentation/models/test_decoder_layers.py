@@ -1,0 +1,170 @@
+"""Decoder layer modules on random tensors: each reads the inputs it is given, and the scaled
+visual attention's per-level weighting is the one its scale scores say."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segmentation.models.decoder_layers import (
+    LayerInputs,
+    LevelMemory,
+    LLMFormerDecoderLayer,
+    ScaledVisualAttention,
+    VisualAttention,
+)
+from segmentation.models.prior_encoder import PriorTensors
+
+BATCH, QUERIES, DIM, HEADS = 2, 5, 8, 2
+LEVEL_SIZES = (12, 6, 3)
+
+
+def _memories(seed: int = 0) -> list[LevelMemory]:
+    generator = torch.Generator().manual_seed(seed)
+    memories = []
+    for size in LEVEL_SIZES:
+        mask = torch.rand(BATCH * HEADS, QUERIES, size, generator=generator) < 0.3
+        mask[..., 0] = False  # every query sees at least one token
+        memories.append(
+            LevelMemory(
+                torch.randn(BATCH, size, DIM, generator=generator),
+                torch.randn(1, size, DIM, generator=generator),
+                mask,
+            )
+        )
+    return memories
+
+
+def _priors(num_attributes: int = 3, seed: int = 1) -> PriorTensors:
+    generator = torch.Generator().manual_seed(seed)
+
+    def tokens(count: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.randn(BATCH, count, DIM, generator=generator), torch.ones(
+            BATCH, count, dtype=torch.bool
+        )
+
+    objects, object_mask = tokens(2)
+    attributes, attribute_mask = tokens(num_attributes)
+    relations, relation_mask = tokens(1)
+    index = torch.tensor([[0], [1]])
+    return PriorTensors(
+        objects, object_mask, attributes, attribute_mask, relations, relation_mask, index, 1 - index
+    )
+
+
+def _query(seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    return (
+        torch.randn(BATCH, QUERIES, DIM, generator=generator),
+        torch.randn(BATCH, QUERIES, DIM, generator=generator),
+    )
+
+
+def _fix_scale_scores(module: ScaledVisualAttention, logits: list[float]) -> None:
+    """Make the scale MLP output `logits` whatever the attribute embedding is."""
+    last = module.scale_mlp.layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor(logits))
+
+
+def _plain_twin(scaled: ScaledVisualAttention) -> VisualAttention:
+    """A VisualAttention sharing the scaled module's attention and norm weights."""
+    plain = VisualAttention(DIM, HEADS, 0.0)
+    plain.load_state_dict(scaled.state_dict(), strict=False)
+    return plain
+
+
+@pytest.fixture
+def scaled() -> ScaledVisualAttention:
+    torch.manual_seed(0)
+    return ScaledVisualAttention(DIM, HEADS, 0.0, len(LEVEL_SIZES)).eval()
+
+
+def test_visual_attention_attends_to_the_one_level_it_is_given() -> None:
+    torch.manual_seed(0)
+    attention = VisualAttention(DIM, HEADS, 0.0).eval()
+    query, query_pos = _query()
+    memory = _memories()[1]
+    output = attention(query, query_pos, memory)
+    assert output.shape == (BATCH, QUERIES, DIM)
+    expected, _ = attention.attention(
+        query + query_pos, memory.tokens + memory.positions, memory.tokens, attn_mask=memory.mask
+    )
+    torch.testing.assert_close(output, attention.norm(query + expected))
+
+
+def test_scaled_visual_attention_sums_the_levels_weighted_by_its_scores(scaled) -> None:
+    _fix_scale_scores(scaled, torch.tensor([0.2, 0.3, 0.5]).log().tolist())
+    query, query_pos = _query()
+    memories, priors = _memories(), _priors()
+    scores = scaled.scale_scores(query, priors.attributes, priors.attribute_mask)
+    torch.testing.assert_close(scores, torch.tensor([0.2, 0.3, 0.5]).expand(BATCH, QUERIES, 3))
+    output = scaled(query, query_pos, memories, priors.attributes, priors.attribute_mask)
+    plain = _plain_twin(scaled)
+    updates = [
+        plain.attend(query + query_pos, m.keys, m.tokens, attn_mask=m.mask) for m in memories
+    ]
+    expected = scaled.norm(query + 0.2 * updates[0] + 0.3 * updates[1] + 0.5 * updates[2])
+    torch.testing.assert_close(output, expected)
+
+
+@pytest.mark.parametrize("level", range(len(LEVEL_SIZES)))
+def test_all_scale_score_on_one_level_is_plain_attention_to_that_level(scaled, level) -> None:
+    logits = [-1e4] * len(LEVEL_SIZES)
+    logits[level] = 0.0
+    _fix_scale_scores(scaled, logits)
+    query, query_pos = _query()
+    memories, priors = _memories(), _priors()
+    output = scaled(query, query_pos, memories, priors.attributes, priors.attribute_mask)
+    torch.testing.assert_close(output, _plain_twin(scaled)(query, query_pos, memories[level]))
+
+
+def test_scale_scores_come_from_the_attributes(scaled) -> None:
+    query, _ = _query()
+    with_attributes, others = _priors(seed=1), _priors(seed=5)
+    first = scaled.scale_scores(query, with_attributes.attributes, with_attributes.attribute_mask)
+    second = scaled.scale_scores(query, others.attributes, others.attribute_mask)
+    assert first.shape == (BATCH, QUERIES, len(LEVEL_SIZES))
+    torch.testing.assert_close(first.sum(-1), torch.ones(BATCH, QUERIES))
+    assert not torch.allclose(first, second)
+    none = torch.zeros(BATCH, 3, dtype=torch.bool)
+    only_null = scaled.scale_scores(query, with_attributes.attributes, none)
+    null_scores = scaled.scale_mlp(scaled.attribute_null).softmax(-1)
+    torch.testing.assert_close(only_null, null_scores.expand(BATCH, QUERIES, -1))
+
+
+def _layer(scaled_visual: bool) -> LLMFormerDecoderLayer:
+    torch.manual_seed(0)
+    layer = LLMFormerDecoderLayer(DIM, HEADS, 16, 0.0, len(LEVEL_SIZES), True, scaled_visual, True)
+    return layer.eval()
+
+
+def _perturbed(memories: list[LevelMemory], level: int) -> list[LevelMemory]:
+    changed = list(memories)
+    memory = memories[level]
+    changed[level] = LevelMemory(memory.tokens + 1.0, memory.positions, memory.mask)
+    return changed
+
+
+@pytest.mark.parametrize("level", range(len(LEVEL_SIZES)))
+def test_a_plain_layer_reads_only_the_memory_of_its_level(level) -> None:
+    layer = _layer(scaled_visual=False)
+    query, query_pos = _query()
+    memories, priors = _memories(), _priors()
+    output = layer(query, LayerInputs(query_pos, memories, level, priors))
+    assert output.shape == (BATCH, QUERIES, DIM)
+    for other in range(len(LEVEL_SIZES)):
+        changed = layer(query, LayerInputs(query_pos, _perturbed(memories, other), level, priors))
+        assert torch.equal(changed, output) == (other != level), other
+
+
+def test_a_scaled_layer_reads_every_level_whatever_the_round_robin_level() -> None:
+    layer = _layer(scaled_visual=True)
+    query, query_pos = _query()
+    memories, priors = _memories(), _priors()
+    output = layer(query, LayerInputs(query_pos, memories, 0, priors))
+    torch.testing.assert_close(layer(query, LayerInputs(query_pos, memories, 2, priors)), output)
+    for level in range(len(LEVEL_SIZES)):
+        changed = layer(query, LayerInputs(query_pos, _perturbed(memories, level), 0, priors))
+        assert not torch.allclose(changed, output), level
