@@ -88,6 +88,7 @@ class ExtractPriorsParameters(BaseModel):
     compact: bool = Field(
         True, description="Compact the prior set when done, so its statistics read fast."
     )
+    retry_failed: bool = Field(False, description="Also redo the images that failed before.")
 
     @model_validator(mode="after")
     def _one_source(self) -> ExtractPriorsParameters:
@@ -139,6 +140,7 @@ def _config(params: ExtractPriorsParameters) -> ExtractionConfig:
         shard_size=params.shard_size,
         prior_set_name=params.prior_set_name,
         show_progress=False,
+        retry_failed=params.retry_failed,
     )
 
 
@@ -272,7 +274,7 @@ def partition_command(params: ExtractPriorsParameters, index: int) -> list[str]:
     for option, value in options.items():
         if value is not None:
             command += [option, str(value)]
-    return command
+    return [*command, "--retry-failed"] if params.retry_failed else command
 
 
 @task(cache_policy=NO_CACHE)
@@ -308,7 +310,7 @@ def extract_priors(params: ExtractPriorsParameters) -> str:
     identity = captioner_identity(params.captioner, _captioner_options(params))
     prior_set_id = store.register_prior_set(prior_set_spec(identity, params.prior_set_name))
     record_class_names(params, store)
-    pending = pending_items(store, prior_set_id, items)
+    pending = pending_items(store, prior_set_id, items, params.retry_failed)
     shards = list(make_shards(pending, params.shard_size))
     logger.info(
         "prior set %s: %d images, %d to do in %d shards",

@@ -24,6 +24,8 @@ from pathlib import Path
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4200
 POLL_SECONDS = 0.5
+ABANDON_TIMEOUT_S = 4.0
+"""How long a server whose start failed or was interrupted gets to exit before SIGKILL."""
 
 
 class ServerError(RuntimeError):
@@ -201,8 +203,8 @@ def _launch(paths: ServerPaths, port: int, timeout: float) -> ServerStatus:
     paths.pid_file.write_text(json.dumps(asdict(record)) + "\n")
     try:
         _wait_until_healthy(record, paths, timeout, lambda: _exit_reason(process))
-    except ServerError:
-        _terminate_group(process.pid, timeout=10.0)
+    except (ServerError, KeyboardInterrupt):  # a failed or interrupted start leaves nothing
+        _terminate_group(process.pid, timeout=ABANDON_TIMEOUT_S)
         paths.pid_file.unlink(missing_ok=True)
         raise
     return ServerStatus(ServerState.RUNNING, paths, record)

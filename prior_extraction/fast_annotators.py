@@ -10,6 +10,10 @@ token attributes against fixed strings, sets or regular expressions, so here eac
 a plain Python test; one-token results are cached, longer patterns are indexed by a value their
 first token must have. Patterns using other Matcher features still go through a Matcher. Later
 patterns take precedence over earlier ones, as in the ruler.
+
+Both read and write a doc's token attributes as whole columns (`Doc.to_array` / `from_array`)
+and look results up by the attribute values they depend on, so the per-token cost is a dict
+lookup rather than a `Token` object and attribute calls.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy
+from spacy.attrs import DEP, LEMMA, LOWER, MORPH, ORTH, POS, TAG
 from spacy.matcher import Matcher
 from spacy.pipeline import AttributeRuler, Lemmatizer
 from spacy.symbols import ADJ, AUX, NOUN, PROPN, VERB
 from spacy.tokens import Doc, Token
-from spacy.tokens._retokenize import set_token_attrs  # what AttributeRuler itself applies
 
 Match = tuple[int, int, int, int]
 TokenTest = Callable[[Token], bool]
@@ -36,6 +41,9 @@ TOKEN_ATTRIBUTES: dict[str, Callable[[Token], Any]] = {
     "IS_SPACE": lambda token: token.is_space,
 }
 INDEX_ATTRIBUTES = ("LOWER", "TAG", "DEP")
+# Column of each index attribute in the key array `FastAttributeRuler` reads.
+KEY_COLUMNS = (ORTH, TAG, DEP, LOWER)
+INDEX_COLUMN = {"TAG": 1, "DEP": 2, "LOWER": 3}
 
 
 def _value_test(read: Callable[[Token], Any], condition: Any) -> TokenTest | None:
@@ -104,6 +112,13 @@ class FastAttributeRuler:
             for pattern in entry["patterns"]:
                 self._add(attr_id, pattern)
         self.mergeable = not len(self.matcher) and not any("_" in a for a in ruler.attrs)
+        self.columns = sorted({key for attrs in ruler.attrs for key in attrs if key != "_"})
+        self.column_of = {attr: column for column, attr in enumerate(self.columns)}
+        # Values an index attribute must take for a longer pattern to be worth testing there.
+        self.index_values = {
+            name: numpy.array(sorted({value for key, value in self.multi if key == name}))
+            for name in INDEX_COLUMN
+        }
 
     def _add(self, attr_id: int, pattern: list[dict[str, Any]]) -> None:
         tests = [_token_test(spec) for spec in pattern]
@@ -135,9 +150,22 @@ class FastAttributeRuler:
             found = self.cache[key] = (ids, self._merged(ids))
         return found
 
-    def _multi_matches(self, doc: Doc) -> list[Match]:
+    def _candidates(self, doc: Doc, keys: numpy.ndarray | None = None) -> list[int]:
+        """Positions holding a value some longer pattern is indexed by (all, if any pattern has
+        no index)."""
+        if self.multi_unindexed:
+            return list(range(len(doc)))
+        keys = doc.to_array(KEY_COLUMNS) if keys is None else keys
+        hit = numpy.zeros(len(doc), dtype=bool)
+        for name, column in INDEX_COLUMN.items():
+            if len(self.index_values[name]):
+                hit |= numpy.isin(keys[:, column], self.index_values[name])
+        return numpy.flatnonzero(hit).tolist()
+
+    def _multi_matches(self, doc: Doc, keys: numpy.ndarray | None = None) -> list[Match]:
         matches = []
-        for token in doc:
+        for i in self._candidates(doc, keys):
+            token = doc[i]
             for key in (("LOWER", token.lower), ("TAG", token.tag), ("DEP", token.dep)):
                 for attr_id, tests, position in self.multi.get(key, ()):
                     start = token.i - position
@@ -168,10 +196,10 @@ class FastAttributeRuler:
                 matches.add((attr_id, self.match_ids[attr_id], token.i, token.i + 1))
         return sorted(matches)
 
-    def _targets(self, doc: Doc) -> dict[int, list[int]]:
+    def _targets(self, doc: Doc, keys: numpy.ndarray) -> dict[int, list[int]]:
         """Token index -> ids of the longer patterns that set its attributes."""
         targets: dict[int, list[int]] = defaultdict(list)
-        for attr_id, _, start, end in self._multi_matches(doc):
+        for attr_id, _, start, end in self._multi_matches(doc, keys):
             targets[range(start, end)[self.ruler.indices[attr_id]]].append(attr_id)
         return targets
 
@@ -179,26 +207,51 @@ class FastAttributeRuler:
         if not self.mergeable:
             self.ruler.set_annotations(doc, self.match(doc))
             return doc
-        targets = self._targets(doc)
-        for token in doc:
-            ids, merged = self._single(token)
-            if token.i in targets:
-                merged = self._merged({*ids, *targets[token.i]})
-            if merged:
-                set_token_attrs(token, merged)
+        if not len(doc) or not self.columns:
+            return doc
+        keys = doc.to_array(KEY_COLUMNS)
+        targets = self._targets(doc, keys)
+        values = doc.to_array(self.columns).reshape(len(doc), len(self.columns))
+        for i, (orth, tag, dep, _) in enumerate(keys.tolist()):
+            found = self.cache.get((orth, tag, dep))
+            ids, merged = found if found is not None else self._single(doc[i])
+            if i in targets:
+                merged = self._merged({*ids, *targets[i]})
+            for attr, value in merged.items():
+                values[i, self.column_of[attr]] = value
+        doc.from_array(self.columns, values)
         return doc
 
 
 class OpenClassLemmatizer:
-    """The pipeline's lemmatizer, applied only to open-class words that have no lemma yet."""
+    """The pipeline's lemmatizer, applied only to open-class words that have no lemma yet; its
+    answers are cached by what they depend on (text, coarse tag, morphology)."""
 
-    OPEN_CLASSES = frozenset({NOUN, PROPN, VERB, AUX, ADJ})
+    OPEN_CLASSES = numpy.array(sorted({NOUN, PROPN, VERB, AUX, ADJ}), dtype="uint64")
+    COLUMNS = (ORTH, POS, MORPH, LEMMA)
 
-    def __init__(self, lemmatizer: Lemmatizer) -> None:
+    def __init__(self, lemmatizer: Lemmatizer, cache_size: int = 200_000) -> None:
         self.lemmatizer = lemmatizer
+        self.cache: dict[tuple[int, int, int], int] = {}
+        self.cache_size = cache_size
 
     def __call__(self, doc: Doc) -> Doc:
-        for token in doc:
-            if token.pos in self.OPEN_CLASSES and not token.lemma:
-                token.lemma_ = self.lemmatizer.lemmatize(token)[0]
+        if not len(doc):
+            return doc
+        values = doc.to_array(self.COLUMNS)
+        pending = numpy.isin(values[:, 1], self.OPEN_CLASSES) & (values[:, 3] == 0)
+        rows = numpy.flatnonzero(pending).tolist()
+        if not rows:
+            return doc
+        strings = doc.vocab.strings
+        for i in rows:
+            orth, pos, morph, _ = values[i].tolist()
+            lemma = self.cache.get((orth, pos, morph))
+            if lemma is None:
+                if len(self.cache) >= self.cache_size:
+                    self.cache.clear()
+                lemma = strings.add(self.lemmatizer.lemmatize(doc[i])[0])
+                self.cache[(orth, pos, morph)] = lemma
+            values[i, 3] = lemma
+        doc.from_array([LEMMA], values[:, 3:4])
         return doc

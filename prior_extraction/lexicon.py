@@ -1,9 +1,14 @@
 """Closed word lists the caption parser needs beyond the dependency tree: attribute kinds, nouns
-that never name a segmentable object, quantities, and person nouns for pronoun reference."""
+that never name a segmentable object, quantities, and person nouns for pronoun reference; and the
+open-class test of whether a noun names a visible physical thing, read from the WordNet-derived
+table that `prior_extraction.wordnet_nouns` builds."""
 
 from __future__ import annotations
 
 import re
+from functools import cache
+
+from prior_extraction import wordnet_nouns
 
 
 def _ordered_words(text: str) -> tuple[str, ...]:
@@ -29,17 +34,22 @@ MATERIALS = _words(
     "wooden wood metal metallic steel iron plastic glass brick stone concrete leather fabric "
     "cotton wool woolen woollen denim silk ceramic porcelain marble paper cardboard rubber bamboo "
     "wicker straw granite tile tiled clay copper bronze aluminum aluminium velvet lace fur canvas "
-    "vinyl stainless chrome cobblestone asphalt"
+    "vinyl stainless chrome cobblestone asphalt terracotta linen gravel brass rattan suede satin "
+    "tin stucco plaster burlap cashmere"
 )
 STATES = _words(
     "open closed empty full wet dry broken lit fresh ripe rotten dirty clean new old used calm "
     "busy crowded sunny cloudy snowy rainy foggy frozen melted asleep awake alive dead young "
-    "shiny messy tidy cluttered sliced cooked raw"
+    "shiny messy tidy cluttered sliced cooked raw boiling burning melting glowing steaming "
+    "smoking"
 )
 # Surface patterns describe appearance, not a state, even where tagged as participles.
 PATTERNS = _words(
     "striped stripy dotted spotted speckled checkered chequered plaid floral patterned polka-dot"
 )
+# Words of colour, state or size used as a bare noun name a quality, not a thing ("dressed in
+# blue", "a sense of calm"), unless plural or determined ("the lights", "an orange").
+QUALITY_WORDS = COLORS | STATES | SIZES
 QUANTIFIERS: dict[str, int] = {
     "several": 3,
     "many": 3,
@@ -60,20 +70,42 @@ NUMBER_WORDS: dict[str, int] = {word: value for value, word in enumerate(NUMBER_
     "pair": 2,
     "couple": 2,
 }
-# Nouns that only say how many of something there are: "a group of people" names people.
-COLLECTIVE_NOUNS = _words(
-    "group bunch herd flock pair couple number lot lots variety set collection row assortment "
-    "array selection cluster series handful dozen dozens school pack swarm crowd stack pile "
-    "line plenty range mix mixture kind type sort"
+# Nouns that say how many of something there are and how they are grouped: "a group of
+# people" names people, counted as a group.
+COUNTING_COLLECTIVE_NOUNS = _words(
+    "group bunch herd flock pair couple row cluster handful dozen dozens school pack swarm crowd "
+    "stack pile line heap hundreds thousands hundred thousand fleet pod troop gaggle litter"
 )
-# Nouns naming a part of some stuff: "a slice of pizza" names pizza.
-PARTITIVE_NOUNS = _words("slice piece bit chunk scoop wedge strip sliver")
+# Nouns that only say there are several kinds or some amount: "a variety of fruits" names
+# fruits, and "variety" is no count.
+KIND_NOUNS = _words(
+    "number lot lots variety set collection assortment array selection series plenty range mix "
+    "mixture kind type sort combination medley abundance multitude host shade shades"
+)
+COLLECTIVE_NOUNS = COUNTING_COLLECTIVE_NOUNS | KIND_NOUNS
+# Nouns naming a part or portion of some stuff: "a slice of pizza" names pizza.
+PARTITIVE_NOUNS = _words(
+    "slice piece bit chunk scoop wedge strip sliver sheet sprig stick coil loaf mound sprinkle "
+    "dollop drop lump strand cube splash patch patches wisp puff pinch bale blade spoonful "
+    "cloud plume column ball"
+)
+# Nouns that give their thing the colours after "of": "leaves in shades of red and gold".
+SHADE_NOUNS = _words("shade hue tone tint")
+# Group nouns that stand for the people in them when nothing follows: "a crowd" is people.
+PEOPLE_GROUP_NOUNS = _words("crowd audience couple")
+# Group nouns that are segmentable things in their own right ("a family", "the band").
+GROUP_OBJECTS = _words("family team band crew orchestra choir fleet")
 # Words that pick members out of an "of" phrase: "some of them", "one of the dogs".
 SELECTING_WORDS = _words("some one all both each many most several few any none")
 # Verbs that present what the picture contains: "the image shows X on Y" says X is on Y.
 PRESENTING_VERBS = _words(
     "see show depict feature display capture find spot notice observe portray picture "
     "include contain"
+)
+# Nouns that name visible things although most of their WordNet senses do not.
+VISIBLE_NOUNS = _words(
+    "sign fire poster banner graffiti logo label menu screen flame bonfire campfire lampshade "
+    "painting drawing footprint"
 )
 # Nouns about the picture itself, its layout or abstractions: never segmentable objects.
 META_NOUNS = _words(
@@ -83,15 +115,55 @@ META_NOUNS = _words(
     "moment way color colour shape style appearance look mood feeling sense environment "
     "surroundings something anything everything nothing someone anyone everyone thing things "
     "total presence position location distance activity event perspective angle balance turn "
-    "attention direction motion movement action energy vibe ambiance feel interest purpose"
+    "attention direction motion movement action energy vibe ambiance feel interest purpose "
+    "area region space place spot weather lighting landscape scenery horizon skyline "
+    "subject main focus variety texture pattern design combination touch addition charm beauty "
+    "character personality quality sight spectacle display viewer camera lens photographer "
+    "glimpse hint piece kind type sort silhouette outline reflection shadow silhouettes life "
+    "nature world tone hue shade shades colors colours blur break bustle game match sunset "
+    "sunrise dusk dawn evening morning afternoon noon midday winter summer autumn spring "
+    "season weekend holiday vacation"
 )
-# Nouns naming a place relative to something else ("in front of", "on the left").
+# Nouns naming a place on or relative to something else ("in front of", "on the left", "the
+# side of the train", "the surface of the water"): they stand for that thing.
 POSITION_NOUNS = _words(
     "front top bottom middle center centre side left right edge back rear corner end part "
-    "portion half"
+    "portion half surface base tip crest rim interior exterior inside outside sides edges "
+    "corners"
 )
-# Adjectives that pick out a referent rather than describe it.
-NON_DESCRIPTIVE_ADJECTIVES = _words("other same own such certain particular main")
+# Adjectives that pick out a referent, place it, judge it or hedge about it rather than
+# describe how it looks: never attributes.
+NON_DESCRIPTIVE_ADJECTIVES = _words(
+    # selecting and ordering
+    "other same own such certain particular main additional extra various different some "
+    "both each every all any another single only entire whole overall total usual typical "
+    "general specific similar distinct separate respective "
+    # position
+    "back front top bottom left right far near nearby rear upper lower middle central "
+    "opposite inner outer side foreground background"
+)
+# Words saying how many without counting: kept as the object's count, never as an attribute.
+UNCOUNTED_QUANTIFIERS = _words("some various both each every all any another one no")
+# Judgements of appeal or interest and hedges: what the writer thinks, not what is seen.
+EVALUATIVE_ADJECTIVES = _words(
+    "beautiful stunning picturesque delicious appetizing appealing inviting cozy cosy charming "
+    "lovely elegant gorgeous breathtaking magnificent impressive pleasant serene tranquil "
+    "idyllic perfect nice great good wonderful amazing vibrant unique interesting special "
+    "indulgent tempting mouthwatering tasty scenic majestic striking visible apparent possible "
+    "likely probable distinctive notable prominent iconic stylish fancy luxurious welcoming "
+    "romantic quiet relaxing calming soothing cheerful festive lively bustling inviting "
+    "attractive pretty cute adorable delightful fascinating captivating remarkable beloved "
+    "popular famous classic quaint enjoyable fun playful joyful "
+    "healthy nutritious well-organized organized well-equipped equipped cinematic "
+    "dramatic moody nostalgic whimsical harmonious balanced dynamic energetic intimate "
+    "real actual true exact comfortable comfy homey assorted diverse varied scrumptious yummy "
+    "savory savoury flavorful hearty gourmet exquisite sophisticated refined chic trendy "
+    "fashionable convenient functional practical useful essential important significant "
+    "primary key common ordinary regular standard ideal suitable excellent fantastic "
+    "eye-catching memorable unforgettable grand historic inspiring"
+)
+# Adjectives of age: attributes, never part of a name ("young girl", "old man").
+AGE_ADJECTIVES = _words("young old little elderly adult baby teenage aged ancient new")
 MALE_NOUNS = _words(
     "man boy gentleman guy father dad son brother husband king prince groom grandfather "
     "businessman policeman fisherman"
@@ -113,6 +185,19 @@ PLURAL_PRONOUNS = frozenset({"they", "them", "themselves"})
 NEUTER_PRONOUNS = frozenset({"it", "itself"})
 # Words standing for an earlier noun: "one dog is brown and the other is gray".
 ANAPHORIC_WORDS = frozenset({"other", "others", "another", "one", "ones"})
+# Verbs that interpret the picture rather than say what a thing does to another: "adds a touch
+# of elegance", "enjoying a slice of pizza", "suggesting that ...".
+INTERPRETIVE_VERBS = _words(
+    "enjoy admire appreciate suggest indicate imply evoke convey create add give offer provide "
+    "bring contribute enhance complement highlight showcase emphasize emphasise invite exude "
+    "celebrate seem appear make symbolize symbolise represent reveal demonstrate express "
+    "accentuate engage signify emanate radiate"
+)
+# Generic nouns a definite mention uses for an earlier thing of their kind (a `wordnet_nouns`
+# kind letter): "the dessert" after "a chocolate cake", "the animal" after "a fox".
+GENERIC_NOUNS: dict[str, str] = dict.fromkeys(
+    _ordered_words("food dessert dish meal snack treat drink beverage"), "f"
+) | dict.fromkeys(_ordered_words("animal creature pet"), "a")
 # Known errors of spaCy's rule lemmatizer on verbs captions use ("riding" -> "rid").
 LEMMA_FIXES: dict[str, str] = {
     "riding": "ride",
@@ -122,6 +207,11 @@ LEMMA_FIXES: dict[str, str] = {
     "wading": "wade",
     "people": "person",
 }
+# Plural nouns with no singular for the thing they name: "a pair of jeans", "glasses".
+PLURALIA_TANTUM = _words(
+    "pants shorts jeans trousers leggings tights overalls pajamas pyjamas glasses sunglasses "
+    "eyeglasses goggles binoculars scissors pliers tongs scrubs clothes sweatpants"
+)
 
 _DIGITS = re.compile(r"^\d{1,4}$")
 
@@ -160,3 +250,63 @@ def person_gender(name: str) -> str | None:
     if head in PERSON_NOUNS:
         return "person"
     return None
+
+
+@cache
+def noun_table() -> dict[str, str]:
+    """The WordNet-derived noun table, read once per process."""
+    return wordnet_nouns.read_table()
+
+
+def wordnet_class(words: str) -> str | None:
+    """What WordNet says a (one- or two-word) lower-case noun names: see `wordnet_nouns`."""
+    return noun_table().get(words)
+
+
+def names_physical_thing(name: str, is_proper_noun: bool = False) -> bool:
+    """Whether a noun (by its head word, or the whole name where WordNet lists it) names a
+    visible physical thing; a compound names one when its head can ("soccer goal"). Words
+    WordNet lacks count as things ("smartphone"), unless proper names ("London")."""
+    head = name.split()[-1]
+    if head in VISIBLE_NOUNS or head in GROUP_OBJECTS or head in PERSON_NOUNS:
+        return True
+    if head in META_NOUNS:
+        return False
+    category = wordnet_class(name)
+    if category is None:
+        category = wordnet_class(head)
+        if category == wordnet_nouns.MOSTLY_ABSTRACT and " " in name:
+            return True
+    if category is None:
+        return not is_proper_noun
+    return wordnet_nouns.is_physical(category)
+
+
+def thing_kind(name: str) -> str | None:
+    """The kind letter of a physical noun (`f` food, `a` animal; see `wordnet_nouns`)."""
+    category = wordnet_class(name) or wordnet_class(name.split()[-1])
+    if not wordnet_nouns.is_physical(category):
+        return None
+    return category[len(wordnet_nouns.PHYSICAL) :] or None
+
+
+def is_noun_only_as_written(written: str, lemma: str) -> bool:
+    """Whether WordNet knows a plural-looking noun as written but not its lemma ("thermos",
+    not "thermo")."""
+    return wordnet_class(lemma) is None and wordnet_class(written) is not None
+
+
+def is_known_phrase(words: str) -> bool:
+    """Whether WordNet lists these words as one physical noun ("orange juice", "hard hat")."""
+    return " " in words and wordnet_nouns.is_physical(wordnet_class(words))
+
+
+def is_adjective_only(word: str) -> bool:
+    """A word WordNet knows as an adjective and never as a noun ("crispy")."""
+    return wordnet_class(word) == wordnet_nouns.ADJECTIVE
+
+
+def is_description(value: str) -> bool:
+    """Whether an attribute value says how something looks (not a judgement or a hedge)."""
+    word = value.lower()
+    return word not in NON_DESCRIPTIVE_ADJECTIVES and word not in EVALUATIVE_ADJECTIVES

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from itertools import islice
 from multiprocessing.pool import Pool
 from typing import TYPE_CHECKING
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 PARSER_NAME = "llmformer-spacy-rules"
-PARSER_VERSION = "1.1.0"
+PARSER_VERSION = "2.0.0"
 # Components the rules never read: named entities cost more than the dependency parse itself.
 UNUSED_COMPONENTS = ("ner",)
 # Components run after `nlp.pipe`, in this process, through faster stand-ins (fast_annotators):
@@ -70,6 +72,18 @@ _ONE_BATCH_AT_A_TIME = threading.Lock()
 
 # With n_process > 1, each worker gets this many batches at a time, so input is read lazily.
 BATCHES_PER_WORKER = 16
+MIN_CAPTIONS_PER_PROCESS = 500
+
+
+def default_process_count(captions: int | None = None) -> int:
+    """One parser process per CPU core this process may run on; for a known number of
+    captions, no more than one per MIN_CAPTIONS_PER_PROCESS (a worker's pipeline takes about as
+    long to load as a few hundred paragraphs take to parse)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    if captions is None:
+        return cores
+    return max(1, min(cores, captions // MIN_CAPTIONS_PER_PROCESS))
 
 
 def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -95,7 +109,10 @@ class CaptionParser:
     ) -> None:
         from threadpoolctl import ThreadpoolController
 
+        from prior_extraction.lexicon import noun_table
         from prior_extraction.rules import extract_priors
+
+        noun_table()  # here, so that a missing table fails loudly, not as empty priors
 
         self.pipeline = choose_spacy_pipeline(pipeline)
         self.nlp = load_spacy_pipeline(self.pipeline, exclude=UNUSED_COMPONENTS)
@@ -127,14 +144,23 @@ class CaptionParser:
             self._pool.terminate()
             self._pool = None
 
+    def pipe_disabled_components(self) -> list[str]:
+        """The pipeline components `nlp.pipe` skips here (their stand-ins run afterwards)."""
+        return [name for name, _ in self._post_parse]
+
+    @contextmanager
+    def blas_limit(self) -> Iterator[None]:
+        """One BLAS thread, one batch at a time: the products are small, so more threads only
+        add overhead, and the worker processes or the extraction run's loader threads use the
+        other cores. The limit is process-wide, so threads sharing the process take turns."""
+        with _ONE_BATCH_AT_A_TIME, self._blas.limit(limits=1, user_api="blas"):
+            yield
+
     def _iter_parse_here(self, texts: Iterable[str]) -> Iterator[ParsedCaption]:
         cleaned = (clean_caption(text, self.max_chars) for text in texts)
-        disabled = [name for name, _ in self._post_parse]
+        disabled = self.pipe_disabled_components()
         for batch in _batches(cleaned, self.batch_size):
-            # One BLAS thread: the products are small, so more threads only add overhead, and
-            # the worker processes or the extraction run's loader threads use the other cores.
-            # The limit is process-wide, so threads sharing the process take turns.
-            with _ONE_BATCH_AT_A_TIME, self._blas.limit(limits=1, user_api="blas"):
+            with self.blas_limit():
                 docs = list(self.nlp.pipe(batch, batch_size=self.batch_size, disable=disabled))
             yield from map(self._safe_extract, docs)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from spacy.tokens import Doc, Span, Token
 
@@ -35,10 +36,15 @@ EVENT_ARGUMENT_DEPS = frozenset(
 )
 RELATIVE_PRONOUNS = frozenset({"who", "that", "which", "whom"})
 NEGATING_PREPOSITIONS = frozenset({"without", "except"})
+# Prepositions after which an -ing clause still describes the noun before them.
+OWNING_PREPOSITIONS = frozenset({"in", "of"})
 NEGATING_DETERMINERS = frozenset({"no", "neither"})
 # How prominent a mention is, for choosing what a pronoun refers to: subjects first.
 SALIENCE = {"nsubj": 0, "nsubjpass": 0, "ROOT": 0, "dobj": 1, "attr": 0}
 MAX_CLAUSE_DEPTH = 8
+# The shortest name a definite mention may share with the end of an earlier one.
+MIN_SUFFIX_NAME = 3
+DEFINITE_DETERMINERS = frozenset({"the", "this", "that", "these", "those"})
 
 MentionFilter = Callable[["Mention"], bool]
 
@@ -92,13 +98,29 @@ class _Collector:
 
 
 def lemma(token: Token) -> str:
-    """Lower-case lemma with the lemmatizer's known slips fixed ("riding" -> "ride"), and a
-    plural it took for a name made singular ("Bananas" opening a sentence)."""
+    """Lower-case lemma with the lemmatizer's known slips fixed ("riding" -> "ride"), a plural
+    it took for a name made singular ("Bananas" opening a sentence), and plurals that name one
+    thing kept ("jeans", "glasses", but "two glasses of wine")."""
     if token.lower_ in lexicon.LEMMA_FIXES:
         return lexicon.LEMMA_FIXES[token.lower_]
+    if token.lower_ in lexicon.PLURALIA_TANTUM and _of_object(token) is None:
+        return token.lower_
     if token.tag_ == "NNPS" or _is_capitalised_common_noun(token):
         return _singular(token.lower_)
-    return token.lemma_.lower() or token.lower_
+    found = token.lemma_.lower() or token.lower_
+    if (
+        token.tag_ in PLURAL_TAGS
+        and found != token.lower_
+        and lexicon.is_noun_only_as_written(token.lower_, found)
+    ):
+        return token.lower_
+    return found
+
+
+def _is_uncounted(value: str) -> bool:
+    """A quantity word that counts nothing ("some", "both", "one")."""
+    number = lexicon.number_value(value)
+    return value in lexicon.UNCOUNTED_QUANTIFIERS or (number is not None and number < 2)
 
 
 def _is_capitalised_common_noun(token: Token) -> bool:
@@ -134,6 +156,15 @@ def conjunct_root(token: Token) -> Token:
     return token
 
 
+def _has_determiner(token: Token) -> bool:
+    return any(c.dep_ in {"det", "poss"} for c in token.children)
+
+
+def _is_definite(token: Token) -> bool:
+    """A noun introduced by "the", "this", ... ("the cake")."""
+    return any(c.dep_ == "det" and c.lower_ in DEFINITE_DETERMINERS for c in token.children)
+
+
 def is_negated(token: Token) -> bool:
     """Whether a verb carries "not"/"n't" ("is not wearing")."""
     return any(child.dep_ == "neg" for child in token.children)
@@ -141,17 +172,24 @@ def is_negated(token: Token) -> bool:
 
 def hyphenated_word(token: Token) -> Span | None:
     """The hyphenated word a modifier heads ("flat-screen", "black-and-white"), if any."""
-    span = token.doc[token.left_edge.i : token.right_edge.i + 1]
-    if len(span) < 3 or not any(t.text == "-" for t in span):
+    start, end = token.left_edge.i, token.right_edge.i + 1
+    if end - start < 3:
+        return None
+    span = token.doc[start:end]
+    if not any(t.text == "-" for t in span):
         return None
     return span if all(not t.whitespace_ for t in span[:-1]) else None
 
 
 def _is_name_part(token: Token) -> bool:
-    """A noun modifier that belongs to the object's name ("teddy" bear, "living" room)."""
-    if token.dep_ not in NAME_PART_DEPS or token.pos_ not in NOUN_POS:
+    """A modifier that belongs to the object's name: a noun ("teddy" bear, "living" room) that
+    is no material or colour, or any word that forms one noun with its head in WordNet
+    ("orange juice", "golden retriever", "hard hat")."""
+    if token.dep_ not in NAME_PART_DEPS or hyphenated_word(token) is not None:
         return False
-    if hyphenated_word(token) is not None:
+    if _may_join_name(token) and lexicon.is_known_phrase(f"{token.lower_} {lemma(token.head)}"):
+        return True
+    if token.pos_ not in NOUN_POS or lexicon.is_adjective_only(token.lower_):
         return False
     return token.lower_ not in lexicon.MATERIALS and token.lower_ not in lexicon.COLORS
 
@@ -166,12 +204,27 @@ def _of_object(token: Token) -> Token | None:
     return None
 
 
+def _may_join_name(token: Token) -> bool:
+    """Whether a modifier may be part of a WordNet phrase name: not a material, and no
+    adjective the attributes describe ("red" wine, "young" girl, "boiling" water, "potted"
+    plant); an -ing word naming a use may ("measuring" cup, "rolling" pin)."""
+    word = token.lower_
+    if word in lexicon.MATERIALS:
+        return False
+    if token.pos_ in NOUN_POS:
+        return True
+    if token.tag_ == "VBN" or word.endswith("ed") or word in lexicon.AGE_ADJECTIVES:
+        return False
+    return lexicon.attribute_kind(word) in {"size", "other"}
+
+
 def _names_its_of_object(token: Token) -> bool:
-    """Whether token only counts, portions or selects what follows "of" ("a slice of pizza",
-    "a group of people", "some of them"), so that noun is the object meant."""
+    """Whether token only counts, portions, selects or locates what follows "of" ("a slice of
+    pizza", "a group of people", "some of them", "the side of the train"), so that noun is the
+    object meant."""
     word = token.lemma_.lower() or token.lower_
     selects = word in lexicon.COLLECTIVE_NOUNS or word in lexicon.PARTITIVE_NOUNS
-    selects = selects or word in lexicon.SELECTING_WORDS
+    selects = selects or word in lexicon.SELECTING_WORDS or word in lexicon.POSITION_NOUNS
     return selects and _of_object(token) is not None
 
 
@@ -182,6 +235,21 @@ def _collective_parent(token: Token) -> Token | None:
         return None
     parent = preposition.head
     return parent if parent.lemma_.lower() in lexicon.COLLECTIVE_NOUNS else None
+
+
+def _counting_collective(token: Token) -> str | None:
+    """The group word that counts token ("group" of people, a bare "crowd"), if any; kinds
+    ("a variety of") count nothing."""
+    parent = _collective_parent(token)
+    word = lemma(parent) if parent is not None else lemma(token)
+    if parent is None and (word not in lexicon.PEOPLE_GROUP_NOUNS or _of_object(token)):
+        return None
+    return word if word in lexicon.COUNTING_COLLECTIVE_NOUNS else None
+
+
+def _is_people_group(token: Token) -> bool:
+    """A bare group noun that stands for its people ("a crowd", "the audience")."""
+    return lemma(token) in lexicon.PEOPLE_GROUP_NOUNS and _of_object(token) is None
 
 
 def _governing_verb(token: Token) -> Token | None:
@@ -199,32 +267,60 @@ def _governing_verb(token: Token) -> Token | None:
 
 def is_object_head(token: Token) -> bool:
     """Whether token heads a noun phrase naming a segmentable thing."""
+    return object_head_name(token) is not None
+
+
+def object_head_name(token: Token) -> str | None:
+    """The object name (see `object_name`) if token heads a noun phrase naming a visible,
+    segmentable thing that the text says is there; else None."""
     if token.pos_ not in NOUN_POS or not token.text.isalpha():
-        return False
+        return None
     if token.dep_ in NAME_PART_DEPS or _names_its_of_object(token):
-        return False
-    name = lemma(token)
-    if name in lexicon.META_NOUNS or name in lexicon.ANAPHORIC_WORDS:
-        return False
-    if name in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
-        return False
+        return None
+    head_word = lemma(token)
+    if head_word in lexicon.META_NOUNS or head_word in lexicon.ANAPHORIC_WORDS:
+        return None
+    if head_word in lexicon.QUALITY_WORDS and not (is_plural(token) or _has_determiner(token)):
+        return None
+    if head_word in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
+        return None
     if any(c.dep_ == "det" and c.lower_ in NEGATING_DETERMINERS for c in token.children):
-        return False
+        return None
+    name = object_name(token)
+    proper = token.pos_ == "PROPN" and not _is_capitalised_common_noun(token)
+    if not _is_people_group(token) and not lexicon.names_physical_thing(name, proper):
+        return None
     verb = _governing_verb(token)
-    return verb is None or not is_negated(verb)
+    return name if verb is None or not is_negated(verb) else None
 
 
 def object_name(token: Token) -> str:
     """Head lemma with its compound modifiers; material, colour and hyphenated ones are left
-    to attributes ("brick wall" -> wall, "flat-screen TV" -> tv)."""
-    return " ".join([*_name_parts(token), lemma(token)])
+    to attributes ("brick wall" -> wall, "flat-screen TV" -> tv). Modifiers written as one word
+    with the head keep their hyphen ("t-shirt"); a bare "crowd" names people ("person")."""
+    if _is_people_group(token):
+        return lexicon.LEMMA_FIXES["people"]
+    parts = _name_parts(token)
+    if not parts:
+        return lemma(token)
+    between = token.doc[parts[0].i : token.i]
+    indices = {part.i for part in parts}
+    if all(t.i in indices or _is_joining_hyphen(t) for t in between):
+        prefix = "".join(t.lower_ + (" " if t.whitespace_ else "") for t in between)
+    else:
+        prefix = "".join(f"{t.lower_} " for t in parts)
+    return prefix + lemma(token)
 
 
-def _name_parts(token: Token) -> list[str]:
+def _is_joining_hyphen(token: Token) -> bool:
+    return token.text == "-" and not token.whitespace_
+
+
+def _name_parts(token: Token) -> list[Token]:
     parts = []
     for child in token.lefts:
         if _is_name_part(child):
-            parts.extend([*_name_parts(child), child.lower_])
+            parts.extend([*_name_parts(child), child])
     return parts
 
 
@@ -248,7 +344,7 @@ def object_count(token: Token) -> int:
     parent = _collective_parent(token)
     if parent is not None:
         return lexicon.NUMBER_WORDS.get(parent.lemma_.lower(), 2)
-    return 2 if is_plural(token) else 1
+    return 2 if is_plural(token) or _is_people_group(token) else 1
 
 
 def _salience(token: Token) -> int:
@@ -326,24 +422,42 @@ class DocPriors:
     def _collect_objects(self) -> None:
         sentence_starts = [sentence.start for sentence in self.doc.sents]
         for token in self.doc:
-            if not is_object_head(token):
+            name = object_head_name(token)
+            if name is None:
                 continue
-            name = object_name(token)
-            index = self.collected.add_object(name, object_span(token), object_count(token))
+            index = self._definite_antecedent(token, name)
+            if index is None:
+                index = self.collected.add_object(name, object_span(token), object_count(token))
             self.object_at[token.i] = index
             plural = is_plural(token) or _collective_parent(token) is not None
+            plural = plural or _is_people_group(token)
             gender = lexicon.person_gender(name)
             sentence_start = sentence_starts[bisect_right(sentence_starts, token.i) - 1]
             self.mentions.append(
                 Mention(token.i, sentence_start, index, gender, plural, _salience(token))
             )
 
+    def _definite_antecedent(self, token: Token, name: str) -> int | None:
+        """The earlier object a definite mention with a shorter name refers to: "the cake"
+        after "a chocolate cake", "the boat" after "a rowboat", "the room" after "a bedroom";
+        or a generic one to the last thing of its kind: "the dessert" after "a cake"."""
+        if name in self.collected.index_by_name or not _is_definite(token):
+            return None
+        kind = lexicon.GENERIC_NOUNS.get(name)
+        for mention in reversed(self.mentions):
+            earlier = self.collected.objects[mention.object_index].name
+            if earlier.endswith(name) and len(name) >= MIN_SUFFIX_NAME:
+                return mention.object_index
+            if kind is not None and lexicon.thing_kind(earlier) == kind:
+                return mention.object_index
+        return None
+
     # Attributes
 
     def _add_attribute(
         self, object_index: int, value: str, is_participle: bool = False, kind: str | None = None
     ) -> None:
-        if value not in lexicon.NON_DESCRIPTIVE_ADJECTIVES:
+        if lexicon.is_description(value) and not _is_uncounted(value):
             kind = kind or lexicon.attribute_kind(value, is_participle)
             self.collected.add_attribute(object_index, value, kind)
 
@@ -363,13 +477,22 @@ class DocPriors:
             elif _is_name_part(child):
                 self._modifier_attributes(child, object_index)
             elif child.dep_ == "compound" and child.pos_ in NOUN_POS:
-                phrase = self.doc[child.left_edge.i : child.i + 1].text.lower()
-                self._add_attribute(object_index, phrase)
+                self._compound_attributes(object_index, child)
             elif child.dep_ in NAME_PART_DEPS:
                 self._adjective_attributes(object_index, child)
-        parent = _collective_parent(head)
-        if parent is not None:
-            self._add_attribute(object_index, parent.lemma_.lower(), kind="count")
+        collective = _counting_collective(head)
+        if collective is not None:
+            self._add_attribute(object_index, collective, kind="count")
+
+    def _compound_attributes(self, object_index: int, compound: Token) -> None:
+        """A material or colour noun before the head, with its own modifiers: colours on their
+        own ("red tile roofs" -> red, tile), the rest part of the phrase ("stainless steel")."""
+        colours = [t for t in compound.lefts if t.lower_ in lexicon.COLORS]
+        for colour in colours:
+            self._add_word_attribute(object_index, colour)
+        start = max([t.i + 1 for t in colours], default=compound.left_edge.i)
+        phrase = self.doc[start : compound.i + 1].text.lower()
+        self._add_attribute(object_index, phrase)
 
     def _adjective_attributes(self, object_index: int, adjective: Token) -> None:
         for conjunct in with_conjuncts(adjective):
@@ -390,7 +513,7 @@ class DocPriors:
     # Relations
 
     def _verb_relations(self, verb: Token) -> None:
-        if is_negated(verb):
+        if is_negated(verb) or lemma(verb) in lexicon.INTERPRETIVE_VERBS:
             return
         subjects = self.subjects_of(verb)
         base = _verb_phrase(verb)
@@ -406,8 +529,9 @@ class DocPriors:
         for child in verb.children:
             if child.dep_ in OBJECT_DEPS and base:
                 self._relate(subjects, base, with_conjuncts(child))
-        for phrase, target in prepositional_phrases(verb):
-            self._relate(subjects, f"{base} {phrase}".strip(), with_conjuncts(target))
+        for phrase, target, fronted in prepositional_phrases(verb, mark_fronted=True):
+            predicate = phrase if fronted else f"{base} {phrase}".strip()
+            self._relate(subjects, predicate, with_conjuncts(target))
 
     def _presented_objects(self, verb: Token) -> list[int]:
         """What "the image shows" / "we can see": its direct objects, if it presents."""
@@ -431,6 +555,9 @@ class DocPriors:
         if not predicate:
             return
         for target in targets:
+            for colour in _shade_colours(target):
+                for subject in subjects:
+                    self._add_word_attribute(subject, colour)
             for object_index in self.resolve(target, exclude=subjects):
                 for subject in subjects:
                     self.collected.add_relation(subject, predicate, object_index)
@@ -444,7 +571,7 @@ class DocPriors:
             if found is not None:
                 return found
             if verb.dep_ in MODIFIER_CLAUSE_DEPS:
-                return self.resolve(verb.head)
+                return self.resolve(_participle_owner(verb))
             if verb.dep_ not in SUBJECT_SHARING_DEPS or verb.head.pos_ not in VERB_POS:
                 return []
             verb = verb.head
@@ -471,6 +598,9 @@ class DocPriors:
             return [self.object_at[token.i]]
         if _names_its_of_object(token):
             return self.resolve(_of_object(token), exclude)
+        owner = _position_owner(token)
+        if owner is not None:
+            return self.resolve(owner, exclude)
         accepts = _pronoun_filter(token)
         if accepts is None:
             return []
@@ -482,6 +612,37 @@ class DocPriors:
         ]
         antecedent = choose_antecedent(candidates)
         return [] if antecedent is None else [antecedent.object_index]
+
+
+def _participle_owner(verb: Token) -> Token:
+    """The noun an -ing clause describes: the one it follows, or, when that one ends an "in"
+    or "of" phrase of a noun, that noun ("a boy in a swimsuit [splashing]", "a vase of flowers
+    [sitting] on the table"; but "windows with a view [overlooking] the sea")."""
+    noun = verb.head
+    if verb.dep_ != "acl" or verb.tag_ != "VBG" or noun.dep_ != "pobj":
+        return noun
+    preposition = noun.head
+    owner = preposition.head
+    if preposition.lower_ in OWNING_PREPOSITIONS and owner.pos_ in NOUN_POS:
+        return owner
+    return noun
+
+
+def _shade_colours(token: Token) -> list[Token]:
+    """The colours of "shades of orange and pink" ("painted with", "in" ...), if token is such a
+    shade word."""
+    if lemma(token) not in lexicon.SHADE_NOUNS:
+        return []
+    inner = _of_object(token)
+    colours = with_conjuncts(inner) if inner is not None else []
+    return [colour for colour in colours if colour.lower_ in lexicon.COLORS]
+
+
+def _position_owner(token: Token) -> Token | None:
+    """For "surface" in "the water's surface", the token "water"."""
+    if lemma(token) not in lexicon.POSITION_NOUNS:
+        return None
+    return next((c for c in token.children if c.dep_ == "poss" and c.pos_ in NOUN_POS), None)
 
 
 def _is_presenting(verb: Token) -> bool:
@@ -518,23 +679,40 @@ def _has_prepositional_object(token: Token) -> bool:
     )
 
 
-def prepositional_phrases(token: Token) -> Iterator[tuple[str, Token]]:
+def prepositional_phrases(token: Token, mark_fronted: bool = False) -> Iterator[Any]:
     """(preposition phrase, object noun) pairs hanging from token, multiword ones joined:
-    "on" table, "next to" vase, "in front of" wall, "on top of" table."""
+    "on" table, "next to" vase, "in front of" wall, "on top of" table. With `mark_fronted`,
+    triples whose last item says the phrase opens the clause before a comma ("Above the
+    sink, a mirror hangs"): such a phrase places the subject, whatever the verb."""
     for child in token.children:
         if child.dep_ == "prep":
-            yield from _preposition_targets(child)
+            fronted = mark_fronted and _is_fronted(child, token)
+            for phrase, target in _preposition_targets(child):
+                yield (phrase, target, fronted) if mark_fronted else (phrase, target)
         elif child.dep_ in ADVERBIAL_HEAD_DEPS and child.pos_ in {"ADV", "ADJ"}:
             for grandchild in child.children:
                 if grandchild.dep_ == "prep":
                     for phrase, target in _preposition_targets(grandchild):
-                        yield f"{child.lower_} {phrase}", target
+                        pair = (f"{child.lower_} {phrase}", target)
+                        yield (*pair, False) if mark_fronted else pair
+
+
+def _is_fronted(preposition: Token, verb: Token) -> bool:
+    """A prepositional phrase before its verb's subject, closed by a comma."""
+    end = preposition.right_edge.i + 1
+    if preposition.i > verb.i or end >= len(preposition.doc):
+        return False
+    subjects = [c.i for c in verb.children if c.dep_ in SUBJECT_DEPS]
+    return preposition.doc[end].text == "," and all(end < i for i in subjects)
 
 
 def _preposition_targets(preposition: Token) -> Iterator[tuple[str, Token]]:
     if preposition.lower_ in NEGATING_PREPOSITIONS:
         return
     word = lemma(preposition) if preposition.tag_ in PARTICIPLE_TAGS else preposition.lower_
+    before = preposition.doc[preposition.i - 1] if preposition.i > 0 else None
+    if word == "as" and before is not None and before.lower_ == "such":
+        word = "such as"
     for child in preposition.children:
         if child.dep_ == "pobj":
             yield _through_position_noun(word, child)

@@ -43,7 +43,17 @@ from prior_extraction.captioners import (
 from prior_extraction.images import DEFAULT_MAX_PIXELS, InvalidImageError, LoadedImage, load_image
 from prior_extraction.parsing import PARSER_NAME, PARSER_VERSION, CaptionParser
 from prior_extraction.sources import ImageItem, ImageSource
-from storage import FailureRecord, ImagePriors, ImageRecord, PriorSetSpec, PriorStore
+from storage import (
+    FailureRecord,
+    ImagePriors,
+    ImageRecord,
+    PriorSetSpec,
+    PriorStore,
+    StoreError,
+)
+
+FAILURES_SHOWN = 5
+"""How many of a run's failures its summary lists."""
 
 
 class ExtractionConfigError(ValueError):
@@ -62,6 +72,7 @@ class ExtractionConfig:
     prior_set_name: str | None = None
     partition: tuple[int, int] = (0, 1)
     show_progress: bool = True
+    retry_failed: bool = False
 
     def __post_init__(self) -> None:
         index, count = self.partition
@@ -76,15 +87,21 @@ class ExtractionConfig:
 
 @dataclass
 class ExtractionSummary:
-    """What a run did: `already_done` images were skipped because the prior set had them."""
+    """What a run did: `already_done` images were skipped because the prior set had them;
+    `without_objects` of the captioned ones got empty priors, their caption naming no
+    physical object."""
 
     prior_set_id: str
     total: int
     already_done: int = 0
     captioned: int = 0
     failed: int = 0
+    without_objects: int = 0
     interrupted: bool = False
     seconds: float = 0.0
+    retried: int = 0
+    first_failures: list[FailureRecord] = field(default_factory=list)
+    """The run's first `FAILURES_SHOWN` failures; the store's `failures` table has them all."""
 
     @property
     def processed(self) -> int:
@@ -177,23 +194,37 @@ def run_extraction(
     config: ExtractionConfig | None = None,
     on_shard: ShardCallback | None = None,
 ) -> ExtractionSummary:
-    """Extract priors for every image of `source` the prior set lacks; returns what was done.
+    """Extract priors for every image of `source` the prior set lacks (with `retry_failed`, also
+    those it holds a failure for); returns what was done.
 
     `on_shard` is called after each shard is published (a Prefect flow reports progress there).
     """
     config = config or ExtractionConfig()
     started = time.perf_counter()
+    require_undamaged(store)
     items = select_items(source.items(), config.partition, config.limit)
     prior_set_id = store.register_prior_set(prior_set_spec(captioner, config.prior_set_name))
-    pending = pending_items(store, prior_set_id, items)
-    summary = ExtractionSummary(prior_set_id, len(items), already_done=len(items) - len(pending))
+    pending = pending_items(store, prior_set_id, items, config.retry_failed)
+    retried = failed_items(store, prior_set_id, pending) if config.retry_failed else set()
+    summary = ExtractionSummary(
+        prior_set_id, len(items), already_done=len(items) - len(pending), retried=len(retried)
+    )
     shards = list(make_shards(pending, config.shard_size))
     stop = threading.Event()
     with _progress(source, summary, config.show_progress) as advance, _stop_on_sigint(stop):
-        worker = _ShardWorker(captioner, parser, store, prior_set_id, config, advance)
+        worker = _ShardWorker(captioner, parser, store, prior_set_id, config, advance, retried)
         summary.interrupted = worker.run(shards, stop, summary, on_shard)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def require_undamaged(store: PriorStore) -> None:
+    """Refuse to extract into a store with damaged files: their images would be done twice."""
+    if damaged := store.damaged_files():
+        raise StoreError(
+            f"the store has {len(damaged)} damaged file(s), first {damaged[0]}; run: "
+            f"llmformer priors repair --store {store.root}, then extract again"
+        )
 
 
 def select_items(
@@ -212,12 +243,29 @@ def _partition_of(image_id: str, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count
 
 
-def pending_items(store: PriorStore, prior_set_id: str, items: list[ImageItem]) -> list[ImageItem]:
-    """The items the store holds neither priors nor a failure for, in source order."""
-    done: dict[tuple[str, str], set[str]] = {}
-    for dataset, split in {(item.dataset, item.split) for item in items}:
-        done[dataset, split] = store.done_image_ids(prior_set_id, dataset=dataset, split=split)
+def pending_items(
+    store: PriorStore, prior_set_id: str, items: list[ImageItem], retry_failed: bool = False
+) -> list[ImageItem]:
+    """The items the store holds neither priors nor (unless `retry_failed`) a failure for, in
+    source order."""
+    done = _done_by_partition(store, prior_set_id, items, failed_count=not retry_failed)
     return [item for item in items if item.image_id not in done[item.dataset, item.split]]
+
+
+def failed_items(store: PriorStore, prior_set_id: str, pending: list[ImageItem]) -> set[str]:
+    """Ids of the `pending` items (none has priors) that the store holds a failure for."""
+    done = _done_by_partition(store, prior_set_id, pending, failed_count=True)
+    return {item.image_id for item in pending if item.image_id in done[item.dataset, item.split]}
+
+
+def _done_by_partition(
+    store: PriorStore, prior_set_id: str, items: list[ImageItem], failed_count: bool
+) -> dict[tuple[str, str], set[str]]:
+    partitions = {(item.dataset, item.split) for item in items}
+    return {
+        (dataset, split): store.done_image_ids(prior_set_id, dataset, split, failed_count)
+        for dataset, split in partitions
+    }
 
 
 def make_shards(items: Sequence[ImageItem], shard_size: int) -> Iterator[Shard]:
@@ -252,6 +300,7 @@ class _ShardWorker:
         prior_set_id: str,
         config: ExtractionConfig,
         advance: Callable[[int], None],
+        retried: set[str],
     ) -> None:
         self.captioner = captioner
         self.parser = parser
@@ -259,6 +308,7 @@ class _ShardWorker:
         self.prior_set_id = prior_set_id
         self.config = config
         self.advance = advance
+        self.retried = retried
 
     def run(
         self,
@@ -347,9 +397,13 @@ class _ShardWorker:
             images=records.images,
             priors=records.priors,
             failures=records.failures,
+            retried=[item.image_id for item in shard.items if item.image_id in self.retried],
         )
         summary.captioned += len(records.priors)
         summary.failed += len(records.failures)
+        missing = FAILURES_SHOWN - len(summary.first_failures)
+        summary.first_failures.extend(records.failures[:missing])
+        summary.without_objects += sum(1 for priors in records.priors if not priors.objects)
         if on_shard is not None:
             on_shard(shard, summary)
 

@@ -1,10 +1,11 @@
 """Segment users' own pictures with a trained LLMFormer: any vocabulary, or the image's own priors.
 
 `Segmenter` loads a config and checkpoint once (MMEngine/MMSeg APIs) and segments one picture per
-call. Pictures are read here, independently of stage 1: EXIF orientation applied, converted to RGB
-(transparency composited on white), resized to the evaluation scale (the config's test pipeline's
-resize steps, as `llmformer eval` sees its images); the class scores are upsampled to the
-picture's original size and the label map is their argmax there, as in evaluation.
+call. Pictures are read by the caller's `ImageLoader` (the CLI passes stage 1's validated
+loader, so the whole project reads pictures one way) and resized to the evaluation scale (the
+config's test pipeline's resize steps, as `llmformer eval` sees its images); the class scores are
+upsampled to the picture's original size and the label map is their argmax there, as in
+evaluation.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from segmentation.text.vocabulary import vocabulary_free_classes
 from segmentation.visualization import label_map_image, overlay_image
@@ -26,8 +27,16 @@ EVAL_RESIZE_TRANSFORMS = ("Resize", "ResizeShortestEdge", "ResizeToMultiple")
 """The test-pipeline steps that set the scale a model is evaluated at (MMCV's and MMSeg's)."""
 
 
+OUTPUT_SUFFIXES = ("_overlay.png", "_labels.png", ".json")
+"""The files `segment_files` writes per picture: `<stem>` followed by each suffix."""
+
+
 class ImageLoadError(ValueError):
-    """A file that cannot be read as a picture."""
+    """A file that cannot be read as a picture (an `ImageLoader` raises it)."""
+
+
+ImageLoader = Callable[[Path], np.ndarray]
+"""Reads one picture as an upright RGB uint8 array; raises ImageLoadError when it cannot."""
 
 
 class VocabularyError(ValueError):
@@ -94,25 +103,6 @@ class SegmentationResult:
             "vocabulary": list(self.vocabulary),
             "classes": [vars(entry) for entry in self.classes],
         }
-
-
-def load_image(path: Path) -> np.ndarray:
-    """Read a picture as an RGB uint8 array, upright as its EXIF orientation says."""
-    try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)
-            return np.asarray(_to_rgb(image))
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise ImageLoadError(f"cannot read {path} as a picture: {error}") from None
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB; transparent pixels are shown over white, as a viewer shows them."""
-    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def evaluation_resize_steps(cfg) -> list[dict]:
@@ -203,8 +193,11 @@ def segment_files(
     vocabulary: Sequence[str] | None,
     priors_source: PriorsSource | None = None,
     progress: bool = True,
+    *,
+    load: ImageLoader,
 ) -> list[ImageOutcome]:
-    """Segment each picture and write its overlay, label map and JSON summary under `out_dir`.
+    """Segment each picture (read by `load`) and write its overlay, label map and JSON summary
+    under `out_dir`.
 
     Without `vocabulary` each picture's vocabulary is the objects `priors_source` finds in it. A
     picture that fails is reported on stderr in one line and skipped; the others go on.
@@ -220,7 +213,8 @@ def segment_files(
         named, desc="segment", unit="image", total=len(paths), disable=not progress
     ):
         try:
-            outputs = _segment_file(segmenter, path, out_dir / stem, vocabulary, priors_source)
+            rgb = load(path)
+            outputs = _segment_file(segmenter, path, rgb, out_dir / stem, vocabulary, priors_source)
             outcomes.append(ImageOutcome(path, outputs))
         except (ImageLoadError, VocabularyError, PriorsUnavailable) as error:
             tqdm.write(f"skipped {path}: {error}", file=sys.stderr)
@@ -231,11 +225,11 @@ def segment_files(
 def _segment_file(
     segmenter: Segmenter,
     path: Path,
+    rgb: np.ndarray,
     out_stem: Path,
     vocabulary: Sequence[str] | None,
     priors_source: PriorsSource | None,
 ) -> tuple[Path, ...]:
-    rgb = load_image(path)
     described = priors_source(path, rgb) if priors_source is not None else None
     priors = described.priors if described is not None else None
     names = vocabulary if vocabulary is not None else vocabulary_from_priors(priors or {})
@@ -250,13 +244,19 @@ def _write_outputs(
     out_stem: Path, rgb: np.ndarray, result: SegmentationResult, summary: dict[str, Any]
 ) -> tuple[Path, ...]:
     """`<stem>_overlay.png`, `<stem>_labels.png` and `<stem>.json`."""
-    overlay = out_stem.with_name(f"{out_stem.name}_overlay.png")
-    labels = out_stem.with_name(f"{out_stem.name}_labels.png")
-    summary_path = out_stem.with_name(f"{out_stem.name}.json")
+    overlay, labels, summary_path = (
+        out_stem.with_name(out_stem.name + suffix) for suffix in OUTPUT_SUFFIXES
+    )
     overlay_image(rgb, result.label_map, result.classes).save(overlay)
     label_map_image(result.label_map).save(labels)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return overlay, labels, summary_path
+
+
+def output_paths(out_dir: Path, paths: Sequence[Path]) -> list[Path]:
+    """Every file `segment_files` may write under `out_dir` for `paths`."""
+    stems = _output_stems(paths)
+    return [out_dir / f"{stem}{suffix}" for stem in stems for suffix in OUTPUT_SUFFIXES]
 
 
 def _output_stems(paths: Sequence[Path]) -> list[str]:

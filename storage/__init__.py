@@ -12,7 +12,13 @@ from storage.records import (
 )
 from storage.rows import InvalidRecordError
 from storage.schema import SCHEMA_VERSION
-from storage.store import CompactionReport, PriorStore, SchemaVersionError, StoreError
+from storage.store import (
+    CompactionReport,
+    PriorStore,
+    RepairReport,
+    SchemaVersionError,
+    StoreError,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -27,6 +33,7 @@ __all__ = [
     "InvalidRecordError",
     "PriorSetSpec",
     "PriorStore",
+    "RepairReport",
     "SchemaVersionError",
     "StoreError",
 ]

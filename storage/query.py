@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import re
+import threading
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,44 +15,126 @@ import pyarrow as pa
 from storage.schema import schema_of
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
+DEFAULT_MEMORY_LIMIT = "4GB"
+"""The most memory one store connection's queries may hold (DuckDB's `memory_limit`)."""
+# A view's source in views.sql: read_parquet over a glob relative to the store root.
+_VIEW_SOURCE = re.compile(r"read_parquet\('([^']+)'")
 
 
 class QueryError(Exception):
     """A query the store refuses (not a single read statement) or DuckDB cannot run."""
 
 
-def connect(root: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB whose views read the store's Parquet files; it holds no data itself."""
-    connection = duckdb.connect(":memory:")
-    connection.execute("SET file_search_path = ?", [str(root)])
-    connection.execute(VIEWS_SQL.read_text())
+class QueryTimeoutError(QueryError):
+    """A query that ran past its time limit and was interrupted."""
+
+
+def connect(
+    root: Path, skip: Collection[Path] = (), memory_limit: str = DEFAULT_MEMORY_LIMIT
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB whose views read the store's Parquet files (except `skip`), sandboxed:
+    it reads files under `root` only, installs and loads no extension, holds at most
+    `memory_limit`, and its settings are locked so no query can lift any of this."""
+    connection = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    connection.execute("SET allowed_directories = ?", [[f"{root}/"]])
+    connection.execute("SET temp_directory = ''")
+    try:
+        connection.execute("SET memory_limit = ?", [memory_limit])
+    except duckdb.Error as error:
+        raise QueryError(
+            f"memory limit {memory_limit!r} is not a size such as {DEFAULT_MEMORY_LIMIT} "
+            f"({_one_line(error)})"
+        ) from None
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+    connection.execute(store_views_sql(root, skip))
     return connection
 
 
-def run_read_query(connection: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
-    """Run one SELECT and return its rows; anything that could write is refused before it runs."""
+def store_views_sql(root: Path, skip: Collection[Path] = ()) -> str:
+    """views.sql with its relative globs made absolute under `root` (a sandboxed connection has
+    no current directory to resolve them against); a glob matching a file of `skip` becomes the
+    list of the other files it matches."""
+
+    def absolute(match: re.Match[str]) -> str:
+        pattern = match.group(1)
+        matched = sorted(root.glob(pattern)) if skip else []
+        kept = [path for path in matched if path not in skip]
+        if len(kept) < len(matched) and kept:
+            return f"read_parquet({_quoted_list(kept)}"
+        return f"read_parquet({_quoted(root / pattern)}"
+
+    return _VIEW_SOURCE.sub(absolute, VIEWS_SQL.read_text())
+
+
+def run_read_query(
+    connection: duckdb.DuckDBPyConnection, sql: str, timeout_s: float | None = None
+) -> pa.Table:
+    """Run one SELECT and return its rows; anything that could write is refused before it runs,
+    and a query still running after `timeout_s` seconds is interrupted (QueryTimeoutError)."""
     try:
         statements = connection.extract_statements(sql)
     except duckdb.Error as error:
         raise QueryError(_one_line(error)) from None
     if len(statements) != 1:
         raise QueryError(f"expected one SQL statement, got {len(statements)}")
-    kind = statements[0].type
-    if kind != duckdb.StatementType.SELECT:
-        raise QueryError(f"only read queries (SELECT) are allowed, got {kind.name}")
+    if statements[0].type != duckdb.StatementType.SELECT:
+        keyword = statements[0].query.split(maxsplit=1)[0].upper()
+        raise QueryError(f"only read queries (SELECT) are allowed, got {keyword}")
+    with _time_limit(connection, timeout_s) as expired:
+        try:
+            return connection.sql(sql).to_arrow_table()
+        except duckdb.InterruptException:
+            if not expired.is_set():
+                raise QueryError("the query was interrupted") from None
+            raise QueryTimeoutError(
+                f"the query ran longer than {timeout_s:g} s and was stopped; "
+                "narrow it or give a larger --timeout"
+            ) from None
+        except duckdb.Error as error:
+            raise QueryError(_one_line(error)) from None
+
+
+@contextlib.contextmanager
+def _time_limit(
+    connection: duckdb.DuckDBPyConnection, timeout_s: float | None
+) -> Iterator[threading.Event]:
+    """Interrupt the connection's query after `timeout_s` (never if None); the event tells
+    whether it came to that."""
+    expired = threading.Event()
+    if timeout_s is None:
+        yield expired
+        return
+
+    def interrupt() -> None:
+        expired.set()
+        connection.interrupt()
+
+    timer = threading.Timer(timeout_s, interrupt)
+    timer.start()
     try:
-        return connection.sql(sql).to_arrow_table()
-    except duckdb.Error as error:
-        raise QueryError(_one_line(error)) from None
+        yield expired
+    finally:
+        timer.cancel()
 
 
 def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _quoted_list(files: Sequence[Path]) -> str:
+    return "[" + ", ".join(map(_quoted, files)) + "]"
+
+
 def _file_list(files: Sequence[Path]) -> str:
-    quoted = ", ".join("'" + str(path).replace("'", "''") + "'" for path in files)
-    return f"read_parquet([{quoted}])"
+    return f"read_parquet({_quoted_list(files)})"
 
 
 def relation_rollup(connection: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> pa.Table:

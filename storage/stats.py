@@ -111,3 +111,11 @@ def statistics(
 ) -> dict[str, pa.Table]:
     """Every statistic, in the order of `STATISTICS_SQL`."""
     return {name: statistic(connection, name, where) for name in STATISTICS_SQL}
+
+
+def prior_set_overview(connection: duckdb.DuckDBPyConnection) -> pa.Table:
+    """One row per prior set: what it is, and its images, failures and priors."""
+    return connection.sql(
+        "SELECT prior_set_id, name, captioner, model, images_with_priors AS images,"
+        " failed_images AS failed, objects, attributes, relations FROM prior_set_summary"
+    ).to_arrow_table()

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import shutil
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage import publish
+from storage.damage import DamagedFile, damage_of, find_damaged
 from storage.records import (
     EvalImageClass,
     EvalResult,
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
 
 MANIFEST = "store.json"
 ANCHOR = "schema.parquet"
+QUARANTINE_DIR = "_quarantine"
+"""Where `repair` moves damaged files: under the root, outside every table's glob."""
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -78,6 +82,17 @@ class CompactionReport:
 
     files_before: int
     files_after: int
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What `repair` did: files moved into `quarantine`, files rebuilt in place (zero-row anchors,
+    relation rollups), and how many images the moved shards held (now undone)."""
+
+    quarantine: Path
+    moved: tuple[Path, ...]
+    rebuilt: tuple[Path, ...]
+    images_undone: int
 
 
 def write_parquet(table: pa.Table, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
@@ -117,6 +132,9 @@ class PriorStore:
         self.root = Path(root).expanduser().resolve()
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_pid = 0
+        self.damaged: list[DamagedFile] = []
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"{self.root} is a file, not a prior store folder")
         if not create and not (self.root / MANIFEST).exists():
             raise StoreError(f"no prior store at {self.root} (it has no {MANIFEST})")
 
@@ -221,6 +239,11 @@ class PriorStore:
             write_parquet(table, txn.stage(path))
         return prior_set_id
 
+    def prior_set_ids(self) -> list[str]:
+        """The ids of the registered prior sets, sorted."""
+        files = (self.root / "prior_sets").glob("*.parquet")
+        return sorted(path.stem for path in files if path.name != ANCHOR)
+
     def _prior_set_path(self, prior_set_id: str) -> Path:
         return self.root / "prior_sets" / f"{prior_set_id}.parquet"
 
@@ -250,8 +273,13 @@ class PriorStore:
         images: Sequence[ImageRecord],
         priors: Sequence[ImagePriors],
         failures: Sequence[FailureRecord],
+        retried: Collection[str] = (),
     ) -> None:
-        """Publish one shard's rows in all tables at once; the same shard_key replaces itself."""
+        """Publish one shard's rows in all tables at once; the same shard_key replaces itself.
+
+        `retried` names images of this shard that earlier shards recorded as failed: their rows
+        there are cut in the same transaction, so each image keeps one record.
+        """
         self._require_prior_set(prior_set_id)
         _require_safe_names(dataset=dataset, split=split)
         key = ShardKey(prior_set_id, dataset, split, shard_key)
@@ -264,6 +292,8 @@ class PriorStore:
                 cut_from_compacted = self._drop_from_compacted(txn, partition, key)
                 if cut_from_compacted and table == "relations":
                     self._stage_relation_rollup(txn, prior_set_id, dataset)
+                if retried and table in _FAILED_IMAGE_TABLES:
+                    self._drop_retried(txn, partition / file_name, key, retried)
 
     def _partition(self, table: str, dataset: str, split: str) -> Path:
         return self.root / table / f"dataset={dataset}" / f"split={split}"
@@ -286,6 +316,23 @@ class PriorStore:
                 txn.delete(path)
         return changed
 
+    def _drop_retried(
+        self, txn: publish.Transaction, written: Path, key: ShardKey, retried: Collection[str]
+    ) -> None:
+        """Cut the rows of `retried` images from the partition's other files of one table (from
+        their staged content where this transaction already rewrote them)."""
+        wanted = pa.array(list(retried), pa.string())
+        staged = {destination: source for source, destination in txn.moves}
+        for path in sorted(written.parent.glob(f"{key.prior_set_id}-*.parquet")):
+            if path == written or path in txn.deletions:
+                continue
+            if path not in staged:
+                txn.expect_unchanged(path)
+            rows = pq.read_table(staged.get(path, path))
+            kept = rows.filter(pc.invert(pc.is_in(rows["image_id"], value_set=wanted)))
+            if kept.num_rows < rows.num_rows:
+                write_parquet(kept, txn.stage(path))
+
     def _shard_files(
         self, table: str, prior_set_id: str, dataset: str | None = None, split: str | None = None
     ) -> list[Path]:
@@ -295,13 +342,18 @@ class PriorStore:
         return sorted((self.root / table).glob(pattern))
 
     def done_image_ids(
-        self, prior_set_id: str, dataset: str | None = None, split: str | None = None
+        self,
+        prior_set_id: str,
+        dataset: str | None = None,
+        split: str | None = None,
+        failed_count: bool = True,
     ) -> set[str]:
-        """Images of a prior set with priors or a recorded failure: a resumed run skips them."""
+        """Images of a prior set with priors or (unless not `failed_count`) a recorded failure:
+        a resumed run skips them."""
         done: set[str] = set()
-        for table in ("captions", "failures"):
+        for table in ("captions", "failures") if failed_count else ("captions",):
             for path in self._shard_files(table, prior_set_id, dataset, split):
-                done.update(pq.read_table(path, columns=["image_id"])["image_id"].to_pylist())
+                done.update(_image_ids(path))
         return done
 
     def read_priors(self, prior_set_id: str, image_ids: Iterable[str]) -> dict[str, ImagePriors]:
@@ -309,7 +361,10 @@ class PriorStore:
         from storage.query import read_priors
 
         files = {
-            table: [*self._shard_files(table, prior_set_id), self._anchor(table)]
+            table: [
+                *(p for p in self._shard_files(table, prior_set_id) if damage_of(p) is None),
+                self._anchor(table),
+            ]
             for table in ("captions", "objects", "attributes", "relations")
         }
         rows = read_priors(self._read_connection(), files, prior_set_id, list(image_ids))
@@ -333,6 +388,11 @@ class PriorStore:
         """
         if prior_set_id is not None:
             self._require_prior_set(prior_set_id)
+        if damaged := self.damaged_files():
+            raise StoreError(
+                f"{len(damaged)} damaged file(s) in the store, first {damaged[0]}; "
+                f"run: llmformer priors repair --store {self.root}"
+            )
         before = after = 0
         for table in SHARD_TABLES:
             for (prior_set, dataset), groups in self._compaction_groups(table, prior_set_id):
@@ -501,12 +561,75 @@ class PriorStore:
 
     # -- DuckDB -----------------------------------------------------------------------------------
 
-    def connect(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with every table and statistics view of the store."""
-        from storage.query import connect
+    def connect(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+        """A sandboxed DuckDB connection with every table and statistics view of the store
+        (see `storage.query.connect`); damaged files are left out and listed in `self.damaged`."""
+        from storage.query import DEFAULT_MEMORY_LIMIT, connect
 
         publish.recover(self.root)
-        return connect(self.root)
+        self.damaged = self.damaged_files()
+        skip = {damaged.path for damaged in self.damaged}
+        return connect(self.root, skip, memory_limit or DEFAULT_MEMORY_LIMIT)
+
+    # -- damage ---------------------------------------------------------------------------------
+
+    def damaged_files(self) -> list[DamagedFile]:
+        """Store files no reader can open (only outside damage makes one: publishing is atomic)."""
+        return find_damaged(self.root, TABLES)
+
+    def repair(self) -> RepairReport:
+        """Move each damaged file, with the other tables' files of its shard, to
+        `ROOT/_quarantine/<time>/`, and rebuild damaged anchors and affected relation rollups, in
+        one transaction. The moved shards' images are then undone: the next extract redoes them."""
+        damaged = [found.path for found in self.damaged_files()]
+        rebuilt = [path for path in damaged if self._is_derived(path)]
+        anchors = [path for path in rebuilt if path.name == ANCHOR]
+        moved = list(
+            dict.fromkeys(
+                sibling
+                for path in damaged
+                if path not in rebuilt
+                for sibling in self._shard_siblings(path)
+            )
+        )
+        rollups = {_rollup_key(path) for path in rebuilt if path not in anchors}
+        rollups |= {_rollup_key_of_relations(p) for p in moved if self._is_compacted_relations(p)}
+        undone = {
+            image_id
+            for path in moved
+            if _table_of(self.root, path) in _DONE_TABLES
+            for image_id in _image_ids(path)
+        }
+        quarantine = self.root / QUARANTINE_DIR / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        with publish.transaction(self.root) as txn:
+            for path in moved:
+                txn.expect_unchanged(path)
+                shutil.copyfile(path, txn.stage(quarantine / path.relative_to(self.root)))
+                txn.delete(path)
+            for anchor in anchors:
+                empty = schema_of(_table_of(self.root, anchor)).empty_table()
+                write_parquet(empty, txn.stage(anchor))
+            for prior_set_id, dataset in sorted(rollups):
+                self._stage_relation_rollup(txn, prior_set_id, dataset)
+        return RepairReport(quarantine, tuple(moved), tuple(rebuilt), len(undone))
+
+    def _is_derived(self, path: Path) -> bool:
+        """A file `repair` rebuilds rather than moves: an anchor or a relation rollup."""
+        return path.name == ANCHOR or _table_of(self.root, path) == "relation_counts"
+
+    def _is_compacted_relations(self, path: Path) -> bool:
+        """A merged relations file, whose triples its prior set's and dataset's rollup counts."""
+        return _table_of(self.root, path) == "relations" and path.name.split("-")[1][:1] == "c"
+
+    def _shard_siblings(self, path: Path) -> list[Path]:
+        """`path` and, for a shard table's file, the files of the same name in the same partition
+        of the other shard tables (one shard writes one file in each)."""
+        table = _table_of(self.root, path)
+        if table not in SHARD_TABLES:
+            return [path]
+        partition = path.parent.relative_to(self.root / table)
+        siblings = (self.root / other / partition / path.name for other in SHARD_TABLES)
+        return [sibling for sibling in siblings if sibling.exists()]
 
 
 def _require_safe_names(**names: str | None) -> None:
@@ -514,6 +637,33 @@ def _require_safe_names(**names: str | None) -> None:
     for what, value in names.items():
         if value is not None and not _SAFE_NAME.match(value):
             raise StoreError(f"{what.replace('_', ' ')} {value!r} must match {_SAFE_NAME.pattern}")
+
+
+_DONE_TABLES = ("images", "captions", "failures")
+_FAILED_IMAGE_TABLES = ("images", "failures")  # a failed image has rows in these only
+
+
+def _table_of(root: Path, path: Path) -> str:
+    """The table a store file belongs to: its first folder under the root."""
+    return path.relative_to(root).parts[0]
+
+
+def _rollup_key(path: Path) -> tuple[str, str]:
+    """(prior set, dataset) of a `relation_counts/dataset=<d>/<prior_set_id>.parquet` rollup."""
+    return path.stem, path.parent.name.removeprefix("dataset=")
+
+
+def _rollup_key_of_relations(path: Path) -> tuple[str, str]:
+    """(prior set, dataset) of a compacted relations file, whose triples a rollup counts."""
+    return path.name.split("-")[0], _dataset_of(path)
+
+
+def _image_ids(path: Path) -> list[str]:
+    """The image ids of a shard table's file; none for a damaged one (`repair` undoes it)."""
+    try:
+        return pq.read_table(path, columns=["image_id"])["image_id"].to_pylist()
+    except (pa.ArrowInvalid, OSError):
+        return []
 
 
 def _dataset_of(path: Path) -> str:

@@ -7,6 +7,7 @@ import importlib.metadata
 import importlib.util
 import os
 import sys
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,10 @@ from dataclasses import dataclass
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from flows.server import DEFAULT_PORT, api_url
+
+EXAMPLE_API_URL = api_url(DEFAULT_PORT)
 
 
 @dataclass(frozen=True)
@@ -122,10 +127,19 @@ def check_prefect_api() -> CheckResult:
             required=False,
             fix="llmformer server start, then export the printed PREFECT_API_URL",
         )
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return CheckResult(
+            "prefect API",
+            False,
+            f"PREFECT_API_URL={url!r} is not an http(s) URL; set it to the URL "
+            f"`llmformer server start` prints, e.g. {EXAMPLE_API_URL}",
+            required=False,
+        )
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=3) as response:
             healthy = response.status == 200
-    except OSError as error:
+    except (OSError, ValueError) as error:
         return CheckResult("prefect API", False, f"{url} unreachable: {error}", required=False)
     return CheckResult("prefect API", healthy, f"{url} healthy", required=False)
 

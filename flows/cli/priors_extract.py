@@ -10,11 +10,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.cli.checks import INTERRUPTED_EXIT_CODE, require_at_least, require_device
+
 if TYPE_CHECKING:
+    from prior_extraction.captioners import Captioner
     from prior_extraction.run import ExtractionSummary
+    from prior_extraction.sources import ImageSource
     from storage import PriorStore
 
-INTERRUPTED_EXIT_CODE = 130
+FIRST_SHOWN = 5
+"""How many ids a warning lists."""
 
 
 def extract(
@@ -56,6 +61,9 @@ def extract(
         int, typer.Option(help="Caption parser worker processes (1 = parse in this process).")
     ] = 1,
     name: Annotated[str | None, typer.Option(help="A label for the prior set.")] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Also redo the images that failed before.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
     compact: Annotated[
         bool,
@@ -67,7 +75,8 @@ def extract(
 ) -> None:
     """Extract LLM priors: validate images, caption them, parse captions, write shards to the store.
 
-    Resumable: images the prior set already holds are skipped. Ctrl-C finishes the shard in hand.
+    Resumable: images the prior set already holds are skipped (failed ones too, unless
+    --retry-failed). Ctrl-C finishes the shard in hand.
     """
     from prior_extraction.captioners import (
         CaptionerError,
@@ -81,12 +90,18 @@ def extract(
         ExtractionConfig,
         ExtractionConfigError,
         parse_partition,
+        require_undamaged,
         run_extraction,
     )
     from prior_extraction.sources import SourceError, build_source
     from storage import PriorStore, StoreError
 
+    _check_numbers(shard_size, batch_size, limit, max_new_tokens, parse_processes)
+    if captioner == "transformers" and device is not None:
+        require_device("--device", device)
     try:
+        if store.exists():  # a store that cannot take the run is refused before any model loads
+            require_undamaged(PriorStore(store))
         source = build_source(images, manifest, dataset, data_root)
         config = ExtractionConfig(
             batch_size=batch_size or default_batch_size(captioner, shard_size),
@@ -95,6 +110,7 @@ def extract(
             prior_set_name=name,
             partition=parse_partition(partition),
             show_progress=progress,
+            retry_failed=retry_failed,
         )
         options = CaptionerOptions(
             model=model,
@@ -105,8 +121,9 @@ def extract(
             device=device,
         )
         chosen = build_captioner(captioner, options)
-        parser = CaptionParser(n_process=parse_processes)
+        _report_unmatched_captions(chosen, source)
         prior_store = PriorStore(store)
+        parser = CaptionParser(n_process=parse_processes)
         try:
             summary = run_extraction(source, chosen, parser, prior_store, config)
         finally:
@@ -114,11 +131,44 @@ def extract(
     except (SourceError, CaptionerError, PromptError, ExtractionConfigError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    print_summary(summary)
+    print_summary(summary, prior_store.root)
     if summary.interrupted:
         raise typer.Exit(INTERRUPTED_EXIT_CODE)
     if compact and config.partition[1] == 1:
         compact_prior_set(prior_store, summary.prior_set_id)
+
+
+def _check_numbers(
+    shard_size: int,
+    batch_size: int | None,
+    limit: int | None,
+    max_new_tokens: int,
+    parse_processes: int,
+) -> None:
+    """Each count option checked under its own name, before anything loads."""
+    require_at_least("--shard-size", shard_size, 1)
+    if batch_size is not None:
+        require_at_least("--batch-size", batch_size, 1)
+    if limit is not None:
+        require_at_least("--limit", limit, 0)
+    require_at_least("--max-new-tokens", max_new_tokens, 1)
+    require_at_least("--parse-processes", parse_processes, 1)
+
+
+def _report_unmatched_captions(captioner: Captioner, source: ImageSource) -> None:
+    """Warn about captions (of the file captioner) whose id names no image of the source."""
+    from prior_extraction.captioners.file import FileCaptioner
+
+    if not isinstance(captioner, FileCaptioner):
+        return
+    unmatched = captioner.ids_without_image(item.image_id for item in source.items())
+    if unmatched:
+        shown = ", ".join(repr(image_id) for image_id in unmatched[:FIRST_SHOWN])
+        typer.echo(
+            f"warning: {len(unmatched)} captions in {captioner.path} name no image of "
+            f"{source.describe()} (first: {shown}); they are not used",
+            err=True,
+        )
 
 
 def compact_prior_set(store: PriorStore, prior_set_id: str) -> None:
@@ -139,16 +189,36 @@ def compact_prior_set(store: PriorStore, prior_set_id: str) -> None:
     typer.echo(f"compacted {report.files_before} files into {report.files_after}")
 
 
-def print_summary(summary: ExtractionSummary) -> None:
-    """One table: done, already there, failed, speed; and how to resume when interrupted."""
+def _print_failures(summary: ExtractionSummary, store_root: Path) -> None:
+    """The run's first failures, one line each (file, stage, error class: message), and the
+    query that lists them all."""
+    typer.echo(f"first {len(summary.first_failures)} of {summary.failed} failures:")
+    for failure in summary.first_failures:
+        typer.echo(f"  {failure.path} ({failure.stage}) {failure.error_class}: {failure.message}")
+    sql = (
+        "SELECT path, stage, error_class, message FROM failures "
+        f"WHERE prior_set_id = '{summary.prior_set_id}'"
+    )
+    typer.echo(f'all failures: llmformer priors query --store {store_root} "{sql}"')
+    typer.echo("redo them, once fixed, with the same command and --retry-failed")
+
+
+def print_summary(summary: ExtractionSummary, store_root: Path) -> None:
+    """One table: done, already there, failed, speed; the first failures and how to list and
+    retry all; and how to resume when interrupted."""
     table = Table(title=f"prior set {summary.prior_set_id}", show_header=False)
     table.add_row("images in source", str(summary.total))
     table.add_row("done now", str(summary.captioned))
     table.add_row("already there", str(summary.already_done))
     table.add_row("failed", str(summary.failed))
+    if summary.retried:
+        table.add_row("retried (failed before)", str(summary.retried))
+    table.add_row("no objects", str(summary.without_objects))
     table.add_row("speed", f"{summary.images_per_s:.1f} images/s in {summary.seconds:.1f} s")
     console = Console()
     console.print(table)
+    if summary.first_failures:
+        _print_failures(summary, store_root)
     if summary.interrupted:
         print(
             f"interrupted: {summary.remaining} images left; run the same command to resume",

@@ -23,34 +23,59 @@ def parse(
     output: Annotated[Path, typer.Option("--output", help="JSONL of priors, one line per id.")],
     pipeline: Annotated[str | None, typer.Option(help="spaCy pipeline package.")] = None,
     batch_size: Annotated[int, typer.Option(help="Captions per nlp.pipe batch.")] = 64,
-    n_process: Annotated[int, typer.Option(help="Parser processes.")] = 1,
+    n_process: Annotated[
+        int | None,
+        typer.Option(help="Parser processes [default: one per CPU core, fewer for small files]."),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Parse captions into object, attribute and relation priors.
 
-    Bad lines are reported on stderr and skipped; the rest of the file is parsed.
+    Bad lines are reported on stderr and skipped; the rest of the file is parsed. An id on
+    several lines gets one output line, from the last of them. The input is never overwritten.
     """
     from tqdm import tqdm
 
-    from prior_extraction.caption_files import count_lines, parse_caption_file
+    from prior_extraction.caption_files import (
+        OutputPathError,
+        count_lines,
+        parse_caption_file,
+        prepare_output_path,
+    )
     from prior_extraction.nlp import PipelineNotFoundError
-    from prior_extraction.parsing import CaptionParser
+    from prior_extraction.parsing import CaptionParser, default_process_count
 
     if not input.is_file():
         raise _fail(f"no caption file at {input}")
-    if batch_size < 1 or n_process < 1:
-        raise _fail("--batch-size and --n-process must be at least 1")
+    lines = count_lines(input)
+    n_process = default_process_count(lines) if n_process is None else n_process
+    for name, value in (("--batch-size", batch_size), ("--n-process", n_process)):
+        if value < 1:
+            raise _fail(f"{name} must be at least 1, got {value}")
     try:
+        prepare_output_path(input, output)
         parser = CaptionParser(pipeline, batch_size=batch_size, n_process=n_process)
+    except OutputPathError as error:
+        raise _fail(f"--output: {error}") from None
     except (PipelineNotFoundError, OSError) as error:
         raise _fail(str(error)) from error
-    with tqdm(total=count_lines(input), unit="caption", disable=not progress) as bar:
-        report = parse_caption_file(
-            input,
-            output,
-            parser,
-            on_bad_line=lambda bad: bar.write(f"skipped {input}: {bad}", file=sys.stderr),
-            on_progress=bar.update,
+    with tqdm(total=lines, unit="caption", disable=not progress) as bar:
+        try:
+            report = parse_caption_file(
+                input,
+                output,
+                parser,
+                on_bad_line=lambda bad: bar.write(f"skipped {input}: {bad}", file=sys.stderr),
+                on_progress=bar.update,
+            )
+        except OutputPathError as error:
+            raise _fail(f"--output: {error}") from None
+    if report.repeated_lines:
+        shown = ", ".join(json.dumps(value) for value in report.repeated_ids)
+        print(
+            f"warning: {report.repeated_lines} lines repeat an earlier line's id (e.g. {shown}); "
+            "kept the last line of each id",
+            file=sys.stderr,
         )
     print(f"parsed {report.parsed} captions into {output}; {len(report.bad_lines)} bad lines")
 

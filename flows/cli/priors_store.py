@@ -1,4 +1,7 @@
-"""`llmformer priors query|stats|plot|compact|sets|upgrade`: the prior store from a shell."""
+"""`llmformer priors query|stats|plot|compact|sets|upgrade|repair`: the prior store from a shell.
+
+Every command that reads the store leaves damaged files out and names each one once on stderr.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
     from storage import PriorStore
+
+QUERY_TIMEOUT_S = 300.0
 
 StoreOption = Annotated[Path, typer.Option("--store", help="Root folder of the prior store.")]
 DatasetOption = Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")]
@@ -42,6 +48,25 @@ def _open_store(root: Path) -> PriorStore:
         return PriorStore(root, create=False)
     except StoreError as error:
         raise _fail(str(error)) from None
+
+
+def _connect(store: PriorStore, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """The store's sandboxed connection; each damaged file it left out is named on stderr."""
+    connection = store.connect(memory_limit)
+    for damaged in store.damaged:
+        typer.echo(
+            f"warning: left out damaged file {damaged}; "
+            f"run: llmformer priors repair --store {store.root}",
+            err=True,
+        )
+    return connection
+
+
+def _require_known_prior_set(store: PriorStore, prior_set: str | None) -> None:
+    known = store.prior_set_ids()
+    if prior_set is not None and prior_set not in known:
+        listed = ", ".join(known) if known else "none yet"
+        raise _fail(f"unknown --prior-set {prior_set!r}; the store holds: {listed}")
 
 
 def _rich_table(table: pa.Table, title: str | None = None) -> Table:
@@ -84,13 +109,32 @@ def query(
     output: Annotated[
         OutputFormat, typer.Option("--format", help="table, csv, or json (one object per line).")
     ] = OutputFormat.table,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Stop the query after this many seconds.")
+    ] = QUERY_TIMEOUT_S,
+    memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            "--memory-limit",
+            help="Most memory the query may use, e.g. 8GB (default: the store connection's).",
+        ),
+    ] = None,
 ) -> None:
-    """Run one read-only SQL query over the store's tables and statistics views."""
+    """Run one read-only SQL query over the store's tables and statistics views.
+
+    The query reads the store's own files and nothing else: no other file, no URL, no extension.
+    """
     from storage.query import QueryError, run_read_query
 
-    connection = _open_store(store).connect()
+    if timeout <= 0:
+        raise _fail(f"--timeout must be more than 0 seconds, got {timeout:g}")
+    prior_store = _open_store(store)
     try:
-        result = run_read_query(connection, sql)
+        connection = _connect(prior_store, memory_limit)
+    except QueryError as error:
+        raise _fail(f"--memory-limit: {error}") from None
+    try:
+        result = run_read_query(connection, sql, timeout)
     except QueryError as error:
         raise _fail(str(error)) from None
     _print(result, output)
@@ -105,7 +149,9 @@ def stats(
     """Print object, attribute and relation frequencies, objects per image and class coverage."""
     from storage.stats import StatisticsFilter, statistics
 
-    connection = _open_store(store).connect()
+    prior_store = _open_store(store)
+    _require_known_prior_set(prior_store, prior_set)
+    connection = _connect(prior_store)
     where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
     console = Console()
     for name, table in statistics(connection, where).items():
@@ -123,7 +169,9 @@ def plot(
     from storage.plots import plot_statistics
     from storage.stats import StatisticsFilter, statistics
 
-    connection = _open_store(store).connect()
+    prior_store = _open_store(store)
+    _require_known_prior_set(prior_store, prior_set)
+    connection = _connect(prior_store)
     where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
     for path in plot_statistics(statistics(connection, where), out):
         typer.echo(str(path))
@@ -131,18 +179,23 @@ def plot(
 
 def compact(store: StoreOption, prior_set: PriorSetOption = None) -> None:
     """Merge many small shard files into one file per partition and prior set."""
-    report = _open_store(store).compact(prior_set)
+    from storage import StoreError
+
+    prior_store = _open_store(store)
+    _require_known_prior_set(prior_store, prior_set)
+    try:
+        report = prior_store.compact(prior_set)
+    except StoreError as error:
+        raise _fail(str(error)) from None
     typer.echo(f"compacted {report.files_before} files into {report.files_after}")
 
 
 def sets(store: StoreOption) -> None:
     """List the prior sets with how many images, failures and priors each holds."""
-    connection = _open_store(store).connect()
-    summary = connection.sql(
-        "SELECT prior_set_id, name, captioner, model, images_with_priors AS images,"
-        " failed_images AS failed, objects, attributes, relations FROM prior_set_summary"
-    ).to_arrow_table()
-    Console().print(_rich_table(summary, title="prior sets"))
+    from storage.stats import prior_set_overview
+
+    connection = _connect(_open_store(store))
+    Console().print(_rich_table(prior_set_overview(connection), title="prior sets"))
 
 
 def upgrade(store: StoreOption) -> None:
@@ -154,3 +207,20 @@ def upgrade(store: StoreOption) -> None:
     except StoreError as error:
         raise _fail(str(error)) from None
     typer.echo(f"the store at {root} is at schema version {SCHEMA_VERSION}")
+
+
+def repair(store: StoreOption) -> None:
+    """Move damaged files (with the rest of their shards) to the store's quarantine folder, so
+    every command reads the store again; the next `priors extract` redoes their images."""
+    prior_store = _open_store(store)
+    damaged = prior_store.damaged_files()
+    for found in damaged:
+        typer.echo(f"damaged: {found}")
+    if not damaged:
+        typer.echo(f"no damaged files in {prior_store.root}")
+        return
+    report = prior_store.repair()
+    typer.echo(
+        f"moved {len(report.moved)} files to {report.quarantine}, rebuilt {len(report.rebuilt)}; "
+        f"{report.images_undone} images are undone: run priors extract again to redo them"
+    )

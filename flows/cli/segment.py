@@ -3,15 +3,28 @@
 Without a vocabulary (`--no-vocab`) a captioner describes each picture, the caption parser turns
 the description into priors, and the objects it names plus a background class are the picture's
 vocabulary (the model's own vocabulary-free rule); background pixels are left untinted.
+Pictures are read by stage 1's validated loader (EXIF, every mode incl. 16-bit and palette, first
+frame, pixel cap). Every option is checked before the model loads.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from flows.cli.checks import (
+    fail,
+    require_at_least,
+    require_device,
+    require_no_clobbered_inputs,
+    require_output_folder,
+)
+
+MIN_MAX_SIDE = 32
+"""The smallest --max-side: below it the model's feature maps vanish."""
 
 if TYPE_CHECKING:
     import numpy as np
@@ -62,8 +75,14 @@ def segment(
     ] = None,
 ) -> None:
     """Write an overlay with a legend, a label map and a JSON of class areas for each picture."""
-    from segmentation.inference import Segmenter, segment_files
+    from segmentation.inference import Segmenter, output_paths, segment_files
 
+    _check_model_files(config, checkpoint)
+    if max_side is not None:
+        require_at_least("--max-side", max_side, MIN_MAX_SIDE)
+    require_device("--device", device)
+    require_output_folder("--out", out)
+    require_no_clobbered_inputs(output_paths(out, images), images)
     vocabulary = _vocabulary(vocab, vocab_file, no_vocab)
     priors_source = (
         _caption_priors_source(captioner, captions, captioner_model, device, image_root)
@@ -73,19 +92,48 @@ def segment(
     try:
         segmenter = Segmenter(config, checkpoint, device=device, max_side=max_side)
     except (FileNotFoundError, SyntaxError, KeyError) as error:
-        _fail(str(error))
-    outcomes = segment_files(segmenter, images, out, vocabulary, priors_source)
+        fail(str(error))
+    outcomes = segment_files(segmenter, images, out, vocabulary, priors_source, load=load_picture)
     failed = sum(outcome.error is not None for outcome in outcomes)
     typer.echo(f"segmented {len(outcomes) - failed} of {len(outcomes)} pictures into {out}")
     if failed:
         raise typer.Exit(1)
 
 
+def load_picture(path: Path) -> np.ndarray:
+    """A picture as an upright RGB array, read by stage 1's validated loader."""
+    import numpy as np
+
+    from prior_extraction.images import InvalidImageError, load_image
+    from segmentation.inference import ImageLoadError
+
+    try:
+        return np.asarray(load_image(path).image)
+    except InvalidImageError as error:
+        raise ImageLoadError(
+            f"cannot read {path} as a picture ({error.error_class}: {error.message})"
+        ) from None
+
+
+def _check_model_files(config: Path, checkpoint: Path) -> None:
+    """The config exists and the checkpoint is a torch.save file, before anything is built."""
+    from segmentation.evaluation.run import check_checkpoint
+
+    if not config.is_file():
+        fail(f"--config {config} does not exist")
+    if not checkpoint.is_file():
+        fail(f"checkpoint {checkpoint} does not exist")
+    try:
+        check_checkpoint(checkpoint)
+    except ValueError as error:
+        fail(str(error))
+
+
 def _vocabulary(vocab: str | None, vocab_file: Path | None, no_vocab: bool) -> list[str] | None:
     """The class names the options give, or None for --no-vocab; exactly one option is allowed."""
     chosen = sum([vocab is not None, vocab_file is not None, no_vocab])
     if chosen != 1:
-        _fail("give exactly one of --vocab, --vocab-file and --no-vocab")
+        fail("give exactly one of --vocab, --vocab-file and --no-vocab")
     if vocab is not None:
         names = [name.strip() for name in vocab.split(",") if name.strip()]
     elif vocab_file is not None:
@@ -93,13 +141,30 @@ def _vocabulary(vocab: str | None, vocab_file: Path | None, no_vocab: bool) -> l
     else:
         return None
     if not names:
-        _fail("the vocabulary is empty")
-    return names
+        fail("the vocabulary is empty")
+    return _merge_repeated(names)
+
+
+def _merge_repeated(names: list[str]) -> list[str]:
+    """Each class once (names equal but for case count as one), with a warning naming the rest:
+    a repeated class would split its area and show twice in the legend."""
+    merged: dict[str, str] = {}
+    repeated: list[str] = []
+    for name in names:
+        if name.casefold() in merged:
+            repeated.append(name)
+        else:
+            merged[name.casefold()] = name
+    if repeated:
+        typer.echo(
+            f"warning: merged {len(repeated)} repeated class names: {', '.join(repeated)}", err=True
+        )
+    return list(merged.values())
 
 
 def _read_vocab_file(path: Path) -> list[str]:
     if not path.is_file():
-        _fail(f"vocabulary file {path} does not exist")
+        fail(f"vocabulary file {path} does not exist")
     lines = path.read_text(encoding="utf-8").splitlines()
     return [line.strip() for line in lines if line.strip()]
 
@@ -147,10 +212,5 @@ def _caption_priors_source(
     try:
         captioner = build_captioner(name, options)
     except (CaptionerError, PromptError) as error:
-        _fail(str(error))
+        fail(str(error))
     return CaptionPriorsSource(captioner, CaptionParser(), image_root)
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from flows.cli.checks import INTERRUPTED_EXIT_CODE
+
 app = typer.Typer(
     help="A local Prefect server (SQLite under DATA_DIR/prefect) for the flows and deployments.",
     no_args_is_help=True,
@@ -33,13 +35,18 @@ def start(data_dir: DataDir = Path("data"), port: Port = 4200, timeout: Timeout 
 
     Only the export line goes to stdout, so `eval "$(llmformer server start)"` sets it.
     """
+    from flows.children import stop_signals_interrupt
     from flows.server import ServerError, start_server
 
     try:
-        status = start_server(data_dir, port, timeout=timeout, notify=_say)
+        with stop_signals_interrupt():
+            status = start_server(data_dir, port, timeout=timeout, notify=_say)
     except ServerError as error:
         _say(f"error: {error}")
         raise typer.Exit(2) from error
+    except KeyboardInterrupt:
+        _say("interrupted: the server being started was stopped")
+        raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
     typer.echo(f"export PREFECT_API_URL={status.record.api_url}")
 
 

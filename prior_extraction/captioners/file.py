@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,11 @@ class FileCaptioner:
 
     def caption(self, batch: Sequence[CaptionRequest]) -> list[CaptionResult]:
         return [self._lookup(request.image_id) for request in batch]
+
+    def ids_without_image(self, image_ids: Iterable[str]) -> list[str]:
+        """The file's caption ids that are not among `image_ids`, in file order."""
+        known = set(image_ids)
+        return [image_id for image_id in self.captions if image_id not in known]
 
     def _lookup(self, image_id: str) -> CaptionResult:
         caption = self.captions.get(image_id)
@@ -90,12 +95,23 @@ def load_captions(path: Path) -> dict[str, str]:
 
 def _load_jsonl(path: Path) -> dict[str, str]:
     captions: dict[str, str] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as lines:
+        for number, raw in enumerate(lines, start=1):
+            line = _utf8(raw, f"{path}:{number}")
             if line.strip():
                 image_id, caption = _parse_record(line, f"{path}:{number}")
                 captions[image_id] = caption
     return captions
+
+
+def _utf8(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise CaptionerError(
+            f"{where}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column "
+            f"{error.start + 1}); save the captions file as UTF-8"
+        ) from None
 
 
 def _parse_record(line: str, where: str) -> tuple[str, str]:

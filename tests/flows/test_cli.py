@@ -52,3 +52,19 @@ def test_optional_check_failure_does_not_fail_doctor(monkeypatch) -> None:
     no_gpu = CheckResult("cuda", False, "no GPU visible", required=False)
     monkeypatch.setattr(doctor_module, "CHECKS", (lambda: no_gpu,))
     assert runner.invoke(app, ["doctor"]).exit_code == 0
+
+
+def test_a_malformed_prefect_api_url_says_so_and_does_not_fail_doctor(monkeypatch) -> None:
+    from flows.cli import doctor as doctor_module
+
+    monkeypatch.setenv("PREFECT_API_URL", "localhost:4200/api")
+    result = doctor_module.check_prefect_api()
+    assert (result.ok, result.required) == (False, False)
+    assert result.detail == (
+        "PREFECT_API_URL='localhost:4200/api' is not an http(s) URL; set it to the URL "
+        "`llmformer server start` prints, e.g. http://127.0.0.1:4200/api"
+    )
+    monkeypatch.setattr(doctor_module, "CHECKS", (doctor_module.check_prefect_api,))
+    doctor = runner.invoke(app, ["doctor"])
+    assert doctor.exit_code == 0
+    assert "make install" not in doctor.output

@@ -113,3 +113,6 @@ def test_partition_commands_split_the_work_between_gpus(tmp_path) -> None:
     assert second[second.index("--partition") + 1] == "1/2"
     assert first[first.index("--limit") + 1] == "5"
     assert "--images" not in first
+    assert "--retry-failed" not in first
+    retrying = ExtractPriorsParameters(store=tmp_path, gpus=2, retry_failed=True)
+    assert partition_command(retrying, 0)[-1] == "--retry-failed"

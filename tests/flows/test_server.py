@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,3 +210,26 @@ def test_a_live_server_that_never_answers_times_out_then_stop_ends_its_group(
     silent.wait(timeout=10)
     with pytest.raises(ProcessLookupError):
         os.kill(silent.pid, 0)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_an_interrupted_start_stops_the_server_it_began(tmp_path: Path, stop) -> None:
+    paths = ServerPaths.under(tmp_path)
+    command = [sys.executable, "-m", "flows.cli", "server", "start", "--data-dir", str(tmp_path)]
+    starting = subprocess.Popen(
+        [*command, "--port", str(free_port())], stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 60
+    while not paths.pid_file.exists():
+        assert time.monotonic() < deadline and starting.poll() is None
+        time.sleep(0.05)
+    server_pid = json.loads(paths.pid_file.read_text())["pid"]
+    started = time.monotonic()
+    starting.send_signal(stop)
+    assert starting.wait(timeout=10) == 130
+    assert time.monotonic() - started < 10
+    assert "interrupted: the server being started was stopped" in starting.stderr.read()
+    assert not paths.pid_file.exists()
+    assert server_status(tmp_path).state is ServerState.STOPPED
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)

@@ -4,6 +4,7 @@ checks the exact priors it yields, read back as names so the assertions stay leg
 from __future__ import annotations
 
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -17,6 +18,7 @@ from prior_extraction.parsing import (
     ObjectPrior,
     ParsedCaption,
     RelationPrior,
+    default_process_count,
 )
 
 
@@ -42,6 +44,13 @@ def relations(parsed: ParsedCaption) -> set[tuple[str, str, str]]:
 def test_constants_name_the_parser() -> None:
     assert PARSER_NAME == "llmformer-spacy-rules"
     assert PARSER_VERSION.count(".") == 2
+
+
+def test_the_default_process_count_is_the_usable_cores_or_fewer_for_a_few_captions() -> None:
+    cores = len(os.sched_getaffinity(0))
+    assert default_process_count() == cores
+    assert default_process_count(10) == 1
+    assert default_process_count(10**6) == cores
 
 
 # Objects

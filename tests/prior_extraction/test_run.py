@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -120,6 +121,26 @@ def test_an_image_without_a_caption_is_a_caption_failure(
         summary.prior_set_id,
     )
     assert row == [("caption", "MissingCaptionError", 32, "failed")]
+
+
+def test_captions_naming_no_object_give_empty_priors_counted_in_the_summary(
+    tmp_path, noise_folder, captions_for, parser
+) -> None:
+    folder, _ = noise_folder(3)
+    texts = {
+        "0000.png": "A red car is parked next to a tree.",
+        "0001.png": "The overall atmosphere is calm and inviting.",
+        "0002.png": "It is a lovely moment, full of charm.",
+    }
+    captions = captions_for(tmp_path / "c.jsonl", texts)
+    store = PriorStore(tmp_path / "store")
+    summary = run_extraction(
+        FolderSource(folder), FileCaptioner(captions), parser, store, _config()
+    )
+    assert (summary.captioned, summary.failed, summary.without_objects) == (3, 0, 2)
+    assert store.done_image_ids(summary.prior_set_id) == set(texts)
+    objects = _id_counts(store, "objects", summary.prior_set_id)
+    assert set(objects) == {"0000.png"}
 
 
 def test_limit_takes_the_first_images_and_partitions_split_the_rest() -> None:
@@ -306,6 +327,7 @@ def test_cli_prints_a_summary_and_skips_done_images(tmp_path, noise_folder) -> N
     assert second.exit_code == 0, second.output
     rows = _summary_rows(second.output)
     assert (rows["done now"], rows["already there"], rows["failed"]) == ("2", "3", "0")
+    assert rows["no objects"] == "0"
 
 
 @pytest.mark.parametrize(
@@ -380,3 +402,109 @@ def test_transformers_run_stores_each_images_own_caption(
     }
     stored = store.read_priors(summary.prior_set_id, expected)
     assert {image_id: priors.caption for image_id, priors in stored.items()} == expected
+
+
+def _each_image_once(store: Path) -> dict[str, int]:
+    """How many rows each image has in `images`, `captions` and `failures` together, per table."""
+    connection = PriorStore(store).connect()
+    counts = {}
+    for table in ("images", "captions", "failures"):
+        counts[table] = connection.execute(
+            f"SELECT count(*), count(DISTINCT image_id) FROM {table}"
+        ).fetchall()[0]
+    return counts
+
+
+def test_cli_retry_failed_redoes_fixed_images_and_lists_failures(tmp_path, noise_folder) -> None:
+    folder, captions = noise_folder(5)
+    broken = folder / "9999.png"
+    broken.write_bytes(b"\x89PNG not really")
+    with captions.open("a") as lines:
+        lines.write('{"id": "9999.png", "caption": "A red car on the road."}\n')
+    store = tmp_path / "store"
+    first = runner.invoke(app, _extract_args(folder, captions, store))
+    assert first.exit_code == 0, first.output
+    assert _summary_rows(first.output)["failed"] == "1"
+    assert "first 1 of 1 failures:" in first.stdout
+    assert f"  {broken.resolve()} (validate) UnidentifiedImageError: " in first.stdout
+    prior_set_id = _only_prior_set(PriorStore(store))
+    assert (
+        f'all failures: llmformer priors query --store {store} "SELECT path, stage, error_class,'
+        f" message FROM failures WHERE prior_set_id = '{prior_set_id}'\""
+    ) in first.stdout
+    Image.new("RGB", (32, 24), (10, 20, 30)).save(broken)
+    resumed = runner.invoke(app, _extract_args(folder, captions, store))
+    assert _summary_rows(resumed.output)["already there"] == "6"
+    retried = runner.invoke(app, _extract_args(folder, captions, store, "--retry-failed"))
+    assert retried.exit_code == 0, retried.output
+    rows = _summary_rows(retried.output)
+    assert (rows["done now"], rows["failed"], rows["retried (failed before)"]) == ("1", "0", "1")
+    assert _each_image_once(store) == {"images": (6, 6), "captions": (6, 6), "failures": (0, 0)}
+
+
+def test_cli_after_repair_the_next_extract_redoes_the_damaged_shard(tmp_path, noise_folder) -> None:
+    folder, captions = noise_folder(10)
+    store = tmp_path / "store"
+    assert runner.invoke(app, _extract_args(folder, captions, store, "--no-compact")).exit_code == 0
+    damaged = sorted((store / "captions").glob("dataset=*/split=*/*-s*.parquet"))[1]
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    refused = runner.invoke(app, _extract_args(folder, captions, store))
+    assert refused.exit_code == 2
+    assert f"run: llmformer priors repair --store {store}, then extract again" in refused.stderr
+    repaired = runner.invoke(app, ["priors", "repair", "--store", str(store)])
+    assert repaired.exit_code == 0, repaired.output
+    redone = runner.invoke(app, _extract_args(folder, captions, store))
+    assert redone.exit_code == 0, redone.output
+    rows = _summary_rows(redone.output)
+    assert int(rows["done now"]) in (2, 4)  # the shard of four, or the last one of two
+    assert int(rows["done now"]) + int(rows["already there"]) == 10
+    assert _each_image_once(store) == {"images": (10, 10), "captions": (10, 10), "failures": (0, 0)}
+
+
+def test_cli_reports_captions_that_name_no_image(tmp_path, noise_folder) -> None:
+    folder, captions = noise_folder(2)
+    with captions.open("a") as lines:
+        for ghost in ("ghost-1.png", "ghost-2.png"):
+            lines.write(f'{{"id": "{ghost}", "caption": "A cat."}}\n')
+    result = runner.invoke(app, _extract_args(folder, captions, tmp_path / "store"))
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: 2 captions in {captions} name no image of" in result.stderr
+        and "(first: 'ghost-1.png', 'ghost-2.png'); they are not used" in result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--shard-size", "0"], "error: --shard-size must be at least 1, got 0"),
+        (["--batch-size", "0"], "error: --batch-size must be at least 1, got 0"),
+        (["--limit", "-1"], "error: --limit must be at least 0, got -1"),
+        (["--parse-processes", "0"], "error: --parse-processes must be at least 1, got 0"),
+    ],
+)
+def test_cli_count_options_are_named_by_their_flag(tmp_path, noise_folder, extra, message) -> None:
+    folder, captions = noise_folder(1)
+    result = runner.invoke(app, _extract_args(folder, captions, tmp_path / "store", *extra))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == message
+    assert not (tmp_path / "store").exists()
+
+
+def test_cli_a_store_that_is_a_file_or_captions_not_utf8_are_one_line(
+    tmp_path, noise_folder
+) -> None:
+    folder, captions = noise_folder(1)
+    not_a_store = tmp_path / "store.txt"
+    not_a_store.write_text("")
+    result = runner.invoke(app, _extract_args(folder, captions, not_a_store))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {not_a_store} is a file, not a prior store folder"
+    latin1 = tmp_path / "latin1.jsonl"
+    latin1.write_bytes(captions.read_bytes() + '{"id": "x", "caption": "café"}\n'.encode("latin-1"))
+    result = runner.invoke(app, _extract_args(folder, latin1, tmp_path / "store"))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: {latin1}:2: not UTF-8 text (byte 0xe9 at column 28); "
+        "save the captions file as UTF-8"
+    )

@@ -1,0 +1,225 @@
+"""CaptionParser on what multi-sentence LLM descriptions add to short captions: abstract padding,
+groups and containers, quantifiers, judgements and hedges, reference across sentences,
+interpretive verbs and part nouns. Each test names one rule and checks the exact priors."""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+
+import pytest
+
+from prior_extraction.parsing import CaptionParser, ParsedCaption
+from prior_extraction.scoring import load_labelled
+
+PARAGRAPHS = Path(__file__).parent / "data" / "labelled_paragraphs.jsonl"
+
+
+@pytest.fixture(scope="module")
+def parser() -> CaptionParser:
+    return CaptionParser()
+
+
+def objects(parsed: ParsedCaption) -> list[tuple[str, int]]:
+    return [(item.name, item.count) for item in parsed.objects]
+
+
+def attributes(parsed: ParsedCaption) -> set[tuple[str, str]]:
+    names = [item.name for item in parsed.objects]
+    return {(names[a.object], a.value) for a in parsed.attributes}
+
+
+def relations(parsed: ParsedCaption) -> set[tuple[str, str, str]]:
+    names = [item.name for item in parsed.objects]
+    return {(names[r.subject], r.predicate, names[r.object]) for r in parsed.relations}
+
+
+def test_abstract_padding_names_no_object(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "The overall atmosphere of the area is calm. The design adds a touch of elegance, "
+        "and in addition there is a sense of calm."
+    )
+    assert parsed.objects == [] and parsed.relations == []
+
+
+def test_a_thing_among_padding_is_kept(parser: CaptionParser) -> None:
+    parsed = parser.parse("A kite adds a splash of color to the scene, offering a break.")
+    assert objects(parsed) == [("kite", 1)]
+
+
+def test_group_nouns_name_their_members_and_count_them(parser: CaptionParser) -> None:
+    parsed = parser.parse("A group of people stands near a herd of cows. A crowd is cheering.")
+    assert objects(parsed) == [("person", 2), ("cow", 2)]
+    assert attributes(parsed) == {("person", "group"), ("cow", "herd"), ("person", "crowd")}
+    assert relations(parsed) == {("person", "stand near", "cow")}
+
+
+def test_kind_nouns_count_nothing(parser: CaptionParser) -> None:
+    parsed = parser.parse("A variety of fruits and an assortment of pastries are on display.")
+    assert objects(parsed) == [("fruit", 2), ("pastry", 2)]
+    assert attributes(parsed) == set()
+
+
+def test_containers_are_objects_related_to_what_they_hold(parser: CaptionParser) -> None:
+    parsed = parser.parse("A carton of eggs sits next to a slice of bread.")
+    assert objects(parsed) == [("carton", 1), ("egg", 2), ("bread", 1)]
+    assert relations(parsed) == {("carton", "of", "egg"), ("carton", "sit next to", "bread")}
+
+
+def test_quantifiers_that_count_nothing_are_no_attributes(parser: CaptionParser) -> None:
+    parsed = parser.parse("Some dogs, both cats, various birds and one horse are here.")
+    assert objects(parsed) == [("dog", 2), ("cat", 2), ("bird", 2), ("horse", 1)]
+    assert attributes(parsed) == set()
+
+
+def test_counts_stay_attributes(parser: CaptionParser) -> None:
+    parsed = parser.parse("There are several boats, a few gulls and dozens of ducks.")
+    assert attributes(parsed) == {("boat", "several"), ("gull", "few"), ("duck", "dozen")}
+
+
+def test_judgements_and_hedges_are_no_attributes(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "The delicious pizza looks appealing, a unique red tower is visible, and the "
+        "picturesque lake is calm."
+    )
+    assert attributes(parsed) == {("tower", "red"), ("lake", "calm")}
+
+
+def test_shades_of_colours_colour_their_thing(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "The sky is painted with shades of orange and pink. The path is covered with leaves "
+        "in hues of red."
+    )
+    assert [name for name, _ in objects(parsed)] == ["sky", "path", "leaf"]
+    assert attributes(parsed) == {("sky", "orange"), ("sky", "pink"), ("leaf", "red")}
+
+
+def test_position_words_are_no_attributes(parser: CaptionParser) -> None:
+    parsed = parser.parse("A bench stands against the back wall near the left window.")
+    assert objects(parsed) == [("bench", 1), ("wall", 1), ("window", 1)]
+    assert attributes(parsed) == set()
+
+
+def test_a_pronoun_in_a_later_sentence_refers_back(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A woman is sitting at a table. She is smiling. "
+        "The pizza is placed on a plate in front of her."
+    )
+    assert ("pizza", "place in front of", "woman") in relations(parsed)
+
+
+def test_a_definite_mention_refers_to_the_longer_name_before_it(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A chocolate cake sits on a plate near a rowboat. The cake is topped with "
+        "strawberries, and the boat is red."
+    )
+    assert objects(parsed) == [
+        ("chocolate cake", 1),
+        ("plate", 1),
+        ("rowboat", 1),
+        ("strawberry", 2),
+    ]
+    assert ("chocolate cake", "top with", "strawberry") in relations(parsed)
+    assert attributes(parsed) == {("rowboat", "red")}
+
+
+def test_a_generic_definite_mention_refers_to_the_last_thing_of_its_kind(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse(
+        "A fox sits beside a slice of cake on a bench. The dessert looks delicious, and the "
+        "animal is sniffing it."
+    )
+    assert [name for name, _ in objects(parsed)] == ["fox", "cake", "bench"]
+    assert ("fox", "sniff", "cake") in relations(parsed)
+
+
+def test_an_indefinite_mention_is_a_new_object(parser: CaptionParser) -> None:
+    parsed = parser.parse("A coffee table stands in the room, and a table stands outside.")
+    assert [name for name, _ in objects(parsed)] == ["coffee table", "room", "table"]
+
+
+def test_interpretive_verbs_relate_nothing(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A man is enjoying a slice of pizza, and a woman admires a painting. The lamp adds "
+        "warmth to the room."
+    )
+    assert relations(parsed) == set()
+    assert ("pizza", 1) in objects(parsed) and ("painting", 1) in objects(parsed)
+
+
+def test_part_nouns_stand_for_their_whole(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "The side of the train is decorated with a gold stripe, and the top of the wall is "
+        "covered with ivy. Mist rises from the water's surface."
+    )
+    names = [name for name, _ in objects(parsed)]
+    assert names == ["train", "stripe", "wall", "ivy", "mist", "water"]
+    assert relations(parsed) == {
+        ("train", "decorate with", "stripe"),
+        ("wall", "cover with", "ivy"),
+        ("mist", "rise from", "water"),
+    }
+
+
+def test_plurals_that_name_one_thing_stay_plural(parser: CaptionParser) -> None:
+    parsed = parser.parse("A boy wearing jeans and glasses holds two glasses of milk.")
+    names = [name for name, _ in objects(parsed)]
+    assert names == ["boy", "jeans", "glasses", "glass", "milk"]
+    assert relations(parsed) >= {("boy", "wear", "glasses"), ("glass", "of", "milk")}
+
+
+def test_dictionary_compounds_keep_their_modifier_and_attributes_do_not(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse("A worker in a hard hat drinks orange juice next to a red wine.")
+    names = [name for name, _ in objects(parsed)]
+    assert names == ["worker", "hard hat", "orange juice", "wine"]
+    assert attributes(parsed) == {("wine", "red")}
+
+
+def test_hyphenated_compounds_keep_their_hyphen(parser: CaptionParser) -> None:
+    parsed = parser.parse("A boy in a blue t-shirt.")
+    assert objects(parsed) == [("boy", 1), ("t-shirt", 1)]
+    assert attributes(parsed) == {("t-shirt", "blue")}
+
+
+def test_an_ing_clause_after_in_or_of_describes_the_first_noun(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A boy in a swimsuit splashing in a pool, and a terminal with windows overlooking "
+        "the runway."
+    )
+    assert relations(parsed) >= {
+        ("boy", "in", "swimsuit"),
+        ("boy", "splash in", "pool"),
+        ("window", "overlook", "runway"),
+    }
+
+
+def test_drawn_shapes_are_things(parser: CaptionParser) -> None:
+    parsed = parser.parse("A red circle is to the left of a blue hexagon and a crescent.")
+    assert [name for name, _ in objects(parsed)] == ["circle", "hexagon", "crescent"]
+
+
+def test_place_names_are_no_objects(parser: CaptionParser) -> None:
+    parsed = parser.parse("A red bus drives down a street in London.")
+    assert [name for name, _ in objects(parsed)] == ["bus", "street"]
+
+
+def test_scrambled_paragraphs_never_break_a_batch(parser: CaptionParser, caplog) -> None:
+    """No rule trips over a garbled parse (which would log and give that caption nothing)."""
+    rng = random.Random(0)
+    texts = []
+    for item in load_labelled(PARAGRAPHS):
+        words = item.caption.split()
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+    with caplog.at_level(logging.WARNING, logger="prior_extraction.parsing"):
+        results = parser.parse_many(texts)
+    assert caplog.records == []
+    for parsed in results:
+        size = len(parsed.objects)
+        assert all(0 <= a.object < size for a in parsed.attributes)
+        assert all(0 <= r.subject < size and 0 <= r.object < size for r in parsed.relations)
+        assert len({o.name for o in parsed.objects}) == size
