@@ -144,8 +144,8 @@ def _prefect(arguments: list[str], environment: dict[str, str], quiet: bool = Fa
 
 
 def run_deployment(name: str, params: dict, environment: dict[str, str]) -> None:
-    """`prefect deployment run NAME --watch` with the flow's parameter model as `params`."""
-    arguments = ["deployment", "run", name, "--watch", "--params", json.dumps({"params": params})]
+    """`prefect deployment run NAME --watch --params JSON` (one key per flow parameter)."""
+    arguments = ["deployment", "run", name, "--watch", "--params", json.dumps(params)]
     print(f"$ prefect {' '.join(arguments[:4])}")
     if _prefect(arguments, environment) != 0:
         raise DemoError(f"{name} failed; its log is in the Prefect server (see above)")
@@ -182,7 +182,9 @@ def report(paths: DemoPaths) -> None:
         f"overlays: {paths.overlays} (the demo classes), {paths.overlays / 'no_vocab'} "
         "(each picture's caption objects)\n"
         f"prior plots: {paths.plots}\n"
-        f"training curves: {paths.work_dir / 'curves.png'}\n"
+        f"training curves: {paths.work_dir / 'curves.png'} "
+        f"(live: tensorboard --logdir {paths.work_dir.parent})\n"
+        f"priors report: {paths.work_dir / 'report' / 'report.md'}\n"
         f"checkpoints and logs: {paths.work_dir}"
     )
 

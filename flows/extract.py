@@ -26,7 +26,9 @@ from prefect.cache_policies import NONE as NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 from pydantic import BaseModel, Field, model_validator
 
+from flows.artifacts import pictures_markdown
 from flows.children import cli_command
+from flows.parameters import flat_parameters
 from prior_extraction.captioners import (
     CaptionerOptions,
     build_captioner,
@@ -298,9 +300,9 @@ def extract_on_gpus(params: ExtractPriorsParameters) -> None:
 
 
 @flow(name="extract-priors", log_prints=True)
-def extract_priors(params: ExtractPriorsParameters | None = None) -> str:
+@flat_parameters(ExtractPriorsParameters)
+def extract_priors(params: ExtractPriorsParameters) -> str:
     """Extract LLM priors for a source into the store; returns the prior set id."""
-    params = params or ExtractPriorsParameters()
     logger = get_run_logger()
     params_json = params.model_dump_json()
     store = PriorStore(params.store)
@@ -336,6 +338,10 @@ def _finish(params, store: PriorStore, prior_set_id: str, summaries, already: in
         compact_prior_set(store, prior_set_id)
     table = _summary_table(summaries, already, store, prior_set_id)
     create_table_artifact(table, key="extract-priors-summary", description=prior_set_id)
-    charts = "\n".join(f"- `{path}`" for path in plot_prior_statistics(store, prior_set_id))
-    create_markdown_artifact(f"Prior charts:\n{charts}", key="extract-priors-plots")
+    charts = plot_prior_statistics(store, prior_set_id)
+    create_markdown_artifact(
+        pictures_markdown("Prior charts", charts),
+        key="extract-priors-plots",
+        description=prior_set_id,
+    )
     return prior_set_id

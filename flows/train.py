@@ -2,7 +2,9 @@
 
 Training runs in a subprocess so a crash or the GPU memory it holds stays contained; with more
 than one GPU it runs under `torchrun`. Its log streams into the flow's log; the checkpoint path
-is the flow's result and the evaluation becomes a table artifact.
+is the flow's result. The training curves, the evaluation table and the priors report (per-class
+IoU where the LLM named the class vs not, prior recall, the worst images) become artifacts, the
+charts as pictures in them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE as NO_CACHE
 from pydantic import BaseModel, Field
 
+from flows.artifacts import data_uri, pictures_markdown
 from flows.children import cli_command, stream
+from flows.parameters import flat_parameters
 
 
 class TrainSegmenterParameters(BaseModel):
@@ -93,9 +97,28 @@ def plot_curves(work_dir: Path) -> Path:
 
     curves = plot_training_curves(work_dir)
     create_markdown_artifact(
-        f"Training curves: `{curves}`", key="train-segmenter-curves", description=str(work_dir)
+        pictures_markdown("Training curves", [curves]),
+        key="train-segmenter-curves",
+        description=f"{work_dir}; TensorBoard: tensorboard --logdir {work_dir}",
     )
     return curves
+
+
+@task(cache_policy=NO_CACHE)
+def report_priors(store: Path, checkpoint: Path, out: Path) -> Path:
+    """The priors report on the checkpoint's evaluation (`llmformer priors report`), written
+    under `out` and shown as an artifact with its charts."""
+    from storage import PriorStore
+    from storage.evaluations import ReportFilter, report_tables
+    from storage.report import write_report
+
+    with PriorStore(store).connect() as connection:
+        tables = report_tables(connection, ReportFilter(checkpoint=str(checkpoint)))
+    page, report = write_report(tables, out)
+    create_markdown_artifact(
+        report.markdown(data_uri), key="train-segmenter-priors-report", description=str(page)
+    )
+    return page
 
 
 @task(cache_policy=NO_CACHE)
@@ -128,13 +151,14 @@ def evaluate(params: TrainSegmenterParameters, prior_set_id: str, checkpoint: Pa
 
 
 @flow(name="train-segmenter", log_prints=True)
-def train_segmenter(params: TrainSegmenterParameters | None = None) -> str:
+@flat_parameters(TrainSegmenterParameters)
+def train_segmenter(params: TrainSegmenterParameters) -> str:
     """Train LLMFormer on a prior set, evaluate it, and return the checkpoint path."""
-    params = params or TrainSegmenterParameters()
     prior_set_id = params.prior_set_id or newest_prior_set(params.prior_store)
     checkpoint = train(params, prior_set_id)
     plot_curves(params.work_dir)
     if params.evaluate:
         rows = evaluate(params, prior_set_id, checkpoint)
         create_table_artifact(rows, key="train-segmenter-eval", description=str(checkpoint))
+        report_priors(params.prior_store, checkpoint, params.work_dir / "report")
     return str(checkpoint)

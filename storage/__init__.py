@@ -2,7 +2,9 @@
 
 from storage.publish import ConcurrentWriteError
 from storage.records import (
+    EvalImageClass,
     EvalResult,
+    EvalRun,
     FailureRecord,
     ImagePriors,
     ImageRecord,
@@ -22,7 +24,9 @@ __all__ = [
     "SCHEMA_VERSION",
     "CompactionReport",
     "ConcurrentWriteError",
+    "EvalImageClass",
     "EvalResult",
+    "EvalRun",
     "FailureRecord",
     "ImagePriors",
     "ImageRecord",

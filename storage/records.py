@@ -88,3 +88,32 @@ class EvalResult:
     checkpoint: str = ""
     prior_set_id: str = ""
     vocabulary_free: bool = False
+
+
+@dataclass(frozen=True)
+class EvalRun:
+    """Which evaluation a set of per-image counts belongs to: the key of its `eval_images` file.
+
+    `benchmark` is the short name of `eval_results.dataset` ("a150"), `dataset` the store's name of
+    the dataset ("ade20k_150"), the one its images' priors carry.
+    """
+
+    run: str
+    benchmark: str
+    dataset: str
+    config: str = ""
+    checkpoint: str = ""
+    prior_set_id: str = ""
+    vocabulary_free: bool = False
+
+
+@dataclass(frozen=True)
+class EvalImageClass:
+    """Pixel counts of one class in one evaluated image, over its non-ignored pixels."""
+
+    image_id: str
+    class_index: int
+    class_name: str
+    gt_pixels: int
+    pred_pixels: int
+    intersection: int

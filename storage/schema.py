@@ -2,14 +2,14 @@
 
 Bump `SCHEMA_VERSION` whenever a column or a table changes; a store written with another version
 is refused with a message naming both (see `storage.store.SchemaVersionError`). Version 2 added
-`relation_counts`; `PriorStore.upgrade` brings a version 1 store to it.
+`relation_counts`, version 3 `eval_images`; `PriorStore.upgrade` brings an older store to this one.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 VERSION_METADATA_KEY = b"llmformer.schema_version"
 TABLE_METADATA_KEY = b"llmformer.table"
 COMPRESSION = "zstd"
@@ -129,6 +129,25 @@ _COLUMNS: dict[str, list[pa.Field]] = {
         pa.field("dataset", pa.string(), nullable=False),
         pa.field("miou", pa.float64()),
         pa.field("open_miou", pa.float64()),
+        pa.field("config", pa.string()),
+        pa.field("checkpoint", pa.string()),
+        pa.field("prior_set_id", pa.string()),
+        pa.field("vocabulary_free", pa.bool_()),
+        pa.field("created_at", pa.timestamp("us", tz="UTC")),
+    ],
+    # Per image and class (in the ground truth or the prediction) of one evaluation: pixel counts
+    # over the image's non-ignored pixels. `dataset` is the store's dataset name (the one its
+    # priors carry), `benchmark` the short name `eval_results.dataset` holds.
+    "eval_images": [
+        pa.field("run", pa.string(), nullable=False),
+        pa.field("benchmark", pa.string(), nullable=False),
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("image_id", pa.string(), nullable=False),
+        pa.field("class_index", pa.int32(), nullable=False),
+        pa.field("class_name", pa.string()),
+        pa.field("gt_pixels", pa.int64()),
+        pa.field("pred_pixels", pa.int64()),
+        pa.field("intersection", pa.int64()),
         pa.field("config", pa.string()),
         pa.field("checkpoint", pa.string()),
         pa.field("prior_set_id", pa.string()),

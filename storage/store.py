@@ -3,6 +3,7 @@
 Layout: `ROOT/<table>/dataset=<d>/split=<s>/<prior_set_id>-<shard>.parquet` for the per-image
 tables, `ROOT/prior_sets/<id>.parquet`, `ROOT/text_embeddings/<encoder>-<content>.parquet`,
 `ROOT/class_names/<dataset>.parquet`, `ROOT/eval_results/<content>.parquet`,
+`ROOT/eval_images/dataset=<d>/<evaluation>.parquet` (a re-run evaluation replaces its file),
 `ROOT/relation_counts/dataset=<d>/<prior_set_id>.parquet`; every table also holds a zero-row
 `schema.parquet` so DuckDB can read it before anything was written. Shard files are named
 `<prior_set_id>-s<hash>.parquet`, compacted ones `<prior_set_id>-c<hash>.parquet`; the triples of
@@ -16,11 +17,11 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +31,9 @@ import pyarrow.parquet as pq
 from storage import publish
 from storage.damage import DamagedFile, damage_of, find_damaged
 from storage.records import (
+    EvalImageClass,
     EvalResult,
+    EvalRun,
     FailureRecord,
     ImagePriors,
     ImageRecord,
@@ -108,17 +111,18 @@ class PriorStore:
 
     @classmethod
     def upgrade(cls, root: str | Path) -> PriorStore:
-        """Bring a schema version 1 store to this version in one transaction, then open it.
+        """Bring an older store to this schema version, one transaction per version, then open it.
 
         Version 2 added `relation_counts`: the rollup of every prior set and dataset with
-        compacted relation files is written. A store already at this version is only opened.
+        compacted relation files is written. Version 3 added `eval_images` (its anchor). A store
+        already at this version is only opened.
         """
         store = cls.__new__(cls)
         store._locate(root, create=False)
         publish.recover(store.root)
         manifest = store.root / MANIFEST
-        if store._read_version(manifest) == 1:
-            store._upgrade_from_version_1(manifest)
+        while (version := store._read_version(manifest)) in cls._UPGRADES:
+            cls._UPGRADES[version](store, manifest)
         return cls(store.root, create=False)
 
     # -- opening --------------------------------------------------------------------------------
@@ -163,7 +167,7 @@ class PriorStore:
             return
         remedy = (
             f"run: llmformer priors upgrade --store {self.root}"
-            if version == 1
+            if version in self._UPGRADES
             else "write a new store or use a matching llmformer release"
         )
         raise SchemaVersionError(
@@ -181,8 +185,26 @@ class PriorStore:
             write_parquet(schema_of("relation_counts").empty_table(), txn.stage(anchor))
             for prior_set_id, dataset in sorted(rollups):
                 self._stage_relation_rollup(txn, prior_set_id, dataset)
-            txn.stage(self.root / VIEWS_SQL.name).write_text(VIEWS_SQL.read_text())
-            txn.stage(manifest).write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
+            self._stage_version(txn, manifest, 2)
+
+    def _upgrade_from_version_2(self, manifest: Path) -> None:
+        """Add the `eval_images` table (its anchor) and the views that read it."""
+        with publish.transaction(self.root) as txn:
+            txn.expect_unchanged(manifest)
+            anchor = self._anchor("eval_images")
+            write_parquet(schema_of("eval_images").empty_table(), txn.stage(anchor))
+            self._stage_version(txn, manifest, 3)
+
+    # The step from each older schema version to the next one.
+    _UPGRADES: ClassVar[dict[int, Callable[[PriorStore, Path], None]]] = {
+        1: _upgrade_from_version_1,
+        2: _upgrade_from_version_2,
+    }
+
+    def _stage_version(self, txn: publish.Transaction, manifest: Path, version: int) -> None:
+        """Stamp the store with `version` and this release's views.sql."""
+        txn.stage(self.root / VIEWS_SQL.name).write_text(VIEWS_SQL.read_text())
+        txn.stage(manifest).write_text(json.dumps({"schema_version": version}))
 
     def _refresh_views_sql(self) -> None:
         """Keep the store's views.sql in step with this release when the store is writable."""
@@ -510,6 +532,32 @@ class PriorStore:
             write_parquet(
                 to_table("eval_results", columns), txn.stage(self.root / "eval_results" / name)
             )
+
+    def write_eval_images(self, evaluation: EvalRun, counts: Sequence[EvalImageClass]) -> Path:
+        """Publish one evaluation's per-image class counts; the same evaluation (all fields of
+        `evaluation`) evaluated again replaces its file. Returns the file."""
+        _require_safe_names(dataset=evaluation.dataset)
+        bad = [c for c in counts if not 0 <= c.intersection <= min(c.gt_pixels, c.pred_pixels)]
+        if bad:
+            raise StoreError(f"eval_images: intersection outside 0..min(gt, pred) in {bad[0]}")
+        created_at = datetime.now(UTC)
+        columns: dict[str, list[Any]] = {name: [] for name in schema_of("eval_images").names}
+        for row in counts:
+            for name, value in {
+                **asdict(evaluation),
+                **asdict(row),
+                "created_at": created_at,
+            }.items():
+                columns[name].append(value)
+        path = (
+            self.root
+            / "eval_images"
+            / f"dataset={evaluation.dataset}"
+            / f"{stable_hash(asdict(evaluation))}.parquet"
+        )
+        with publish.transaction(self.root) as txn:
+            write_parquet(to_table("eval_images", columns), txn.stage(path))
+        return path
 
     # -- DuckDB -----------------------------------------------------------------------------------
 

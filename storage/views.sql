@@ -23,6 +23,7 @@ CREATE OR REPLACE VIEW text_embeddings AS
     SELECT * FROM read_parquet('text_embeddings/*.parquet');
 CREATE OR REPLACE VIEW class_names AS SELECT * FROM read_parquet('class_names/*.parquet');
 CREATE OR REPLACE VIEW eval_results AS SELECT * FROM read_parquet('eval_results/*.parquet');
+CREATE OR REPLACE VIEW eval_images AS SELECT * FROM read_parquet('eval_images/**/*.parquet');
 
 -- Statistics. Filter them by prior_set_id and dataset; DuckDB pushes the filter into the scan.
 -- Object, attribute and predicate frequencies sum the per-shard *_counts tables that each shard
@@ -120,3 +121,158 @@ CREATE OR REPLACE VIEW prior_set_summary AS
     LEFT JOIN counts AS c USING (prior_set_id)
     LEFT JOIN failure_counts AS f USING (prior_set_id)
     ORDER BY p.created_at;
+
+-- Evaluations joined with the priors that produced them. An evaluation is one checkpoint (run,
+-- config, prior set, vocabulary mode) on one benchmark; `eval_images` holds its pixel counts per
+-- image and class present in the ground truth or the prediction. IoUs are percent, as in
+-- eval_results.
+CREATE OR REPLACE VIEW eval_class_iou AS
+    SELECT run, checkpoint, config, prior_set_id, vocabulary_free, benchmark, dataset,
+           class_index, class_name,
+           count_if(gt_pixels > 0) AS gt_images,
+           sum(gt_pixels) AS gt_pixels, sum(pred_pixels) AS pred_pixels,
+           sum(intersection) AS intersection,
+           100 * sum(intersection) / (sum(gt_pixels) + sum(pred_pixels) - sum(intersection))
+               AS iou
+    FROM eval_images
+    GROUP BY ALL;
+
+-- The mean over an image's classes (ground truth or predicted) of their IoU in that image.
+CREATE OR REPLACE VIEW eval_image_iou AS
+    SELECT run, checkpoint, config, prior_set_id, vocabulary_free, benchmark, dataset, image_id,
+           count(*) AS classes,
+           100 * avg(intersection / (gt_pixels + pred_pixels - intersection)) AS miou
+    FROM eval_images
+    GROUP BY ALL;
+
+-- Which classes an image's object priors name: an object names a class when its lemma (the
+-- parser's name, lower-cased) equals the class name or one of its synonyms (class_names), the
+-- rule class_coverage uses. Exact, so it reads the same in plain DuckDB and needs no encoder.
+CREATE OR REPLACE VIEW prior_named_classes AS
+    SELECT DISTINCT o.prior_set_id, o.dataset, o.image_id, c.class_index, c.class_name
+    FROM objects AS o
+    JOIN class_names AS c ON c.dataset = o.dataset AND c.synonym = lower(o.name);
+
+-- Per evaluated image and ground-truth class: did the priors of the evaluation's prior set name it?
+CREATE OR REPLACE VIEW prior_hits AS
+    WITH truth AS (
+        SELECT DISTINCT prior_set_id, dataset, image_id, class_index, class_name
+        FROM eval_images
+        WHERE gt_pixels > 0
+    )
+    SELECT t.prior_set_id, t.dataset, t.image_id, t.class_index, t.class_name,
+           n.class_index IS NOT NULL AS named
+    FROM truth AS t
+    LEFT JOIN prior_named_classes AS n
+        ON n.prior_set_id = t.prior_set_id
+        AND n.dataset = t.dataset
+        AND n.image_id = t.image_id
+        AND n.class_index = t.class_index;
+
+-- IoU of each class over the images whose priors named it and over those whose priors did not;
+-- an image counts for a class when the class is in its ground truth or its prediction (so pixels
+-- predicted as a class the LLM named but the image lacks count against the named side).
+CREATE OR REPLACE VIEW class_iou_by_prior_hit AS
+    WITH marked AS (
+        SELECT e.*, n.class_index IS NOT NULL AS named
+        FROM eval_images AS e
+        LEFT JOIN prior_named_classes AS n
+            ON n.prior_set_id = e.prior_set_id
+            AND n.dataset = e.dataset
+            AND n.image_id = e.image_id
+            AND n.class_index = e.class_index
+    )
+    SELECT run, checkpoint, config, prior_set_id, vocabulary_free, benchmark, dataset,
+           class_index, class_name,
+           count(*) FILTER (WHERE named) AS named_images,
+           100 * sum(intersection) FILTER (WHERE named)
+               / sum(gt_pixels + pred_pixels - intersection) FILTER (WHERE named) AS named_iou,
+           count(*) FILTER (WHERE NOT named) AS unnamed_images,
+           100 * sum(intersection) FILTER (WHERE NOT named)
+               / sum(gt_pixels + pred_pixels - intersection) FILTER (WHERE NOT named)
+               AS unnamed_iou
+    FROM marked
+    GROUP BY ALL;
+
+-- Per prior set and dataset, over the evaluated images: recall, the share of (image,
+-- ground-truth class) pairs the priors named; mean_image_recall, the same averaged per image;
+-- precision, the share of (image, named class) pairs whose class is in the image's ground
+-- truth. Object names that match no class cannot be judged and are counted apart.
+CREATE OR REPLACE VIEW prior_recall AS
+    WITH evaluated AS (
+        SELECT DISTINCT prior_set_id, dataset, image_id FROM eval_images
+    ),
+    per_image AS (
+        SELECT prior_set_id, dataset, image_id, count(*) AS gt_classes,
+               count_if(named) AS named_gt_classes
+        FROM prior_hits
+        GROUP BY ALL
+    ),
+    named AS (
+        SELECT n.prior_set_id, n.dataset, n.image_id, n.class_index,
+               h.class_index IS NOT NULL AS present
+        FROM prior_named_classes AS n
+        JOIN evaluated USING (prior_set_id, dataset, image_id)
+        LEFT JOIN prior_hits AS h
+            ON h.prior_set_id = n.prior_set_id
+            AND h.dataset = n.dataset
+            AND h.image_id = n.image_id
+            AND h.class_index = n.class_index
+    ),
+    unmatched AS (
+        SELECT o.prior_set_id, o.dataset, count(DISTINCT (o.image_id, lower(o.name))) AS objects
+        FROM objects AS o
+        JOIN evaluated USING (prior_set_id, dataset, image_id)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM class_names AS c
+            WHERE c.dataset = o.dataset AND c.synonym = lower(o.name)
+        )
+        GROUP BY ALL
+    ),
+    recall AS (
+        SELECT prior_set_id, dataset, count(*) AS images, sum(gt_classes) AS gt_classes,
+               sum(named_gt_classes) AS named_gt_classes,
+               sum(named_gt_classes) / sum(gt_classes) AS recall,
+               avg(named_gt_classes / gt_classes) AS mean_image_recall
+        FROM per_image
+        GROUP BY ALL
+    ),
+    precision AS (
+        SELECT prior_set_id, dataset, count(*) AS named_classes,
+               count_if(present) AS named_present, count_if(present) / count(*) AS precision
+        FROM named
+        GROUP BY ALL
+    )
+    SELECT r.prior_set_id, r.dataset, r.images, r.gt_classes, r.named_gt_classes, r.recall,
+           r.mean_image_recall, coalesce(p.named_classes, 0) AS named_classes,
+           coalesce(p.named_present, 0) AS named_present, p.precision,
+           coalesce(u.objects, 0) AS unmatched_objects
+    FROM recall AS r
+    LEFT JOIN precision AS p USING (prior_set_id, dataset)
+    LEFT JOIN unmatched AS u USING (prior_set_id, dataset);
+
+-- One row per evaluation and benchmark, to compare checkpoints and prior sets: mIoU (as the
+-- eval table's, unrounded), the mean over classes of the IoU where the priors named the class
+-- and where they did not, and the prior set's recall and precision on those images.
+CREATE OR REPLACE VIEW eval_summary AS
+    WITH classes AS (
+        SELECT run, checkpoint, config, prior_set_id, vocabulary_free, benchmark, dataset,
+               avg(iou) AS miou, avg(named_iou) AS named_miou, avg(unnamed_iou) AS unnamed_miou
+        FROM eval_class_iou
+        JOIN class_iou_by_prior_hit
+            USING (run, checkpoint, config, prior_set_id, vocabulary_free, benchmark, dataset,
+                   class_index, class_name)
+        GROUP BY ALL
+    ),
+    sizes AS (
+        SELECT run, checkpoint, config, prior_set_id, vocabulary_free, benchmark,
+               count(DISTINCT image_id) AS images, max(created_at) AS evaluated_at
+        FROM eval_images
+        GROUP BY ALL
+    )
+    SELECT c.run, c.checkpoint, c.config, c.prior_set_id, c.vocabulary_free, c.benchmark,
+           c.dataset, s.images, c.miou, c.named_miou, c.unnamed_miou, r.recall, r.precision,
+           s.evaluated_at
+    FROM classes AS c
+    JOIN sizes AS s USING (run, checkpoint, config, prior_set_id, vocabulary_free, benchmark)
+    LEFT JOIN prior_recall AS r USING (prior_set_id, dataset);

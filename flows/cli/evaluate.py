@@ -24,7 +24,11 @@ def evaluate(
         "work_dirs/eval"
     ),
     store: Annotated[
-        Path | None, typer.Option(help="Prior store: add a row per dataset to eval_results.")
+        Path | None,
+        typer.Option(
+            help="Prior store: add a row per dataset to eval_results and the per-image class "
+            "counts to eval_images (joined with the priors by the prior_hits views)."
+        ),
     ] = None,
     no_vocab: Annotated[
         bool,
@@ -63,7 +67,20 @@ def evaluate(
     markdown, csv_path = table.write(work_dir)
     console.print(f"written: {markdown}, {csv_path}")
     if store is not None:
-        from storage import PriorStore
+        _store_results(table, store, console)
 
-        PriorStore(store).write_eval_results(table.store_rows())
-        console.print(f"{len(table.rows)} rows added to eval_results in {store}")
+
+def _store_results(table, store: Path, console: Console) -> None:
+    """Add the table to eval_results, each dataset's per-image class counts to eval_images and
+    its class names (which the prior_hits views match the priors against) to class_names."""
+    from storage import EvalImageClass, EvalRun, PriorStore
+
+    prior_store = PriorStore(store)
+    prior_store.write_eval_results(table.store_rows())
+    console.print(f"{len(table.rows)} rows added to eval_results in {store}")
+    for detail in table.details:
+        prior_store.write_class_names(detail.dataset, detail.synonyms)
+    for evaluation, rows in table.image_rows():
+        counts = [EvalImageClass(**row) for row in rows]
+        path = prior_store.write_eval_images(EvalRun(**evaluation), counts)
+        console.print(f"{len(counts)} per-image class rows written to {path}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli import priors_extract, priors_parse, priors_store
+from flows.cli import priors_extract, priors_parse, priors_report, priors_store
 
 app = typer.Typer(
     help="Stage 1: extract priors from images, parse captions, query the prior store.",
@@ -18,5 +18,6 @@ app.command("compact")(priors_store.compact)
 app.command("sets")(priors_store.sets)
 app.command("upgrade")(priors_store.upgrade)
 app.command("repair")(priors_store.repair)
+app.command("report")(priors_report.report)
 app.command("parse")(priors_parse.parse)
 app.command("score")(priors_parse.score)

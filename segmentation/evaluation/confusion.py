@@ -11,6 +11,8 @@ IoU_c = TP_c / (|gt = c| + FP_c). With s = identity it is exactly the IoU.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -30,6 +32,38 @@ def confusion_matrix(
         gt_ids * (num_classes + 1) + pred_ids, minlength=num_classes * (num_classes + 1)
     )
     return flat.reshape(num_classes, num_classes + 1)
+
+
+@dataclass(frozen=True)
+class ClassPixelCounts:
+    """The classes of one image that are in its ground truth or its prediction, with their
+    ground-truth, predicted and intersecting pixel counts (non-ignored pixels only)."""
+
+    classes: np.ndarray
+    gt_pixels: np.ndarray
+    pred_pixels: np.ndarray
+    intersection: np.ndarray
+
+
+def class_pixel_counts(cells: np.ndarray, counts: np.ndarray, num_classes: int) -> ClassPixelCounts:
+    """Per-class counts from one image's non-zero confusion cells (flat indices into the
+    (K, K + 1) matrix and their counts); predictions outside the classes count for no class."""
+    gt, pred = np.divmod(np.asarray(cells, dtype=np.int64), num_classes + 1)
+    counts = np.asarray(counts, dtype=np.int64)
+    in_range = pred < num_classes
+
+    def per_class(ids: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        totals = np.zeros(num_classes, dtype=np.int64)
+        np.add.at(totals, ids, weights)
+        return totals
+
+    gt_pixels = per_class(gt, counts)
+    pred_pixels = per_class(pred[in_range], counts[in_range])
+    intersection = per_class(gt[gt == pred], counts[gt == pred])
+    classes = np.flatnonzero((gt_pixels > 0) | (pred_pixels > 0))
+    return ClassPixelCounts(
+        classes, gt_pixels[classes], pred_pixels[classes], intersection[classes]
+    )
 
 
 def iou_per_class(confusion: np.ndarray) -> np.ndarray:

@@ -23,7 +23,9 @@ from PIL import Image
 
 from segmentation.datasets.constants import IGNORE_INDEX
 from segmentation.evaluation.confusion import (
+    ClassPixelCounts,
     accuracy_per_class,
+    class_pixel_counts,
     class_similarity,
     confusion_matrix,
     iou_per_class,
@@ -31,6 +33,13 @@ from segmentation.evaluation.confusion import (
 )
 from segmentation.text.encoders import TextEncoder
 from segmentation.text.vocabulary import is_background
+
+
+def _image_id(sample: dict, position: int) -> str:
+    """The store's id of a sample's image: its `img_id`, else its file name, else its position."""
+    if sample.get("img_id"):
+        return str(sample["img_id"])
+    return Path(sample["img_path"]).name if sample.get("img_path") else f"#{position}"
 
 
 def _percent(values: np.ndarray) -> float:
@@ -67,6 +76,7 @@ class OpenIoUMetric(BaseMetric):
         self._encoder: TextEncoder | None = None
         self._embeddings: dict[str, np.ndarray] = {}
         self.per_class: dict[str, np.ndarray] = {}
+        self.per_image: dict[str, ClassPixelCounts] = {}
 
     def set_text_encoder(self, encoder: TextEncoder) -> None:
         """Embed class names with `encoder` (the evaluated model's) from now on."""
@@ -79,29 +89,32 @@ class OpenIoUMetric(BaseMetric):
         return len(self.dataset_meta["classes"])
 
     def process(self, data_batch: dict, data_samples: Sequence[dict]) -> None:
-        """Keep each image's non-zero confusion cells as (flat index, count) pairs."""
+        """Keep each image's non-zero confusion cells as (flat index, count) pairs, with its id."""
         for sample in data_samples:
             pred = sample["pred_sem_seg"]["data"].squeeze(0).cpu().numpy()
             gt = sample["gt_sem_seg"]["data"].squeeze(0).cpu().numpy()
             names = sample.get("vocabulary")
             if names is not None and list(names) != list(self.dataset_meta["classes"]):
                 pred = self.map_to_dataset_classes(pred, names)
+            image_id = _image_id(sample, len(self.results))
             if self.output_dir is not None:
-                self.save_prediction(pred, sample)
+                self.save_prediction(pred, image_id)
             cells = confusion_matrix(pred, gt, self.num_classes, self.ignore_index).ravel()
             nonzero = np.flatnonzero(cells)
-            self.results.append((nonzero, cells[nonzero]))
+            self.results.append((nonzero, cells[nonzero], image_id))
 
-    def save_prediction(self, pred: np.ndarray, sample: dict) -> None:
-        image_id = str(sample.get("img_id") or Path(sample["img_path"]).name)
+    def save_prediction(self, pred: np.ndarray, image_id: str) -> None:
         path = Path(self.output_dir) / Path(image_id).with_suffix(".png")
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(pred.astype(np.uint16)).save(path)
 
     def compute_metrics(self, results: list) -> dict[str, float]:
+        """Metrics of the whole set; each image's class pixel counts are kept in `per_image`."""
         confusion = np.zeros(self.num_classes * (self.num_classes + 1), dtype=np.int64)
-        for indices, counts in results:
+        self.per_image = {}
+        for indices, counts, image_id in results:
             confusion[indices] += counts
+            self.per_image[image_id] = class_pixel_counts(indices, counts, self.num_classes)
         confusion = confusion.reshape(self.num_classes, self.num_classes + 1)
         return self.summarize(confusion)
 

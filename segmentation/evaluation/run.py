@@ -17,7 +17,7 @@ from mmengine.config import Config
 
 from segmentation.datasets.catalog import BenchmarkInfo, benchmark
 from segmentation.datasets.constants import IGNORE_INDEX
-from segmentation.evaluation.table import EvalRow, EvalTable
+from segmentation.evaluation.table import DatasetDetail, EvalRow, EvalTable
 
 EVAL_HOOKS = ("VocabularyHook", "EvaluatorTextEncoderHook")
 """Hooks every evaluation needs: the dataset's vocabulary in the model, and the model's text
@@ -105,11 +105,12 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
     check_checkpoint(request.checkpoint)
     options = TrainOptions(request.config, cfg_options=list(request.cfg_options))
     base = load_training_config(options)
-    rows = []
+    rows, details = [], []
     for info in [benchmark(key) for key in request.datasets]:
         runner = Runner.from_cfg(benchmark_config(base, info, request))
         metrics = runner.test()
         rows.append(EvalRow.from_metrics(info.key, len(runner.test_dataloader.dataset), metrics))
+        details.append(_detail(info, runner))
     return EvalTable(
         rows,
         run=request.run or f"{request.config.stem}:{request.checkpoint.stem}",
@@ -117,4 +118,22 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
         checkpoint=str(request.checkpoint),
         prior_set_id=str(base.get("prior_set_id") or ""),
         vocabulary_free=request.vocabulary_free,
+        details=details,
+    )
+
+
+def _detail(info: BenchmarkInfo, runner) -> DatasetDetail:
+    """Per-class IoU and per-image class counts that the test loop's metric kept."""
+    from segmentation.evaluation.metric import OpenIoUMetric
+
+    metric = next(m for m in runner.test_evaluator.metrics if isinstance(m, OpenIoUMetric))
+    classes = tuple(metric.dataset_meta["classes"])
+    synonyms = metric.dataset_meta.get("synonyms") or [[name] for name in classes]
+    return DatasetDetail(
+        benchmark=info.key,
+        dataset=info.dataset_name,
+        classes=classes,
+        synonyms=tuple(tuple(names) for names in synonyms),
+        iou=metric.per_class["IoU"],
+        per_image=metric.per_image,
     )

@@ -1,7 +1,10 @@
 """The evaluation table: one row per dataset, printed, as Markdown and CSV, and as store rows.
 
 Store rows have the keys of `storage.EvalResult` (`run`, `dataset`, `miou`, `open_miou`,
-`config`, `checkpoint`, `prior_set_id`, `vocabulary_free`) for `PriorStore.write_eval_results`.
+`config`, `checkpoint`, `prior_set_id`, `vocabulary_free`) for `PriorStore.write_eval_results`;
+per dataset, `image_rows` gives the keys of `storage.EvalRun` and rows with those of
+`storage.EvalImageClass` for `PriorStore.write_eval_images`. The per-class IoUs go to
+`eval_classes.csv`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from segmentation.evaluation.confusion import ClassPixelCounts
+
 COLUMNS = ("dataset", "images", "mIoU", "Open-mIoU", "aAcc", "mAcc")
+CLASS_COLUMNS = ("dataset", "class_index", "class", "IoU")
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,50 @@ def _format(value: float) -> str:
 
 
 @dataclass(frozen=True)
+class DatasetDetail:
+    """What the metric kept of one dataset: the IoU (fraction, NaN for a class in neither the
+    labels nor the predictions) per class and each image's class pixel counts, by image id.
+    `benchmark` is the table's short name, `dataset` the store's name of the dataset; `synonyms`
+    has each class's names, its own first."""
+
+    benchmark: str
+    dataset: str
+    classes: tuple[str, ...]
+    synonyms: tuple[tuple[str, ...], ...]
+    iou: np.ndarray
+    per_image: dict[str, ClassPixelCounts]
+
+    def class_rows(self) -> list[list]:
+        """`eval_classes.csv` rows (IoU in percent, unrounded) of the classes that have an IoU."""
+        return [
+            [self.benchmark, index, name, 100 * float(self.iou[index])]
+            for index, name in enumerate(self.classes)
+            if not math.isnan(self.iou[index])
+        ]
+
+    def image_rows(self) -> list[dict]:
+        """One row per image and class in its ground truth or prediction."""
+        return [
+            {
+                "image_id": image_id,
+                "class_index": int(index),
+                "class_name": self.classes[index],
+                "gt_pixels": int(gt),
+                "pred_pixels": int(pred),
+                "intersection": int(hits),
+            }
+            for image_id, counts in self.per_image.items()
+            for index, gt, pred, hits in zip(
+                counts.classes,
+                counts.gt_pixels,
+                counts.pred_pixels,
+                counts.intersection,
+                strict=True,
+            )
+        ]
+
+
+@dataclass(frozen=True)
 class EvalTable:
     """Rows of one evaluation run (a checkpoint over several datasets)."""
 
@@ -62,6 +114,7 @@ class EvalTable:
     checkpoint: str = ""
     prior_set_id: str = ""
     vocabulary_free: bool = False
+    details: list[DatasetDetail] = field(default_factory=list)
 
     @property
     def extra_columns(self) -> list[str]:
@@ -98,13 +151,24 @@ class EvalTable:
             table.add_row(*cells)
         return table
 
+    def classes_csv(self) -> str:
+        """Per-class IoU of every dataset, one row per class with an IoU."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CLASS_COLUMNS)
+        for detail in self.details:
+            writer.writerows(detail.class_rows())
+        return buffer.getvalue()
+
     def write(self, out_dir: str | Path) -> tuple[Path, Path]:
-        """Write `eval.md` and `eval.csv` under `out_dir`; return both paths."""
+        """Write `eval.md`, `eval.csv` and `eval_classes.csv` under `out_dir`; return the first
+        two paths."""
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         markdown, table_csv = out_dir / "eval.md", out_dir / "eval.csv"
         markdown.write_text(self.to_markdown())
         table_csv.write_text(self.to_csv())
+        (out_dir / "eval_classes.csv").write_text(self.classes_csv())
         return markdown, table_csv
 
     def store_rows(self) -> list[dict]:
@@ -121,4 +185,23 @@ class EvalTable:
                 "vocabulary_free": self.vocabulary_free,
             }
             for row in self.rows
+        ]
+
+    def image_rows(self) -> list[tuple[dict, list[dict]]]:
+        """Per dataset: the evaluation's key (`storage.EvalRun` fields) and its per-image class
+        rows (`storage.EvalImageClass` fields)."""
+        return [
+            (
+                {
+                    "run": self.run,
+                    "benchmark": detail.benchmark,
+                    "dataset": detail.dataset,
+                    "config": self.config,
+                    "checkpoint": self.checkpoint,
+                    "prior_set_id": self.prior_set_id,
+                    "vocabulary_free": self.vocabulary_free,
+                },
+                detail.image_rows(),
+            )
+            for detail in self.details
         ]

@@ -45,3 +45,23 @@ def small_demo(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "demo"
     write_demo(DemoSpec(seed=3, num_train=6, num_val=2), root, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def extract_demo_priors():
+    """Stage 1 in process on a demo set's captions file: `(data_root, store) -> prior set id`."""
+
+    def extract(data_root: Path, store: Path) -> str:
+        from prior_extraction.captioners.file import FileCaptioner
+        from prior_extraction.parsing import CaptionParser
+        from prior_extraction.run import ExtractionConfig, run_extraction
+        from prior_extraction.sources import build_source
+        from storage import PriorStore
+
+        source = build_source(dataset="demo", data_root=data_root)
+        captioner = FileCaptioner(data_root / "captions.jsonl")
+        config = ExtractionConfig(show_progress=False)
+        summary = run_extraction(source, captioner, CaptionParser(), PriorStore(store), config)
+        return summary.prior_set_id
+
+    return extract

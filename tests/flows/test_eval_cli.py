@@ -17,21 +17,6 @@ from flows.cli import app
 CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
 
 
-def _extract_priors(data_root: Path, store: Path) -> str:
-    from prior_extraction.captioners.file import FileCaptioner
-    from prior_extraction.parsing import CaptionParser
-    from prior_extraction.run import ExtractionConfig, run_extraction
-    from prior_extraction.sources import build_source
-    from storage import PriorStore
-
-    source = build_source(dataset="demo", data_root=data_root)
-    captioner = FileCaptioner(data_root / "captions.jsonl")
-    config = ExtractionConfig(show_progress=False)
-    return run_extraction(
-        source, captioner, CaptionParser(), PriorStore(store), config
-    ).prior_set_id
-
-
 def _numpy_miou(predictions: list[np.ndarray], labels: list[np.ndarray], ignore: int) -> float:
     """Plain per-class loop over the label files' own values (8-bit ignore 255, 16-bit 65535);
     a class in neither predictions nor labels has no IoU."""
@@ -86,7 +71,7 @@ ADE_VAL = ["ADE_val_00000001.png", "ADE_val_00000002.png"]
 
 @pytest.mark.slow
 def test_eval_table_matches_numpy_miou_on_saved_predictions(
-    tmp_path, write_random_checkpoint
+    tmp_path, write_random_checkpoint, extract_demo_priors
 ) -> None:
     from segmentation.demo import DemoSpec, write_demo
     from storage import PriorStore
@@ -95,7 +80,7 @@ def test_eval_table_matches_numpy_miou_on_saved_predictions(
     write_demo(DemoSpec(seed=1, num_train=1, num_val=3), data_root / "demo", progress=False)
     _write_ade847_root(data_root / "ade20k_847")
     options = [f"prior_store_root={tmp_path / 'store'}"]
-    options.append(f"prior_set_id={_extract_priors(data_root / 'demo', tmp_path / 'store')}")
+    options.append(f"prior_set_id={extract_demo_priors(data_root / 'demo', tmp_path / 'store')}")
     write_random_checkpoint(tmp_path / "random.pth")
     config = tmp_path / "one_template.py"  # 847 classes x 1 template: quick to embed on a CPU
     config.write_text(f"_base_ = [{str(CONFIG.resolve())!r}]\nmodel = dict(templates=['{{}}'])\n")
@@ -139,7 +124,7 @@ def _nearest_classes(names: list[str], classes: list[str]) -> set[int]:
 
 @pytest.mark.slow
 def test_eval_no_vocab_labels_each_image_with_its_prior_objects(
-    tmp_path, write_random_checkpoint
+    tmp_path, write_random_checkpoint, extract_demo_priors
 ) -> None:
     from segmentation.demo import DemoSpec, write_demo
     from segmentation.text import vocabulary_free_classes
@@ -147,7 +132,7 @@ def test_eval_no_vocab_labels_each_image_with_its_prior_objects(
 
     data_root, store = tmp_path / "datasets", tmp_path / "store"
     write_demo(DemoSpec(seed=2, num_train=1, num_val=3), data_root / "demo", progress=False)
-    prior_set_id = _extract_priors(data_root / "demo", store)
+    prior_set_id = extract_demo_priors(data_root / "demo", store)
     options = [f"prior_store_root={store}", f"prior_set_id={prior_set_id}"]
     write_random_checkpoint(tmp_path / "random.pth")
     args = ["eval", str(CONFIG), str(tmp_path / "random.pth"), "--datasets", "demo", "--no-vocab"]

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -28,6 +23,11 @@ def _params(demo: Path, store: Path, **changes) -> ExtractPriorsParameters:
         store=store, dataset="demo", data_root=demo, captions=demo / "captions.jsonl", shard_size=3
     )
     return ExtractPriorsParameters(**{**values, **changes})
+
+
+def _run(params: ExtractPriorsParameters) -> str:
+    """The flow called as Prefect calls it: one keyword argument per parameter."""
+    return extract_priors(**dict(params))
 
 
 def _rows(store: Path, prior_set_id: str) -> list[tuple]:
@@ -58,14 +58,14 @@ def test_only_transient_errors_are_retried() -> None:
 
 def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_path) -> None:
     store = tmp_path / "store"
-    prior_set_id = extract_priors(_params(small_demo, store))
+    prior_set_id = _run(_params(small_demo, store))
     rows = _rows(store, prior_set_id)
     assert len(rows) == 8
     assert {count for _, count in rows} == {1}
     relation_files = [path.parent for path in (store / "relations").rglob(f"{prior_set_id}-*")]
     assert len(relation_files) == len(set(relation_files)), "a split holds several shard files"
     assert (store / "relation_counts" / "dataset=demo" / f"{prior_set_id}.parquet").exists()
-    assert extract_priors(_params(small_demo, store)) == prior_set_id
+    assert _run(_params(small_demo, store)) == prior_set_id
     assert _rows(store, prior_set_id) == rows
     with PriorStore(store).connect() as connection:
         [(classes, covered)] = connection.sql(
@@ -88,9 +88,9 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
     store = tmp_path / "store"
     params = _params(small_demo, store, task_runner="dask", dask_workers=2)
     _captioner.cache_clear()
-    prior_set_id = extract_priors(params)
+    prior_set_id = _run(params)
     assert _captioner.cache_info().currsize == 0, "the flow process built a captioner"
-    assert prior_set_id == extract_priors(_params(small_demo, tmp_path / "threads"))
+    assert prior_set_id == _run(_params(small_demo, tmp_path / "threads"))
     assert _rows(store, prior_set_id) == _rows(tmp_path / "threads", prior_set_id)
     assert len(_rows(store, prior_set_id)) == 8
 
@@ -99,7 +99,7 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
 def test_gpus_run_one_partition_process_each(prefect_api, small_demo, tmp_path) -> None:
     store = tmp_path / "store"
     _captioner.cache_clear()
-    prior_set_id = extract_priors(_params(small_demo, store, gpus=2))
+    prior_set_id = _run(_params(small_demo, store, gpus=2))
     assert _captioner.cache_info().currsize == 0, "the flow process built a captioner"
     rows = _rows(store, prior_set_id)
     assert len(rows) == 8
@@ -116,55 +116,3 @@ def test_partition_commands_split_the_work_between_gpus(tmp_path) -> None:
     assert "--retry-failed" not in first
     retrying = ExtractPriorsParameters(store=tmp_path, gpus=2, retry_failed=True)
     assert partition_command(retrying, 0)[-1] == "--retry-failed"
-
-
-def _prefect(arguments: list[str], **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "prefect", *arguments],
-        capture_output=True,
-        text=True,
-        check=False,
-        **kwargs,
-    )
-
-
-@pytest.mark.slow
-def test_deployment_run_through_a_served_deployment(prefect_api, small_demo, tmp_path) -> None:
-    store = tmp_path / "store"
-    log = (tmp_path / "serve.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "flows.serve"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ),
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while _prefect(["deployment", "inspect", "extract-priors/default"]).returncode != 0:
-            assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(2)
-        bad = {"params": {"shard_size": 0}}
-        rejected = _prefect(
-            ["deployment", "run", "extract-priors/default", "--params", json.dumps(bad)]
-        )
-        assert rejected.returncode != 0
-        assert "Validation failed for field 'params.shard_size'" in rejected.stdout
-        good = {"params": _params(small_demo, store).model_dump(mode="json")}
-        run = _prefect(
-            [
-                "deployment",
-                "run",
-                "extract-priors/default",
-                "--watch",
-                "--params",
-                json.dumps(good),
-            ],
-            timeout=400,
-        )
-        assert run.returncode == 0, run.stdout + run.stderr
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    with PriorStore(store).connect() as connection:
-        [(prior_set_id,)] = connection.sql("SELECT prior_set_id FROM prior_sets").fetchall()
-    assert len(_rows(store, prior_set_id)) == 8

@@ -154,6 +154,7 @@ def test_nested_columns_in_csv_are_refused_with_a_hint(store_dir):
 def test_upgrade_brings_a_version_1_store_to_the_current_version(store_dir):
     assert priors_cli("compact", "--store", str(store_dir)).exit_code == 0
     shutil.rmtree(store_dir / "relation_counts")
+    shutil.rmtree(store_dir / "eval_images")
     (store_dir / "store.json").write_text(json.dumps({"schema_version": 1}))
     refused = priors_cli("sets", "--store", str(store_dir))
     assert refused.exit_code == 2

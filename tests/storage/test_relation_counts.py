@@ -13,6 +13,7 @@ import pytest
 
 import storage.query
 from storage import (
+    SCHEMA_VERSION,
     ConcurrentWriteError,
     ImagePriors,
     PriorStore,
@@ -203,8 +204,10 @@ def test_a_rewrite_loses_to_a_compaction_committed_during_its_rollup(store, prio
 
 
 def make_version_1(store: PriorStore) -> None:
-    """Rewrite a store to look as schema version 1 left it: no relation_counts at all."""
+    """Rewrite a store to look as schema version 1 left it: no relation_counts (nor the later
+    eval_images) at all."""
     shutil.rmtree(store.root / "relation_counts")
+    shutil.rmtree(store.root / "eval_images")
     (store.root / "store.json").write_text(json.dumps({"schema_version": 1}))
 
 
@@ -219,12 +222,14 @@ def test_a_version_1_store_is_refused_with_a_hint_then_upgraded(store, prior_set
     write_relations(store, prior_set, "shard-3", {DOG: 5})
     make_version_1(store)
 
-    hint = f"reads schema version 2; run: llmformer priors upgrade --store {store.root}"
+    hint = (
+        f"reads schema version {SCHEMA_VERSION}; run: llmformer priors upgrade --store {store.root}"
+    )
     with pytest.raises(SchemaVersionError, match=re.escape(hint) + "$"):
         PriorStore(store.root)
     upgraded = PriorStore.upgrade(store.root)
 
-    assert json.loads((store.root / "store.json").read_text()) == {"schema_version": 2}
+    assert json.loads((store.root / "store.json").read_text()) == {"schema_version": SCHEMA_VERSION}
     assert sorted(p.name for p in (store.root / "relation_counts").rglob("*.parquet")) == sorted(
         [f"{prior_set}.parquet", f"{other}.parquet", "schema.parquet"]
     )
@@ -234,11 +239,11 @@ def test_a_version_1_store_is_refused_with_a_hint_then_upgraded(store, prior_set
 
 
 def test_a_store_of_another_version_is_neither_upgraded_nor_given_the_hint(store):
-    (store.root / "store.json").write_text(json.dumps({"schema_version": 3}))
+    (store.root / "store.json").write_text(json.dumps({"schema_version": 99}))
     for open_store in (PriorStore, PriorStore.upgrade):
         with pytest.raises(SchemaVersionError, match=r"use a matching llmformer release$"):
             open_store(store.root)
-    assert json.loads((store.root / "store.json").read_text()) == {"schema_version": 3}
+    assert json.loads((store.root / "store.json").read_text()) == {"schema_version": 99}
 
 
 def test_upgrading_a_missing_store_creates_nothing(tmp_path):

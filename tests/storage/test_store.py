@@ -11,6 +11,7 @@ import pytest
 
 import storage
 from storage import (
+    SCHEMA_VERSION,
     ImagePriors,
     InvalidRecordError,
     PriorStore,
@@ -163,7 +164,8 @@ def test_older_schema_version_is_named_with_the_current_one(store):
     manifest = store.root / "store.json"
     manifest.write_text(json.dumps({"schema_version": 1}))
     with pytest.raises(
-        SchemaVersionError, match="has schema version 1, but this llmformer reads schema version 2"
+        SchemaVersionError,
+        match=f"has schema version 1, but this llmformer reads schema version {SCHEMA_VERSION}",
     ):
         PriorStore(store.root)
 

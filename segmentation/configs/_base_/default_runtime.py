@@ -12,7 +12,15 @@ custom_hooks = [
     dict(type="EvaluatorTextEncoderHook"),
     dict(type="PlainCheckpointHook"),
 ]
-vis_backends = [dict(type="LocalVisBackend")]
+# Scalars (loss, learning rate, mIoU) go to `WORK_DIR/<run>/vis_data/`: scalars.json (read by
+# `llmformer curves`) and TensorBoard event files (`tensorboard --logdir data/work_dirs`). For
+# MLflow (`pip install mlflow`) instead of TensorBoard, pass
+#   --cfg-options visualizer.vis_backends.1.type=MLflowVisBackend
+# (runs go to ./mlruns or $MLFLOW_TRACKING_URI), or add both to an experiment config:
+#   vis_backends = [dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend"),
+#                   dict(type="MLflowVisBackend", tracking_uri="file:data/mlruns")]
+#   visualizer = dict(vis_backends=vis_backends)
+vis_backends = [dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")]
 visualizer = dict(type="SegLocalVisualizer", vis_backends=vis_backends, name="visualizer")
 log_processor = dict(by_epoch=False)
 log_level = "INFO"

@@ -230,3 +230,50 @@ def test_open_miou_similarities_come_from_the_given_encoder() -> None:
     np.testing.assert_allclose(metric.class_similarity()[0], [1.0, close, 0.0], rtol=1e-6)
     metric.set_text_encoder(_OtherWordVectors())  # cos 0.11: below the 0.5 threshold
     np.testing.assert_allclose(metric.class_similarity()[0], [1.0, 0.0, 0.0])
+
+
+def test_per_image_class_counts_match_numpy_and_sum_to_the_class_iou(predictions_847) -> None:
+    preds, gts = predictions_847
+    metric = METRICS.build(dict(type="OpenIoUMetric"))
+    samples = _samples(preds, gts)
+    for index, sample in enumerate(samples):
+        sample["img_id"] = f"val/{index}"
+    metric.dataset_meta = {"classes": tuple(f"c{i}" for i in range(847))}
+    metric.process({}, samples)
+    metric.evaluate(len(samples))
+    assert list(metric.per_image) == ["val/0", "val/1", "val/2", "val/3"]
+    totals = np.zeros((3, 847), dtype=np.int64)
+    for pred, gt, counts in zip(preds, gts, metric.per_image.values(), strict=True):
+        valid = gt != IGNORE_INDEX
+        in_either = [c for c in range(847) if ((pred == c) & valid).any() or (gt == c).any()]
+        assert counts.classes.tolist() == in_either
+        for c, *values in zip(
+            counts.classes, counts.gt_pixels, counts.pred_pixels, counts.intersection, strict=True
+        ):
+            expected = [
+                (gt == c).sum(),
+                ((pred == c) & valid).sum(),
+                ((pred == c) & (gt == c)).sum(),
+            ]
+            assert values == expected, c
+            totals[:, c] += values
+    union = totals[0] + totals[1] - totals[2]
+    present = union > 0
+    iou = metric.per_class["IoU"]
+    np.testing.assert_allclose(
+        totals[2][present] / union[present], iou[present], rtol=0, atol=1e-12
+    )
+    assert np.isnan(iou[~present]).all()
+
+
+def test_per_image_counts_leave_out_predictions_outside_the_classes() -> None:
+    from segmentation.evaluation.confusion import class_pixel_counts
+
+    gt = np.array([[0, 0, 1, 255]])
+    pred = np.array([[0, 7, 1, 2]])  # 7 is no class; the ignored pixel's 2 does not count
+    cells = confusion_matrix(pred, gt, 3, 255).ravel()
+    counts = class_pixel_counts(np.flatnonzero(cells), cells[cells > 0], 3)
+    assert counts.classes.tolist() == [0, 1]
+    assert counts.gt_pixels.tolist() == [2, 1]
+    assert counts.pred_pixels.tolist() == [1, 1]
+    assert counts.intersection.tolist() == [1, 1]

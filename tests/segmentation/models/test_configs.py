@@ -111,3 +111,17 @@ def test_paper_config_builds_with_the_clip_classifier_on_and_params_lists_it() -
     counts = json.loads(completed.stdout.splitlines()[-1])["full"]
     assert counts["frozen_clip_projection"] == 1024 * 768  # ViT-L width -> CLIP's 768-d space
     assert counts["trainable"] < counts["total"] - counts["frozen_clip_projection"]
+
+
+def test_every_config_logs_to_tensorboard_and_one_override_swaps_it_for_mlflow() -> None:
+    from segmentation.training import TrainOptions, load_training_config
+
+    tiny = CONFIGS / "llmformer_tiny_demo.py"
+    source = ["prior_store_root=data/store", "prior_set_id=x"]
+    cfg = load_training_config(TrainOptions(tiny, cfg_options=source))
+    backends = [backend["type"] for backend in cfg.visualizer.vis_backends]
+    assert backends == ["LocalVisBackend", "TensorboardVisBackend"]
+    swap = [*source, "visualizer.vis_backends.1.type=MLflowVisBackend"]
+    cfg = load_training_config(TrainOptions(tiny, cfg_options=swap))
+    backends = [backend["type"] for backend in cfg.visualizer.vis_backends]
+    assert backends == ["LocalVisBackend", "MLflowVisBackend"]
