@@ -48,6 +48,10 @@ TEXTURE_PHRASES = {
 }
 ATTRIBUTE_MENTION = 0.25
 SINGLE_OBJECT = 0.75
+CLOSE_UP = 0.3
+"""Share of pairs showing one large object filling most of the frame: shape identity is learnt
+from outlines a ViT patch can resolve, and crops of small objects look like these."""
+CLOSE_UP_RADIUS = (0.25, 0.42)
 CAPTIONS = (
     "a photo of {objects}.",
     "this is a photo of {objects}",
@@ -69,6 +73,8 @@ class TinyCLIPSpec:
     steps: int = 900
     batch_size: int = 128
     learning_rate: float = 3e-3
+    warmup_steps: int = 50
+    threads: int = 1
     image_size: int = 64
     projection_dim: int = 64
     zero_shot_images: int = 100
@@ -99,9 +105,10 @@ class TinyCLIPSpec:
 
 
 # ----------------------------------------------------------------------------- pairs
-def _sample_object(rng: np.random.Generator, image_size: int) -> SceneObject:
-    size = str(rng.choice(list(SIZES)))
-    radius = SIZES[size] * image_size * float(rng.uniform(0.9, 1.1))
+def _sample_object(rng: np.random.Generator, image_size: int, close_up: bool) -> SceneObject:
+    size = "large" if close_up else str(rng.choice(list(SIZES)))
+    scale = rng.uniform(*CLOSE_UP_RADIUS) if close_up else SIZES[size] * rng.uniform(0.9, 1.1)
+    radius = float(scale) * image_size
     margin = radius + 1
     return SceneObject(
         shape=str(rng.choice(SHAPES)),
@@ -137,14 +144,18 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
     return str(rng.choice(CAPTIONS)).format(objects=objects, background=scene.background)
 
 
-def make_pair(seed: int, index: int, image_size: int) -> tuple[np.ndarray, str]:
-    """One pretraining pair: one or two objects of any shape, and its caption."""
+def make_pair(seed: int, index: int, image_size: int) -> tuple[np.ndarray, str, str]:
+    """One pretraining pair: a close-up of one object, or one or two objects of the demo's
+    sizes, of any shape; its caption; and the sorted shape names the caption mentions (pairs
+    with equal ones are each other's positives)."""
     rng = np.random.default_rng([seed, PAIR_STREAM, index])
-    count = 1 if rng.random() < SINGLE_OBJECT else 2
-    objects = tuple(_sample_object(rng, image_size) for _ in range(count))
+    close_up = bool(rng.random() < CLOSE_UP)
+    count = 1 if close_up or rng.random() < SINGLE_OBJECT else 2
+    objects = tuple(_sample_object(rng, image_size, close_up) for _ in range(count))
     scene = Scene(background=str(rng.choice(list(BACKGROUNDS))), objects=objects)
     image, _, _ = render_scene(scene, image_size, rng)
-    return image, caption(scene, rng)
+    shapes = " ".join(sorted({obj.shape for obj in scene.objects}))
+    return image, caption(scene, rng), shapes
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:
@@ -211,15 +222,31 @@ def build_model(spec: TinyCLIPSpec, tokenizer):
     return CLIPModel(config)
 
 
-def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], spec: TinyCLIPSpec):
-    """Symmetric InfoNCE (CLIP's loss) with AdamW and a linear decay, one thread."""
+def multi_positive_loss(logits_per_image: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    """Symmetric CLIP loss whose targets spread evenly over every positive pair: captions of
+    the same shape set are true matches, not the negatives plain InfoNCE would push away."""
+    targets = positives.float() / positives.sum(dim=1, keepdim=True)
+    image_loss = F.cross_entropy(logits_per_image, targets)
+    text_loss = F.cross_entropy(logits_per_image.T, targets.T)
+    return (image_loss + text_loss) / 2
+
+
+def train_clip(
+    model,
+    tokenizer,
+    images: np.ndarray,
+    captions: list[str],
+    shape_sets: list[str],
+    spec: TinyCLIPSpec,
+):
+    """Multi-positive contrastive training with AdamW, linear warmup and cosine decay."""
     generator = torch.Generator().manual_seed(spec.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.05)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / 50) * (1 - step / spec.steps)
-    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, spec))
     tokens = tokenizer(captions, padding=True, return_tensors="pt")
     pixels = to_pixels(images)
+    _, set_ids = np.unique(shape_sets, return_inverse=True)
+    set_ids = torch.from_numpy(set_ids)
     model.train()
     progress = tqdm(range(spec.steps), desc="tiny CLIP", unit="step")
     for _ in progress:
@@ -228,14 +255,21 @@ def train_clip(model, tokenizer, images: np.ndarray, captions: list[str], spec: 
             input_ids=tokens["input_ids"][batch],
             attention_mask=tokens["attention_mask"][batch],
             pixel_values=pixels[batch],
-            return_loss=True,
         )
+        loss = multi_positive_loss(outputs.logits_per_image, set_ids[batch, None] == set_ids[batch])
         optimizer.zero_grad()
-        outputs.loss.backward()
+        loss.backward()
         optimizer.step()
         schedule.step()
-        progress.set_postfix(loss=f"{outputs.loss.item():.3f}")
+        progress.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
+
+
+def _lr_factor(step: int, spec: TinyCLIPSpec) -> float:
+    if step < spec.warmup_steps:
+        return (step + 1) / spec.warmup_steps
+    progress = (step - spec.warmup_steps) / max(spec.steps - spec.warmup_steps, 1)
+    return 0.5 * (1 + np.cos(np.pi * progress))
 
 
 # ------------------------------------------------------------------------- zero shot
@@ -317,12 +351,13 @@ def ensure_tiny_clip(folder: str | Path, spec: TinyCLIPSpec | None = None) -> di
     started = time.monotonic()
     torch.manual_seed(spec.seed)
     pairs = [make_pair(spec.seed, index, spec.image_size) for index in range(spec.num_pairs)]
-    images = np.stack([image for image, _ in pairs])
-    captions = [text for _, text in pairs]
+    images = np.stack([image for image, _, _ in pairs])
+    captions = [text for _, text, _ in pairs]
+    shape_sets = [shapes for _, _, shapes in pairs]
     tokenizer = build_tokenizer(tokenizer_corpus(captions, spec.seed), folder)
     model = build_model(spec, tokenizer)
-    with _one_thread():
-        train_clip(model, tokenizer, images, captions, spec)
+    with _threads(spec.threads):
+        train_clip(model, tokenizer, images, captions, shape_sets, spec)
     model.save_pretrained(folder)
     record = {
         "spec": spec.key(),
@@ -333,12 +368,15 @@ def ensure_tiny_clip(folder: str | Path, spec: TinyCLIPSpec | None = None) -> di
     return record
 
 
-class _one_thread:
-    """Train on one torch thread: on shared cores, tiny models run faster so."""
+class _threads:
+    """Train on a set number of torch threads (few: on shared cores tiny models run faster so)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
 
     def __enter__(self) -> None:
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(self.count)
 
     def __exit__(self, *exc) -> None:
-        torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.previous)
