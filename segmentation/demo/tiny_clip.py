@@ -70,11 +70,11 @@ class TinyCLIPSpec:
 
     seed: int = 1000
     num_pairs: int = 6000
-    steps: int = 900
-    batch_size: int = 128
-    learning_rate: float = 3e-3
+    steps: int = 1200
+    batch_size: int = 64
+    learning_rate: float = 2e-3
     warmup_steps: int = 50
-    threads: int = 1
+    threads: int = 2
     image_size: int = 64
     projection_dim: int = 64
     zero_shot_images: int = 100
