@@ -74,7 +74,7 @@ class TinyCLIPSpec:
     batch_size: int = 64
     learning_rate: float = 2e-3
     warmup_steps: int = 50
-    threads: int = 2
+    threads: int = 1
     image_size: int = 64
     projection_dim: int = 64
     zero_shot_images: int = 100
