@@ -16,6 +16,8 @@ import json
 import statistics
 from pathlib import Path
 
+from _demo_world import extract_priors
+
 CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
 PRIOR_MODULES_OFF = (
     "model.decode_head.use_semantic_attention=False",
@@ -23,22 +25,6 @@ PRIOR_MODULES_OFF = (
     "model.decode_head.use_relation_attention=False",
 )
 METRICS = ("mIoU", "mIoU_seen", "mIoU_unseen")
-
-
-def extract_priors(data_root: Path, store: Path) -> str:
-    """Stage 1 over the demo set with the `file` captioner; returns the prior set id."""
-    from prior_extraction.captioners.file import FileCaptioner
-    from prior_extraction.parsing import CaptionParser
-    from prior_extraction.run import ExtractionConfig, run_extraction
-    from prior_extraction.sources import build_source
-    from storage import PriorStore
-
-    source = build_source(dataset="demo", data_root=data_root)
-    captioner = FileCaptioner(data_root / "captions.jsonl")
-    config = ExtractionConfig(show_progress=False)
-    return run_extraction(
-        source, captioner, CaptionParser(), PriorStore(store), config
-    ).prior_set_id
 
 
 def train_and_evaluate(

@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from _demo_world import extract_priors
+
 CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
 ATTENTION_OFF = (
     "model.decode_head.use_semantic_attention=False",
@@ -58,22 +60,6 @@ SETTINGS = {
     "boost+clip": Setting(attention=False, boost=True, clip=True),
 }
 FIGURES = ("seen", "unseen", "hmean", "vocab_free_seen", "vocab_free_unseen")
-
-
-def extract_priors(data_root: Path, store: Path) -> str:
-    """Stage 1 over the demo set with the `file` captioner; returns the prior set id."""
-    from prior_extraction.captioners.file import FileCaptioner
-    from prior_extraction.parsing import CaptionParser
-    from prior_extraction.run import ExtractionConfig, run_extraction
-    from prior_extraction.sources import build_source
-    from storage import PriorStore
-
-    source = build_source(dataset="demo", data_root=data_root)
-    captioner = FileCaptioner(data_root / "captions.jsonl")
-    config = ExtractionConfig(show_progress=False)
-    return run_extraction(
-        source, captioner, CaptionParser(), PriorStore(store), config
-    ).prior_set_id
 
 
 def train_once(run_dir: Path, options: list[str], iters: int) -> Path:

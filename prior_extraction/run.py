@@ -53,6 +53,8 @@ from storage import (
 )
 
 FAILURES_SHOWN = 5
+STOP_GRACE_S = 8.0
+"""Seconds a stopping run may spend finishing its shard: every stop ends within 10 s."""
 """How many of a run's failures its summary lists."""
 
 
@@ -211,7 +213,7 @@ def run_extraction(
     )
     shards = list(make_shards(pending, config.shard_size))
     stop = threading.Event()
-    with _progress(source, summary, config.show_progress) as advance, _stop_on_sigint(stop):
+    with _progress(source, summary, config.show_progress) as advance, _stop_on_signals(stop):
         worker = _ShardWorker(captioner, parser, store, prior_set_id, config, advance, retried)
         summary.interrupted = worker.run(shards, stop, summary, on_shard)
     summary.seconds = time.perf_counter() - started
@@ -445,11 +447,12 @@ def _progress(
 
 
 @contextlib.contextmanager
-def _stop_on_sigint(stop: threading.Event) -> Iterator[None]:
-    """The first Ctrl-C sets `stop` (the shard in hand is finished); the second one interrupts.
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C (or SIGTERM) sets `stop`: the shard in hand is finished if that takes at
+    most `STOP_GRACE_S`, else abandoned (resume redoes it); a second signal interrupts at once.
 
     Signal handlers can only be installed from the main thread; elsewhere (a Prefect worker
-    thread) Ctrl-C keeps its usual meaning.
+    thread) the signals keep their usual meaning.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -459,9 +462,20 @@ def _stop_on_sigint(stop: threading.Event) -> Iterator[None]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
+        signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_S)
 
-    previous = signal.signal(signal.SIGINT, request_stop)
+    def grace_over(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    handlers = {
+        signal.SIGINT: request_stop,
+        signal.SIGTERM: request_stop,
+        signal.SIGALRM: grace_over,
+    }
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

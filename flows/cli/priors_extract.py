@@ -126,6 +126,12 @@ def extract(
         parser = CaptionParser(n_process=parse_processes)
         try:
             summary = run_extraction(source, chosen, parser, prior_store, config)
+        except KeyboardInterrupt:
+            typer.echo(
+                "interrupted: the shard in hand was abandoned; run the same command to resume",
+                err=True,
+            )
+            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
         finally:
             parser.close()
     except (SourceError, CaptionerError, PromptError, ExtractionConfigError, StoreError) as error:

@@ -33,7 +33,10 @@ def _weight_files(checkpoint: Path) -> list[Path]:
     if checkpoint.is_file():
         return [checkpoint]
     if not checkpoint.is_dir():
-        raise FileNotFoundError(f"vision tower checkpoint not found: {checkpoint}")
+        raise FileNotFoundError(
+            f"vision tower checkpoint not found: {checkpoint} (a CLIP folder saved with "
+            "save_pretrained; `llmformer demo` builds the demo config's tiny CLIP)"
+        )
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         index = checkpoint / index_name
         if index.exists():

@@ -75,7 +75,7 @@ def _scalar_tags(work_dir: Path) -> set[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_deployments_take_prefect_parameters_and_leave_pictures(
-    prefect_api, small_demo, tmp_path
+    prefect_api, small_demo, untrained_tiny_clip, tmp_path
 ) -> None:
     project = _project(tmp_path, small_demo)
     env = {

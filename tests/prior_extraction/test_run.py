@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import prior_extraction.run as run_module
 from flows.cli import app
 from prior_extraction.captioners import CaptionRequest
 from prior_extraction.captioners.file import FileCaptioner
@@ -212,6 +214,35 @@ def test_ctrl_c_finishes_the_shard_in_hand_then_resume_completes(
     assert _id_counts(store, "captions", summary.prior_set_id) == {
         f"{i:04d}.png": 1 for i in range(12)
     }
+
+
+class _StuckCaptioner(FileCaptioner):
+    """Sends `signum` to this process at its first batch, then takes far longer than any grace."""
+
+    def __init__(self, captions: Path, signum: int) -> None:
+        super().__init__(captions)
+        self.signum = signum
+
+    def caption(self, batch):
+        os.kill(os.getpid(), self.signum)
+        time.sleep(60)
+        return super().caption(batch)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_a_stuck_shard_within_the_grace(
+    tmp_path, noise_folder, parser, monkeypatch, signum
+) -> None:
+    folder, captions = noise_folder(4)
+    monkeypatch.setattr(run_module, "STOP_GRACE_S", 0.5)
+    store = PriorStore(tmp_path / "store")
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_extraction(FolderSource(folder), _StuckCaptioner(captions, signum), parser, store)
+    assert time.monotonic() - started < 10
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_ctrl_c_leaves_parser_worker_processes_working(tmp_path, noise_folder, parser) -> None:
