@@ -57,26 +57,37 @@ class Scene:
     objects: tuple[SceneObject, ...]
 
 
+def sample_object(
+    rng: np.random.Generator,
+    shapes: tuple[str, ...],
+    image_size: int,
+    close_up_radius: tuple[float, float] | None = None,
+) -> SceneObject:
+    """One object with random attributes, wholly inside the image; with `close_up_radius` (a
+    range of radii as fractions of the image side) a large one of such a radius."""
+    if close_up_radius is None:
+        size = str(rng.choice(list(SIZES)))
+        radius = SIZES[size] * image_size * float(rng.uniform(0.9, 1.1))
+    else:
+        size = "large"
+        radius = float(rng.uniform(*close_up_radius)) * image_size
+    margin = radius + 1
+    return SceneObject(
+        shape=str(rng.choice(shapes)),
+        colour=str(rng.choice(list(COLOURS))),
+        texture=str(rng.choice(TEXTURES)),
+        size=size,
+        x=float(rng.uniform(margin, image_size - margin)),
+        y=float(rng.uniform(margin, image_size - margin)),
+        radius=radius,
+        angle=float(rng.uniform(0, 2 * np.pi)),
+    )
+
+
 def sample_scene(rng: np.random.Generator, shapes: tuple[str, ...], image_size: int) -> Scene:
     """Draw 2-4 objects with random attributes and positions inside the image."""
     count = int(rng.integers(2, 5))
-    objects = []
-    for _ in range(count):
-        size = str(rng.choice(list(SIZES)))
-        radius = SIZES[size] * image_size * float(rng.uniform(0.9, 1.1))
-        margin = radius + 1
-        objects.append(
-            SceneObject(
-                shape=str(rng.choice(shapes)),
-                colour=str(rng.choice(list(COLOURS))),
-                texture=str(rng.choice(TEXTURES)),
-                size=size,
-                x=float(rng.uniform(margin, image_size - margin)),
-                y=float(rng.uniform(margin, image_size - margin)),
-                radius=radius,
-                angle=float(rng.uniform(0, 2 * np.pi)),
-            )
-        )
+    objects = [sample_object(rng, shapes, image_size) for _ in range(count)]
     return Scene(background=str(rng.choice(list(BACKGROUNDS))), objects=tuple(objects))
 
 

@@ -24,14 +24,12 @@ from tqdm import tqdm
 
 from segmentation.demo.scenes import (
     BACKGROUNDS,
-    COLOURS,
     SEEN_SHAPES,
     SHAPES,
-    SIZES,
-    TEXTURES,
     Scene,
     SceneObject,
     render_scene,
+    sample_object,
 )
 
 PAIR_STREAM = 2
@@ -105,23 +103,6 @@ class TinyCLIPSpec:
 
 
 # ----------------------------------------------------------------------------- pairs
-def _sample_object(rng: np.random.Generator, image_size: int, close_up: bool) -> SceneObject:
-    size = "large" if close_up else str(rng.choice(list(SIZES)))
-    scale = rng.uniform(*CLOSE_UP_RADIUS) if close_up else SIZES[size] * rng.uniform(0.9, 1.1)
-    radius = float(scale) * image_size
-    margin = radius + 1
-    return SceneObject(
-        shape=str(rng.choice(SHAPES)),
-        colour=str(rng.choice(list(COLOURS))),
-        texture=str(rng.choice(TEXTURES)),
-        size=size,
-        x=float(rng.uniform(margin, image_size - margin)),
-        y=float(rng.uniform(margin, image_size - margin)),
-        radius=radius,
-        angle=float(rng.uniform(0, 2 * np.pi)),
-    )
-
-
 def _object_phrase(obj: SceneObject, rng: np.random.Generator) -> str:
     """'a small red hexagon with dots': the shape always, each attribute now and then."""
     words = [word for word in (obj.size, obj.colour) if rng.random() < ATTRIBUTE_MENTION]
@@ -151,7 +132,8 @@ def make_pair(seed: int, index: int, image_size: int) -> tuple[np.ndarray, str, 
     rng = np.random.default_rng([seed, PAIR_STREAM, index])
     close_up = bool(rng.random() < CLOSE_UP)
     count = 1 if close_up or rng.random() < SINGLE_OBJECT else 2
-    objects = tuple(_sample_object(rng, image_size, close_up) for _ in range(count))
+    radius = CLOSE_UP_RADIUS if close_up else None
+    objects = tuple(sample_object(rng, SHAPES, image_size, radius) for _ in range(count))
     scene = Scene(background=str(rng.choice(list(BACKGROUNDS))), objects=objects)
     image, _, _ = render_scene(scene, image_size, rng)
     shapes = " ".join(sorted({obj.shape for obj in scene.objects}))
