@@ -10,12 +10,9 @@ from typing import Annotated
 
 import typer
 
+from flows.cli.checks import fail, require_at_least
+
 PARSERS = ("ours", "sng_parser")
-
-
-def _fail(message: str) -> typer.Exit:
-    print(f"error: {message}", file=sys.stderr)
-    return typer.Exit(2)
 
 
 def parse(
@@ -46,19 +43,18 @@ def parse(
     from prior_extraction.parsing import CaptionParser, default_process_count
 
     if not input.is_file():
-        raise _fail(f"no caption file at {input}")
+        fail(f"no caption file at {input}")
     lines = count_lines(input)
     n_process = default_process_count(lines) if n_process is None else n_process
-    for name, value in (("--batch-size", batch_size), ("--n-process", n_process)):
-        if value < 1:
-            raise _fail(f"{name} must be at least 1, got {value}")
+    require_at_least("--batch-size", batch_size, 1)
+    require_at_least("--n-process", n_process, 1)
     try:
         prepare_output_path(input, output)
         parser = CaptionParser(pipeline, batch_size=batch_size, n_process=n_process)
     except OutputPathError as error:
-        raise _fail(f"--output: {error}") from None
+        fail(f"--output: {error}")
     except (PipelineNotFoundError, OSError) as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
     with tqdm(total=lines, unit="caption", disable=not progress) as bar:
         try:
             report = parse_caption_file(
@@ -69,7 +65,7 @@ def parse(
                 on_progress=bar.update,
             )
         except OutputPathError as error:
-            raise _fail(f"--output: {error}") from None
+            fail(f"--output: {error}")
     if report.repeated_lines:
         shown = ", ".join(json.dumps(value) for value in report.repeated_ids)
         print(
@@ -96,14 +92,14 @@ def score(
     from prior_extraction.scoring import score as score_priors
 
     if parser not in PARSERS:
-        raise _fail(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
+        fail(f"unknown parser {parser!r}; choose one of {', '.join(PARSERS)}")
     if not labelled.is_file():
-        raise _fail(f"no labelled caption file at {labelled}")
+        fail(f"no labelled caption file at {labelled}")
     try:
         items = load_labelled(labelled, [split] if split else None)
         chosen = _build_parser(parser, pipeline)
     except (ValueError, ImportError, OSError) as error:
-        raise _fail(str(error)) from error
+        fail(str(error))
     predicted = chosen.parse_many([item.caption for item in items])
     scores = score_priors(predicted, [item.gold for item in items])
     table = Table(title=f"{parser} on {len(items)} captions of {labelled.name}")

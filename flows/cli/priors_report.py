@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.priors_store import StoreOption, _fail, _open_store
+from flows.cli.checks import fail
+from flows.cli.priors_store import StoreOption, open_store
 
 
 def report(
@@ -31,12 +32,12 @@ def report(
     from storage.evaluations import NoEvaluationError, ReportFilter, report_tables
     from storage.report import write_report
 
-    connection = _open_store(store).connect()
     where = ReportFilter(checkpoint=checkpoint, dataset=dataset, worst=worst)
-    try:
-        tables = report_tables(connection, where)
-    except NoEvaluationError as error:
-        raise _fail(str(error)) from None
+    with open_store(store).connect() as connection:
+        try:
+            tables = report_tables(connection, where)
+        except NoEvaluationError as error:
+            fail(str(error))
     page, result = write_report(tables, out)
     typer.echo(str(page))
     for chart in result.charts.values():

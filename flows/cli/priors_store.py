@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.cli.checks import fail
+
 if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
@@ -36,18 +38,13 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=2)
-
-
-def _open_store(root: Path) -> PriorStore:
+def open_store(root: Path) -> PriorStore:
     from storage import PriorStore, StoreError
 
     try:
         return PriorStore(root, create=False)
     except StoreError as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
 
 
 def _connect(store: PriorStore, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -66,7 +63,7 @@ def _require_known_prior_set(store: PriorStore, prior_set: str | None) -> None:
     known = store.prior_set_ids()
     if prior_set is not None and prior_set not in known:
         listed = ", ".join(known) if known else "none yet"
-        raise _fail(f"unknown --prior-set {prior_set!r}; the store holds: {listed}")
+        fail(f"unknown --prior-set {prior_set!r}; the store holds: {listed}")
 
 
 def _rich_table(table: pa.Table, title: str | None = None) -> Table:
@@ -96,7 +93,7 @@ def _print(table: pa.Table, output: OutputFormat) -> None:
         try:
             pyarrow.csv.write_csv(table, sys.stdout.buffer)
         except pa.ArrowException as error:
-            raise _fail(f"CSV cannot hold this result ({error}); use --format json") from None
+            fail(f"CSV cannot hold this result ({error}); use --format json")
         sys.stdout.buffer.flush()
     else:
         for row in table.to_pylist():
@@ -127,16 +124,16 @@ def query(
     from storage.query import QueryError, run_read_query
 
     if timeout <= 0:
-        raise _fail(f"--timeout must be more than 0 seconds, got {timeout:g}")
-    prior_store = _open_store(store)
+        fail(f"--timeout must be more than 0 seconds, got {timeout:g}")
+    prior_store = open_store(store)
     try:
         connection = _connect(prior_store, memory_limit)
     except QueryError as error:
-        raise _fail(f"--memory-limit: {error}") from None
+        fail(f"--memory-limit: {error}")
     try:
         result = run_read_query(connection, sql, timeout)
     except QueryError as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     _print(result, output)
 
 
@@ -149,7 +146,7 @@ def stats(
     """Print object, attribute and relation frequencies, objects per image and class coverage."""
     from storage.stats import StatisticsFilter, statistics
 
-    prior_store = _open_store(store)
+    prior_store = open_store(store)
     _require_known_prior_set(prior_store, prior_set)
     connection = _connect(prior_store)
     where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
@@ -169,7 +166,7 @@ def plot(
     from storage.plots import plot_statistics
     from storage.stats import StatisticsFilter, statistics
 
-    prior_store = _open_store(store)
+    prior_store = open_store(store)
     _require_known_prior_set(prior_store, prior_set)
     connection = _connect(prior_store)
     where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
@@ -181,12 +178,12 @@ def compact(store: StoreOption, prior_set: PriorSetOption = None) -> None:
     """Merge many small shard files into one file per partition and prior set."""
     from storage import StoreError
 
-    prior_store = _open_store(store)
+    prior_store = open_store(store)
     _require_known_prior_set(prior_store, prior_set)
     try:
         report = prior_store.compact(prior_set)
     except StoreError as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     typer.echo(f"compacted {report.files_before} files into {report.files_after}")
 
 
@@ -194,7 +191,7 @@ def sets(store: StoreOption) -> None:
     """List the prior sets with how many images, failures and priors each holds."""
     from storage.stats import prior_set_overview
 
-    connection = _connect(_open_store(store))
+    connection = _connect(open_store(store))
     Console().print(_rich_table(prior_set_overview(connection), title="prior sets"))
 
 
@@ -205,14 +202,14 @@ def upgrade(store: StoreOption) -> None:
     try:
         root = PriorStore.upgrade(store).root
     except StoreError as error:
-        raise _fail(str(error)) from None
+        fail(str(error))
     typer.echo(f"the store at {root} is at schema version {SCHEMA_VERSION}")
 
 
 def repair(store: StoreOption) -> None:
     """Move damaged files (with the rest of their shards) to the store's quarantine folder, so
     every command reads the store again; the next `priors extract` redoes their images."""
-    prior_store = _open_store(store)
+    prior_store = open_store(store)
     damaged = prior_store.damaged_files()
     for found in damaged:
         typer.echo(f"damaged: {found}")
