@@ -277,7 +277,7 @@ def zero_shot_accuracy(folder: Path, num_images: int = 100, seed: int = 0) -> di
     for index in range(num_images):
         sample = generate_image(spec, "val", index)
         pixels = to_pixels(sample.image[None])
-        dense = embedder(tower, pixels)[0]
+        dense = embedder(tower, tower.run(pixels))[0]
         for obj in sample.objects:
             label = SHAPES.index(obj["shape"]) + 1
             mask = torch.from_numpy(sample.labels == label)

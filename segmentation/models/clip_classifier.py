@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segmentation.models.clip_vision import CLIPVisionTower, _read_tensors
+from segmentation.models.clip_vision import CLIPVisionTower, TowerStates, _read_tensors
 from segmentation.text.vocabulary import VocabularyEmbedding, max_over_synonyms
 
 PROJECTION_KEYS = ("visual_projection.weight", "logit_scale")
@@ -71,19 +71,13 @@ class CLIPDenseEmbedder(nn.Module):
         self.visual_projection.requires_grad_(False)
 
     @torch.no_grad()
-    def forward(self, tower: CLIPVisionTower, images: Tensor) -> Tensor:
-        """The tower sees the images as its `forward` does (resized up to whole patches), so
-        cell (i, j) covers the same pixels as the backbone's maps."""
+    def forward(self, tower: CLIPVisionTower, states: TowerStates) -> Tensor:
+        """Embeddings from the tower's pass (`tower.run`) that the backbone reads too, so cell
+        (i, j) covers the same pixels as the backbone's maps."""
         vision = getattr(tower.model, "vision_model", tower.model)
-        outputs = tower.model(
-            pixel_values=tower.fit_to_patches(images),
-            output_hidden_states=True,
-            interpolate_pos_encoding=True,
-        )
-        tokens = self_attending_layer(vision.encoder.layers[-1], outputs.hidden_states[-2])
+        tokens = self_attending_layer(vision.encoder.layers[-1], states.hidden[-2])
         embeddings = self.visual_projection(vision.post_layernorm(tokens[:, 1:]))
-        grid = tower.grid_size(*images.shape[-2:])
-        maps = embeddings.transpose(1, 2).reshape(len(images), -1, *grid)
+        maps = embeddings.transpose(1, 2).reshape(len(tokens), -1, *states.grid)
         return F.normalize(maps, dim=1)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -78,6 +79,15 @@ def load_vision_tower_state(checkpoint: str | Path) -> dict[str, Tensor]:
     return state
 
 
+@dataclass(frozen=True)
+class TowerStates:
+    """One pass of the tower: every layer's tokens (CLS first; index 0 = embeddings) and the
+    patch grid (rows, columns) they cover. The backbone and the CLIP classifier share it."""
+
+    hidden: tuple[Tensor, ...]
+    grid: tuple[int, int]
+
+
 class CLIPVisionTower(nn.Module):
     """Frozen CLIP ViT returning the patch-token maps (B, C, ceil(H/p), ceil(W/p)) of layers.
 
@@ -135,14 +145,21 @@ class CLIPVisionTower(nn.Module):
         return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
 
     @torch.no_grad()
-    def forward(self, images: Tensor) -> list[Tensor]:
-        rows, columns = self.grid_size(*images.shape[-2:])
+    def run(self, images: Tensor) -> TowerStates:
+        """Every layer's tokens for these images (resized up to whole patches)."""
         outputs = self.model(
             pixel_values=self.fit_to_patches(images),
             output_hidden_states=True,
             interpolate_pos_encoding=True,
         )
-        return [self._to_map(outputs.hidden_states[i], rows, columns) for i in self.layer_indices]
+        return TowerStates(tuple(outputs.hidden_states), self.grid_size(*images.shape[-2:]))
+
+    def maps(self, states: TowerStates) -> list[Tensor]:
+        """The patch-token maps of `layer_indices` from one pass."""
+        return [self._to_map(states.hidden[i], *states.grid) for i in self.layer_indices]
+
+    def forward(self, images: Tensor) -> list[Tensor]:
+        return self.maps(self.run(images))
 
     @staticmethod
     def _to_map(tokens: Tensor, height: int, width: int) -> Tensor:

@@ -199,13 +199,15 @@ class LLMFormer(BaseSegmentor):
             priors = self.prior_encoder([PriorGraph.EMPTY] * len(inputs))
         if classes is None:
             classes = self.call_classes([self._current_vocabulary()] * len(inputs), None)
-        clip = None
-        if self.clip_dense is not None:
-            dense = self.clip_dense(self.backbone.tower, inputs)
+        if self.clip_dense is None:
+            features, clip = self.extract_feat(inputs), None
+        else:
+            tower = self.backbone.tower
+            states = tower.run(inputs)
+            features = self.backbone(inputs, states)
+            dense = self.clip_dense(tower, states)
             clip = CLIPFeatures(dense, self.clip_dense.logit_scale, classes.seen)
-        head_inputs = HeadInputs(
-            self.extract_feat(inputs), priors, classes.embedding, classes.presence, clip
-        )
+        head_inputs = HeadInputs(features, priors, classes.embedding, classes.presence, clip)
         return self.decode_head.predict(head_inputs, batch_img_metas, self.test_cfg)
 
     def call_classes(

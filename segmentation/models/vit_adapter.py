@@ -14,7 +14,7 @@ from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 from torch import Tensor, nn
 
-from segmentation.models.clip_vision import CLIPVisionTower
+from segmentation.models.clip_vision import CLIPVisionTower, TowerStates
 from segmentation.models.deformable import (
     DeformableLayer,
     flatten_maps,
@@ -92,8 +92,12 @@ class CLIPViTAdapter(BaseModule):
         )
         self.out_channels = [embed_dim] * 4
 
-    def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        vit_maps = self.tower(images)
+    def forward(
+        self, images: Tensor, tower_states: TowerStates | None = None
+    ) -> tuple[Tensor, ...]:
+        """`tower_states`: the frozen tower's pass over `images`, when the caller already ran
+        it (the CLIP classifier reads the same pass); run here otherwise."""
+        vit_maps = self.tower.maps(tower_states or self.tower.run(images))
         c1, *pyramid = self.spatial_prior(images)
         queries, shapes, _ = flatten_maps(pyramid)
         reference = grid_reference_points(shapes)[None, :, None].expand(len(images), -1, 1, -1)

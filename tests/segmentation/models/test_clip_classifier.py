@@ -104,7 +104,7 @@ def test_dense_embeddings_cover_the_towers_patch_grid_with_unit_vectors(clip_fol
     folder, _ = clip_folder
     tower = CLIPVisionTower(SMALL.vision, [-1], pretrained=str(folder))
     embedder = CLIPDenseEmbedder(tower.embed_dim, 12, str(folder))
-    dense = embedder(tower, torch.randn(2, 3, 30, 40))
+    dense = embedder(tower, tower.run(torch.randn(2, 3, 30, 40)))
     assert dense.shape == (2, 12, 4, 5)
     torch.testing.assert_close(dense.norm(dim=1), torch.ones(2, 4, 5))
 

@@ -86,3 +86,17 @@ def test_clip_classifier_without_training_classes_is_refused(tiny) -> None:
     init_default_scope("mmseg")
     with pytest.raises(ValueError, match="training_classes"):
         MODELS.build(cfg)
+
+
+def test_the_clip_tower_runs_once_per_image_batch_with_the_classifier_on(tiny) -> None:
+    model = build(tiny, clip=True)
+    model.set_vocabulary(VOCABULARY)
+    calls = []
+    model.backbone.tower.model.register_forward_hook(lambda *_: calls.append(1))
+    images = tiny.make_images(2, 32, 32)
+    model.predict(images, tiny.make_samples(2, 32, 32))
+    assert len(calls) == 1
+    tower = model.backbone.tower
+    shared = model.backbone(images, tower.run(images))
+    for alone, together in zip(model.backbone(images), shared, strict=True):
+        torch.testing.assert_close(alone, together)
