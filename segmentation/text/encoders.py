@@ -118,6 +118,27 @@ class MiniLMTextEncoder(TextEncoder):
         return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
+def _load_text_tower(model_class, model_path: str):
+    """The text tower of a full CLIP checkpoint. Its vision weights are expected extras, so
+    transformers' load report (which lists them as unexpected) is kept quiet; a text weight the
+    checkpoint lacks is an error rather than a silently random layer."""
+    from transformers.utils import logging
+
+    verbosity, progress = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        model, info = model_class.from_pretrained(model_path, output_loading_info=True)
+    finally:
+        logging.set_verbosity(verbosity)
+        if progress:
+            logging.enable_progress_bar()
+    missing = [key for key in info["missing_keys"] if "position_ids" not in key]
+    if missing:
+        raise ValueError(f"{model_path} lacks {len(missing)} text tower weights: {missing[:3]}")
+    return model
+
+
 @TEXT_ENCODERS.register_module()
 class CLIPTextTower(TextEncoder):
     """The CLIP text tower (transformers `CLIPTextModelWithProjection`), projected EOS token.
@@ -144,7 +165,7 @@ class CLIPTextTower(TextEncoder):
             raise ValueError("CLIPTextTower built from a config needs tokenizer_path")
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
         if model_path is not None:
-            self.model = CLIPTextModelWithProjection.from_pretrained(model_path)
+            self.model = _load_text_tower(CLIPTextModelWithProjection, model_path)
             self.name = f"clip:{Path(model_path).name}"
         else:
             self.model = CLIPTextModelWithProjection(CLIPTextConfig(**config))

@@ -183,3 +183,22 @@ def test_vocabulary_free_classes_add_background_after_the_distinct_objects() -> 
     assert vocabulary_free_classes([" dog", "sofa", "dog", ""]) == ["dog", "sofa", BACKGROUND_CLASS]
     assert vocabulary_free_classes(["", " "]) == []
     assert not is_background("background noise")
+
+
+def test_clip_text_tower_loads_quietly_from_a_full_clip_and_names_missing_weights(
+    untrained_tiny_clip, tmp_path, caplog
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    tower = TEXT_ENCODERS.build(dict(type="CLIPTextTower", model_path=str(untrained_tiny_clip)))
+    assert tower.embed_dim == 64
+    assert "UNEXPECTED" not in caplog.text
+    damaged = tmp_path / "clip"
+    shutil.copytree(untrained_tiny_clip, damaged)
+    weights = load_file(damaged / "model.safetensors")
+    del weights["text_projection.weight"]
+    save_file(weights, damaged / "model.safetensors")
+    with pytest.raises(ValueError, match=r"lacks 1 text tower weights: \['text_projection"):
+        TEXT_ENCODERS.build(dict(type="CLIPTextTower", model_path=str(damaged)))
