@@ -1,6 +1,6 @@
 """Do unseen shapes get recognised, and do the LLM's priors add to CLIP? The demo world, end to end.
 
-    .venv/bin/python benchmarks/open_vocab.py --seeds 0,1,2 --iters 400 \
+    .venv/bin/python benchmarks/open_vocab.py --seeds 0,1,2 --iters 1000 \
         --settings priors+clip,clip,priors,none
 
 Once: build the demo world's tiny CLIP (pretrained on image-caption pairs of every shape; reused
@@ -138,7 +138,12 @@ def run_seed(seed: int, settings: list[str], args: argparse.Namespace, clip: Pat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated demo/training seeds")
-    parser.add_argument("--iters", type=int, default=400, help="training iterations per run")
+    parser.add_argument(
+        "--iters",
+        type=int,
+        default=1000,
+        help="training iterations per run (default: the tiny config's, as `make demo` trains)",
+    )
     parser.add_argument(
         "--settings",
         default="priors+clip,clip,priors,none",

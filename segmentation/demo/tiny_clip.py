@@ -5,9 +5,11 @@ stand-in. A transformers `CLIPModel` (vision and text towers with their projecti
 BPE tokenizer built for the demo world's words are trained contrastively on synthetic
 image-caption pairs of every shape, seen and unseen. Pair images come from their own random
 streams (never a demo training or evaluation image) and captions are plain descriptions ("a
-photo of a small striped hexagon"), not label names. The result is saved with `save_pretrained`
-and read back by the loaders of a real CLIP checkpoint (`CLIPVisionTower`, `CLIPTextTower`,
-`CLIPDenseEmbedder`).
+photo of a small striped hexagon"), not label names. Besides CLIP's image-caption loss, each
+object's region is contrasted with its own phrase of the caption (RegionCLIP's region-text
+alignment), so the dense features the segmentation classifier pools are text-aligned too. The
+result is saved with `save_pretrained` and read back by the loaders of a real CLIP checkpoint
+(`CLIPVisionTower`, `CLIPTextTower`, `CLIPDenseEmbedder`).
 """
 
 from __future__ import annotations
@@ -68,10 +70,11 @@ class TinyCLIPSpec:
 
     seed: int = 1000
     num_pairs: int = 6000
-    steps: int = 1200
+    steps: int = 2000
     batch_size: int = 64
     learning_rate: float = 2e-3
     warmup_steps: int = 50
+    region_loss_weight: float = 1.0
     threads: int = 1
     image_size: int = 64
     projection_dim: int = 64
@@ -118,26 +121,41 @@ def _object_phrase(obj: SceneObject, rng: np.random.Generator) -> str:
     return f"{article} {' '.join(words)}{suffix}"
 
 
-def caption(scene: Scene, rng: np.random.Generator) -> str:
-    """A plain description of a pair image, naming every object's shape."""
-    phrases = [_object_phrase(obj, rng) for obj in scene.objects]
-    objects = phrases[0] if len(phrases) == 1 else " and ".join(phrases)
-    return str(rng.choice(CAPTIONS)).format(objects=objects, background=scene.background)
+def _caption(phrases: list[str], background: str, rng: np.random.Generator) -> str:
+    """A plain description of a pair image from its objects' phrases."""
+    objects = " and ".join(phrases)
+    return str(rng.choice(CAPTIONS)).format(objects=objects, background=background)
 
 
-def make_pair(seed: int, index: int, image_size: int) -> tuple[np.ndarray, str, str]:
-    """One pretraining pair: a close-up of one object, or one or two objects of the demo's
-    sizes, of any shape; its caption; and the sorted shape names the caption mentions (pairs
-    with equal ones are each other's positives)."""
+@dataclass(frozen=True)
+class Pair:
+    """One pretraining pair: the image, its caption, the sorted shape names the caption
+    mentions (pairs with equal ones are each other's positives) and its regions: one per
+    visible shape, with the pixels it covers and the caption's phrase for it."""
+
+    image: np.ndarray
+    caption: str
+    shapes: str
+    regions: tuple[tuple[str, np.ndarray, str], ...]
+
+
+def make_pair(seed: int, index: int, image_size: int) -> Pair:
+    """A close-up of one object, or one or two objects of the demo's sizes, of any shape."""
     rng = np.random.default_rng([seed, PAIR_STREAM, index])
     close_up = bool(rng.random() < CLOSE_UP)
     count = 1 if close_up or rng.random() < SINGLE_OBJECT else 2
     radius = CLOSE_UP_RADIUS if close_up else None
     objects = tuple(sample_object(rng, SHAPES, image_size, radius) for _ in range(count))
     scene = Scene(background=str(rng.choice(list(BACKGROUNDS))), objects=objects)
-    image, _, _ = render_scene(scene, image_size, rng)
+    image, labels, _ = render_scene(scene, image_size, rng)
+    phrases = [_object_phrase(obj, rng) for obj in scene.objects]
+    regions = tuple(
+        (obj.shape, labels == SHAPES.index(obj.shape) + 1, phrase)
+        for obj, phrase in zip(scene.objects, phrases, strict=True)
+        if (labels == SHAPES.index(obj.shape) + 1).any()
+    )
     shapes = " ".join(sorted({obj.shape for obj in scene.objects}))
-    return image, caption(scene, rng), shapes
+    return Pair(image, _caption(phrases, scene.background, rng), shapes, regions)
 
 
 def to_pixels(images: np.ndarray) -> torch.Tensor:
@@ -213,38 +231,86 @@ def multi_positive_loss(logits_per_image: torch.Tensor, positives: torch.Tensor)
     return (image_loss + text_loss) / 2
 
 
-def train_clip(
-    model,
-    tokenizer,
-    images: np.ndarray,
-    captions: list[str],
-    shape_sets: list[str],
-    spec: TinyCLIPSpec,
-):
-    """Multi-positive contrastive training with AdamW, linear warmup and cosine decay."""
+@dataclass(frozen=True)
+class Regions:
+    """Every pair's regions, flattened: owning pair, shape id, pooling weights over the patch
+    grid (each row sums to 1) and the phrase's tokens."""
+
+    pair: torch.Tensor
+    shape: torch.Tensor
+    weights: torch.Tensor
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+
+    @classmethod
+    def of(cls, pairs: list[Pair], tokenizer, grid: int) -> Regions:
+        rows = [(index, *region) for index, pair in enumerate(pairs) for region in pair.regions]
+        masks = torch.from_numpy(np.stack([mask for _, _, mask, _ in rows])).float()
+        weights = F.adaptive_avg_pool2d(masks[:, None], grid).flatten(1)
+        tokens = tokenizer([phrase for *_, phrase in rows], padding=True, return_tensors="pt")
+        return cls(
+            torch.tensor([index for index, *_ in rows]),
+            torch.tensor([SHAPES.index(shape) for _, shape, _, _ in rows]),
+            weights / weights.sum(dim=1, keepdim=True),
+            tokens["input_ids"],
+            tokens["attention_mask"],
+        )
+
+
+def train_clip(model, tokenizer, pairs: list[Pair], spec: TinyCLIPSpec) -> None:
+    """Multi-positive contrastive training with AdamW, linear warmup and cosine decay: image to
+    caption, plus (with `region_loss_weight`) region to phrase, as RegionCLIP (Zhong et al.,
+    CVPR 2022) aligns region features with region descriptions. A region's embedding is the
+    mean of the dense (MaskCLIP value-path) embeddings under it, what the segmentation
+    classifier reads; CLIP's image embedding alone leaves its patch tokens unaligned."""
     generator = torch.Generator().manual_seed(spec.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.learning_rate, weight_decay=0.05)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, spec))
-    tokens = tokenizer(captions, padding=True, return_tensors="pt")
-    pixels = to_pixels(images)
-    _, set_ids = np.unique(shape_sets, return_inverse=True)
+    tokens = tokenizer([pair.caption for pair in pairs], padding=True, return_tensors="pt")
+    pixels = to_pixels(np.stack([pair.image for pair in pairs]))
+    _, set_ids = np.unique([pair.shapes for pair in pairs], return_inverse=True)
     set_ids = torch.from_numpy(set_ids)
+    regions = Regions.of(pairs, tokenizer, spec.image_size // spec.vision["patch_size"])
     model.train()
     progress = tqdm(range(spec.steps), desc="tiny CLIP", unit="step")
     for _ in progress:
-        batch = torch.randperm(len(captions), generator=generator)[: spec.batch_size]
+        batch = torch.randperm(len(pairs), generator=generator)[: spec.batch_size]
         outputs = model(
             input_ids=tokens["input_ids"][batch],
             attention_mask=tokens["attention_mask"][batch],
             pixel_values=pixels[batch],
+            output_hidden_states=spec.region_loss_weight > 0,
         )
         loss = multi_positive_loss(outputs.logits_per_image, set_ids[batch, None] == set_ids[batch])
+        if spec.region_loss_weight > 0:
+            loss = loss + spec.region_loss_weight * _region_loss(model, outputs, batch, regions)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         schedule.step()
         progress.set_postfix(loss=f"{loss.item():.3f}")
     model.eval()
+
+
+def _region_loss(model, outputs, batch: torch.Tensor, regions: Regions) -> torch.Tensor:
+    """Region-to-phrase multi-positive loss over the batch's regions (same shape = positive)."""
+    from segmentation.models.clip_classifier import self_attending_layer
+
+    slot = torch.full((int(regions.pair.max()) + 1,), -1)
+    slot[batch] = torch.arange(len(batch))
+    chosen = (slot[regions.pair] >= 0).nonzero().squeeze(1)
+    vision = model.vision_model
+    hidden = outputs.vision_model_output.hidden_states[-2]
+    tokens = self_attending_layer(vision.encoder.layers[-1], hidden)[:, 1:]
+    dense = model.visual_projection(vision.post_layernorm(tokens))
+    pooled = torch.einsum("kn,knd->kd", regions.weights[chosen], dense[slot[regions.pair[chosen]]])
+    phrases = model.get_text_features(
+        input_ids=regions.input_ids[chosen], attention_mask=regions.attention_mask[chosen]
+    )
+    phrases = getattr(phrases, "pooler_output", phrases)
+    logits = model.logit_scale.exp() * F.normalize(pooled, dim=-1) @ F.normalize(phrases, dim=-1).T
+    shapes = regions.shape[chosen]
+    return multi_positive_loss(logits, shapes[:, None] == shapes)
 
 
 def _lr_factor(step: int, spec: TinyCLIPSpec) -> float:
@@ -333,13 +399,11 @@ def ensure_tiny_clip(folder: str | Path, spec: TinyCLIPSpec | None = None) -> di
     started = time.monotonic()
     torch.manual_seed(spec.seed)
     pairs = [make_pair(spec.seed, index, spec.image_size) for index in range(spec.num_pairs)]
-    images = np.stack([image for image, _, _ in pairs])
-    captions = [text for _, text, _ in pairs]
-    shape_sets = [shapes for _, _, shapes in pairs]
+    captions = [pair.caption for pair in pairs]
     tokenizer = build_tokenizer(tokenizer_corpus(captions, spec.seed), folder)
     model = build_model(spec, tokenizer)
     with _threads(spec.threads):
-        train_clip(model, tokenizer, images, captions, shape_sets, spec)
+        train_clip(model, tokenizer, pairs, spec)
     model.save_pretrained(folder)
     record = {
         "spec": spec.key(),

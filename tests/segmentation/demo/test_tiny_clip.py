@@ -48,14 +48,41 @@ SMALL = TinyCLIPSpec(
 
 def test_pairs_cover_every_shape_with_plain_captions_and_no_demo_image() -> None:
     pairs = [make_pair(1000, index, 64) for index in range(200)]
-    named = {shape for _, text, _ in pairs for shape in SHAPES if shape in text}
+    named = {shape for pair in pairs for shape in SHAPES if shape in pair.caption}
     assert named == set(SHAPES)
-    assert all(text.split()[0] in {"a", "an", "this", "there"} for _, text, _ in pairs)
-    for _, text, shapes in pairs:
-        assert shapes.split() == sorted(shape for shape in SHAPES if f" {shape}" in f" {text}")
+    assert all(pair.caption.split()[0] in {"a", "an", "this", "there"} for pair in pairs)
+    for pair in pairs:
+        caption = f" {pair.caption}"
+        assert pair.shapes.split() == sorted(s for s in SHAPES if f" {s}" in caption)
     demo = [generate_image(DemoSpec(seed=1000), split, 0).image for split in ("train", "val")]
-    assert not any(np.array_equal(pairs[0][0], image) for image in demo)
-    assert make_pair(1000, 3, 64)[1] == pairs[3][1]
+    assert not any(np.array_equal(pairs[0].image, image) for image in demo)
+    assert make_pair(1000, 3, 64).caption == pairs[3].caption
+
+
+def test_each_region_is_a_visible_shape_with_its_own_phrase_from_the_caption() -> None:
+    pairs = [make_pair(1000, index, 64) for index in range(100)]
+    assert any(len(pair.regions) == 2 for pair in pairs)
+    for pair in pairs:
+        for shape, mask, phrase in pair.regions:
+            assert mask.shape == (64, 64) and mask.any()
+            assert phrase in pair.caption and shape in phrase.split()
+            colours = pair.image[mask].astype(int)
+            background = pair.image[~mask].astype(int)
+            assert np.abs(colours.mean(0) - background.mean(0)).max() > 10
+
+
+def test_region_weights_average_the_patches_each_region_covers(tmp_path) -> None:
+    from segmentation.demo.tiny_clip import Regions, build_tokenizer
+
+    pairs = [make_pair(1000, index, 64) for index in range(20)]
+    tokenizer = build_tokenizer([pair.caption for pair in pairs], tmp_path)
+    regions = Regions.of(pairs, tokenizer, grid=8)
+    assert len(regions.pair) == sum(len(pair.regions) for pair in pairs)
+    torch.testing.assert_close(regions.weights.sum(dim=1), torch.ones(len(regions.pair)))
+    first_shape, first_mask, _ = pairs[0].regions[0]
+    covered = first_mask.reshape(8, 8, 8, 8).any(axis=(1, 3)).flatten()
+    assert torch.equal(regions.weights[0] > 0, torch.from_numpy(covered))
+    assert int(regions.shape[0]) == SHAPES.index(first_shape)
 
 
 def test_multi_positive_loss_is_clip_loss_without_duplicates_and_spreads_over_them() -> None:
@@ -83,3 +110,23 @@ def test_the_tiny_clip_is_built_once_and_rebuilt_when_its_spec_changes(tmp_path)
     other = replace(SMALL, steps=3)
     assert json.loads(ensure_tiny_clip(tmp_path, other)["spec"])["steps"] == 3
     assert json.loads((tmp_path / BUILD_FILE).read_text())["spec"] == other.key()
+
+
+def test_the_region_loss_trains_the_dense_value_path_not_the_last_attention(tmp_path) -> None:
+    from segmentation.demo.tiny_clip import Regions, _region_loss, build_model, build_tokenizer
+
+    pairs = [make_pair(1000, index, 64) for index in range(8)]
+    tokenizer = build_tokenizer([pair.caption for pair in pairs], tmp_path)
+    model = build_model(SMALL, tokenizer)
+    regions = Regions.of(pairs, tokenizer, grid=8)
+    batch = torch.tensor([0, 3, 5])
+    tokens = tokenizer([pairs[i].caption for i in batch], padding=True, return_tensors="pt")
+    pixels = torch.randn(3, 3, 64, 64)
+    outputs = model(**tokens, pixel_values=pixels, output_hidden_states=True)
+    loss = _region_loss(model, outputs, batch, regions)
+    loss.backward()
+    last = model.vision_model.encoder.layers[-1].self_attn
+    assert loss.item() > 0
+    assert last.v_proj.weight.grad.abs().sum() > 0
+    assert last.q_proj.weight.grad is None and last.k_proj.weight.grad is None
+    assert model.text_projection.weight.grad.abs().sum() > 0
