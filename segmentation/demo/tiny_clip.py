@@ -15,6 +15,7 @@ result is saved with `save_pretrained` and read back by the loaders of a real CL
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ PAIR_STREAM = 2
 and 1, so the pairs' stream 2 never repeats one of their images."""
 SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
 BUILD_FILE = "tiny_clip_build.json"
+RECIPE_VERSION = 2
+"""Part of a build's key: raised when the build changes in a way the spec does not show (2: the
+tokenizer's ids in a fixed order), so an older build is rebuilt."""
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 TEXTURE_PHRASES = {
@@ -102,7 +106,7 @@ class TinyCLIPSpec:
     )
 
     def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps({**asdict(self), "recipe": RECIPE_VERSION}, sort_keys=True)
 
 
 # ----------------------------------------------------------------------------- pairs
@@ -181,7 +185,8 @@ def tokenizer_corpus(captions: list[str], seed: int) -> list[str]:
 
 def build_tokenizer(corpus: list[str], folder: Path):
     """A CLIP BPE tokenizer (vocab.json + merges.txt) whose merges make each corpus word one
-    token; saved in `folder` and returned as loaded by `AutoTokenizer`."""
+    token, its ids in a fixed order; saved in `folder` and returned as loaded by
+    `AutoTokenizer`."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import AutoTokenizer, CLIPTokenizer
 
@@ -197,11 +202,16 @@ def build_tokenizer(corpus: list[str], folder: Path):
         show_progress=False,
     )
     bpe.train_from_iterator(corpus, trainer)
-    folder.mkdir(parents=True, exist_ok=True)
-    vocab_file, merges_file = bpe.model.save(str(folder))
-    vocab = json.loads(Path(vocab_file).read_text())
-    lines = Path(merges_file).read_text().splitlines()[1:]
+    with tempfile.TemporaryDirectory() as trained:
+        vocab_file, merges_file = bpe.model.save(trained)
+        learnt = json.loads(Path(vocab_file).read_text())
+        lines = Path(merges_file).read_text().splitlines()[1:]
+    # the trainer numbers tied tokens in a different order from run to run: renumber (special
+    # tokens first, then the rest sorted) so a seeded build is the same build
+    ordered = [*SPECIAL_TOKENS, *sorted(set(learnt) - set(SPECIAL_TOKENS))]
+    vocab = {token: index for index, token in enumerate(ordered)}
     merges = [tuple(line.split(" ")) for line in lines if line]
+    folder.mkdir(parents=True, exist_ok=True)
     CLIPTokenizer(vocab=vocab, merges=merges).save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
 

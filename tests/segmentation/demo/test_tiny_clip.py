@@ -130,3 +130,14 @@ def test_the_region_loss_trains_the_dense_value_path_not_the_last_attention(tmp_
     assert last.v_proj.weight.grad.abs().sum() > 0
     assert last.q_proj.weight.grad is None and last.k_proj.weight.grad is None
     assert model.text_projection.weight.grad.abs().sum() > 0
+
+
+def test_the_tokenizer_numbers_its_tokens_in_a_fixed_order(tmp_path) -> None:
+    from segmentation.demo.tiny_clip import SPECIAL_TOKENS, build_tokenizer
+
+    corpus = [make_pair(1000, index, 64).caption for index in range(50)]
+    vocab = build_tokenizer(corpus, tmp_path / "a").get_vocab()
+    assert build_tokenizer(corpus, tmp_path / "b").get_vocab() == vocab
+    by_id = sorted(vocab, key=vocab.get)
+    assert by_id[:2] == list(SPECIAL_TOKENS)
+    assert by_id[2:] == sorted(by_id[2:])
