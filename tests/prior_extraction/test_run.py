@@ -193,6 +193,7 @@ def test_ctrl_c_finishes_the_shard_in_hand_then_resume_completes(
     folder, captions = noise_folder(12)
     store = PriorStore(tmp_path / "store")
     shards_seen = []
+    handler_before = signal.getsignal(signal.SIGINT)
     summary = run_extraction(
         FolderSource(folder),
         _CtrlCCaptioner(captions, at_call=3),
@@ -205,7 +206,7 @@ def test_ctrl_c_finishes_the_shard_in_hand_then_resume_completes(
     assert (summary.captioned, summary.remaining) == (8, 4)
     assert [processed for _, processed in shards_seen] == [4, 8]
     assert len(store.done_image_ids(summary.prior_set_id)) == 8
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is handler_before
 
     resumed = run_extraction(
         FolderSource(folder), FileCaptioner(captions), parser, store, _config()
@@ -236,13 +237,13 @@ def test_a_stop_signal_ends_a_stuck_shard_within_the_grace(
     folder, captions = noise_folder(4)
     monkeypatch.setattr(run_module, "STOP_GRACE_S", 0.5)
     store = PriorStore(tmp_path / "store")
+    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run_extraction(FolderSource(folder), _StuckCaptioner(captions, signum), parser, store)
     assert time.monotonic() - started < 10
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
 
 
 def test_ctrl_c_leaves_parser_worker_processes_working(tmp_path, noise_folder, parser) -> None:
