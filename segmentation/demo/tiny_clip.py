@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from segmentation.demo.scenes import (
     BACKGROUNDS,
+    CLASSES,
     SEEN_SHAPES,
     SHAPES,
     Scene,
@@ -153,10 +154,11 @@ def make_pair(seed: int, index: int, image_size: int) -> Pair:
     scene = Scene(background=str(rng.choice(list(BACKGROUNDS))), objects=objects)
     image, labels, _ = render_scene(scene, image_size, rng)
     phrases = [_object_phrase(obj, rng) for obj in scene.objects]
+    masks = [labels == CLASSES.index(obj.shape) for obj in scene.objects]
     regions = tuple(
-        (obj.shape, labels == SHAPES.index(obj.shape) + 1, phrase)
-        for obj, phrase in zip(scene.objects, phrases, strict=True)
-        if (labels == SHAPES.index(obj.shape) + 1).any()
+        (obj.shape, mask, phrase)
+        for obj, mask, phrase in zip(scene.objects, masks, phrases, strict=True)
+        if mask.any()
     )
     shapes = " ".join(sorted({obj.shape for obj in scene.objects}))
     return Pair(image, _caption(phrases, scene.background, rng), shapes, regions)
@@ -304,20 +306,17 @@ def train_clip(model, tokenizer, pairs: list[Pair], spec: TinyCLIPSpec) -> None:
 
 def _region_loss(model, outputs, batch: torch.Tensor, regions: Regions) -> torch.Tensor:
     """Region-to-phrase multi-positive loss over the batch's regions (same shape = positive)."""
-    from segmentation.models.clip_classifier import self_attending_layer
+    from segmentation.models.clip_classifier import dense_embeddings
 
     slot = torch.full((int(regions.pair.max()) + 1,), -1)
     slot[batch] = torch.arange(len(batch))
     chosen = (slot[regions.pair] >= 0).nonzero().squeeze(1)
-    vision = model.vision_model
     hidden = outputs.vision_model_output.hidden_states[-2]
-    tokens = self_attending_layer(vision.encoder.layers[-1], hidden)[:, 1:]
-    dense = model.visual_projection(vision.post_layernorm(tokens))
+    dense = dense_embeddings(model.vision_model, model.visual_projection, hidden)
     pooled = torch.einsum("kn,knd->kd", regions.weights[chosen], dense[slot[regions.pair[chosen]]])
     phrases = model.get_text_features(
         input_ids=regions.input_ids[chosen], attention_mask=regions.attention_mask[chosen]
-    )
-    phrases = getattr(phrases, "pooler_output", phrases)
+    ).pooler_output
     logits = model.logit_scale.exp() * F.normalize(pooled, dim=-1) @ F.normalize(phrases, dim=-1).T
     shapes = regions.shape[chosen]
     return multi_positive_loss(logits, shapes[:, None] == shapes)

@@ -75,10 +75,16 @@ class CLIPDenseEmbedder(nn.Module):
         """Embeddings from the tower's pass (`tower.run`) that the backbone reads too, so cell
         (i, j) covers the same pixels as the backbone's maps."""
         vision = getattr(tower.model, "vision_model", tower.model)
-        tokens = self_attending_layer(vision.encoder.layers[-1], states.hidden[-2])
-        embeddings = self.visual_projection(vision.post_layernorm(tokens[:, 1:]))
-        maps = embeddings.transpose(1, 2).reshape(len(tokens), -1, *states.grid)
+        embeddings = dense_embeddings(vision, self.visual_projection, states.hidden[-2])
+        maps = embeddings.transpose(1, 2).reshape(len(embeddings), -1, *states.grid)
         return F.normalize(maps, dim=1)
+
+
+def dense_embeddings(vision: nn.Module, visual_projection: nn.Linear, hidden: Tensor) -> Tensor:
+    """Patch tokens (B, N, D) in CLIP's joint space, not normalised: the last layer's value path
+    on its input `hidden` (CLS first), then `post_layernorm` and `visual_projection`."""
+    tokens = self_attending_layer(vision.encoder.layers[-1], hidden)[:, 1:]
+    return visual_projection(vision.post_layernorm(tokens))
 
 
 def self_attending_layer(layer: nn.Module, hidden: Tensor) -> Tensor:
