@@ -12,13 +12,13 @@ prior_store_root = "data/store"
 prior_set_id = None  # required: `llmformer priors sets` lists the ids
 # Open-vocabulary sources: the CLIP-aligned classifier (dense features of the frozen tower through
 # CLIP ViT-L/14-336's own visual_projection; FC-CLIP's alpha 0.4 / beta 0.8) and the LLM's object
-# names as a log-prior on the class score (see segmentation/README.md).
+# names, as a log-prior on the class score and through the name pointer (segmentation/README.md).
 model = dict(
     clip_classifier=dict(
         _delete_=True, checkpoint="checkpoints/clip-vit-large-patch14-336", alpha=0.4, beta=0.8
     ),
     training_classes="coco_stuff_171",
-    decode_head=dict(prior_class_boost=5.0),
+    decode_head=dict(prior_class_boost=5.0, name_pointer=dict()),
 )
 load_priors = dict(type="LoadPriors", store_root=prior_store_root, prior_set_id=prior_set_id)
 train_pipeline = [

@@ -8,9 +8,10 @@ Matching and losses are MMSeg's own (`MatchMasks`, `HungarianAssigner`, CE and D
 
 Two sources of open-vocabulary knowledge reach the class score when switched on: the CLIP-aligned
 classifier (`clip_classifier`: mask-pooled frozen CLIP features against CLIP text embeddings,
-FC-CLIP's geometric ensemble, at inference) and the LLM's object names (`prior_class_boost`: a
-log-prior that lowers the classes no object prior of the image resembles, in training and at
-inference alike, with a fixed weight so training cannot learn to ignore it).
+FC-CLIP's geometric ensemble, at inference) and the LLM's object names, in training and at
+inference alike, with fixed weights so training cannot learn to ignore them: `prior_class_boost`
+lowers the classes no object prior of the image names, and `name_pointer` raises, per query, the
+class of the object prior whose attribute words match it (`name_pointer.py`).
 """
 
 from __future__ import annotations
@@ -38,11 +39,16 @@ from segmentation.models.decoder_layers import (
     LLMFormerDecoderLayer,
 )
 from segmentation.models.deformable import sine_position_encoding
+from segmentation.models.name_pointer import PriorNamePointer, pointed_class_mass
 from segmentation.models.pixel_decoder import DeformablePixelDecoder
 from segmentation.models.prior_encoder import PriorTensors
 from segmentation.text.vocabulary import VocabularyEmbedding, max_over_synonyms
 
 NUM_LEVELS = 3
+NAME_POINTER_DEFAULTS = {"weight": 1.0, "floor": 0.05, "loss_weight": 1.0}
+"""The name pointer's term in the class logits, weight * log(pointed mass + floor), and the
+weight of its loss, -log(pointed mass on the matched class)."""
+POINTER_LOSS_EPS = 1e-6
 LOSS_NAMES = ("loss_cls_ce", "loss_mask_ce", "loss_mask_dice")
 
 
@@ -58,26 +64,40 @@ class CLIPFeatures:
 
 
 @dataclass(frozen=True)
+class PriorClassTerms:
+    """What the LLM's object names add to the class logits (each term off when None):
+    `presence` (B, C) or one (C_i,) per image, 1 for a class the image's object priors name;
+    `pointed` (B, Q, C) or one (Q, C_i) per image, the name pointer's mass on each class."""
+
+    presence: Tensor | list[Tensor] | None = None
+    pointed: Tensor | list[Tensor] | None = None
+
+
+@dataclass(frozen=True)
 class HeadInputs:
     """Backbone maps (strides 4/8/16/32), the batch's prior embeddings, and the vocabulary:
     one shared by the batch, or one per image (vocabulary-free prediction). `class_presence`
-    (B, C) or one (C_i,) per image: how closely the image's object priors name each class (1 for
-    a named class); `clip`: the CLIP classifier's inputs."""
+    (B, C) or one (C_i,) per image: 1 for a class the image's object priors name;
+    `object_classes` (B, 1 + No, C) or one (1 + No, C_i) per image: the classes the name
+    pointer's null and each object prior stand for; `clip`: the CLIP classifier's inputs."""
 
     features: Sequence[Tensor]
     priors: PriorTensors
     vocabulary: VocabularyEmbedding | list[VocabularyEmbedding]
     class_presence: Tensor | list[Tensor] | None = None
     clip: CLIPFeatures | None = None
+    object_classes: Tensor | list[Tensor] | None = None
 
 
 @dataclass(frozen=True)
 class HeadOutputs:
     """Per prediction step (query init, then each layer): class logits (B, Q, C + 1), the last
-    column void, or one (Q, C_i + 1) tensor per image; and mask logits (B, Q, H/4, W/4)."""
+    column void, or one (Q, C_i + 1) tensor per image; mask logits (B, Q, H/4, W/4); and what
+    the LLM's names added to the class logits."""
 
     class_logits: list[Tensor | list[Tensor]]
     mask_logits: list[Tensor]
+    prior_terms: list[PriorClassTerms]
 
 
 @MODELS.register_module()
@@ -88,7 +108,9 @@ class LLMFormerHead(BaseDecodeHead):
     call); `text_embed_dims` is the text encoder's output size. With all three
     `use_*_attention` off, the head is a plain Mask2Former-style open-vocabulary decoder.
     `clip_classifier` (dict(alpha=, beta=), FC-CLIP's 0.4 and 0.8 by default) turns the CLIP
-    ensemble on; `prior_class_boost` > 0 adds `boost * (presence - 1)` to every class logit.
+    ensemble on; `prior_class_boost` > 0 adds `boost * (presence - 1)` to every class logit;
+    `name_pointer` (dict(weight=, floor=, loss_weight=), see NAME_POINTER_DEFAULTS) turns the
+    prior name pointer on.
     `init_cfg` defaults to None: BaseDecodeHead's default initialises `conv_seg`, which a
     mask-classification head does not have.
     """
@@ -113,6 +135,7 @@ class LLMFormerHead(BaseDecodeHead):
         void_class_weight: float = 0.1,
         clip_classifier: dict | None = None,
         prior_class_boost: float = 0.0,
+        name_pointer: dict | None = None,
         train_cfg: ConfigType | None = None,
         init_cfg: dict | None = None,
         **kwargs,
@@ -170,6 +193,12 @@ class LLMFormerHead(BaseDecodeHead):
             None if clip_classifier is None else {"alpha": 0.4, "beta": 0.8, **clip_classifier}
         )
         self.prior_class_boost = prior_class_boost
+        self.name_pointer_cfg = (
+            None if name_pointer is None else {**NAME_POINTER_DEFAULTS, **name_pointer}
+        )
+        self.name_pointer = (
+            None if name_pointer is None else PriorNamePointer(channels, text_embed_dims)
+        )
         self.train_cfg = train_cfg
         self.losses_by_name = self._check_losses()
         if train_cfg:
@@ -201,17 +230,15 @@ class LLMFormerHead(BaseDecodeHead):
         priors = self._project_priors(inputs.priors)
         query = self.query_feat.weight[None].expand(batch, -1, -1)
         query_pos = self.query_pos.weight[None].expand(batch, -1, -1)
-        class_logits, mask_logits = self._predict(query, mask_features, inputs)
-        outputs = HeadOutputs([class_logits], [mask_logits])
+        outputs = HeadOutputs([], [], [])
+        self._predict(query, mask_features, inputs, outputs)
         for index, layer in enumerate(self.layers):
-            masks = self._attention_masks(mask_logits, sizes)
+            masks = self._attention_masks(outputs.mask_logits[-1], sizes)
             levels = [
                 LevelMemory(*level) for level in zip(memory_tokens, memory_pos, masks, strict=True)
             ]
             query = layer(query, LayerInputs(query_pos, levels, index % NUM_LEVELS, priors))
-            class_logits, mask_logits = self._predict(query, mask_features, inputs)
-            outputs.class_logits.append(class_logits)
-            outputs.mask_logits.append(mask_logits)
+            self._predict(query, mask_features, inputs, outputs)
         return outputs
 
     def _memory_positions(self, sizes: list[tuple[int, int]], device) -> list[Tensor]:
@@ -239,60 +266,89 @@ class LLMFormerHead(BaseDecodeHead):
             priors.relation_mask,
             priors.relation_subject,
             priors.relation_object,
+            priors.object_attributes,
         )
 
     def _predict(
-        self, query: Tensor, mask_features: Tensor, inputs: HeadInputs
-    ) -> tuple[Tensor | list[Tensor], Tensor]:
+        self, query: Tensor, mask_features: Tensor, inputs: HeadInputs, outputs: HeadOutputs
+    ) -> None:
+        """Append one step's class logits (prior terms added), mask logits and prior terms."""
         query = self.decoder_norm(query)
         mask_logits = torch.einsum("bqc,bchw->bqhw", self.mask_embed(query), mask_features)
-        class_logits = self.classify(query, inputs.vocabulary)
-        return self.add_prior_boost(class_logits, inputs.class_presence), mask_logits
+        terms = PriorClassTerms(inputs.class_presence, self._pointed(query, inputs))
+        outputs.class_logits.append(
+            self.add_prior_terms(self.classify(query, inputs.vocabulary), terms)
+        )
+        outputs.mask_logits.append(mask_logits)
+        outputs.prior_terms.append(terms)
 
-    def add_prior_boost(
-        self, class_logits: Tensor | list[Tensor], presence: Tensor | list[Tensor] | None
-    ) -> Tensor | list[Tensor]:
-        """Add `prior_class_boost * (presence - 1)` to the class logits (void column untouched)."""
-        if presence is None or self.prior_class_boost == 0:
-            return class_logits
-        if isinstance(class_logits, Tensor):
-            return self._boost(class_logits, presence, has_void=True)
+    def _pointed(self, query: Tensor, inputs: HeadInputs) -> Tensor | list[Tensor] | None:
+        """The name pointer's class mass, (B, Q, C) or one (Q, C_i) per image; None when off."""
+        if self.name_pointer is None or inputs.object_classes is None:
+            return None
+        priors = inputs.priors
+        weights = self.name_pointer(query, priors.object_attributes, priors.object_mask)
+        if isinstance(inputs.object_classes, Tensor):
+            return pointed_class_mass(weights, inputs.object_classes)
         return [
-            self._boost(logits, p, has_void=True)
-            for logits, p in zip(class_logits, presence, strict=True)
+            pointed_class_mass(w, classes)
+            for w, classes in zip(weights, inputs.object_classes, strict=True)
         ]
 
-    def _boost(self, logits: Tensor, presence: Tensor | None, has_void: bool) -> Tensor:
-        """The prior boost on (..., Q, C [+ void]) logits; `presence` is (..., C)."""
-        if presence is None or self.prior_class_boost == 0:
-            return logits
-        boost = self.prior_class_boost * (presence.to(logits) - 1).unsqueeze(-2)
+    def add_prior_terms(
+        self, class_logits: Tensor | list[Tensor], terms: PriorClassTerms, has_void: bool = True
+    ) -> Tensor | list[Tensor]:
+        """Add `prior_class_boost * (presence - 1)` and the name pointer's
+        `weight * log(pointed + floor)` to the class logits (a void column stays untouched)."""
+        if isinstance(class_logits, Tensor):
+            return self._add_terms(class_logits, terms.presence, terms.pointed, has_void)
+        count = len(class_logits)
+        presences = terms.presence if terms.presence is not None else [None] * count
+        pointed = terms.pointed if terms.pointed is not None else [None] * count
+        return [
+            self._add_terms(logits, p, m, has_void)
+            for logits, p, m in zip(class_logits, presences, pointed, strict=True)
+        ]
+
+    def _add_terms(
+        self, logits: Tensor, presence: Tensor | None, pointed: Tensor | None, has_void: bool
+    ) -> Tensor:
+        """The prior terms on (..., Q, C [+ void]) logits; `presence` (..., C), `pointed`
+        (..., Q, C)."""
+        terms = logits.new_zeros(())
+        if presence is not None and self.prior_class_boost != 0:
+            terms = terms + self.prior_class_boost * (presence.to(logits) - 1).unsqueeze(-2)
+        if pointed is not None:
+            cfg = self.name_pointer_cfg
+            terms = terms + cfg["weight"] * torch.log(pointed + cfg["floor"])
         if not has_void:
-            return logits + boost
-        return torch.cat([logits[..., :-1] + boost, logits[..., -1:]], dim=-1)
+            return logits + terms
+        return torch.cat([logits[..., :-1] + terms, logits[..., -1:]], dim=-1)
 
     def ensemble_with_clip(
-        self, class_logits: Tensor | list[Tensor], mask_logits: Tensor, inputs: HeadInputs
+        self,
+        class_logits: Tensor | list[Tensor],
+        mask_logits: Tensor,
+        terms: PriorClassTerms,
+        inputs: HeadInputs,
     ) -> Tensor | list[Tensor]:
         """FC-CLIP's geometric ensemble of the learnt logits with CLIP's mask-pooled logits (both
-        carrying the prior boost); log-probabilities with void last."""
+        carrying the prior terms); log-probabilities with void last."""
         clip = inputs.clip
         pooled = mask_pool(clip.dense, mask_logits)
         if isinstance(class_logits, Tensor):
             out_vocab = clip_logits(pooled, inputs.vocabulary, clip.logit_scale)
-            out_vocab = self._boost(out_vocab, inputs.class_presence, has_void=False)
+            out_vocab = self.add_prior_terms(out_vocab, terms, has_void=False)
             return geometric_ensemble(class_logits, out_vocab, clip.seen, **self.clip_ensemble)
-        presences = inputs.class_presence
-        if presences is None:
-            presences = [None] * len(class_logits)
-        ensembled = []
-        for logits, image_pooled, vocabulary, presence, seen in zip(
-            class_logits, pooled, inputs.vocabulary, presences, clip.seen, strict=True
-        ):
-            out_vocab = clip_logits(image_pooled, vocabulary, clip.logit_scale)
-            out_vocab = self._boost(out_vocab, presence, has_void=False)
-            ensembled.append(geometric_ensemble(logits, out_vocab, seen, **self.clip_ensemble))
-        return ensembled
+        out_vocab = [
+            clip_logits(image_pooled, vocabulary, clip.logit_scale)
+            for image_pooled, vocabulary in zip(pooled, inputs.vocabulary, strict=True)
+        ]
+        out_vocab = self.add_prior_terms(out_vocab, terms, has_void=False)
+        return [
+            geometric_ensemble(logits, image_out, seen, **self.clip_ensemble)
+            for logits, image_out, seen in zip(class_logits, out_vocab, clip.seen, strict=True)
+        ]
 
     def classify(self, query: Tensor, vocabulary: VocabularyEmbedding | list) -> Tensor | list:
         """Scaled cosine logits against the vocabulary (max over synonyms) plus the void class."""
@@ -336,12 +392,14 @@ class LLMFormerHead(BaseDecodeHead):
         self, outputs: HeadOutputs, batch_gt_instances: list[InstanceData], num_classes: int
     ) -> dict[str, Tensor]:
         """Losses of the last step under their names, earlier steps prefixed `d{step}.`."""
-        steps = list(zip(outputs.class_logits, outputs.mask_logits, strict=True))
+        steps = list(
+            zip(outputs.class_logits, outputs.mask_logits, outputs.prior_terms, strict=True)
+        )
         losses = {}
-        for step, (class_logits, mask_logits) in enumerate(steps):
+        for step, (class_logits, mask_logits, terms) in enumerate(steps):
             prefix = "" if step == len(steps) - 1 else f"d{step}."
             step_losses = self._step_losses(
-                class_logits, mask_logits, batch_gt_instances, num_classes
+                class_logits, mask_logits, terms.pointed, batch_gt_instances, num_classes
             )
             losses.update({prefix + name: value for name, value in step_losses.items()})
         return losses
@@ -350,6 +408,7 @@ class LLMFormerHead(BaseDecodeHead):
         self,
         class_logits: Tensor,
         mask_logits: Tensor,
+        pointed: Tensor | None,
         batch_gt_instances: list[InstanceData],
         num_classes: int,
     ) -> dict[str, Tensor]:
@@ -369,12 +428,21 @@ class LLMFormerHead(BaseDecodeHead):
         all_reduce(num_masks, op="mean")
         num_masks = num_masks.clamp(min=1).item()
         matched_logits = mask_logits[matched]
+        pointer = {}
+        if pointed is not None:
+            pointer["loss_name_pointer"] = self._pointer_loss(pointed, labels, matched, num_masks)
         if len(mask_targets) == 0:
             zero = matched_logits.sum()
-            return {"loss_cls_ce": loss_cls, "loss_mask_ce": zero, "loss_mask_dice": zero}
+            return {
+                "loss_cls_ce": loss_cls,
+                "loss_mask_ce": zero,
+                "loss_mask_dice": zero,
+                **pointer,
+            }
         point_preds, point_targets = self._sample_points(matched_logits, mask_targets)
         num_points = point_preds.shape[1]
         return {
+            **pointer,
             "loss_cls_ce": loss_cls,
             "loss_mask_ce": self.losses_by_name["loss_mask_ce"](
                 point_preds, point_targets, avg_factor=num_masks * num_points
@@ -383,6 +451,14 @@ class LLMFormerHead(BaseDecodeHead):
                 point_preds, point_targets, avg_factor=num_masks
             ),
         }
+
+    def _pointer_loss(
+        self, pointed: Tensor, labels: Tensor, matched: Tensor, num_masks: float
+    ) -> Tensor:
+        """-log of the name pointer's mass on each matched query's class, averaged over masks."""
+        mass = pointed[matched].gather(1, labels[matched][:, None]).squeeze(1)
+        loss = -torch.log(mass.clamp(min=POINTER_LOSS_EPS)).sum() / num_masks
+        return self.name_pointer_cfg["loss_weight"] * loss
 
     def _sample_points(self, mask_logits: Tensor, mask_targets: Tensor) -> tuple[Tensor, Tensor]:
         """Mask logits and targets at importance-sampled points: (N, P) each."""
@@ -404,7 +480,8 @@ class LLMFormerHead(BaseDecodeHead):
         if self.clip_ensemble is not None:
             if inputs.clip is None:
                 raise ValueError("the CLIP classifier is on but the head got no CLIP features")
-            class_logits = self.ensemble_with_clip(class_logits, mask_logits, inputs)
+            terms = outputs.prior_terms[-1]
+            class_logits = self.ensemble_with_clip(class_logits, mask_logits, terms, inputs)
         return self.predict_by_feat((class_logits, mask_logits), batch_img_metas)
 
     def predict_by_feat(

@@ -29,6 +29,7 @@ class PriorTensors:
     relation_mask: Tensor  # (B, Nr)
     relation_subject: Tensor  # (B, Nr), index into objects
     relation_object: Tensor  # (B, Nr), index into objects
+    object_attributes: Tensor | None = None  # (B, No, D): each object's attribute words, 0 if none
 
 
 def _pad(rows: list[Tensor], dim: int, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -48,6 +49,14 @@ def _pad_index(rows: list[list[int]], length: int, device: torch.device) -> Tens
     return index
 
 
+def _scatter_described(words: list[str], embedded: Tensor, dim: int) -> Tensor:
+    """One row per object: its attribute words' embedding, zeros for an object with none."""
+    rows = embedded.new_zeros(len(words), dim)
+    described = [i for i, w in enumerate(words) if w]
+    rows[described] = embedded
+    return rows
+
+
 class PriorEncoder:
     """Embeds prior graphs with a frozen text encoder, caching every phrase it has seen."""
 
@@ -55,14 +64,21 @@ class PriorEncoder:
         self.embedder = CachedTextEmbedder(encoder, store)
 
     def __call__(self, graphs: Sequence[PriorGraph]) -> PriorTensors:
-        groups = [[list(g.objects), g.attribute_phrases(), g.relation_phrases()] for g in graphs]
+        words = [g.object_attribute_words() for g in graphs]
+        groups = [
+            [list(g.objects), g.attribute_phrases(), g.relation_phrases(), [w for w in ws if w]]
+            for g, ws in zip(graphs, words, strict=True)
+        ]
         texts = [text for image in groups for group in image for text in group]
         sizes = [len(group) for image in groups for group in image]
         chunks = self.embedder.embed(texts).split(sizes)
         dim, device = self.embedder.encoder.embed_dim, self.embedder.encoder.device
-        objects, object_mask = _pad(list(chunks[0::3]), dim, device)
-        attributes, attribute_mask = _pad(list(chunks[1::3]), dim, device)
-        relations, relation_mask = _pad(list(chunks[2::3]), dim, device)
+        objects, object_mask = _pad(list(chunks[0::4]), dim, device)
+        attributes, attribute_mask = _pad(list(chunks[1::4]), dim, device)
+        relations, relation_mask = _pad(list(chunks[2::4]), dim, device)
+        described = [
+            _scatter_described(ws, c, dim) for ws, c in zip(words, chunks[3::4], strict=True)
+        ]
         length = relations.shape[1]
         return PriorTensors(
             objects,
@@ -77,4 +93,5 @@ class PriorEncoder:
             relation_object=_pad_index(
                 [[r[2] for r in g.relations] for g in graphs], length, device
             ),
+            object_attributes=_pad(described, dim, device)[0],
         )

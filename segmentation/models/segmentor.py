@@ -43,12 +43,14 @@ from segmentation.transforms.priors import PriorGraph
 @dataclass(frozen=True)
 class CallClasses:
     """One call's classes as the head reads them: the vocabulary embedding (shared or one per
-    image), each class's prior presence (or None: boost off) and training-vocabulary flags (or
-    None: CLIP classifier off)."""
+    image), each class's prior presence (or None: boost off), training-vocabulary flags (or
+    None: CLIP classifier off) and the classes the name pointer's entries stand for (or None:
+    pointer off)."""
 
     embedding: VocabularyEmbedding | list[VocabularyEmbedding]
     presence: Tensor | list[Tensor] | None
     seen: Tensor | list[Tensor] | None
+    object_classes: Tensor | list[Tensor] | None = None
 
 
 @MODELS.register_module()
@@ -150,21 +152,31 @@ class LLMFormer(BaseSegmentor):
         )
 
     # ------------------------------------------------------------------------------ priors
+    def object_classes(self, vocabulary: Vocabulary, graph: PriorGraph) -> Tensor:
+        """(1 + No, C): row 1 + j is 1 at the class whose synonyms (template-averaged
+        embeddings) are closest to object prior j's name; row 0, the name pointer's null, is 1
+        at background classes and at every class no object prior names."""
+        rows = torch.zeros(1 + len(graph.objects), len(vocabulary))
+        named = [i for i, name in enumerate(graph.objects) if name.strip()]
+        if named:
+            classes = self.embed_vocabulary(vocabulary)
+            objects = torch.cat(
+                [self.embed_vocabulary(((graph.objects[i],),)).embeddings for i in named]
+            )
+            similarity = max_over_synonyms(objects @ classes.embeddings.T, classes)
+            rows[torch.tensor(named) + 1, similarity.argmax(dim=1).cpu()] = 1.0
+        unnamed = rows[1:].sum(dim=0) == 0
+        rows[0] = (unnamed | _background_flags(vocabulary)).float()
+        return rows
+
     def class_presence(self, vocabulary: Vocabulary, graph: PriorGraph) -> Tensor:
-        """Which classes the image's object priors name: each object name goes to the class
-        whose synonyms (template-averaged embeddings) are closest to it, and those classes get
-        1, the rest 0; background classes, and every class when the priors name no object,
+        """Which classes the image's object priors name (see `object_classes`): those classes
+        get 1, the rest 0; background classes, and every class when the priors name no object,
         get 1."""
-        names = [name for name in dict.fromkeys(graph.objects) if name.strip()]
-        if not names:
+        named = self.object_classes(vocabulary, graph)[1:].sum(dim=0) > 0
+        if not named.any():
             return torch.ones(len(vocabulary))
-        classes = self.embed_vocabulary(vocabulary)
-        objects = torch.cat([self.embed_vocabulary(((name,),)).embeddings for name in names])
-        similarity = max_over_synonyms(objects @ classes.embeddings.T, classes)
-        presence = torch.zeros(len(vocabulary))
-        presence[similarity.argmax(dim=1).cpu()] = 1.0
-        background = torch.tensor([is_background(names[0]) for names in vocabulary])
-        return torch.where(background, 1.0, presence)
+        return (named | _background_flags(vocabulary)).float()
 
     def _presence(
         self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph], shared: bool
@@ -174,6 +186,20 @@ class LLMFormer(BaseSegmentor):
         device = self.text_encoder.device
         rows = [
             self.class_presence(v, g).to(device) for v, g in zip(vocabularies, graphs, strict=True)
+        ]
+        return torch.stack(rows) if shared else rows
+
+    def _object_classes(
+        self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph], shared: bool
+    ) -> Tensor | list[Tensor] | None:
+        """Each image's `object_classes`, zero rows padding them to the batch's prior count."""
+        if self.decode_head.name_pointer is None:
+            return None
+        length = 1 + max(len(graph.objects) for graph in graphs)
+        device = self.text_encoder.device
+        rows = [
+            F.pad(self.object_classes(v, g), (0, 0, 0, length - 1 - len(g.objects))).to(device)
+            for v, g in zip(vocabularies, graphs, strict=True)
         ]
         return torch.stack(rows) if shared else rows
 
@@ -207,7 +233,9 @@ class LLMFormer(BaseSegmentor):
             features = self.backbone(inputs, states)
             dense = self.clip_dense(tower, states)
             clip = CLIPFeatures(dense, self.clip_dense.logit_scale, classes.seen)
-        head_inputs = HeadInputs(features, priors, classes.embedding, classes.presence, clip)
+        head_inputs = HeadInputs(
+            features, priors, classes.embedding, classes.presence, clip, classes.object_classes
+        )
         return self.decode_head.predict(head_inputs, batch_img_metas, self.test_cfg)
 
     def call_classes(
@@ -221,18 +249,23 @@ class LLMFormer(BaseSegmentor):
         else:
             embedding = [self.embed_vocabulary(v) for v in vocabularies]
         presence = None if graphs is None else self._presence(vocabularies, graphs, shared)
+        pointed = None if graphs is None else self._object_classes(vocabularies, graphs, shared)
         seen = None
         if self.clip_dense is not None:
             flags = [self._seen(v).to(self.text_encoder.device) for v in vocabularies]
             seen = flags[0] if shared else flags
-        return CallClasses(embedding, presence, seen)
+        return CallClasses(embedding, presence, seen, pointed)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         graphs = self._graphs(data_samples, len(inputs))
         priors = self.prior_encoder(graphs)
         classes = self.call_classes([self._current_vocabulary()] * len(inputs), graphs)
         head_inputs = HeadInputs(
-            self.extract_feat(inputs), priors, classes.embedding, classes.presence
+            self.extract_feat(inputs),
+            priors,
+            classes.embedding,
+            classes.presence,
+            object_classes=classes.object_classes,
         )
         losses = self.decode_head.loss(head_inputs, data_samples, self.train_cfg)
         return add_prefix(losses, "decode")
@@ -307,8 +340,14 @@ class LLMFormer(BaseSegmentor):
             self.prior_encoder(graphs),
             classes.embedding,
             classes.presence,
+            object_classes=classes.object_classes,
         )
         return self.decode_head.forward(head_inputs)
+
+
+def _background_flags(vocabulary: Vocabulary) -> Tensor:
+    """True for the vocabulary's background classes (by their first name)."""
+    return torch.tensor([is_background(names[0]) for names in vocabulary])
 
 
 def _window_starts(size: int, crop: int, stride: int) -> list[int]:

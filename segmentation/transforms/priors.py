@@ -60,6 +60,14 @@ class PriorGraph:
         """Each attribute with the object it describes, e.g. "red car"."""
         return [f"{value} {self.objects[index]}" for index, value in self.attributes]
 
+    def object_attribute_words(self) -> list[str]:
+        """Each object's attributes without its name, e.g. "large red" ("" for none): what the
+        name pointer matches a query on, so that it never matches on the name itself."""
+        words: list[list[str]] = [[] for _ in self.objects]
+        for index, value in self.attributes:
+            words[index].append(value)
+        return [" ".join(values) for values in words]
+
     def relation_phrases(self) -> list[str]:
         """Each relation as a short sentence, e.g. "dog on sofa"."""
         return [f"{self.objects[s]} {p} {self.objects[o]}" for s, p, o in self.relations]

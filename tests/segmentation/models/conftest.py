@@ -49,6 +49,7 @@ UNIT_TEST_SIZES = dict(
         pixel_decoder=dict(ffn_channels=32),
         train_cfg=dict(num_points=256),
         prior_class_boost=0.0,
+        name_pointer=None,
     ),
     text_encoder=dict(
         _delete_=True,
@@ -62,8 +63,8 @@ UNIT_TEST_SIZES = dict(
     vocabulary=["sky", "grass", "dog", "sofa"],
 )
 """What the unit tests change in the demo config's model: narrower, random weights, a 16-d
-random text encoder (no tiny CLIP folder needed), the CLIP classifier and the prior boost off
-(tests of those switch them on)."""
+random text encoder (no tiny CLIP folder needed), the CLIP classifier, the prior boost and the name
+pointer off (tests of those switch them on)."""
 
 
 @cache

@@ -98,6 +98,7 @@ def test_paper_config_builds_with_the_clip_classifier_on_and_params_lists_it() -
     }
     assert cfg.model.training_classes == "coco_stuff_171"
     assert cfg.model.decode_head.prior_class_boost > 0
+    assert cfg.model.decode_head.name_pointer is not None
     repo = Path(__file__).parents[3]
     completed = subprocess.run(
         [sys.executable, str(repo / "benchmarks" / "params.py"), "--configs", str(PAPER)],

@@ -23,17 +23,6 @@ def build(tiny, boost: float = 0.0, clip: bool = False):
     return MODELS.build(cfg).eval()
 
 
-def test_prior_boost_lowers_only_the_classes_the_priors_do_not_name(tiny) -> None:
-    head = build(tiny, boost=4.0).decode_head
-    logits = torch.zeros(1, 2, 4)  # three classes, void last
-    presence = torch.tensor([[1.0, 0.0, 0.0]])
-    boosted = head.add_prior_boost(logits, presence)
-    expected = torch.tensor([0.0, -4.0, -4.0, 0.0]).expand(1, 2, 4)
-    torch.testing.assert_close(boosted, expected)
-    per_image = head.add_prior_boost([logits[0]], [presence[0]])
-    torch.testing.assert_close(per_image[0], expected[0])
-
-
 def test_class_presence_marks_the_named_classes_and_background(tiny) -> None:
     model = build(tiny, boost=4.0)
     vocabulary = normalize_vocabulary(["dog", "cat, kitten", "sofa", "background"])

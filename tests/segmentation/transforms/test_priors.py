@@ -107,3 +107,11 @@ def test_pack_puts_priors_and_store_keys_in_the_data_sample() -> None:
 def test_pack_without_priors_packs_empty_priors() -> None:
     results = {"img": np.zeros((4, 4, 3), dtype=np.uint8), "img_shape": (4, 4), "ori_shape": (4, 4)}
     assert PackLLMFormerInputs()(results)["data_samples"].priors == PriorGraph.EMPTY
+
+
+def test_attribute_words_leave_the_object_name_out() -> None:
+    graph = PriorGraph(
+        objects=("crescent", "ring", "star"), attributes=((0, "large"), (0, "orange"), (2, "red"))
+    )
+    assert graph.object_attribute_words() == ["large orange", "", "red"]
+    assert graph.attribute_phrases() == ["large crescent", "orange crescent", "red star"]

@@ -63,6 +63,8 @@ model = dict(
         void_class_weight=0.1,
         # LLM object names in the class score: logit + boost * (presence - 1); 0 turns it off
         prior_class_boost=0.0,
+        # and through queries matched to object priors by their attribute words: name_pointer
+        # (dict(weight=, floor=, loss_weight=); the head's default None is off)
         ignore_index=65535,
         align_corners=False,
         # The head passes every loss its avg_factor, so avg_non_ignore changes no value; it is set

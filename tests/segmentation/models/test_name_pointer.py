@@ -1,0 +1,127 @@
+"""The prior name pointer: matching queries to object priors by attribute words, and the pointed
+class mass entering the class logits and the loss."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from mmengine.registry import init_default_scope
+from mmseg.registry import MODELS
+
+from segmentation.models.llmformer_head import PriorClassTerms
+from segmentation.models.name_pointer import PriorNamePointer, pointed_class_mass
+from segmentation.text.vocabulary import normalize_vocabulary
+from segmentation.transforms.priors import PriorGraph
+
+
+def build(tiny, boost: float = 0.0, pointer: dict | None = None):
+    cfg = tiny.model_cfg(prior_class_boost=boost)
+    cfg["decode_head"]["name_pointer"] = pointer
+    init_default_scope("mmseg")
+    torch.manual_seed(0)
+    return MODELS.build(cfg).eval()
+
+
+def test_pointer_weights_cover_null_and_present_objects_only() -> None:
+    torch.manual_seed(0)
+    pointer = PriorNamePointer(dim=8, text_dims=6)
+    attributes = torch.randn(2, 3, 6)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    weights = pointer(torch.randn(2, 5, 8), attributes, mask)
+    assert weights.shape == (2, 5, 4)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 5))
+    assert (weights[0, :, 3] == 0).all() and (weights[1, :, 2:] == 0).all()
+    assert (weights[0, :, :3] > 0).all()
+
+
+def test_a_query_points_at_the_object_whose_attributes_match_it() -> None:
+    pointer = PriorNamePointer(dim=2, text_dims=2)
+    with torch.no_grad():
+        pointer.query_proj.weight.copy_(torch.eye(2) * 10)
+        pointer.query_proj.bias.zero_()
+        pointer.key_proj.weight.copy_(torch.eye(2))
+        pointer.key_proj.bias.zero_()
+        pointer.null_key.zero_()
+    attributes = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # "red" and "blue", say
+    queries = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])  # a blue region, then a red one
+    weights = pointer(queries, attributes, torch.ones(1, 2, dtype=torch.bool))
+    assert weights[0].argmax(-1).tolist() == [2, 1]
+
+
+def test_pointed_class_mass_sums_the_weights_of_what_each_entry_stands_for() -> None:
+    weights = torch.tensor([[[0.1, 0.6, 0.3]]])  # null, object 0, object 1
+    # classes: background, dog, cat; the null stands for background and the unnamed cat
+    object_classes = torch.tensor([[[1.0, 0.0, 1.0], [0.0, 1.0, 0.0], [0.0, 1.0, 0.0]]])
+    mass = pointed_class_mass(weights, object_classes)
+    torch.testing.assert_close(mass, torch.tensor([[[0.1, 0.9, 0.1]]]))
+
+
+def test_object_classes_map_each_object_and_give_the_null_the_rest(tiny) -> None:
+    model = build(tiny, pointer={})
+    vocabulary = normalize_vocabulary(["dog", "cat, kitten", "sofa", "background"])
+    rows = model.object_classes(vocabulary, PriorGraph(objects=("kitten", "dog", "dog")))
+    assert rows.tolist() == [
+        [0.0, 0.0, 1.0, 1.0],
+        [0.0, 1.0, 0.0, 0.0],
+        [1.0, 0.0, 0.0, 0.0],
+        [1.0, 0.0, 0.0, 0.0],
+    ]
+    assert model.object_classes(vocabulary, PriorGraph.EMPTY).tolist() == [[1.0] * 4]
+
+
+def test_prior_terms_on_hand_set_logits_equal_the_formula(tiny) -> None:
+    head = build(tiny, boost=4.0, pointer=dict(weight=2.0, floor=0.05)).decode_head
+    logits = torch.zeros(1, 2, 4)  # three classes, void last
+    presence = torch.tensor([[1.0, 1.0, 0.0]])
+    pointed = torch.tensor([[[0.9, 0.1, 0.0], [0.0, 1.0, 0.0]]])
+    terms = head.add_prior_terms(logits, PriorClassTerms(presence, pointed))
+    expected = torch.tensor(
+        [
+            [2 * math.log(0.95), 2 * math.log(0.15), -4 + 2 * math.log(0.05), 0.0],
+            [2 * math.log(0.05), 2 * math.log(1.05), -4 + 2 * math.log(0.05), 0.0],
+        ]
+    )
+    torch.testing.assert_close(terms[0], expected)
+    per_image = head.add_prior_terms([logits[0]], PriorClassTerms([presence[0]], [pointed[0]]))
+    torch.testing.assert_close(per_image[0], expected)
+
+
+def test_prior_boost_alone_lowers_only_the_classes_the_priors_do_not_name(tiny) -> None:
+    head = build(tiny, boost=4.0).decode_head
+    logits = torch.zeros(1, 2, 4)
+    boosted = head.add_prior_terms(logits, PriorClassTerms(torch.tensor([[1.0, 0.0, 0.0]]), None))
+    torch.testing.assert_close(boosted, torch.tensor([0.0, -4.0, -4.0, 0.0]).expand(1, 2, 4))
+
+
+def test_pointer_loss_is_the_mean_negative_log_mass_on_matched_classes(tiny) -> None:
+    head = build(tiny, pointer=dict(loss_weight=0.5)).decode_head
+    pointed = torch.tensor([[[0.5, 0.5], [0.2, 0.8], [0.9, 0.1]]])
+    labels = torch.tensor([[0, 1, 1]])
+    matched = torch.tensor([[True, True, False]])
+    loss = head._pointer_loss(pointed, labels, matched, num_masks=2.0)
+    assert loss.item() == pytest.approx(0.5 * -(math.log(0.5) + math.log(0.8)) / 2, rel=1e-5)
+
+
+def test_pointer_trains_at_every_step_and_gets_gradient(tiny) -> None:
+    model = build(tiny, pointer={}).train()
+    model.set_vocabulary(["sky", "grass", "dog", "sofa"])
+    losses = model.loss(tiny.make_images(2, 32, 32), tiny.make_samples(2, 32, 32))
+    pointer_losses = [name for name in losses if name.endswith("loss_name_pointer")]
+    assert len(pointer_losses) == 1 + len(model.decode_head.layers)
+    sum(losses[name] for name in pointer_losses).backward()
+    pointer = model.decode_head.name_pointer
+    assert pointer.key_proj.weight.grad.abs().sum() > 0
+    assert pointer.query_proj.weight.grad.abs().sum() > 0
+
+
+def test_pointer_predicts_with_a_vocabulary_per_image(tiny) -> None:
+    model = build(tiny, pointer={})
+    model.set_vocabulary(["sky", "grass", "dog", "sofa"])
+    model.test_cfg = dict(mode="whole", vocabulary_free=True)
+    samples = tiny.make_samples(2, 32, 32)
+    samples[1].priors = PriorGraph(objects=("grass", "cat"), attributes=((1, "grey"),))
+    results = model.predict(tiny.make_images(2, 32, 32), samples)
+    assert results[1].metainfo["vocabulary"] == ["grass", "cat", "background"]
+    assert results[1].seg_logits.data.shape[-2:] == (32, 32)
