@@ -173,35 +173,35 @@ class LLMFormer(BaseSegmentor):
         """Which classes the image's object priors name (see `object_classes`): those classes
         get 1, the rest 0; background classes, and every class when the priors name no object,
         get 1."""
-        named = self.object_classes(vocabulary, graph)[1:].sum(dim=0) > 0
-        if not named.any():
-            return torch.ones(len(vocabulary))
-        return (named | _background_flags(vocabulary)).float()
+        return _presence(self.object_classes(vocabulary, graph), vocabulary)
 
-    def _presence(
+    def _prior_classes(
         self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph], shared: bool
-    ) -> Tensor | list[Tensor] | None:
-        if self.decode_head.prior_class_boost == 0:
-            return None
+    ) -> tuple[Tensor | list[Tensor] | None, Tensor | list[Tensor] | None]:
+        """Each image's class presence (None: boost off) and `object_classes`, zero rows padding
+        them to the batch's prior count (None: name pointer off); stacked when `shared`."""
+        boost = self.decode_head.prior_class_boost != 0
+        pointer = self.decode_head.name_pointer is not None
+        if not (boost or pointer):
+            return None, None
         device = self.text_encoder.device
-        rows = [
-            self.class_presence(v, g).to(device) for v, g in zip(vocabularies, graphs, strict=True)
+        per_image = [
+            self.object_classes(v, g).to(device) for v, g in zip(vocabularies, graphs, strict=True)
         ]
-        return torch.stack(rows) if shared else rows
+        length = max(len(rows) for rows in per_image)
 
-    def _object_classes(
-        self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph], shared: bool
-    ) -> Tensor | list[Tensor] | None:
-        """Each image's `object_classes`, zero rows padding them to the batch's prior count."""
-        if self.decode_head.name_pointer is None:
-            return None
-        length = 1 + max(len(graph.objects) for graph in graphs)
-        device = self.text_encoder.device
-        rows = [
-            F.pad(self.object_classes(v, g), (0, 0, 0, length - 1 - len(g.objects))).to(device)
-            for v, g in zip(vocabularies, graphs, strict=True)
-        ]
-        return torch.stack(rows) if shared else rows
+        def collect(rows: list[Tensor]) -> Tensor | list[Tensor]:
+            return torch.stack(rows) if shared else rows
+
+        presence = None
+        if boost:
+            presence = collect(
+                [_presence(r, v) for r, v in zip(per_image, vocabularies, strict=True)]
+            )
+        padded = None
+        if pointer:
+            padded = collect([F.pad(rows, (0, 0, 0, length - len(rows))) for rows in per_image])
+        return presence, padded
 
     @staticmethod
     def _graphs(data_samples: SampleList | None, batch: int) -> list[PriorGraph]:
@@ -248,13 +248,14 @@ class LLMFormer(BaseSegmentor):
             embedding = self.embed_vocabulary(vocabularies[0])
         else:
             embedding = [self.embed_vocabulary(v) for v in vocabularies]
-        presence = None if graphs is None else self._presence(vocabularies, graphs, shared)
-        pointed = None if graphs is None else self._object_classes(vocabularies, graphs, shared)
+        presence, object_classes = (
+            (None, None) if graphs is None else self._prior_classes(vocabularies, graphs, shared)
+        )
         seen = None
         if self.clip_dense is not None:
             flags = [self._seen(v).to(self.text_encoder.device) for v in vocabularies]
             seen = flags[0] if shared else flags
-        return CallClasses(embedding, presence, seen, pointed)
+        return CallClasses(embedding, presence, seen, object_classes)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         graphs = self._graphs(data_samples, len(inputs))
@@ -348,6 +349,15 @@ class LLMFormer(BaseSegmentor):
 def _background_flags(vocabulary: Vocabulary) -> Tensor:
     """True for the vocabulary's background classes (by their first name)."""
     return torch.tensor([is_background(names[0]) for names in vocabulary])
+
+
+def _presence(object_classes: Tensor, vocabulary: Vocabulary) -> Tensor:
+    """1 at the classes some object prior stands for (rows 1: of `object_classes`) and at
+    background classes; 1 everywhere when no object names a class."""
+    named = object_classes[1:].sum(dim=0) > 0
+    if not named.any():
+        return torch.ones_like(named, dtype=torch.float)
+    return (named | _background_flags(vocabulary).to(named.device)).float()
 
 
 def _window_starts(size: int, crop: int, stride: int) -> list[int]:

@@ -125,3 +125,18 @@ def test_pointer_predicts_with_a_vocabulary_per_image(tiny) -> None:
     results = model.predict(tiny.make_images(2, 32, 32), samples)
     assert results[1].metainfo["vocabulary"] == ["grass", "cat", "background"]
     assert results[1].seg_logits.data.shape[-2:] == (32, 32)
+
+
+def test_call_classes_pad_object_classes_to_the_batch_and_derive_presence(tiny) -> None:
+    model = build(tiny, boost=3.0, pointer={})
+    vocabulary = normalize_vocabulary(["dog", "sofa", "background"])
+    graphs = [PriorGraph(objects=("dog", "sofa", "dog")), PriorGraph(objects=("sofa",))]
+    classes = model.call_classes([vocabulary] * 2, graphs)
+    assert classes.object_classes.shape == (2, 4, 3)
+    assert classes.object_classes[1].tolist() == [
+        [1.0, 0.0, 1.0],
+        [0.0, 1.0, 0.0],
+        [0.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0],
+    ]
+    assert classes.presence.tolist() == [[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
