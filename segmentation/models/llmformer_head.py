@@ -66,8 +66,9 @@ class CLIPFeatures:
 @dataclass(frozen=True)
 class PriorClassTerms:
     """What the LLM's object names add to the class logits (each term off when None):
-    `presence` (B, C) or one (C_i,) per image, 1 for a class the image's object priors name;
-    `pointed` (B, Q, C) or one (Q, C_i) per image, the name pointer's mass on each class."""
+    `presence` (B, C) or one (C_i,) per image, 1 for a class the image's object priors name and
+    for background (for every class when they name none); `pointed` (B, Q, C) or one (Q, C_i)
+    per image, the name pointer's mass on each class."""
 
     presence: Tensor | list[Tensor] | None = None
     pointed: Tensor | list[Tensor] | None = None
@@ -77,9 +78,9 @@ class PriorClassTerms:
 class HeadInputs:
     """Backbone maps (strides 4/8/16/32), the batch's prior embeddings, and the vocabulary:
     one shared by the batch, or one per image (vocabulary-free prediction). `class_presence`
-    (B, C) or one (C_i,) per image: 1 for a class the image's object priors name;
-    `object_classes` (B, 1 + No, C) or one (1 + No, C_i) per image: the classes the name
-    pointer's null and each object prior stand for; `clip`: the CLIP classifier's inputs."""
+    (B, C) or one (C_i,) per image, as `PriorClassTerms.presence`; `object_classes`
+    (B, 1 + No, C) or one (1 + No, C_i) per image: the classes the name pointer's null and each
+    object prior stand for; `clip`: the CLIP classifier's inputs."""
 
     features: Sequence[Tensor]
     priors: PriorTensors
@@ -98,6 +99,20 @@ class HeadOutputs:
     class_logits: list[Tensor | list[Tensor]]
     mask_logits: list[Tensor]
     prior_terms: list[PriorClassTerms]
+
+
+def _pointer_cfg(name_pointer: dict) -> dict[str, float]:
+    """The name pointer's settings over NAME_POINTER_DEFAULTS; unknown keys and a floor that
+    would let log(0) through are refused."""
+    unknown = sorted(set(name_pointer) - set(NAME_POINTER_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"name_pointer got unknown keys {unknown}; known: {sorted(NAME_POINTER_DEFAULTS)}"
+        )
+    cfg = {**NAME_POINTER_DEFAULTS, **name_pointer}
+    if cfg["floor"] <= 0:
+        raise ValueError(f"name_pointer floor must be > 0, got {cfg['floor']}")
+    return cfg
 
 
 @MODELS.register_module()
@@ -193,9 +208,7 @@ class LLMFormerHead(BaseDecodeHead):
             None if clip_classifier is None else {"alpha": 0.4, "beta": 0.8, **clip_classifier}
         )
         self.prior_class_boost = prior_class_boost
-        self.name_pointer_cfg = (
-            None if name_pointer is None else {**NAME_POINTER_DEFAULTS, **name_pointer}
-        )
+        self.name_pointer_cfg = None if name_pointer is None else _pointer_cfg(name_pointer)
         self.name_pointer = (
             None if name_pointer is None else PriorNamePointer(channels, text_embed_dims)
         )
@@ -457,7 +470,7 @@ class LLMFormerHead(BaseDecodeHead):
     ) -> Tensor:
         """-log of the name pointer's mass on each matched query's class, averaged over masks."""
         mass = pointed[matched].gather(1, labels[matched][:, None]).squeeze(1)
-        loss = -torch.log(mass.clamp(min=POINTER_LOSS_EPS)).sum() / num_masks
+        loss = -torch.log(mass + POINTER_LOSS_EPS).sum() / num_masks
         return self.name_pointer_cfg["loss_weight"] * loss
 
     def _sample_points(self, mask_logits: Tensor, mask_targets: Tensor) -> tuple[Tensor, Tensor]:

@@ -41,5 +41,6 @@ class PriorNamePointer(nn.Module):
 def pointed_class_mass(weights: Tensor, object_classes: Tensor) -> Tensor:
     """How much pointer weight (..., Q, 1 + No) lands on each class, through the classes the
     null and each object stand for (..., 1 + No, C): (..., Q, C), each entry in [0, 1] (a class
-    gets the null's weight and the weights of the objects named after it)."""
+    gets the weights of the objects named after it, and the null's weight if the null stands for
+    it)."""
     return weights @ object_classes.to(weights)

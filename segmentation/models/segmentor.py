@@ -155,7 +155,8 @@ class LLMFormer(BaseSegmentor):
     def object_classes(self, vocabulary: Vocabulary, graph: PriorGraph) -> Tensor:
         """(1 + No, C): row 1 + j is 1 at the class whose synonyms (template-averaged
         embeddings) are closest to object prior j's name; row 0, the name pointer's null, is 1
-        at background classes and at every class no object prior names."""
+        at background classes and at every class no object prior names; an object with an empty
+        name stands for what the null stands for."""
         rows = torch.zeros(1 + len(graph.objects), len(vocabulary))
         named = [i for i, name in enumerate(graph.objects) if name.strip()]
         if named:
@@ -167,6 +168,8 @@ class LLMFormer(BaseSegmentor):
             rows[torch.tensor(named) + 1, similarity.argmax(dim=1).cpu()] = 1.0
         unnamed = rows[1:].sum(dim=0) == 0
         rows[0] = (unnamed | _background_flags(vocabulary)).float()
+        nameless = [1 + i for i, name in enumerate(graph.objects) if not name.strip()]
+        rows[nameless] = rows[0].clone()
         return rows
 
     def class_presence(self, vocabulary: Vocabulary, graph: PriorGraph) -> Tensor:
@@ -178,8 +181,8 @@ class LLMFormer(BaseSegmentor):
     def _prior_classes(
         self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph], shared: bool
     ) -> tuple[Tensor | list[Tensor] | None, Tensor | list[Tensor] | None]:
-        """Each image's class presence (None: boost off) and `object_classes`, zero rows padding
-        them to the batch's prior count (None: name pointer off); stacked when `shared`."""
+        """Each image's class presence (None: boost off) and `object_classes` padded with zero
+        rows to the batch's prior count (None: name pointer off); stacked when `shared`."""
         boost = self.decode_head.prior_class_boost != 0
         pointer = self.decode_head.name_pointer is not None
         if not (boost or pointer):

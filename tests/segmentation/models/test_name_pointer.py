@@ -10,9 +10,9 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
-from segmentation.models.llmformer_head import PriorClassTerms
+from segmentation.models.llmformer_head import CLIPFeatures, HeadInputs, PriorClassTerms
 from segmentation.models.name_pointer import PriorNamePointer, pointed_class_mass
-from segmentation.text.vocabulary import normalize_vocabulary
+from segmentation.text.vocabulary import VocabularyEmbedding, normalize_vocabulary
 from segmentation.transforms.priors import PriorGraph
 
 
@@ -140,3 +140,61 @@ def test_call_classes_pad_object_classes_to_the_batch_and_derive_presence(tiny) 
         [0.0, 0.0, 0.0],
     ]
     assert classes.presence.tolist() == [[1.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
+
+
+def test_pointer_settings_are_checked(tiny) -> None:
+    with pytest.raises(ValueError, match=r"unknown keys \['wieght'\]"):
+        build(tiny, pointer=dict(wieght=2.0))
+    with pytest.raises(ValueError, match=r"floor must be > 0, got 0\.0"):
+        build(tiny, pointer=dict(floor=0.0))
+
+
+def test_a_nameless_object_stands_for_what_the_null_stands_for(tiny) -> None:
+    model = build(tiny, pointer={})
+    vocabulary = normalize_vocabulary(["dog", "sofa", "background"])
+    rows = model.object_classes(vocabulary, PriorGraph(objects=("dog", " ")))
+    assert rows.tolist() == [[0.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
+
+
+def test_per_image_vocabularies_give_the_shared_vocabularys_logits(tiny) -> None:
+    model = build(tiny, boost=2.0, pointer={})
+    vocabulary = normalize_vocabulary(["dog", "sofa", "background"])
+    graphs = [PriorGraph(objects=("dog", "sofa"), attributes=((0, "brown"),))] * 2
+    shared = model.call_classes([vocabulary] * 2, graphs)
+    features = model.extract_feat(tiny.make_images(2, 32, 32))
+    priors = model.prior_encoder(graphs)
+    head = model.decode_head
+    together = head(
+        HeadInputs(features, priors, shared.embedding, shared.presence, None, shared.object_classes)
+    )
+    apart = head(
+        HeadInputs(
+            features,
+            priors,
+            [shared.embedding] * 2,
+            list(shared.presence),
+            None,
+            list(shared.object_classes),
+        )
+    )
+    torch.testing.assert_close(torch.stack(apart.class_logits[-1]), together.class_logits[-1])
+    torch.testing.assert_close(
+        torch.stack(apart.prior_terms[-1].pointed), together.prior_terms[-1].pointed
+    )
+
+
+def test_the_pointer_reaches_clips_logits_in_the_ensemble(tiny) -> None:
+    head = build(tiny, pointer=dict(weight=20.0)).decode_head
+    head.clip_ensemble = {"alpha": 1.0, "beta": 1.0}  # all CLIP: the learnt logits drop out
+    pointed = torch.tensor([[[0.0, 0.0, 1.0]] * 4])  # every query points at class 2
+    dense = torch.nn.functional.normalize(torch.randn(1, 16, 4, 4), dim=1)
+    embeddings = torch.nn.functional.normalize(torch.randn(3, 16), dim=1)
+    vocabulary = VocabularyEmbedding(embeddings, torch.arange(3), 3)
+    clip = CLIPFeatures(dense, torch.tensor(0.0), torch.tensor([True, False, False]))
+    inputs = HeadInputs((), None, vocabulary, clip=clip)
+    logits = torch.zeros(1, 4, 4)
+    masks = torch.randn(1, 4, 8, 8)
+    with_pointer = head.ensemble_with_clip(logits, masks, PriorClassTerms(None, pointed), inputs)
+    assert with_pointer[..., :-1].argmax(-1).tolist() == [[2, 2, 2, 2]]
+    without = head.ensemble_with_clip(logits, masks, PriorClassTerms(), inputs)
+    assert (without[..., 2] < with_pointer[..., 2]).all()
