@@ -77,7 +77,6 @@ FIGURES = (
     "vocab_free_unseen",
     "seen_with_background",
 )
-BACKGROUND = "background"
 
 
 def train_once(run_dir: Path, options: list[str], iters: int) -> Path:
@@ -96,6 +95,7 @@ def evaluate(
     """Seen and unseen mIoU (object classes) of one evaluation on the demo validation split, and
     the seen mIoU with background counted among the seen classes (how `make demo` reported it
     before its seen classes excluded background)."""
+    from segmentation.demo.scenes import BACKGROUND
     from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
 
     request = EvalRequest(

@@ -440,23 +440,25 @@ class LLMFormerHead(BaseDecodeHead):
         num_masks = class_logits.new_tensor([avg_factor], dtype=torch.float)
         all_reduce(num_masks, op="mean")
         num_masks = num_masks.clamp(min=1).item()
-        matched_logits = mask_logits[matched]
-        pointer = {}
+        losses = {
+            "loss_cls_ce": loss_cls,
+            **self._mask_losses(mask_logits[matched], mask_targets, num_masks),
+        }
         if pointed is not None:
-            pointer["loss_name_pointer"] = self._pointer_loss(pointed, labels, matched, num_masks)
+            losses["loss_name_pointer"] = self._pointer_loss(pointed, labels, matched, num_masks)
+        return losses
+
+    def _mask_losses(
+        self, matched_logits: Tensor, mask_targets: Tensor, num_masks: float
+    ) -> dict[str, Tensor]:
+        """Sigmoid-CE and Dice of the matched queries' masks at sampled points (zero, with a
+        graph, when the batch has no masks)."""
         if len(mask_targets) == 0:
             zero = matched_logits.sum()
-            return {
-                "loss_cls_ce": loss_cls,
-                "loss_mask_ce": zero,
-                "loss_mask_dice": zero,
-                **pointer,
-            }
+            return {"loss_mask_ce": zero, "loss_mask_dice": zero}
         point_preds, point_targets = self._sample_points(matched_logits, mask_targets)
         num_points = point_preds.shape[1]
         return {
-            **pointer,
-            "loss_cls_ce": loss_cls,
             "loss_mask_ce": self.losses_by_name["loss_mask_ce"](
                 point_preds, point_targets, avg_factor=num_masks * num_points
             ),

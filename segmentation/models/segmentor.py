@@ -159,6 +159,7 @@ class LLMFormer(BaseSegmentor):
         name stands for what the null stands for."""
         rows = torch.zeros(1 + len(graph.objects), len(vocabulary))
         named = [i for i, name in enumerate(graph.objects) if name.strip()]
+        nameless = [1 + i for i, name in enumerate(graph.objects) if not name.strip()]
         if named:
             classes = self.embed_vocabulary(vocabulary)
             objects = torch.cat(
@@ -168,7 +169,6 @@ class LLMFormer(BaseSegmentor):
             rows[torch.tensor(named) + 1, similarity.argmax(dim=1).cpu()] = 1.0
         unnamed = rows[1:].sum(dim=0) == 0
         rows[0] = (unnamed | _background_flags(vocabulary)).float()
-        nameless = [1 + i for i, name in enumerate(graph.objects) if not name.strip()]
         rows[nameless] = rows[0].clone()
         return rows
 
