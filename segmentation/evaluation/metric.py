@@ -34,6 +34,10 @@ from segmentation.evaluation.confusion import (
 from segmentation.text.encoders import TextEncoder
 from segmentation.text.vocabulary import is_background
 
+RECOGNISED_SHARE = 0.5
+"""A class in an image's ground truth counts as recognised there when at least this share of its
+pixels is predicted as it: the object is named right, whatever its outline."""
+
 
 def _image_id(sample: dict, position: int) -> str:
     """The store's id of a sample's image: its `img_id`, else its file name, else its position."""
@@ -49,7 +53,9 @@ def _percent(values: np.ndarray) -> float:
 @METRICS.register_module()
 class OpenIoUMetric(BaseMetric):
     """aAcc, mIoU, mAcc and, given class similarities, Open-mIoU; seen/unseen mIoU when the
-    dataset metainfo names `seen_classes` and `unseen_classes`.
+    dataset metainfo names `seen_classes` and `unseen_classes`, and with them `recognised_seen`
+    and `recognised_unseen`: the percent of (image, class) ground-truth occurrences of the group
+    with at least `RECOGNISED_SHARE` of their pixels predicted as that class.
 
     Args:
         ignore_index: label value left out of every count.
@@ -116,7 +122,7 @@ class OpenIoUMetric(BaseMetric):
             confusion[indices] += counts
             self.per_image[image_id] = class_pixel_counts(indices, counts, self.num_classes)
         confusion = confusion.reshape(self.num_classes, self.num_classes + 1)
-        return self.summarize(confusion)
+        return {**self.summarize(confusion), **self._group_recognition()}
 
     def summarize(self, confusion: np.ndarray) -> dict[str, float]:
         """Metrics (percent, 2 decimals) from a full confusion matrix; per-class IoUs are kept in
@@ -138,15 +144,36 @@ class OpenIoUMetric(BaseMetric):
         self._log_per_class()
         return metrics
 
-    def _group_means(self) -> dict[str, float]:
+    def _group_rows(self) -> dict[str, list[int]]:
+        """Class ids of the seen and unseen groups the metainfo names."""
         classes = list(self.dataset_meta["classes"])
-        means = {}
+        groups = {}
         for group in ("seen", "unseen"):
             names = self.dataset_meta.get(f"{group}_classes")
             if names:
-                rows = [classes.index(name) for name in names]
-                means[f"mIoU_{group}"] = _percent(self.per_class["IoU"][rows])
-        return means
+                groups[group] = [classes.index(name) for name in names]
+        return groups
+
+    def _group_means(self) -> dict[str, float]:
+        return {
+            f"mIoU_{group}": _percent(self.per_class["IoU"][rows])
+            for group, rows in self._group_rows().items()
+        }
+
+    def _group_recognition(self) -> dict[str, float]:
+        """Per group, the percent of its ground-truth (image, class) occurrences recognised."""
+        recognised = {}
+        for group, rows in self._group_rows().items():
+            hits = [
+                float(hit >= RECOGNISED_SHARE * gt)
+                for counts in self.per_image.values()
+                for index, gt, hit in zip(
+                    counts.classes, counts.gt_pixels, counts.intersection, strict=True
+                )
+                if gt > 0 and index in rows
+            ]
+            recognised[f"recognised_{group}"] = _percent(np.array(hits)) if hits else float("nan")
+        return recognised
 
     def class_similarity(self) -> np.ndarray | None:
         """The (K, K) similarity matrix from the file or the text encoder; None without either."""

@@ -133,6 +133,21 @@ def test_seen_and_unseen_means_come_from_the_metainfo() -> None:
     assert metrics["mIoU_seen"] == 75.0 and metrics["mIoU_unseen"] == 0.0
 
 
+def test_a_class_is_recognised_in_an_image_where_half_its_pixels_are_predicted_as_it() -> None:
+    metric = METRICS.build(dict(type="OpenIoUMetric"))
+    metric.dataset_meta = {
+        "classes": ("background", "a", "b"),
+        "seen_classes": ["a"],
+        "unseen_classes": ["b"],
+    }
+    gts = [np.array([[1, 1, 2, 2]]), np.array([[2, 2, 2, 0]]), np.array([[1, 0, 0, 0]])]
+    preds = [np.array([[1, 0, 2, 1]]), np.array([[2, 1, 1, 2]]), np.array([[2, 1, 1, 1]])]
+    metric.process({}, _samples(preds, gts))
+    metrics = metric.evaluate(3)
+    # a: 1 of 2 pixels in image 0 (recognised), 0 of 1 in image 2; b: 1 of 2, then 1 of 3
+    assert metrics["recognised_seen"] == 50.0 and metrics["recognised_unseen"] == 50.0
+
+
 def test_bad_similarity_file_is_rejected_with_its_name(tmp_path) -> None:
     np.save(tmp_path / "bad.npy", np.zeros((2, 2)))
     metric = METRICS.build(dict(type="OpenIoUMetric", similarity_file=str(tmp_path / "bad.npy")))
