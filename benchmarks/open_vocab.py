@@ -12,7 +12,8 @@ the CLIP-aligned classifier (inference only, so settings that differ only in it 
 run); `no-pointer+clip` drops the name pointer, `attention+clip` the boost and the pointer, and
 `boost+clip` the attention modules and the pointer. mIoU is in percent over the
 object classes (background excluded), seen and unseen apart; hmean is their harmonic mean;
-`seen_with_background` also counts background as a seen class.
+`seen_with_background` also counts background as a seen class; `recognised_unseen` is the percent
+of unseen shapes in validation images that have at least half their pixels labelled right.
 Prints a table, then as the last line one JSON object with the means over seeds.
 """
 
@@ -76,6 +77,7 @@ FIGURES = (
     "vocab_free_seen",
     "vocab_free_unseen",
     "seen_with_background",
+    "recognised_unseen",
 )
 
 
@@ -94,7 +96,7 @@ def evaluate(
 ) -> dict:
     """Seen and unseen mIoU (object classes) of one evaluation on the demo validation split, and
     the seen mIoU with background counted among the seen classes (how `make demo` reported it
-    before its seen classes excluded background)."""
+    before its seen classes excluded background), and the share of unseen shapes recognised."""
     from segmentation.demo.scenes import BACKGROUND
     from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
 
@@ -115,6 +117,7 @@ def evaluate(
         "seen": row.extra["mIoU_seen"],
         "unseen": row.extra["mIoU_unseen"],
         "seen_with_background": round(100 * float(np.nanmean(detail.iou[with_background])), 2),
+        "recognised_unseen": row.extra["recognised_unseen"],
     }
 
 
@@ -158,6 +161,7 @@ def run_seed(seed: int, settings: list[str], args: argparse.Namespace, clip: Pat
             "vocab_free_seen": free["seen"],
             "vocab_free_unseen": free["unseen"],
             "seen_with_background": full["seen_with_background"],
+            "recognised_unseen": full["recognised_unseen"],
         }
         print(f"seed {seed} {name}: {results[name]} ({time.monotonic() - started:.0f} s)")
     return results

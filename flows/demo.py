@@ -153,6 +153,8 @@ def run_deployment(name: str, params: dict, environment: dict[str, str]) -> None
 
 def report(paths: DemoPaths) -> None:
     """Print prior statistics and the evaluation table, and write the prior plots."""
+    from segmentation.demo import images_showing_unseen
+
     cli = cli_command(0)
     subprocess.run([*cli, "priors", "stats", "--store", str(paths.store), "--top", "8"], check=True)
     subprocess.run(
@@ -162,7 +164,7 @@ def report(paths: DemoPaths) -> None:
     if table.exists():
         print(table.read_text())
     checkpoint = (paths.work_dir / "last_checkpoint").read_text().strip()
-    pictures = sorted((paths.dataset / "images" / "val").glob("*.png"))[:OVERLAY_PICTURES]
+    pictures = images_showing_unseen(paths.dataset, OVERLAY_PICTURES)
     segment = [*cli, "segment", *map(str, pictures), "--config", str(DEMO_CONFIG)]
     segment += ["--checkpoint", checkpoint]
     priors = [
@@ -179,7 +181,8 @@ def report(paths: DemoPaths) -> None:
     for out, vocabulary in vocabularies.items():
         subprocess.run([*segment, *vocabulary, "--out", str(out)], check=True, env=environment)
     print(
-        f"overlays: {paths.overlays} (the demo classes), {paths.overlays / 'no_vocab'} "
+        f"overlays of the first {len(pictures)} validation pictures with an unseen shape: "
+        f"{paths.overlays} (the demo classes), {paths.overlays / 'no_vocab'} "
         "(each picture's caption objects)\n"
         f"prior plots: {paths.plots}\n"
         f"training curves: {paths.work_dir / 'curves.png'} "

@@ -28,6 +28,7 @@ from segmentation.datasets.class_names import ClassNames
 from segmentation.demo.descriptions import describe_scene
 from segmentation.demo.scenes import (
     CLASSES,
+    NOTICEABLE_PIXELS,
     SEEN_SHAPES,
     SHAPES,
     UNSEEN_SHAPES,
@@ -116,6 +117,26 @@ def write_demo(spec: DemoSpec, out: str | Path, progress: bool = True) -> Path:
             scenes.write(json.dumps({"id": sample.image_id, "objects": sample.objects}) + "\n")
     _write_metadata(spec, out)
     return captions_path
+
+
+def images_showing_unseen(data_root: str | Path, count: int) -> list[Path]:
+    """The first `count` validation images in which an unseen shape shows at least
+    `NOTICEABLE_PIXELS` pixels: the pictures that show open vocabulary, chosen by the ground
+    truth alone (never by how a model did on them)."""
+    data_root = Path(data_root)
+    unseen = set(json.loads((data_root / "meta.json").read_text())["unseen"])
+    chosen = []
+    with (data_root / "scenes.jsonl").open() as scenes:
+        for line in scenes:
+            scene = json.loads(line)
+            if scene["id"].startswith("val/") and any(
+                obj["shape"] in unseen and obj["visible_pixels"] >= NOTICEABLE_PIXELS
+                for obj in scene["objects"]
+            ):
+                chosen.append(data_root / "images" / scene["id"])
+                if len(chosen) == count:
+                    break
+    return chosen
 
 
 def _write_metadata(spec: DemoSpec, out: Path) -> None:

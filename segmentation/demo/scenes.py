@@ -30,6 +30,8 @@ COLOURS = {
 TEXTURES = ("plain", "striped", "dotted", "checkered")
 SIZES = {"small": 0.09, "medium": 0.14, "large": 0.21}
 BACKGROUNDS = {"grey": (175, 175, 170), "beige": (225, 210, 180), "light blue": (185, 210, 230)}
+NOTICEABLE_PIXELS = 30
+"""A shape with fewer visible pixels is too small to judge a recognition of it by."""
 
 
 @dataclass(frozen=True)

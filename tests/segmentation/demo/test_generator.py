@@ -9,9 +9,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segmentation.demo import DemoSpec, generate_image, write_demo
+from segmentation.demo import DemoSpec, generate_image, images_showing_unseen, write_demo
 from segmentation.demo.descriptions import NEAR_SHAPES
-from segmentation.demo.scenes import CLASSES, SEEN_SHAPES, SHAPES, UNSEEN_SHAPES
+from segmentation.demo.scenes import (
+    CLASSES,
+    NOTICEABLE_PIXELS,
+    SEEN_SHAPES,
+    SHAPES,
+    UNSEEN_SHAPES,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +111,22 @@ def test_the_training_split_vocabulary_is_background_and_the_seen_shapes(demo_ro
     assert list(val.metainfo["classes"]) == list(CLASSES)
     assert list(val.metainfo["seen_classes"]) == list(SEEN_SHAPES)
     assert list(val.metainfo["unseen_classes"]) == list(UNSEEN_SHAPES)
+
+
+def test_the_showcase_is_the_first_validation_images_with_a_noticeable_unseen_shape(
+    demo_root,
+) -> None:
+    scenes = [json.loads(line) for line in (demo_root / "scenes.jsonl").open()]
+    expected = [
+        demo_root / "images" / scene["id"]
+        for scene in scenes
+        if scene["id"].startswith("val/")
+        and any(
+            obj["shape"] in UNSEEN_SHAPES and obj["visible_pixels"] >= NOTICEABLE_PIXELS
+            for obj in scene["objects"]
+        )
+    ]
+    assert 2 <= len(expected) < 6
+    assert images_showing_unseen(demo_root, 2) == expected[:2]
+    assert images_showing_unseen(demo_root, 6) == expected
+    assert all(path.exists() for path in expected)
