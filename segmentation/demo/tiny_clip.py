@@ -28,6 +28,7 @@ from tqdm import tqdm
 from segmentation.demo.scenes import (
     BACKGROUNDS,
     CLASSES,
+    NOTICEABLE_PIXELS,
     SEEN_SHAPES,
     SHAPES,
     Scene,
@@ -356,7 +357,7 @@ def zero_shot_accuracy(folder: Path, num_images: int = 100, seed: int = 0) -> di
         for obj in sample.objects:
             label = SHAPES.index(obj["shape"]) + 1
             mask = torch.from_numpy(sample.labels == label)
-            if obj["visible_pixels"] < 30 or not mask.any():
+            if obj["visible_pixels"] < NOTICEABLE_PIXELS or not mask.any():
                 continue
             group = "seen" if obj["shape"] in SEEN_SHAPES else "unseen"
             crop = _crop(pixels, obj, spec.image_size)
