@@ -58,13 +58,20 @@ def _scatter_described(words: list[str], embedded: Tensor, dim: int) -> Tensor:
 
 
 class PriorEncoder:
-    """Embeds prior graphs with a frozen text encoder, caching every phrase it has seen."""
+    """Embeds prior graphs with a frozen text encoder, caching every phrase it has seen; each
+    object's attribute words too when `object_attributes` (what the name pointer reads)."""
 
-    def __init__(self, encoder: TextEncoder, store: TextEmbeddingStore | None = None) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        store: TextEmbeddingStore | None = None,
+        object_attributes: bool = True,
+    ) -> None:
         self.embedder = CachedTextEmbedder(encoder, store)
+        self.object_attributes = object_attributes
 
     def __call__(self, graphs: Sequence[PriorGraph]) -> PriorTensors:
-        words = [g.object_attribute_words() for g in graphs]
+        words = [g.object_attribute_words() if self.object_attributes else [] for g in graphs]
         groups = [
             [list(g.objects), g.attribute_phrases(), g.relation_phrases(), [w for w in ws if w]]
             for g, ws in zip(graphs, words, strict=True)
@@ -76,9 +83,12 @@ class PriorEncoder:
         objects, object_mask = _pad(list(chunks[0::4]), dim, device)
         attributes, attribute_mask = _pad(list(chunks[1::4]), dim, device)
         relations, relation_mask = _pad(list(chunks[2::4]), dim, device)
-        described = [
-            _scatter_described(ws, c, dim) for ws, c in zip(words, chunks[3::4], strict=True)
-        ]
+        described = None
+        if self.object_attributes:
+            rows = [
+                _scatter_described(ws, c, dim) for ws, c in zip(words, chunks[3::4], strict=True)
+            ]
+            described = _pad(rows, dim, device)[0]
         length = relations.shape[1]
         return PriorTensors(
             objects,
@@ -93,5 +103,5 @@ class PriorEncoder:
             relation_object=_pad_index(
                 [[r[2] for r in g.relations] for g in graphs], length, device
             ),
-            object_attributes=_pad(described, dim, device)[0],
+            object_attributes=described,
         )

@@ -94,7 +94,11 @@ class LLMFormer(BaseSegmentor):
                 f"decode_head.text_embed_dims={head_dims} but the text encoder "
                 f"{self.text_encoder.name} gives {self.text_encoder.embed_dim}-d embeddings"
             )
-        self.prior_encoder = PriorEncoder(self.text_encoder, _open_store(text_cache_root))
+        self.prior_encoder = PriorEncoder(
+            self.text_encoder,
+            _open_store(text_cache_root),
+            object_attributes=self.decode_head.name_pointer is not None,
+        )
         self.templates = tuple(templates)
         self.align_corners = self.decode_head.align_corners
         self.num_classes = self.decode_head.num_classes

@@ -198,3 +198,11 @@ def test_the_pointer_reaches_clips_logits_in_the_ensemble(tiny) -> None:
     assert with_pointer[..., :-1].argmax(-1).tolist() == [[2, 2, 2, 2]]
     without = head.ensemble_with_clip(logits, masks, PriorClassTerms(), inputs)
     assert (without[..., 2] < with_pointer[..., 2]).all()
+
+
+def test_the_segmentor_embeds_attribute_words_only_for_the_pointer(tiny) -> None:
+    graph = PriorGraph(objects=("dog", "ball"), attributes=((0, "brown"),))
+    with_pointer = build(tiny, pointer=dict()).prior_encoder([graph])
+    without = build(tiny).prior_encoder([graph])
+    assert with_pointer.object_attributes.shape == with_pointer.objects.shape
+    assert without.object_attributes is None

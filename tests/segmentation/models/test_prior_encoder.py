@@ -37,3 +37,14 @@ def test_object_attributes_are_the_attribute_words_embedding_and_zero_without_an
     assert (tensors.object_attributes[0, 1] == 0).all()
     assert (tensors.object_attributes[1] == 0).all()
     torch.testing.assert_close(tensors.objects[0, 0], encoder(["crescent"])[0])
+
+
+def test_without_the_pointer_attribute_words_are_neither_embedded_nor_returned() -> None:
+    encoder = TEXT_ENCODERS.build(TINY_MINILM)
+    embedded: list[str] = []
+    forward = encoder.forward
+    encoder.forward = lambda texts: embedded.extend(texts) or forward(texts)
+    tensors = PriorEncoder(encoder, object_attributes=False)(GRAPHS)
+    assert tensors.object_attributes is None
+    assert tensors.objects.shape == (2, 3, 16)
+    assert "large orange" not in embedded and "crescent" in embedded
