@@ -1,6 +1,8 @@
 """Forward+backward time and peak memory of LLMFormerHead with priors vs. all three modules off.
 
-Same random input for both (backbone maps, priors, a 171-class vocabulary); paper sizes by
+"With priors" is the paper config's head: the three prior modules, the prior class boost and the
+name pointer. Same random input for both (backbone maps, priors with each object's attribute words
+and classes, a 171-class vocabulary); paper sizes by
 default (batch 2, 512x512, 100 queries, 9 layers, 6-layer pixel decoder). Peak memory is
 measured for each variant in its own process (CUDA peak allocation on a GPU, peak RSS growth on
 a CPU); times in one process, the two variants alternating step by step. Prints a table, then
@@ -20,7 +22,11 @@ import time
 
 VARIANTS = {
     "with priors": dict(
-        use_semantic_attention=True, use_scaled_visual_attention=True, use_relation_attention=True
+        use_semantic_attention=True,
+        use_scaled_visual_attention=True,
+        use_relation_attention=True,
+        prior_class_boost=5.0,
+        name_pointer=dict(),
     ),
     "modules off": dict(
         use_semantic_attention=False,
@@ -29,6 +35,7 @@ VARIANTS = {
     ),
 }
 TEXT_DIMS = 768
+NUM_CLASSES = 171
 
 
 def _head_config(args: argparse.Namespace, switches: dict) -> dict:
@@ -36,7 +43,7 @@ def _head_config(args: argparse.Namespace, switches: dict) -> dict:
         type="LLMFormerHead",
         in_channels=[args.width] * 4,
         channels=args.width,
-        num_classes=171,
+        num_classes=NUM_CLASSES,
         text_embed_dims=TEXT_DIMS,
         num_queries=args.queries,
         num_layers=args.layers,
@@ -81,13 +88,21 @@ def _inputs(args: argparse.Namespace, device):
         present(n_rel),
         index(n_rel),
         index(n_rel),
+        object_attributes=randn(batch, n_obj, TEXT_DIMS),
     )
     vocabulary = VocabularyEmbedding(
-        torch.nn.functional.normalize(randn(171, TEXT_DIMS), dim=-1),
-        torch.arange(171, device=device),
-        171,
+        torch.nn.functional.normalize(randn(NUM_CLASSES, TEXT_DIMS), dim=-1),
+        torch.arange(NUM_CLASSES, device=device),
+        NUM_CLASSES,
     )
-    return HeadInputs(features, priors, vocabulary)
+    named = torch.randperm(NUM_CLASSES, generator=generator)[:n_obj].to(device)
+    object_classes = torch.zeros(batch, 1 + n_obj, NUM_CLASSES, device=device)
+    object_classes[:, 1:][:, torch.arange(n_obj), named] = 1
+    object_classes[:, 0] = 1 - object_classes[:, 1:].sum(dim=1)
+    presence = object_classes[:, 1:].amax(dim=1)
+    return HeadInputs(
+        features, priors, vocabulary, class_presence=presence, object_classes=object_classes
+    )
 
 
 def _setup(args: argparse.Namespace, name: str):
