@@ -172,7 +172,7 @@ class OpenIoUMetric(BaseMetric):
                 )
                 if gt > 0 and index in rows
             ]
-            recognised[f"recognised_{group}"] = _percent(np.array(hits)) if hits else float("nan")
+            recognised[f"recognised_{group}"] = _percent(np.array(hits))
         return recognised
 
     def class_similarity(self) -> np.ndarray | None:

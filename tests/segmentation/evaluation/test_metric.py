@@ -292,3 +292,11 @@ def test_per_image_counts_leave_out_predictions_outside_the_classes() -> None:
     assert counts.gt_pixels.tolist() == [2, 1]
     assert counts.pred_pixels.tolist() == [1, 1]
     assert counts.intersection.tolist() == [1, 1]
+
+
+def test_a_group_with_no_ground_truth_occurrence_has_no_recognised_share() -> None:
+    metric = METRICS.build(dict(type="OpenIoUMetric"))
+    metric.dataset_meta = {"classes": ("a", "b"), "seen_classes": ["a"], "unseen_classes": ["b"]}
+    metric.process({}, _samples([np.array([[0, 1]])], [np.array([[0, 0]])]))
+    metrics = metric.evaluate(1)
+    assert metrics["recognised_seen"] == 100.0 and np.isnan(metrics["recognised_unseen"])
