@@ -174,15 +174,18 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def _set_max_iters(cfg: Config, max_iters: int) -> None:
-    """Shorten (or lengthen) an iteration-based run and the schedules that span it."""
+    """Shorten or lengthen an iteration-based run: a schedule that ended with the run ends with
+    it still (else a longer run would train on at the schedule's final learning rate), and one
+    that would outlast it is cut at its end."""
     if max_iters < 1:
         raise ConfigError(f"--max-iters must be positive, got {max_iters}")
     if cfg.train_cfg.get("type") != "IterBasedTrainLoop":
         raise ConfigError("--max-iters needs an IterBasedTrainLoop config")
+    configured = cfg.train_cfg.get("max_iters")
     cfg.train_cfg.max_iters = max_iters
     cfg.train_cfg.val_interval = min(cfg.train_cfg.get("val_interval", max_iters), max_iters)
     for scheduler in cfg.get("param_scheduler", []):
-        if scheduler.get("end", 0) > max_iters:
+        if scheduler.get("end") == configured or scheduler.get("end", 0) > max_iters:
             scheduler.end = max_iters
 
 

@@ -176,6 +176,23 @@ def test_config_overrides_shorten_the_schedule_and_reach_load_priors(tmp_path) -
         ]
 
 
+def test_a_longer_run_stretches_the_schedule_that_spans_it_and_keeps_a_warmup(tmp_path) -> None:
+    experiment = tmp_path / "warmup.py"
+    experiment.write_text(
+        f"_base_ = [{str(CONFIGS / 'llmformer_tiny_demo.py')!r}]\n"
+        "param_scheduler = [\n"
+        "    dict(type='LinearLR', start_factor=0.1, begin=0, end=50, by_epoch=False),\n"
+        "    dict(type='PolyLR', power=1.0, begin=50, end=1000, by_epoch=False),\n"
+        "]\n"
+    )
+    options = TrainOptions(
+        experiment, work_dir=tmp_path, max_iters=3000, cfg_options=["prior_set_id=abc123"]
+    )
+    cfg = load_training_config(options)
+    assert cfg.train_cfg.max_iters == 3000
+    assert [scheduler.end for scheduler in cfg.param_scheduler] == [50, 3000]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
