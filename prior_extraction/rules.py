@@ -29,6 +29,8 @@ SUBJECT_SHARING_DEPS = frozenset({"xcomp", "advcl", "conj", "ccomp"})
 MODIFIER_CLAUSE_DEPS = frozenset({"acl", "relcl"})
 ADVERBIAL_HEAD_DEPS = frozenset({"advmod", "acomp", "amod", "npadvmod"})
 NAME_PART_DEPS = frozenset({"compound", "amod"})
+COLOUR_NOUN_DEPS = frozenset({"nmod", "npadvmod"})
+"""How the parser may hang a colour taken for a noun on its object ("a large orange cross")."""
 COUNT_DEPS = frozenset({"nummod", "quantmod"})
 # Dependents that make a passive participle an event ("covered with a cloth", "held by a man").
 EVENT_ARGUMENT_DEPS = frozenset(
@@ -45,6 +47,7 @@ MAX_CLAUSE_DEPTH = 8
 # The shortest name a definite mention may share with the end of an earlier one.
 MIN_SUFFIX_NAME = 3
 DEFINITE_DETERMINERS = frozenset({"the", "this", "that", "these", "those"})
+INDEFINITE_DETERMINERS = frozenset({"a", "an", "another"})
 
 MentionFilter = Callable[["Mention"], bool]
 
@@ -63,22 +66,26 @@ class Mention:
 
 @dataclass
 class _Collector:
-    """Objects merged by name, attributes and relations deduplicated, all in text order."""
+    """Objects one per instance the text introduces ("a red cross and a blue cross" are two),
+    attributes and relations deduplicated, all in text order."""
 
     objects: list[ObjectPrior] = field(default_factory=list)
-    index_by_name: dict[str, int] = field(default_factory=dict)
+    instances_by_name: dict[str, list[int]] = field(default_factory=dict)
     attributes: dict[tuple[int, str], AttributePrior] = field(default_factory=dict)
     relations: dict[tuple[int, str, int], RelationPrior] = field(default_factory=dict)
 
     def add_object(self, name: str, span: str, count: int) -> int:
-        """Index of the object with this name, added if new; the largest count is kept."""
-        index = self.index_by_name.get(name)
-        if index is None:
-            index = self.index_by_name[name] = len(self.objects)
-            self.objects.append(ObjectPrior(name, span, count))
-        elif count > self.objects[index].count:
-            self.objects[index] = ObjectPrior(name, self.objects[index].span, count)
+        """Index of a new object instance."""
+        index = len(self.objects)
+        self.objects.append(ObjectPrior(name, span, count))
+        self.instances_by_name.setdefault(name, []).append(index)
         return index
+
+    def mention_again(self, index: int, count: int) -> None:
+        """A later mention of an object: the largest count stated is kept."""
+        if count > self.objects[index].count:
+            known = self.objects[index]
+            self.objects[index] = ObjectPrior(known.name, known.span, count)
 
     def add_attribute(self, object_index: int, value: str, kind: str) -> None:
         key = (object_index, value)
@@ -158,6 +165,22 @@ def conjunct_root(token: Token) -> Token:
 
 def _has_determiner(token: Token) -> bool:
     return any(c.dep_ in {"det", "poss"} for c in token.children)
+
+
+def _introduces_instance(token: Token) -> bool:
+    """A noun that brings in a new thing: "a"/"an"/"another" or a number ("two cats")."""
+    return any(
+        (c.dep_ == "det" and c.lower_ in INDEFINITE_DETERMINERS)
+        or (c.dep_ in COUNT_DEPS and lexicon.number_value(c.lower_) is not None)
+        for c in token.children
+    )
+
+
+def _modifier_words(token: Token) -> frozenset[str]:
+    """The words before a noun in its phrase ("small" and "red" in "the small red cross")."""
+    return frozenset(
+        t.lower_ for t in token.subtree if t.i < token.i and t.is_alpha and t.dep_ != "det"
+    )
 
 
 def _is_definite(token: Token) -> bool:
@@ -403,6 +426,7 @@ class DocPriors:
         self.collected = _Collector()
         self.mentions: list[Mention] = []
         self.object_at: dict[int, int] = {}
+        self.instance_words: dict[int, set[str]] = {}
 
     def extract(self) -> ParsedCaption:
         self._collect_objects()
@@ -425,9 +449,13 @@ class DocPriors:
             name = object_head_name(token)
             if name is None:
                 continue
-            index = self._definite_antecedent(token, name)
+            index = self._antecedent(token, name)
             if index is None:
                 index = self.collected.add_object(name, object_span(token), object_count(token))
+                self.instance_words[index] = set(_modifier_words(token))
+            else:
+                self.collected.mention_again(index, object_count(token))
+                self.instance_words[index] |= _modifier_words(token)
             self.object_at[token.i] = index
             plural = is_plural(token) or _collective_parent(token) is not None
             plural = plural or _is_people_group(token)
@@ -437,11 +465,25 @@ class DocPriors:
                 Mention(token.i, sentence_start, index, gender, plural, _salience(token))
             )
 
+    def _antecedent(self, token: Token, name: str) -> int | None:
+        """The earlier object a mention refers to, None for a new one. "A"/"another"/a number
+        bring in a new instance; other mentions of a name already seen refer to the instance
+        of that name whose modifier words they share most ("the red cross" after "a red cross
+        and a blue cross"; the latest on a tie); a definite one may name it shorter or
+        generically (`_definite_antecedent`)."""
+        instances = self.collected.instances_by_name.get(name)
+        if _introduces_instance(token):
+            return None
+        if instances:
+            words = _modifier_words(token)
+            return max(reversed(instances), key=lambda i: len(words & self.instance_words[i]))
+        return self._definite_antecedent(token, name)
+
     def _definite_antecedent(self, token: Token, name: str) -> int | None:
         """The earlier object a definite mention with a shorter name refers to: "the cake"
         after "a chocolate cake", "the boat" after "a rowboat", "the room" after "a bedroom";
         or a generic one to the last thing of its kind: "the dessert" after "a cake"."""
-        if name in self.collected.index_by_name or not _is_definite(token):
+        if not _is_definite(token):
             return None
         kind = lexicon.GENERIC_NOUNS.get(name)
         for mention in reversed(self.mentions):
@@ -476,6 +518,8 @@ class DocPriors:
                 self._add_word_attribute(object_index, child)
             elif _is_name_part(child):
                 self._modifier_attributes(child, object_index)
+            elif child.dep_ in COLOUR_NOUN_DEPS and child.lower_ in lexicon.COLORS:
+                self._add_word_attribute(object_index, child)
             elif child.dep_ == "compound" and child.pos_ in NOUN_POS:
                 self._compound_attributes(object_index, child)
             elif child.dep_ in NAME_PART_DEPS:

@@ -50,7 +50,7 @@ def test_a_thing_among_padding_is_kept(parser: CaptionParser) -> None:
 
 def test_group_nouns_name_their_members_and_count_them(parser: CaptionParser) -> None:
     parsed = parser.parse("A group of people stands near a herd of cows. A crowd is cheering.")
-    assert objects(parsed) == [("person", 2), ("cow", 2)]
+    assert objects(parsed) == [("person", 2), ("cow", 2), ("person", 2)]  # "a crowd": new
     assert attributes(parsed) == {("person", "group"), ("cow", "herd"), ("person", "crowd")}
     assert relations(parsed) == {("person", "stand near", "cow")}
 
@@ -222,4 +222,25 @@ def test_scrambled_paragraphs_never_break_a_batch(parser: CaptionParser, caplog)
         size = len(parsed.objects)
         assert all(0 <= a.object < size for a in parsed.attributes)
         assert all(0 <= r.subject < size and 0 <= r.object < size for r in parsed.relations)
-        assert len({o.name for o in parsed.objects}) == size
+        assert all(o.name and o.count >= 1 for o in parsed.objects)
+
+
+def test_each_instance_the_text_brings_in_is_its_own_object(parser: CaptionParser) -> None:
+    """An indefinite article or "another" brings in a new thing with its own attributes; a later mention refers to
+    the instance whose words it shares, so relations join the right ones."""
+    parsed = parser.parse(
+        "There is a small red cross, a large orange checkered cross and a blue circle. "
+        "The orange cross is above the red cross. Another circle sits below the blue circle."
+    )
+    assert objects(parsed) == [("cross", 1), ("cross", 1), ("circle", 1), ("circle", 1)]
+    by_object = [sorted(a.value for a in parsed.attributes if a.object == i) for i in range(4)]
+    assert by_object == [["red", "small"], ["checkered", "large", "orange"], ["blue"], []]
+    pairs = {(r.subject, r.object) for r in parsed.relations}
+    assert pairs == {(1, 0), (3, 2)}
+
+
+def test_a_definite_mention_refers_back_and_keeps_the_largest_count(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse("A man rides a horse. The man wears a hat. The horses are tired.")
+    assert objects(parsed) == [("man", 1), ("horse", 2), ("hat", 1)]
