@@ -44,6 +44,18 @@ STATES = _words(
     "smoking"
 )
 # Surface patterns describe appearance, not a state, even where tagged as participles.
+PATTERN_NOUNS = {
+    "dot": "dotted",
+    "polka": "polka-dot",
+    "stripe": "striped",
+    "spot": "spotted",
+    "check": "checkered",
+    "checker": "checkered",
+}
+"""Marks on a thing, named as what it is covered with ("a triangle with dots"): no objects, an
+attribute of the thing they mark."""
+PATTERN_HOLDERS = frozenset({"pattern", "print", "design"})
+"""Nouns whose pattern words describe the thing they belong to ("with a checkered pattern")."""
 PATTERNS = _words(
     "striped stripy dotted spotted speckled checkered chequered plaid floral patterned polka-dot"
 )
@@ -122,7 +134,7 @@ META_NOUNS = _words(
     "glimpse hint piece kind type sort silhouette outline reflection shadow silhouettes life "
     "nature world tone hue shade shades colors colours blur break bustle game match sunset "
     "sunrise dusk dawn evening morning afternoon noon midday winter summer autumn spring "
-    "season weekend holiday vacation"
+    "season weekend holiday vacation graphic diagram rendering"
 )
 # Nouns naming a place on or relative to something else ("in front of", "on the left", "the
 # side of the train", "the surface of the water"): they stand for that thing.

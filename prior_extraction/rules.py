@@ -293,12 +293,29 @@ def is_object_head(token: Token) -> bool:
     return object_head_name(token) is not None
 
 
+def _is_noun_modifier(token: Token) -> bool:
+    """A noun before the noun it modifies ("polka-dot" in "a polka-dot cross")."""
+    return token.dep_ == "nmod" and token.head.pos_ in NOUN_POS and token.i < token.head.i
+
+
+def _pattern_of(token: Token) -> str | None:
+    """The attribute a pattern noun after "with" gives its thing ("dots" -> "dotted")."""
+    preposition = conjunct_root(token).head
+    if token.dep_ not in {"pobj", "conj"} or preposition.lower_ != "with":
+        return None
+    if preposition.head.pos_ not in NOUN_POS:
+        return None
+    return lexicon.PATTERN_NOUNS.get(lemma(token))
+
+
 def object_head_name(token: Token) -> str | None:
     """The object name (see `object_name`) if token heads a noun phrase naming a visible,
     segmentable thing that the text says is there; else None."""
     if token.pos_ not in NOUN_POS or not token.text.isalpha():
         return None
     if token.dep_ in NAME_PART_DEPS or _names_its_of_object(token):
+        return None
+    if _is_noun_modifier(token) or _pattern_of(token) is not None:
         return None
     head_word = lemma(token)
     if head_word in lexicon.META_NOUNS or head_word in lexicon.ANAPHORIC_WORDS:
@@ -524,9 +541,23 @@ class DocPriors:
                 self._compound_attributes(object_index, child)
             elif child.dep_ in NAME_PART_DEPS:
                 self._adjective_attributes(object_index, child)
+            elif child.dep_ == "prep" and child.lower_ == "with":
+                self._pattern_attributes(child, object_index)
         collective = _counting_collective(head)
         if collective is not None:
             self._add_attribute(object_index, collective, kind="count")
+
+    def _pattern_attributes(self, preposition: Token, object_index: int) -> None:
+        """What "with dots", "with stripes" or "with a checkered pattern" say of the thing."""
+        for noun in (c for c in preposition.children if c.dep_ == "pobj"):
+            for conjunct in with_conjuncts(noun):
+                pattern = _pattern_of(conjunct)
+                if pattern is not None:
+                    self._add_attribute(object_index, pattern)
+                elif lemma(conjunct) in lexicon.PATTERN_HOLDERS:
+                    for word in conjunct.lefts:
+                        if word.lower_ in lexicon.PATTERNS:
+                            self._add_word_attribute(object_index, word)
 
     def _compound_attributes(self, object_index: int, compound: Token) -> None:
         """A material or colour noun before the head, with its own modifiers: colours on their

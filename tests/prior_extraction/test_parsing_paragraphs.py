@@ -226,8 +226,9 @@ def test_scrambled_paragraphs_never_break_a_batch(parser: CaptionParser, caplog)
 
 
 def test_each_instance_the_text_brings_in_is_its_own_object(parser: CaptionParser) -> None:
-    """An indefinite article or "another" brings in a new thing with its own attributes; a later mention refers to
-    the instance whose words it shares, so relations join the right ones."""
+    """An indefinite article or "another" brings in a new thing with its own attributes; a
+    later mention refers to the instance whose words it shares, so relations join the right
+    ones."""
     parsed = parser.parse(
         "There is a small red cross, a large orange checkered cross and a blue circle. "
         "The orange cross is above the red cross. Another circle sits below the blue circle."
@@ -244,3 +245,23 @@ def test_a_definite_mention_refers_back_and_keeps_the_largest_count(
 ) -> None:
     parsed = parser.parse("A man rides a horse. The man wears a hat. The horses are tired.")
     assert objects(parsed) == [("man", 1), ("horse", 2), ("hat", 1)]
+
+
+def test_patterns_a_thing_is_covered_with_describe_it(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "This graphic shows a star with a checkered pattern, a polka-dot cross and a "
+        "triangle with dots. A woman wears a shirt with stripes."
+    )
+    assert [name for name, _ in objects(parsed)] == ["star", "cross", "triangle", "woman", "shirt"]
+    assert {(n, v) for n, v in attributes(parsed) if n != "woman"} == {
+        ("star", "checkered"),
+        ("cross", "polka-dot"),
+        ("triangle", "dotted"),
+        ("shirt", "striped"),
+    }
+
+
+def test_things_with_other_things_stay_objects(parser: CaptionParser) -> None:
+    parsed = parser.parse("A man with a hat stands next to a cake with candles.")
+    assert [name for name, _ in objects(parsed)] == ["man", "hat", "cake", "candle"]
+    assert ("cake", "with", "candle") in relations(parsed)
