@@ -45,7 +45,7 @@ __all__ = [
 ]
 
 PARSER_NAME = "llmformer-spacy-rules"
-PARSER_VERSION = "3.1.0"  # 3: one object per instance, not per name; 3.1: pattern nouns
+PARSER_VERSION = "3.2.0"  # 3: one object per instance; 3.1: pattern nouns; 3.2: "is a X" refers
 # Components the rules never read: named entities cost more than the dependency parse itself.
 UNUSED_COMPONENTS = ("ner",)
 # Components run after `nlp.pipe`, in this process, through faster stand-ins (fast_annotators):

@@ -168,7 +168,10 @@ def _has_determiner(token: Token) -> bool:
 
 
 def _introduces_instance(token: Token) -> bool:
-    """A noun that brings in a new thing: "a"/"an"/"another" or a number ("two cats")."""
+    """A noun that brings in a new thing: "a"/"an"/"another" or a number ("two cats"), unless
+    it only says what its subject is ("the cup is a white cup"; "there is a cup" brings one)."""
+    if token.dep_ == "attr" and any(c.dep_ in SUBJECT_DEPS for c in token.head.children):
+        return False
     return any(
         (c.dep_ == "det" and c.lower_ in INDEFINITE_DETERMINERS)
         or (c.dep_ in COUNT_DEPS and lexicon.number_value(c.lower_) is not None)

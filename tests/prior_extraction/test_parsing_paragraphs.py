@@ -247,6 +247,12 @@ def test_a_definite_mention_refers_back_and_keeps_the_largest_count(
     assert objects(parsed) == [("man", 1), ("horse", 2), ("hat", 1)]
 
 
+def test_saying_what_a_thing_is_brings_in_nothing_new(parser: CaptionParser) -> None:
+    parsed = parser.parse("There is a cup on a table. The cup is a small white cup.")
+    assert objects(parsed) == [("cup", 1), ("table", 1)]
+    assert attributes(parsed) == {("cup", "small"), ("cup", "white")}
+
+
 def test_patterns_a_thing_is_covered_with_describe_it(parser: CaptionParser) -> None:
     parsed = parser.parse(
         "This graphic shows a star with a checkered pattern, a polka-dot cross and a "
