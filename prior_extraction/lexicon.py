@@ -44,6 +44,9 @@ STATES = _words(
     "smoking"
 )
 # Surface patterns describe appearance, not a state, even where tagged as participles.
+PATTERNS = _words(
+    "striped stripy dotted spotted speckled checkered chequered plaid floral patterned polka-dot"
+)
 PATTERN_NOUNS = {
     "dot": "dotted",
     "polka": "polka-dot",
@@ -56,9 +59,6 @@ PATTERN_NOUNS = {
 attribute of the thing they mark."""
 PATTERN_HOLDERS = frozenset({"pattern", "print", "design"})
 """Nouns whose pattern words describe the thing they belong to ("with a checkered pattern")."""
-PATTERNS = _words(
-    "striped stripy dotted spotted speckled checkered chequered plaid floral patterned polka-dot"
-)
 # Words of colour, state or size used as a bare noun name a quality, not a thing ("dressed in
 # blue", "a sense of calm"), unless plural or determined ("the lights", "an orange").
 QUALITY_WORDS = COLORS | STATES | SIZES

@@ -469,13 +469,14 @@ class DocPriors:
             name = object_head_name(token)
             if name is None:
                 continue
-            index = self._antecedent(token, name)
+            words = _modifier_words(token)
+            index = self._antecedent(token, name, words)
             if index is None:
                 index = self.collected.add_object(name, object_span(token), object_count(token))
-                self.instance_words[index] = set(_modifier_words(token))
+                self.instance_words[index] = set(words)
             else:
                 self.collected.mention_again(index, object_count(token))
-                self.instance_words[index] |= _modifier_words(token)
+                self.instance_words[index] |= words
             self.object_at[token.i] = index
             plural = is_plural(token) or _collective_parent(token) is not None
             plural = plural or _is_people_group(token)
@@ -485,17 +486,16 @@ class DocPriors:
                 Mention(token.i, sentence_start, index, gender, plural, _salience(token))
             )
 
-    def _antecedent(self, token: Token, name: str) -> int | None:
-        """The earlier object a mention refers to, None for a new one. "A"/"another"/a number
-        bring in a new instance; other mentions of a name already seen refer to the instance
-        of that name whose modifier words they share most ("the red cross" after "a red cross
-        and a blue cross"; the latest on a tie); a definite one may name it shorter or
-        generically (`_definite_antecedent`)."""
-        instances = self.collected.instances_by_name.get(name)
+    def _antecedent(self, token: Token, name: str, words: frozenset[str]) -> int | None:
+        """The earlier object a mention with these modifier words refers to, None for a new
+        one. "A"/"another"/a number bring in a new instance; other mentions of a name already
+        seen refer to the instance of that name whose modifier words they share most ("the red
+        cross" after "a red cross and a blue cross"; the latest on a tie); a definite one may
+        name it shorter or generically (`_definite_antecedent`)."""
         if _introduces_instance(token):
             return None
+        instances = self.collected.instances_by_name.get(name)
         if instances:
-            words = _modifier_words(token)
             return max(reversed(instances), key=lambda i: len(words & self.instance_words[i]))
         return self._definite_antecedent(token, name)
 
