@@ -40,7 +40,7 @@ model = dict(
             pretrained=tiny_clip,
         ),
         embed_dim=width,
-        spm_inplanes=8,
+        spm_inplanes=16,  # not 8: held-out seed 7, segmentation/README.md (Recipe)
         num_heads=2,
         num_points=2,
         norm_cfg=dict(type="GN", num_groups=4),
@@ -76,10 +76,12 @@ pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=pipeline))
 val_dataloader = dict(dataset=dict(pipeline=pipeline))
 test_dataloader = val_dataloader
+# lr 4e-3, picked on the held-out seed 7 (segmentation/README.md, Recipe): 1e-3 under-trains
+# 1000 iterations
 optim_wrapper = dict(
     _delete_=True,
     type="OptimWrapper",
-    optimizer=dict(type="AdamW", lr=1e-3, weight_decay=1e-4),
+    optimizer=dict(type="AdamW", lr=4e-3, weight_decay=1e-4),
     clip_grad=dict(max_norm=1.0, norm_type=2),
 )
 param_scheduler = [dict(type="PolyLR", eta_min=0.0, power=1.0, begin=0, end=1000, by_epoch=False)]
