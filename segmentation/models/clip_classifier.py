@@ -13,7 +13,6 @@ patch's own content, then CLIP's `post_layernorm` and `visual_projection`, as th
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -21,32 +20,28 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from segmentation.models.clip_vision import CLIPVisionTower, TowerStates, _read_tensors
+from segmentation.models.clip_vision import (
+    CLIPVisionTower,
+    TowerStates,
+    read_tensors,
+    weight_files,
+)
 from segmentation.text.vocabulary import VocabularyEmbedding, max_over_synonyms
 
 PROJECTION_KEYS = ("visual_projection.weight", "logit_scale")
 CLIP_LOGIT_SCALE = 100.0
 """CLIP's trained temperature (its clamp), used until a checkpoint gives its own."""
+ENSEMBLE_DEFAULTS = {"alpha": 0.4, "beta": 0.8}
+"""FC-CLIP's weights of the CLIP logits for training-vocabulary classes (alpha) and the rest."""
 
 
 def load_clip_projection(checkpoint: str | Path) -> dict[str, Tensor]:
     """`visual_projection.weight` and `logit_scale` of a CLIP checkpoint (file or folder)."""
     checkpoint = Path(checkpoint)
-    if checkpoint.is_file():
-        files = [checkpoint]
-    elif checkpoint.is_dir():
-        index = checkpoint / "model.safetensors.index.json"
-        if index.exists():
-            weight_map = json.loads(index.read_text())["weight_map"]
-            files = sorted({checkpoint / weight_map[k] for k in PROJECTION_KEYS if k in weight_map})
-        else:
-            files = sorted(p for p in checkpoint.iterdir() if p.suffix in (".safetensors", ".bin"))
-            files = [p for p in files if p.suffix == ".safetensors"] or files
-    else:
-        raise FileNotFoundError(f"CLIP checkpoint not found: {checkpoint}")
+    files = weight_files(checkpoint, PROJECTION_KEYS.__contains__, "CLIP classifier")
     found: dict[str, Tensor] = {}
     for path in files:
-        found.update({k: v for k, v in _read_tensors(path).items() if k in PROJECTION_KEYS})
+        found.update({k: v for k, v in read_tensors(path).items() if k in PROJECTION_KEYS})
     missing = [key for key in PROJECTION_KEYS if key not in found]
     if missing:
         raise ValueError(f"{checkpoint} has no {missing}: the CLIP classifier needs a CLIPModel")
@@ -66,7 +61,13 @@ class CLIPDenseEmbedder(nn.Module):
         self.register_buffer("logit_scale", torch.tensor(math.log(CLIP_LOGIT_SCALE)))
         if checkpoint is not None:
             state = load_clip_projection(checkpoint)
-            self.visual_projection.weight.data.copy_(state["visual_projection.weight"])
+            weight = state["visual_projection.weight"]
+            if weight.shape != self.visual_projection.weight.shape:
+                raise ValueError(
+                    f"{checkpoint}: visual_projection is {tuple(weight.shape)}, the vision "
+                    f"tower needs {tuple(self.visual_projection.weight.shape)} (embed x width)"
+                )
+            self.visual_projection.weight.data.copy_(weight)
             self.logit_scale.copy_(state["logit_scale"].reshape(()))
         self.visual_projection.requires_grad_(False)
 

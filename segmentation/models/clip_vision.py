@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,20 +29,21 @@ TOWER_MODULES = ("embeddings.", "pre_layrnorm.", "encoder.", "post_layernorm.")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
 
-def _weight_files(checkpoint: Path) -> list[Path]:
-    """The weight files of a checkpoint file or folder (sharded indexes are followed)."""
+def weight_files(checkpoint: Path, wanted: Callable[[str], bool], reader: str) -> list[Path]:
+    """The weight files of a checkpoint file or folder that may hold the `wanted` keys (sharded
+    indexes are followed); `reader` names what reads them, in the error for a missing one."""
     if checkpoint.is_file():
         return [checkpoint]
     if not checkpoint.is_dir():
         raise FileNotFoundError(
-            f"vision tower checkpoint not found: {checkpoint} (a CLIP folder saved with "
+            f"{reader} checkpoint not found: {checkpoint} (a CLIP folder saved with "
             "save_pretrained; `llmformer demo` builds the demo config's tiny CLIP)"
         )
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         index = checkpoint / index_name
         if index.exists():
             weight_map = json.loads(index.read_text())["weight_map"]
-            shards = {name for key, name in weight_map.items() if _tower_key(key) is not None}
+            shards = {name for key, name in weight_map.items() if wanted(key)}
             return [checkpoint / name for name in sorted(shards)]
     files = sorted(p for p in checkpoint.iterdir() if p.name.endswith(WEIGHT_SUFFIXES))
     preferred = [p for p in files if p.suffix == ".safetensors"] or files
@@ -59,7 +60,12 @@ def _tower_key(key: str) -> str | None:
     return None
 
 
-def _read_tensors(path: Path) -> dict[str, Tensor]:
+def _is_tower_key(key: str) -> bool:
+    return _tower_key(key) is not None
+
+
+def read_tensors(path: Path) -> dict[str, Tensor]:
+    """A weight file's tensors, never its pickled objects."""
     if path.suffix == ".safetensors":
         return load_file(str(path))
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -69,8 +75,8 @@ def _read_tensors(path: Path) -> dict[str, Tensor]:
 def load_vision_tower_state(checkpoint: str | Path) -> dict[str, Tensor]:
     """Vision-tower tensors of a LLaVA or CLIP checkpoint, keyed as `CLIPVisionModel` expects."""
     state: dict[str, Tensor] = {}
-    for path in _weight_files(Path(checkpoint)):
-        for key, tensor in _read_tensors(path).items():
+    for path in weight_files(Path(checkpoint), _is_tower_key, "vision tower"):
+        for key, tensor in read_tensors(path).items():
             tower_key = _tower_key(key)
             if tower_key is not None:
                 state[tower_key] = tensor

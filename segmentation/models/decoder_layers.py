@@ -168,7 +168,6 @@ class RelationAttention(ResidualAttention):
 
     def __init__(self, dim: int, num_heads: int, dropout: float, use_relations: bool) -> None:
         super().__init__(dim, num_heads, dropout)
-        self.num_heads = num_heads
         self.use_relations = use_relations
         if use_relations:
             self.query_to_object = nn.Linear(dim, dim)

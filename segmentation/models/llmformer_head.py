@@ -31,7 +31,13 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, MatchMasks, SampleList, seg_data_to_instance_data
 from torch import Tensor, nn
 
-from segmentation.models.clip_classifier import clip_logits, geometric_ensemble, mask_pool
+from segmentation.models.clip_classifier import (
+    CLIP_LOGIT_SCALE,
+    ENSEMBLE_DEFAULTS,
+    clip_logits,
+    geometric_ensemble,
+    mask_pool,
+)
 from segmentation.models.decoder_layers import (
     MLP,
     LayerInputs,
@@ -101,17 +107,29 @@ class HeadOutputs:
     prior_terms: list[PriorClassTerms]
 
 
-def _pointer_cfg(name_pointer: dict) -> dict[str, float]:
-    """The name pointer's settings over NAME_POINTER_DEFAULTS; unknown keys and a floor that
-    would let log(0) through are refused."""
-    unknown = sorted(set(name_pointer) - set(NAME_POINTER_DEFAULTS))
+def _known_settings(switch: str, given: dict, defaults: dict[str, float]) -> dict[str, float]:
+    """`given` over `defaults`; a key that `defaults` lacks (a typo) is refused by name."""
+    unknown = sorted(set(given) - set(defaults))
     if unknown:
-        raise ValueError(
-            f"name_pointer got unknown keys {unknown}; known: {sorted(NAME_POINTER_DEFAULTS)}"
-        )
-    cfg = {**NAME_POINTER_DEFAULTS, **name_pointer}
+        raise ValueError(f"{switch} got unknown keys {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **given}
+
+
+def _pointer_cfg(name_pointer: dict) -> dict[str, float]:
+    """The name pointer's settings over NAME_POINTER_DEFAULTS; a floor that would let log(0)
+    through is refused."""
+    cfg = _known_settings("name_pointer", name_pointer, NAME_POINTER_DEFAULTS)
     if cfg["floor"] <= 0:
         raise ValueError(f"name_pointer floor must be > 0, got {cfg['floor']}")
+    return cfg
+
+
+def _ensemble_cfg(clip_classifier: dict) -> dict[str, float]:
+    """The geometric ensemble's weights over FC-CLIP's; each is a share of the CLIP logits."""
+    cfg = _known_settings("clip_classifier", clip_classifier, ENSEMBLE_DEFAULTS)
+    for name, weight in cfg.items():
+        if not 0.0 <= weight <= 1.0:
+            raise ValueError(f"clip_classifier {name} must be in [0, 1], got {weight}")
     return cfg
 
 
@@ -121,11 +139,11 @@ class LLMFormerHead(BaseDecodeHead):
 
     `num_classes` is the training vocabulary's size (the vocabulary itself comes with each
     call); `text_embed_dims` is the text encoder's output size. With all three
-    `use_*_attention` off, the head is a plain Mask2Former-style open-vocabulary decoder.
-    `clip_classifier` (dict(alpha=, beta=), FC-CLIP's 0.4 and 0.8 by default) turns the CLIP
-    ensemble on; `prior_class_boost` > 0 adds `boost * (presence - 1)` to every class logit;
-    `name_pointer` (dict(weight=, floor=, loss_weight=), see NAME_POINTER_DEFAULTS) turns the
-    prior name pointer on.
+    `use_*_attention` off, no boost and no name pointer, no prior reaches it: a plain
+    Mask2Former-style open-vocabulary decoder. `clip_classifier` (dict(alpha=, beta=), see
+    ENSEMBLE_DEFAULTS) turns the CLIP ensemble on; `prior_class_boost` > 0 adds
+    `boost * (presence - 1)` to every class logit; `name_pointer` (dict(weight=, floor=,
+    loss_weight=), see NAME_POINTER_DEFAULTS) turns the prior name pointer on.
     `init_cfg` defaults to None: BaseDecodeHead's default initialises `conv_seg`, which a
     mask-classification head does not have.
     """
@@ -146,7 +164,7 @@ class LLMFormerHead(BaseDecodeHead):
         use_scaled_visual_attention: bool = True,
         use_relation_attention: bool = True,
         logit_scale_init: float = math.log(1 / 0.07),
-        logit_scale_max: float = math.log(100.0),
+        logit_scale_max: float = math.log(CLIP_LOGIT_SCALE),
         void_class_weight: float = 0.1,
         clip_classifier: dict | None = None,
         prior_class_boost: float = 0.0,
@@ -201,12 +219,9 @@ class LLMFormerHead(BaseDecodeHead):
         self.void_embedding = nn.Parameter(torch.randn(text_embed_dims) * 0.02)
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
         self.logit_scale_max = logit_scale_max
-        self.num_queries = num_queries
         self.num_heads = num_heads
         self.void_class_weight = void_class_weight
-        self.clip_ensemble = (
-            None if clip_classifier is None else {"alpha": 0.4, "beta": 0.8, **clip_classifier}
-        )
+        self.clip_ensemble = None if clip_classifier is None else _ensemble_cfg(clip_classifier)
         self.prior_class_boost = prior_class_boost
         self.name_pointer_cfg = None if name_pointer is None else _pointer_cfg(name_pointer)
         self.name_pointer = (

@@ -31,7 +31,8 @@ from segmentation.text.vocabulary import (
     VILD_TEMPLATES,
     Vocabulary,
     VocabularyEmbedding,
-    embed_vocabulary,
+    assemble_vocabulary,
+    embed_synonyms,
     is_background,
     max_over_synonyms,
     normalize_vocabulary,
@@ -108,7 +109,7 @@ class LLMFormer(BaseSegmentor):
         self.vocabulary: Vocabulary | None = (
             normalize_vocabulary(vocabulary) if vocabulary else None
         )
-        self._embedded: dict[Vocabulary, VocabularyEmbedding] = {}
+        self._embedded: dict[str, Tensor] = {}
 
     def _build_clip_dense(self, checkpoint: str | None) -> CLIPDenseEmbedder:
         tower = getattr(self.backbone, "tower", None)
@@ -125,12 +126,16 @@ class LLMFormer(BaseSegmentor):
         self.vocabulary = normalize_vocabulary(classes, synonyms)
 
     def embed_vocabulary(self, vocabulary: Vocabulary) -> VocabularyEmbedding:
-        """Template-averaged synonym embeddings, computed once per vocabulary."""
-        if vocabulary not in self._embedded:
-            self._embedded[vocabulary] = embed_vocabulary(
-                self.text_encoder, vocabulary, self.templates
-            ).to(torch.device("cpu"))
-        return self._embedded[vocabulary].to(self.text_encoder.device)
+        """Template-averaged synonym embeddings. Each synonym is embedded once and kept on the
+        CPU: vocabulary-free prediction gives nearly every image its own vocabulary, but the
+        names in them recur, so the cache grows with the names seen, not the images."""
+        synonyms = [name for names in vocabulary for name in names]
+        missing = sorted(set(synonyms) - self._embedded.keys())
+        if missing:
+            fresh = embed_synonyms(self.text_encoder, missing, self.templates)
+            self._embedded.update(zip(missing, fresh.cpu(), strict=True))
+        rows = torch.stack([self._embedded[name] for name in synonyms])
+        return assemble_vocabulary(vocabulary, rows.to(self.text_encoder.device))
 
     def _current_vocabulary(self) -> Vocabulary:
         if self.vocabulary is None:
@@ -175,12 +180,6 @@ class LLMFormer(BaseSegmentor):
         rows[0] = (unnamed | _background_flags(vocabulary)).float()
         rows[nameless] = rows[0].clone()
         return rows
-
-    def class_presence(self, vocabulary: Vocabulary, graph: PriorGraph) -> Tensor:
-        """Which classes the image's object priors name (see `object_classes`): those classes
-        get 1, the rest 0; background classes, and every class when the priors name no object,
-        get 1."""
-        return _presence(self.object_classes(vocabulary, graph), vocabulary)
 
     def _prior_classes(
         self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph], shared: bool

@@ -91,18 +91,29 @@ class VocabularyEmbedding:
         )
 
 
+def embed_synonyms(
+    encoder: TextEncoder, synonyms: Sequence[str], templates: Sequence[str] = VILD_TEMPLATES
+) -> Tensor:
+    """(S, D): each synonym as the normalised mean of its normalised template embeddings."""
+    prompts = [template.format(name) for name in synonyms for template in templates]
+    per_prompt = encoder(prompts).view(len(synonyms), len(templates), -1)
+    return F.normalize(per_prompt.mean(dim=1), dim=-1)
+
+
+def assemble_vocabulary(vocabulary: Vocabulary, embeddings: Tensor) -> VocabularyEmbedding:
+    """The vocabulary's embedding from its synonyms' rows (S, D), in the vocabulary's order."""
+    class_index = torch.tensor(
+        [index for index, names in enumerate(vocabulary) for _ in names], device=embeddings.device
+    )
+    return VocabularyEmbedding(embeddings, class_index, len(vocabulary))
+
+
 def embed_vocabulary(
     encoder: TextEncoder, vocabulary: Vocabulary, templates: Sequence[str] = VILD_TEMPLATES
 ) -> VocabularyEmbedding:
     """Embed every synonym as the normalised mean of its normalised template embeddings."""
     synonyms = [name for names in vocabulary for name in names]
-    prompts = [template.format(name) for name in synonyms for template in templates]
-    per_prompt = encoder(prompts).view(len(synonyms), len(templates), -1)
-    embeddings = F.normalize(per_prompt.mean(dim=1), dim=-1)
-    class_index = torch.tensor(
-        [index for index, names in enumerate(vocabulary) for _ in names], device=embeddings.device
-    )
-    return VocabularyEmbedding(embeddings, class_index, len(vocabulary))
+    return assemble_vocabulary(vocabulary, embed_synonyms(encoder, synonyms, templates))
 
 
 def max_over_synonyms(synonym_logits: Tensor, vocabulary: VocabularyEmbedding) -> Tensor:

@@ -3,6 +3,7 @@ ensemble; and the tiny CLIP folder read back by the code that reads a real CLIP 
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -89,6 +90,31 @@ def test_projection_loader_names_what_a_vision_only_checkpoint_lacks(tmp_path) -
     save_file({"vision_model.post_layernorm.weight": torch.ones(4)}, tmp_path / "model.safetensors")
     with pytest.raises(ValueError, match=r"visual_projection\.weight"):
         load_clip_projection(tmp_path)
+
+
+def test_projection_loader_opens_only_the_shard_a_torch_index_names(clip_folder, tmp_path) -> None:
+    _, model = clip_folder
+    state = model.state_dict()
+    projection = {key: state[key] for key in ("visual_projection.weight", "logit_scale")}
+    torch.save(projection, tmp_path / "shard-2.bin")
+    (tmp_path / "shard-1.bin").write_bytes(b"not a tensor file: opening it fails")
+    weight_map = dict.fromkeys(projection, "shard-2.bin") | {
+        "text_projection.weight": "shard-1.bin"
+    }
+    (tmp_path / "pytorch_model.bin.index.json").write_text(json.dumps({"weight_map": weight_map}))
+    loaded = load_clip_projection(tmp_path)
+    torch.testing.assert_close(
+        loaded["visual_projection.weight"], state["visual_projection.weight"]
+    )
+    assert loaded["logit_scale"].item() == pytest.approx(2.5)
+
+
+def test_a_projection_of_the_wrong_size_is_refused_by_its_shapes(clip_folder) -> None:
+    folder, _ = clip_folder
+    with pytest.raises(
+        ValueError, match=r"visual_projection is \(12, 16\), the vision tower needs \(12, 32\)"
+    ):
+        CLIPDenseEmbedder(32, 12, str(folder))
 
 
 def test_self_attending_layer_is_the_layer_run_on_each_token_alone(clip_folder) -> None:

@@ -14,11 +14,13 @@ from mmengine.config import Config
 CONFIGS = Path(__file__).parents[3] / "segmentation" / "configs"
 PAPER = CONFIGS / "llmformer_vitl14_336_coco-stuff171.py"
 SWITCHES = ("use_semantic_attention", "use_scaled_visual_attention", "use_relation_attention")
+# the head's inputs from the priors besides the three modules, and their "off" values
+PRIOR_CLASS_TERMS = {"prior_class_boost": 0.0, "name_pointer": None}
 ABLATIONS = {
     "no-semantic": {"use_semantic_attention"},
     "no-scaled-visual": {"use_scaled_visual_attention"},
     "no-relation": {"use_relation_attention"},
-    "baseline": set(SWITCHES),
+    "baseline": {*SWITCHES, *PRIOR_CLASS_TERMS},
 }
 
 BUILD_IN_A_FRESH_INTERPRETER = """
@@ -82,9 +84,11 @@ def test_each_ablation_changes_only_its_switches(suffix: str, switched_off: set[
     paper = Config.fromfile(str(PAPER))
     ablation = Config.fromfile(str(CONFIGS / "ablations" / f"{PAPER.stem}_{suffix}.py"))
     head = ablation.model.decode_head
-    assert {name for name in SWITCHES if not head[name]} == switched_off
-    for name in SWITCHES:
-        head[name] = True
+    off = {name for name in SWITCHES if not head[name]}
+    off |= {name for name, value in PRIOR_CLASS_TERMS.items() if head[name] == value}
+    assert off == switched_off
+    for name in off:
+        head[name] = paper.model.decode_head[name]
     assert ablation.model.to_dict() == paper.model.to_dict()
     assert ablation.train_dataloader.to_dict() == paper.train_dataloader.to_dict()
 

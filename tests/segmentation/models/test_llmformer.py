@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from segmentation.text.vocabulary import embed_vocabulary, normalize_vocabulary
 from segmentation.transforms.priors import PriorGraph
 
 NUM_CLASSES = 4
@@ -164,6 +165,26 @@ def test_vocabulary_free_prediction_uses_each_images_own_objects(tiny) -> None:
         ["sky", "grass", "dog", "sofa"],  # no priors: the model's vocabulary
     ]
     assert int(results[1].pred_sem_seg.data.max()) < 3
+
+
+def test_each_name_is_embedded_once_however_many_vocabularies_hold_it(tiny) -> None:
+    model = tiny.build_model()
+    prompted = []
+    encode = model.text_encoder.forward
+
+    def counted(prompts: list[str]) -> torch.Tensor:
+        prompted.extend(prompts)
+        return encode(prompts)
+
+    model.text_encoder.forward = counted
+    first = model.embed_vocabulary(normalize_vocabulary(["cat, kitten", "rug"]))
+    second = model.embed_vocabulary(normalize_vocabulary(["rug", "dog", "cat"]))
+    named = [p for p in prompted if p == model.templates[0].format("cat")]
+    assert len(prompted) == 4 * len(model.templates) and len(named) == 1
+    assert second.class_index.tolist() == [0, 1, 2]
+    torch.testing.assert_close(second.embeddings[0], first.embeddings[2])
+    fresh = embed_vocabulary(model.text_encoder, (("rug",), ("dog",), ("cat",)), model.templates)
+    torch.testing.assert_close(second.embeddings, fresh.embeddings, atol=1e-5, rtol=0)
 
 
 def test_slide_inference_covers_the_image_and_matches_whole_on_one_window(tiny) -> None:

@@ -7,6 +7,7 @@ import torch
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
+from segmentation.models.clip_classifier import clip_logits, geometric_ensemble, mask_pool
 from segmentation.text.vocabulary import normalize_vocabulary
 from segmentation.transforms.priors import PriorGraph
 
@@ -23,40 +24,74 @@ def build(tiny, boost: float = 0.0, clip: bool = False):
     return MODELS.build(cfg).eval()
 
 
+class HeadCalls:
+    """What the head got and gave in its last call: HeadInputs, forward's outputs, and the class
+    logits `predict_by_feat` turned into scores."""
+
+    def __init__(self, model) -> None:
+        head = model.decode_head
+        forward, predict_by_feat = head.forward, head.predict_by_feat
+
+        def recorded_forward(inputs):
+            self.inputs, self.outputs = inputs, forward(inputs)
+            return self.outputs
+
+        def scored(seg_logits, metas):
+            self.scored_logits = seg_logits[0]
+            return predict_by_feat(seg_logits, metas)
+
+        head.forward, head.predict_by_feat = recorded_forward, scored
+
+
 def test_class_presence_marks_the_named_classes_and_background(tiny) -> None:
     model = build(tiny, boost=4.0)
     vocabulary = normalize_vocabulary(["dog", "cat, kitten", "sofa", "background"])
-    named = model.class_presence(vocabulary, PriorGraph(objects=("kitten", "dog", "dog")))
-    assert named.tolist() == [1.0, 1.0, 0.0, 1.0]
-    unnamed = model.class_presence(vocabulary, PriorGraph.EMPTY)
-    assert unnamed.tolist() == [1.0, 1.0, 1.0, 1.0]
+    graphs = [PriorGraph(objects=("kitten", "dog", "dog")), PriorGraph.EMPTY]
+    presence = model.call_classes([vocabulary] * 2, graphs).presence
+    assert presence.tolist() == [[1.0, 1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]]
 
 
-def test_the_boost_reaches_training_losses_and_predictions(tiny) -> None:
-    plain, boosted = build(tiny), build(tiny, boost=6.0)
+@pytest.mark.parametrize("mode", ["loss", "predict"])
+def test_the_boost_lowers_exactly_the_unnamed_classes_in_training_and_prediction(
+    tiny, mode: str
+) -> None:
+    boost = 6.0
     images = tiny.make_images(2, 32, 32)
-    samples = tiny.make_samples(2, 32, 32)
-    for model in (plain, boosted):
+    samples = tiny.make_samples(2, 32, 32, priors=[PriorGraph(objects=("dog", "sofa"))] * 2)
+    last_logits = []
+    for model in (build(tiny), build(tiny, boost=boost)):
         model.set_vocabulary(VOCABULARY)
-    losses = [m.loss(images, samples)["decode.loss_cls_ce"].item() for m in (plain, boosted)]
-    assert losses[0] != pytest.approx(losses[1])
-    scores = [m.predict(images, samples)[0].seg_logits.data for m in (plain, boosted)]
-    assert not torch.allclose(scores[0], scores[1])
+        calls = HeadCalls(model)
+        getattr(model, mode)(images, samples)
+        last_logits.append(calls.outputs.class_logits[-1])
+    shift = last_logits[1] - last_logits[0]  # (B, Q, sky grass dog sofa void)
+    expected = torch.tensor([-boost, -boost, 0.0, 0.0, 0.0]).expand_as(shift)
+    torch.testing.assert_close(shift, expected, atol=1e-4, rtol=0)
 
 
-def test_clip_classifier_flags_seen_classes_and_changes_predictions(tiny) -> None:
-    with_clip, without = build(tiny, clip=True), build(tiny)
-    without.load_state_dict(with_clip.state_dict(), strict=False)
-    images = tiny.make_images(2, 32, 32)
-    samples = tiny.make_samples(2, 32, 32)
-    classes = with_clip.call_classes([normalize_vocabulary(VOCABULARY)] * 2, None)
-    assert classes.seen.tolist() == [True, True, False, False]
-    scores = [
-        m.predict(images, samples, vocabulary=VOCABULARY)[0].seg_logits.data
-        for m in (with_clip, without)
-    ]
-    assert scores[0].shape == scores[1].shape == (4, 32, 32)
-    assert not torch.allclose(scores[0], scores[1])
+def clip_ensembled(model, calls: HeadCalls, image: int | None = None) -> torch.Tensor:
+    """The formula on the head's own tensors: FC-CLIP's ensemble of its last class logits with
+    CLIP's logits of the dense features pooled under its last masks."""
+    inputs, outputs = calls.inputs, calls.outputs
+    logits, vocabulary, seen = outputs.class_logits[-1], inputs.vocabulary, inputs.clip.seen
+    pooled = mask_pool(inputs.clip.dense, outputs.mask_logits[-1])
+    if image is not None:
+        logits, vocabulary, seen, pooled = (
+            logits[image],
+            vocabulary[image],
+            seen[image],
+            pooled[image],
+        )
+    out_vocab = clip_logits(pooled, vocabulary, inputs.clip.logit_scale)
+    return geometric_ensemble(logits, out_vocab, seen, alpha=0.4, beta=0.8)
+
+
+def test_predictions_score_the_clip_ensemble_with_seen_classes_flagged(tiny) -> None:
+    model = build(tiny, clip=True)
+    calls = HeadCalls(model)
+    model.predict(tiny.make_images(2, 32, 32), tiny.make_samples(2, 32, 32), vocabulary=VOCABULARY)
+    assert calls.inputs.clip.seen.tolist() == [True, True, False, False]
+    torch.testing.assert_close(calls.scored_logits, clip_ensembled(model, calls))
 
 
 def test_clip_classifier_works_vocabulary_free(tiny) -> None:
@@ -65,8 +100,11 @@ def test_clip_classifier_works_vocabulary_free(tiny) -> None:
     model.test_cfg = dict(mode="whole", vocabulary_free=True)
     samples = tiny.make_samples(2, 32, 32)
     samples[1].priors = PriorGraph(objects=("grass", "cat"))
+    calls = HeadCalls(model)
     results = model.predict(tiny.make_images(2, 32, 32), samples)
     assert results[1].metainfo["vocabulary"] == ["grass", "cat", "background"]
+    assert calls.inputs.clip.seen[1].tolist() == [True, False, False]
+    torch.testing.assert_close(calls.scored_logits[1], clip_ensembled(model, calls, image=1))
 
 
 def test_clip_classifier_without_training_classes_is_refused(tiny) -> None:
@@ -74,6 +112,27 @@ def test_clip_classifier_without_training_classes_is_refused(tiny) -> None:
     cfg["clip_classifier"] = dict(checkpoint=None)
     init_default_scope("mmseg")
     with pytest.raises(ValueError, match="training_classes"):
+        MODELS.build(cfg)
+
+
+@pytest.mark.parametrize(
+    ("ensemble", "error"),
+    [
+        (
+            dict(aplha=0.5),
+            r"clip_classifier got unknown keys \['aplha'\]; known: \['alpha', 'beta'\]",
+        ),
+        (dict(beta=1.5), r"clip_classifier beta must be in \[0, 1\], got 1\.5"),
+    ],
+)
+def test_clip_ensemble_settings_are_checked_when_the_model_is_built(
+    tiny, ensemble: dict, error: str
+) -> None:
+    cfg = tiny.model_cfg()
+    cfg["clip_classifier"] = dict(checkpoint=None, **ensemble)
+    cfg["training_classes"] = ["sky"]
+    init_default_scope("mmseg")
+    with pytest.raises(ValueError, match=error):
         MODELS.build(cfg)
 
 
