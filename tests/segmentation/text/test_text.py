@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -186,15 +188,17 @@ def test_vocabulary_free_classes_add_background_after_the_distinct_objects() -> 
 
 
 def test_clip_text_tower_loads_quietly_from_a_full_clip_and_names_missing_weights(
-    untrained_tiny_clip, tmp_path, caplog
+    untrained_tiny_clip, tmp_path, caplog, monkeypatch
 ) -> None:
     import shutil
 
     from safetensors.torch import load_file, save_file
 
+    # transformers' logger does not propagate: let caplog see its load report
+    monkeypatch.setattr(logging.getLogger("transformers"), "propagate", True)
     tower = TEXT_ENCODERS.build(dict(type="CLIPTextTower", model_path=str(untrained_tiny_clip)))
     assert tower.embed_dim == 64
-    assert "UNEXPECTED" not in caplog.text
+    assert "vision_model" not in caplog.text
     damaged = tmp_path / "clip"
     shutil.copytree(untrained_tiny_clip, damaged)
     weights = load_file(damaged / "model.safetensors")
@@ -202,3 +206,25 @@ def test_clip_text_tower_loads_quietly_from_a_full_clip_and_names_missing_weight
     save_file(weights, damaged / "model.safetensors")
     with pytest.raises(ValueError, match=r"lacks 1 text tower weights: \['text_projection"):
         TEXT_ENCODERS.build(dict(type="CLIPTextTower", model_path=str(damaged)))
+
+
+def test_clip_text_towers_of_one_folder_name_but_other_weights_key_other_cache_entries(
+    untrained_tiny_clip, tmp_path
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    copy, retrained = tmp_path / "a" / "tiny_clip", tmp_path / "b" / "tiny_clip"
+    shutil.copytree(untrained_tiny_clip, copy)
+    shutil.copytree(untrained_tiny_clip, retrained)
+    weights = load_file(retrained / "model.safetensors")
+    weights["text_projection.weight"] = weights["text_projection.weight"] * 2
+    save_file(weights, retrained / "model.safetensors")
+    names = [
+        TEXT_ENCODERS.build(dict(type="CLIPTextTower", model_path=str(path))).name
+        for path in (untrained_tiny_clip, copy, retrained)
+    ]
+    assert names[1].startswith("clip:tiny_clip:") and names[2].startswith("clip:tiny_clip:")
+    fingerprints = [name.rsplit(":", 1)[1] for name in names]
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]
