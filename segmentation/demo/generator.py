@@ -71,9 +71,14 @@ class DemoImage:
     objects: list[dict]
 
 
-def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+IMAGE_STREAMS = {"train": 0, "val": 1, "clip_pairs": 2}
+"""Random streams, keyed [seed, stream, index]: distinct numbers, so the tiny CLIP's pretraining
+pairs never repeat an image of the demo's train or val set, whatever the seeds."""
+
+
+def image_rng(seed: int, stream: str, index: int) -> np.random.Generator:
     """An independent stream per image: sample k is the same whatever the split sizes."""
-    return np.random.default_rng([seed, 0 if split == "train" else 1, index])
+    return np.random.default_rng([seed, IMAGE_STREAMS[stream], index])
 
 
 def generate_image(spec: DemoSpec, split: str, index: int) -> DemoImage:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from segmentation.demo.generator import image_rng
 from segmentation.demo.scenes import (
     BACKGROUNDS,
     CLASSES,
@@ -37,9 +38,6 @@ from segmentation.demo.scenes import (
     sample_object,
 )
 
-PAIR_STREAM = 2
-"""Image streams are keyed [seed, stream, index]; the demo's train and val sets use streams 0
-and 1, so the pairs' stream 2 never repeats one of their images."""
 SPECIAL_TOKENS = ("<|startoftext|>", "<|endoftext|>")
 BUILD_FILE = "tiny_clip_build.json"
 RECIPE_VERSION = 2
@@ -107,6 +105,18 @@ class TinyCLIPSpec:
         )
     )
 
+    def __post_init__(self) -> None:
+        """The towers' sizes that `CLIPModel` and the loaders read apart must agree."""
+        shared = {
+            ("vision", "image_size"): self.image_size,
+            ("vision", "projection_dim"): self.projection_dim,
+            ("text", "projection_dim"): self.projection_dim,
+        }
+        for (tower, key), expected in shared.items():
+            given = getattr(self, tower).get(key, expected)
+            if given != expected:
+                raise ValueError(f"TinyCLIPSpec.{tower}[{key!r}] is {given}, not {expected}")
+
     def key(self) -> str:
         return json.dumps({**asdict(self), "recipe": RECIPE_VERSION}, sort_keys=True)
 
@@ -147,7 +157,7 @@ class Pair:
 
 def make_pair(seed: int, index: int, image_size: int) -> Pair:
     """A close-up of one object, or one or two objects of the demo's sizes, of any shape."""
-    rng = np.random.default_rng([seed, PAIR_STREAM, index])
+    rng = image_rng(seed, "clip_pairs", index)
     close_up = bool(rng.random() < CLOSE_UP)
     count = 1 if close_up or rng.random() < SINGLE_OBJECT else 2
     radius = CLOSE_UP_RADIUS if close_up else None

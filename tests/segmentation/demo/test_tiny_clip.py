@@ -10,7 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segmentation.demo import DemoSpec, generate_image
+from segmentation.demo import tiny_clip
+from segmentation.demo.generator import IMAGE_STREAMS, image_rng
 from segmentation.demo.scenes import SHAPES
 from segmentation.demo.tiny_clip import (
     BUILD_FILE,
@@ -54,9 +55,20 @@ def test_pairs_cover_every_shape_with_plain_captions_and_no_demo_image() -> None
     for pair in pairs:
         caption = f" {pair.caption}"
         assert pair.shapes.split() == sorted(s for s in SHAPES if f" {s}" in caption)
-    demo = [generate_image(DemoSpec(seed=1000), split, 0).image for split in ("train", "val")]
-    assert not any(np.array_equal(pairs[0].image, image) for image in demo)
     assert make_pair(1000, 3, 64).caption == pairs[3].caption
+
+
+def test_pairs_draw_from_their_own_random_stream_never_a_demo_splits(monkeypatch) -> None:
+    assert len(set(IMAGE_STREAMS.values())) == len(IMAGE_STREAMS)
+    drawn = []
+
+    def recorded(seed: int, stream: str, index: int) -> np.random.Generator:
+        drawn.append((seed, stream, index))
+        return image_rng(seed, stream, index)
+
+    monkeypatch.setattr(tiny_clip, "image_rng", recorded)
+    make_pair(1000, 7, 64)
+    assert drawn == [(1000, "clip_pairs", 7)]
 
 
 def test_each_region_is_a_visible_shape_with_its_own_phrase_from_the_caption() -> None:
@@ -141,3 +153,10 @@ def test_the_tokenizer_numbers_its_tokens_in_a_fixed_order(tmp_path) -> None:
     by_id = sorted(vocab, key=vocab.get)
     assert by_id[:2] == list(SPECIAL_TOKENS)
     assert by_id[2:] == sorted(by_id[2:])
+
+
+def test_a_spec_whose_towers_disagree_on_shared_sizes_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"TinyCLIPSpec.text\['projection_dim'\] is 8, not 16"):
+        replace(SMALL, projection_dim=16, vision={**SMALL.vision, "projection_dim": 16})
+    with pytest.raises(ValueError, match=r"TinyCLIPSpec.vision\['image_size'\] is 64, not 32"):
+        replace(SMALL, image_size=32)

@@ -28,6 +28,7 @@ from segmentation.text.vocabulary import VocabularyEmbedding
 
 DEMO_CONFIG = Path(__file__).parents[3] / "segmentation/configs/llmformer_tiny_demo.py"
 SMALL = TinyCLIPSpec(
+    image_size=32,
     vision=dict(
         hidden_size=16,
         intermediate_size=32,
