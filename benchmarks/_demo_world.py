@@ -1,8 +1,61 @@
-"""What the demo-world benchmarks share: stage 1 over a generated demo set (not a benchmark)."""
+"""What the demo-world benchmarks share (not a benchmark): the tiny config, a seed's demo set and
+priors, training runs that are reused only when nothing they depend on changed, and argument
+checks."""
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
+
+CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
+ATTENTION_OFF = (
+    "model.decode_head.use_semantic_attention=False",
+    "model.decode_head.use_scaled_visual_attention=False",
+    "model.decode_head.use_relation_attention=False",
+)
+RUN_STAMP = "benchmark_run.json"
+"""Next to a run's checkpoints: the options, iterations and tiny CLIP build it was trained with."""
+
+
+def config_iters() -> int:
+    """The tiny config's training iterations, as `make demo` trains."""
+    from mmengine.config import Config
+
+    return int(Config.fromfile(str(CONFIG)).train_cfg.max_iters)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_seeds(parser: argparse.ArgumentParser, text: str) -> list[int]:
+    """Comma-separated distinct non-negative seeds, or one parser error line."""
+    try:
+        seeds = [int(seed) for seed in text.split(",")]
+    except ValueError:
+        parser.error(f"--seeds takes comma-separated integers, got {text!r}")
+    if min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        parser.error(f"--seeds must be distinct and non-negative, got {text!r}")
+    return seeds
+
+
+def add_demo_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
+    """The arguments both demo-world benchmarks take, iterations defaulting to the config's."""
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated demo/training seeds")
+    parser.add_argument(
+        "--iters",
+        type=positive_int,
+        default=None,
+        help="training iterations per run (default: the tiny config's, as `make demo` trains)",
+    )
+    parser.add_argument("--num-train", type=positive_int, default=400)
+    parser.add_argument("--num-val", type=positive_int, default=100)
+    parser.add_argument("--work-dir", type=Path, default=Path(work_dir))
 
 
 def extract_priors(data_root: Path, store: Path) -> str:
@@ -19,3 +72,41 @@ def extract_priors(data_root: Path, store: Path) -> str:
     return run_extraction(
         source, captioner, CaptionParser(), PriorStore(store), config
     ).prior_set_id
+
+
+def prepare_seed(seed: int, args: argparse.Namespace, clip: Path) -> tuple[Path, list[str]]:
+    """A seed's folder (its demo set, of these sizes, and priors) and the training options its
+    runs share. Sizes name the folder, so a set and its priors are never reused for others."""
+    from segmentation.demo import DemoSpec, write_demo
+    from segmentation.demo.tiny_clip import tiny_clip_options
+
+    base = args.work_dir / f"seed{seed}-{args.num_train}x{args.num_val}"
+    data_root = base / "datasets" / "demo"
+    if not (data_root / "meta.json").exists():
+        write_demo(DemoSpec(seed, args.num_train, args.num_val), data_root, progress=False)
+    store = base / "store"
+    prior_set_id = extract_priors(data_root, store)
+    options = [
+        f"randomness.seed={seed}",
+        f"prior_store_root={store}",
+        f"prior_set_id={prior_set_id}",
+        f"train_dataloader.dataset.data_root={data_root}",
+        f"val_dataloader.dataset.data_root={data_root}",
+        "train_cfg.val_interval=100000",
+        *tiny_clip_options(clip),
+    ]
+    return base, options
+
+
+def train_once(run_dir: Path, options: list[str], iters: int, clip_record: dict) -> Path:
+    """Train the tiny config unless `run_dir` holds a run of exactly these options, iterations
+    and tiny CLIP build; returns the run's last checkpoint."""
+    from segmentation.training import TrainOptions, load_training_config, train
+
+    identity = {"options": options, "iters": iters, "tiny_clip": clip_record["spec"]}
+    stamp, checkpoint = run_dir / RUN_STAMP, run_dir / f"iter_{iters}.pth"
+    if checkpoint.exists() and stamp.exists() and json.loads(stamp.read_text()) == identity:
+        return checkpoint
+    train(load_training_config(TrainOptions(CONFIG, run_dir, iters, False, options)))
+    stamp.write_text(json.dumps(identity, indent=2) + "\n")
+    return checkpoint

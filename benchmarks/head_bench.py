@@ -1,12 +1,13 @@
-"""Forward+backward time and peak memory of LLMFormerHead with priors vs. all three modules off.
+"""Forward+backward time and peak memory of LLMFormerHead with priors vs. the no-prior baseline.
 
-"With priors" is the paper config's head: the three prior modules, the prior class boost and the
-name pointer. Same random input for both (backbone maps, priors with each object's attribute words
-and classes, a 171-class vocabulary); paper sizes by
-default (batch 2, 512x512, 100 queries, 9 layers, 6-layer pixel decoder). Peak memory is
-measured for each variant in its own process (CUDA peak allocation on a GPU, peak RSS growth on
-a CPU); times in one process, the two variants alternating step by step. Prints a table, then
-one JSON line with `time_ratio` and `memory_ratio` (priors / without).
+"With priors" is the paper config's head (the three prior modules, the prior class boost and the
+name pointer); "modules off" is the baseline ablation's, which no prior reaches. Same random
+input for both (backbone maps, priors with each object's attribute words and classes, a
+171-class vocabulary); paper sizes by default (batch 2, 512x512, 100 queries, 9 layers, 6-layer
+pixel decoder). Peak memory is measured for each variant in its own process (CUDA peak
+allocation on a GPU, peak RSS growth on a CPU); times in one process, the two variants
+alternating step by step. Prints a table, then one JSON line with `time_ratio` and
+`memory_ratio` (priors / without).
 
     python benchmarks/head_bench.py [--size 512] [--batch 2] [--layers 9] [--repeats 5]
 """
@@ -20,20 +21,28 @@ import resource
 import statistics
 import time
 
-VARIANTS = {
-    "with priors": dict(
-        use_semantic_attention=True,
-        use_scaled_visual_attention=True,
-        use_relation_attention=True,
-        prior_class_boost=5.0,
-        name_pointer=dict(),
-    ),
-    "modules off": dict(
-        use_semantic_attention=False,
-        use_scaled_visual_attention=False,
-        use_relation_attention=False,
-    ),
+CONFIGS = {
+    "with priors": "segmentation/configs/llmformer_vitl14_336_coco-stuff171.py",
+    "modules off": "segmentation/configs/ablations/llmformer_vitl14_336_coco-stuff171_baseline.py",
 }
+"""Each variant's head switches come from its config: the paper's and the no-prior baseline."""
+SWITCHES = (
+    "use_semantic_attention",
+    "use_scaled_visual_attention",
+    "use_relation_attention",
+    "prior_class_boost",
+    "name_pointer",
+)
+
+
+def _switches(config: str) -> dict:
+    from mmengine.config import Config
+
+    head = Config.fromfile(config).model.decode_head
+    return {name: head[name] for name in SWITCHES}
+
+
+VARIANTS = {name: _switches(config) for name, config in CONFIGS.items()}
 TEXT_DIMS = 768
 NUM_CLASSES = 171
 

@@ -27,14 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from _demo_world import extract_priors
-
-CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
-ATTENTION_OFF = (
-    "model.decode_head.use_semantic_attention=False",
-    "model.decode_head.use_scaled_visual_attention=False",
-    "model.decode_head.use_relation_attention=False",
+from _demo_world import (
+    ATTENTION_OFF,
+    CONFIG,
+    add_demo_arguments,
+    config_iters,
+    parse_seeds,
+    prepare_seed,
+    train_once,
 )
+
 BOOST_OFF = ("model.decode_head.prior_class_boost=0.0",)
 POINTER_OFF = ("model.decode_head.name_pointer=None",)
 CLIP_OFF = ("model.clip_classifier=None",)
@@ -81,16 +83,6 @@ FIGURES = (
 )
 
 
-def train_once(run_dir: Path, options: list[str], iters: int) -> Path:
-    """Train the tiny config (unless this run's last checkpoint exists); returns it."""
-    from segmentation.training import TrainOptions, load_training_config, train
-
-    checkpoint = run_dir / f"iter_{iters}.pth"
-    if not checkpoint.exists():
-        train(load_training_config(TrainOptions(CONFIG, run_dir, iters, False, options)))
-    return checkpoint
-
-
 def evaluate(
     checkpoint: Path, datasets: Path, options: list[str], out: Path, vocabulary_free: bool
 ) -> dict:
@@ -125,31 +117,18 @@ def harmonic_mean(a: float, b: float) -> float:
     return 0.0 if a + b == 0 else 2 * a * b / (a + b)
 
 
-def run_seed(seed: int, settings: list[str], args: argparse.Namespace, clip: Path) -> dict:
-    from segmentation.demo import DemoSpec, write_demo
-    from segmentation.demo.tiny_clip import tiny_clip_options
-
-    base = args.work_dir / f"seed{seed}"
+def run_seed(
+    seed: int, settings: list[str], args: argparse.Namespace, clip: Path, record: dict
+) -> dict[str, dict]:
+    """Every setting's figures for one seed; settings that share a training share its run."""
+    base, common = prepare_seed(seed, args, clip)
     data_root = base / "datasets" / "demo"
-    if not (data_root / "meta.json").exists():
-        write_demo(DemoSpec(seed, args.num_train, args.num_val), data_root, progress=False)
-    store = base / "store"
-    prior_set_id = extract_priors(data_root, store)
-    common = [
-        f"randomness.seed={seed}",
-        f"prior_store_root={store}",
-        f"prior_set_id={prior_set_id}",
-        f"train_dataloader.dataset.data_root={data_root}",
-        f"val_dataloader.dataset.data_root={data_root}",
-        "train_cfg.val_interval=100000",
-        *tiny_clip_options(clip),
-    ]
     results = {}
     for name in settings:
         setting = SETTINGS[name]
         started = time.monotonic()
         training = [*common, *setting.training_options()]
-        checkpoint = train_once(base / setting.training, training, args.iters)
+        checkpoint = train_once(base / setting.training, training, args.iters, record)
         options = training + ([] if setting.clip else list(CLIP_OFF))
         out = base / setting.training / f"eval-{name}"
         full = evaluate(checkpoint, data_root.parent, options, out / "full", False)
@@ -169,35 +148,25 @@ def run_seed(seed: int, settings: list[str], args: argparse.Namespace, clip: Pat
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated demo/training seeds")
-    parser.add_argument(
-        "--iters",
-        type=int,
-        default=1000,
-        help="training iterations per run (default: the tiny config's, as `make demo` trains)",
-    )
+    add_demo_arguments(parser, "work_dirs/open_vocab")
     parser.add_argument(
         "--settings",
         default="priors+clip,clip,priors,none",
         help=f"comma-separated, of {', '.join(SETTINGS)}",
     )
-    parser.add_argument("--num-train", type=int, default=400)
-    parser.add_argument("--num-val", type=int, default=100)
-    parser.add_argument("--work-dir", type=Path, default=Path("work_dirs/open_vocab"))
     args = parser.parse_args()
-    seeds = [int(seed) for seed in args.seeds.split(",")]
+    seeds = parse_seeds(parser, args.seeds)
     settings = args.settings.split(",")
     unknown = [name for name in settings if name not in SETTINGS]
     if unknown:
         parser.error(f"unknown settings {unknown}; known: {', '.join(SETTINGS)}")
-    if args.iters < 1:
-        parser.error("--iters must be positive")
+    args.iters = args.iters or config_iters()
 
     from segmentation.demo.tiny_clip import ensure_tiny_clip
 
     clip = args.work_dir / "tiny_clip"
     record = ensure_tiny_clip(clip)
-    per_seed = {seed: run_seed(seed, settings, args, clip) for seed in seeds}
+    per_seed = {seed: run_seed(seed, settings, args, clip, record) for seed in seeds}
     means = {
         name: {
             figure: round(statistics.mean(per_seed[s][name][figure] for s in seeds), 2)
