@@ -1,21 +1,23 @@
 """What the demo-world benchmarks share (not a benchmark): the tiny config, a seed's demo set and
-priors, training runs that are reused only when nothing they depend on changed, and argument
-checks."""
+priors, training runs reused when their options, iterations, config and tiny CLIP build match,
+and argument checks. A demo set is reused by seed and sizes: after changing the generator, start
+from an empty work dir."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
-CONFIG = Path("segmentation/configs/llmformer_tiny_demo.py")
+CONFIG = Path(__file__).resolve().parents[1] / "segmentation/configs/llmformer_tiny_demo.py"
 ATTENTION_OFF = (
     "model.decode_head.use_semantic_attention=False",
     "model.decode_head.use_scaled_visual_attention=False",
     "model.decode_head.use_relation_attention=False",
 )
 RUN_STAMP = "benchmark_run.json"
-"""Next to a run's checkpoints: the options, iterations and tiny CLIP build it was trained with."""
+"""Next to a run's checkpoints: what it was trained with (`run_identity`)."""
 
 
 def config_iters() -> int:
@@ -98,15 +100,30 @@ def prepare_seed(seed: int, args: argparse.Namespace, clip: Path) -> tuple[Path,
     return base, options
 
 
+def run_identity(options: list[str], iters: int, clip_record: dict) -> dict:
+    """What a training run depends on besides its data: options, iterations, the tiny config's
+    text (with its bases) and the tiny CLIP build."""
+    from mmengine.config import Config
+
+    config_text = Config.fromfile(str(CONFIG)).pretty_text
+    return {
+        "options": options,
+        "iters": iters,
+        "config": hashlib.sha256(config_text.encode()).hexdigest()[:12],
+        "tiny_clip": clip_record["spec"],
+    }
+
+
 def train_once(run_dir: Path, options: list[str], iters: int, clip_record: dict) -> Path:
-    """Train the tiny config unless `run_dir` holds a run of exactly these options, iterations
-    and tiny CLIP build; returns the run's last checkpoint."""
+    """Train the tiny config unless `run_dir` holds a finished run of the same `run_identity`;
+    returns the run's last checkpoint."""
     from segmentation.training import TrainOptions, load_training_config, train
 
-    identity = {"options": options, "iters": iters, "tiny_clip": clip_record["spec"]}
+    identity = run_identity(options, iters, clip_record)
     stamp, checkpoint = run_dir / RUN_STAMP, run_dir / f"iter_{iters}.pth"
     if checkpoint.exists() and stamp.exists() and json.loads(stamp.read_text()) == identity:
         return checkpoint
+    stamp.unlink(missing_ok=True)  # a run that fails leaves no stamp to match its checkpoints
     train(load_training_config(TrainOptions(CONFIG, run_dir, iters, False, options)))
     stamp.write_text(json.dumps(identity, indent=2) + "\n")
     return checkpoint

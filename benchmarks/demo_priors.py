@@ -53,7 +53,7 @@ def run_seed(seed: int, args: argparse.Namespace, clip: Path, record: dict) -> d
     """The seed's figures with priors and with the three prior attention modules off."""
     base, common = prepare_seed(seed, args, clip)
     figures: dict = {"seed": seed}
-    for name, extra in (("priors", ()), ("baseline", ATTENTION_OFF)):
+    for name, extra in (("priors", ()), ("attention_off", ATTENTION_OFF)):
         options = [*common, *extra]
         checkpoint = train_once(base / name, options, args.iters, record)
         figures[name] = evaluate(base / name, checkpoint, options)
@@ -72,12 +72,12 @@ def main() -> None:
     clip = args.work_dir / "tiny_clip"
     record = ensure_tiny_clip(clip)
     runs = [run_seed(seed, args, clip, record) for seed in seeds]
-    print(f"{'seed':>4} {'run':>8} " + " ".join(f"{m:>11}" for m in METRICS))
+    print(f"{'seed':>4} {'run':>13} " + " ".join(f"{m:>11}" for m in METRICS))
     for run in runs:
-        for name in ("priors", "baseline"):
+        for name in ("priors", "attention_off"):
             values = " ".join(f"{run[name].get(m, float('nan')):>11.2f}" for m in METRICS)
-            print(f"{run['seed']:>4} {name:>8} {values}")
-    gains = [run["priors"]["mIoU_seen"] - run["baseline"]["mIoU_seen"] for run in runs]
+            print(f"{run['seed']:>4} {name:>13} {values}")
+    gains = [run["priors"]["mIoU_seen"] - run["attention_off"]["mIoU_seen"] for run in runs]
     summary = {
         "iters": args.iters,
         "num_train": args.num_train,

@@ -20,10 +20,12 @@ import multiprocessing
 import resource
 import statistics
 import time
+from pathlib import Path
 
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "segmentation" / "configs"
 CONFIGS = {
-    "with priors": "segmentation/configs/llmformer_vitl14_336_coco-stuff171.py",
-    "modules off": "segmentation/configs/ablations/llmformer_vitl14_336_coco-stuff171_baseline.py",
+    "with priors": CONFIG_DIR / "llmformer_vitl14_336_coco-stuff171.py",
+    "modules off": CONFIG_DIR / "ablations" / "llmformer_vitl14_336_coco-stuff171_baseline.py",
 }
 """Each variant's head switches come from its config: the paper's and the no-prior baseline."""
 SWITCHES = (
@@ -35,14 +37,14 @@ SWITCHES = (
 )
 
 
-def _switches(config: str) -> dict:
+def _switches(variant: str) -> dict:
+    """The variant's head switches, read from its config."""
     from mmengine.config import Config
 
-    head = Config.fromfile(config).model.decode_head
+    head = Config.fromfile(str(CONFIGS[variant])).model.decode_head
     return {name: head[name] for name in SWITCHES}
 
 
-VARIANTS = {name: _switches(config) for name, config in CONFIGS.items()}
 TEXT_DIMS = 768
 NUM_CLASSES = 171
 
@@ -127,7 +129,7 @@ def _setup(args: argparse.Namespace, name: str):
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
-    head = MODELS.build(_head_config(args, VARIANTS[name])).to(device)
+    head = MODELS.build(_head_config(args, _switches(name))).to(device)
     inputs = _inputs(args, device)
 
     def step() -> None:
@@ -162,10 +164,10 @@ def _peak_memory(args: argparse.Namespace, name: str, queue) -> None:
 
 def _step_times(args: argparse.Namespace) -> dict[str, float]:
     """Median step time per variant, the variants alternating so load changes hit both alike."""
-    steps = {name: _setup(args, name) for name in VARIANTS}
+    steps = {name: _setup(args, name) for name in CONFIGS}
     for step in steps.values():
         step()  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
     for _ in range(args.repeats):
         for name, step in steps.items():
             start = time.perf_counter()
@@ -190,14 +192,14 @@ def main() -> None:
 
     context = multiprocessing.get_context("spawn")
     peaks = {}
-    for name in VARIANTS:
+    for name in CONFIGS:
         queue = context.Queue()
         process = context.Process(target=_peak_memory, args=(args, name, queue))
         process.start()
         peaks[name] = queue.get()
         process.join()
     seconds = _step_times(args)
-    results = {name: (seconds[name], peaks[name]) for name in VARIANTS}
+    results = {name: (seconds[name], peaks[name]) for name in CONFIGS}
 
     print(
         f"device {args.device}, batch {args.batch}, {args.size}x{args.size}, "

@@ -78,11 +78,15 @@ pairs never repeat an image of the demo's train or val set, whatever the seeds."
 
 def image_rng(seed: int, stream: str, index: int) -> np.random.Generator:
     """An independent stream per image: sample k is the same whatever the split sizes."""
+    if stream not in IMAGE_STREAMS:
+        raise ValueError(f"unknown image stream {stream!r}; known: {sorted(IMAGE_STREAMS)}")
     return np.random.default_rng([seed, IMAGE_STREAMS[stream], index])
 
 
 def generate_image(spec: DemoSpec, split: str, index: int) -> DemoImage:
-    """Sample, render and describe one scene."""
+    """Sample, render and describe one scene of a demo split."""
+    if split not in spec.splits():
+        raise ValueError(f"unknown demo split {split!r}; known: {sorted(spec.splits())}")
     rng = image_rng(spec.seed, split, index)
     shapes = SEEN_SHAPES if split == "train" else SHAPES
     scene = sample_scene(rng, shapes, spec.image_size)

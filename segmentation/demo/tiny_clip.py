@@ -113,7 +113,7 @@ class TinyCLIPSpec:
             ("text", "projection_dim"): self.projection_dim,
         }
         for (tower, key), expected in shared.items():
-            given = getattr(self, tower).get(key, expected)
+            given = getattr(self, tower).get(key)  # missing: transformers' default, not ours
             if given != expected:
                 raise ValueError(f"TinyCLIPSpec.{tower}[{key!r}] is {given}, not {expected}")
 

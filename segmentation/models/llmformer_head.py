@@ -222,6 +222,8 @@ class LLMFormerHead(BaseDecodeHead):
         self.num_heads = num_heads
         self.void_class_weight = void_class_weight
         self.clip_ensemble = None if clip_classifier is None else _ensemble_cfg(clip_classifier)
+        if prior_class_boost < 0:
+            raise ValueError(f"prior_class_boost must be >= 0, got {prior_class_boost}")
         self.prior_class_boost = prior_class_boost
         self.name_pointer_cfg = None if name_pointer is None else _pointer_cfg(name_pointer)
         self.name_pointer = (

@@ -117,7 +117,7 @@ class MiniLMTextEncoder(TextEncoder):
         self.model = _random_or_pretrained(AutoModel, model_path, config_overrides)
         self.max_length = max_length
         self.embed_dim = self.model.config.hidden_size
-        suffix = "" if config_overrides is None else f":random{sorted(config_overrides.items())}"
+        suffix = "" if config_overrides is None else f":random:{weights_fingerprint(self.model)}"
         self.name = f"minilm:{Path(model_path).name}{suffix}"
         self._freeze()
 
@@ -181,7 +181,7 @@ class CLIPTextTower(TextEncoder):
             self.name = f"clip:{Path(model_path).name}:{weights_fingerprint(self.model)}"
         else:
             self.model = CLIPTextModelWithProjection(CLIPTextConfig(**config))
-            self.name = f"clip:random{sorted(config.items())}"
+            self.name = f"clip:random:{weights_fingerprint(self.model)}"
         self.max_length = min(max_length, self.model.config.max_position_embeddings)
         self.embed_dim = self.model.config.projection_dim
         self._freeze()

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segmentation.demo import tiny_clip
+from segmentation.demo import DemoSpec, generate_image, tiny_clip
 from segmentation.demo.generator import IMAGE_STREAMS, image_rng
 from segmentation.demo.scenes import SHAPES
 from segmentation.demo.tiny_clip import (
@@ -160,3 +160,18 @@ def test_a_spec_whose_towers_disagree_on_shared_sizes_is_refused() -> None:
         replace(SMALL, projection_dim=16, vision={**SMALL.vision, "projection_dim": 16})
     with pytest.raises(ValueError, match=r"TinyCLIPSpec.vision\['image_size'\] is 64, not 32"):
         replace(SMALL, image_size=32)
+
+
+def test_a_spec_that_leaves_a_shared_size_to_transformers_default_is_refused() -> None:
+    text = {key: value for key, value in SMALL.text.items() if key != "projection_dim"}
+    with pytest.raises(ValueError, match=r"TinyCLIPSpec.text\['projection_dim'\] is None, not 8"):
+        replace(SMALL, text=text)
+
+
+def test_only_named_streams_and_demo_splits_are_drawn() -> None:
+    with pytest.raises(ValueError, match=r"unknown image stream 'test'"):
+        image_rng(0, "test", 0)
+    with pytest.raises(
+        ValueError, match=r"unknown demo split 'clip_pairs'; known: \['train', 'val'\]"
+    ):
+        generate_image(DemoSpec(), "clip_pairs", 0)

@@ -71,9 +71,11 @@ def test_the_boost_lowers_exactly_the_unnamed_classes_in_training_and_prediction
 
 def clip_ensembled(model, calls: HeadCalls, image: int | None = None) -> torch.Tensor:
     """The formula on the head's own tensors: FC-CLIP's ensemble of its last class logits with
-    CLIP's logits of the dense features pooled under its last masks."""
+    CLIP's logits of the dense features pooled under its last masks, the boost's
+    `boost * (presence - 1)` added to the CLIP side as to the learnt side."""
     inputs, outputs = calls.inputs, calls.outputs
     logits, vocabulary, seen = outputs.class_logits[-1], inputs.vocabulary, inputs.clip.seen
+    presence = inputs.class_presence
     pooled = mask_pool(inputs.clip.dense, outputs.mask_logits[-1])
     if image is not None:
         logits, vocabulary, seen, pooled = (
@@ -82,16 +84,28 @@ def clip_ensembled(model, calls: HeadCalls, image: int | None = None) -> torch.T
             seen[image],
             pooled[image],
         )
+        presence = None if presence is None else presence[image]
     out_vocab = clip_logits(pooled, vocabulary, inputs.clip.logit_scale)
+    if presence is not None:
+        out_vocab = out_vocab + model.decode_head.prior_class_boost * (presence - 1).unsqueeze(-2)
     return geometric_ensemble(logits, out_vocab, seen, alpha=0.4, beta=0.8)
 
 
-def test_predictions_score_the_clip_ensemble_with_seen_classes_flagged(tiny) -> None:
-    model = build(tiny, clip=True)
+@pytest.mark.parametrize("boost", [0.0, 6.0])
+def test_predictions_score_the_clip_ensemble_with_seen_classes_flagged(tiny, boost: float) -> None:
+    model = build(tiny, boost=boost, clip=True)
     calls = HeadCalls(model)
-    model.predict(tiny.make_images(2, 32, 32), tiny.make_samples(2, 32, 32), vocabulary=VOCABULARY)
+    samples = tiny.make_samples(2, 32, 32, priors=[PriorGraph(objects=("dog", "sofa"))] * 2)
+    model.predict(tiny.make_images(2, 32, 32), samples, vocabulary=VOCABULARY)
     assert calls.inputs.clip.seen.tolist() == [True, True, False, False]
+    if boost:
+        assert calls.inputs.class_presence.tolist() == [[0.0, 0.0, 1.0, 1.0]] * 2
     torch.testing.assert_close(calls.scored_logits, clip_ensembled(model, calls))
+
+
+def test_a_negative_boost_is_refused(tiny) -> None:
+    with pytest.raises(ValueError, match=r"prior_class_boost must be >= 0, got -1\.0"):
+        build(tiny, boost=-1.0)
 
 
 def test_clip_classifier_works_vocabulary_free(tiny) -> None:
