@@ -73,11 +73,15 @@ class TextEncoder(nn.Module):
 
 def weights_fingerprint(model: nn.Module) -> str:
     """12 hex digits of SHA-256 over the model's tensors: two checkpoint folders of one name
-    (every rebuild of the demo's tiny CLIP is `tiny_clip`) key different cache entries."""
+    (every rebuild of the demo's tiny CLIP is `tiny_clip`) key different cache entries. A model
+    built on the meta device (parameter counting) has no values: its shapes are hashed."""
     digest = hashlib.sha256()
     for key, tensor in sorted(model.state_dict().items()):
         digest.update(key.encode())
-        digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+        if tensor.is_meta:
+            digest.update(f"meta{tuple(tensor.shape)}{tensor.dtype}".encode())
+        else:
+            digest.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:12]
 
 
