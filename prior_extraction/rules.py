@@ -41,6 +41,13 @@ NEGATING_PREPOSITIONS = frozenset({"without", "except"})
 # Prepositions after which an -ing clause still describes the noun before them.
 OWNING_PREPOSITIONS = frozenset({"in", "of"})
 NEGATING_DETERMINERS = frozenset({"no", "neither"})
+# Coordinations that keep a denial from the first member to the rest ("no cats but two dogs").
+CONTRASTING_CONJUNCTIONS = frozenset({"but", "yet"})
+# Quotation marks around text written in the picture (signs, shirts, covers): words, not things.
+OPENING_QUOTES = {'"': '"', "“": "”", "„": "“"}
+MAX_QUOTED_TOKENS = 24
+"""A mark with no partner this near is not the start of written text (dialogue, a stray mark)."""
+QUOTED_TOKENS = "llmformer_quoted_tokens"
 # How prominent a mention is, for choosing what a pronoun refers to: subjects first.
 SALIENCE = {"nsubj": 0, "nsubjpass": 0, "ROOT": 0, "dobj": 1, "attr": 0}
 MAX_CLAUSE_DEPTH = 8
@@ -278,6 +285,53 @@ def _is_people_group(token: Token) -> bool:
     return lemma(token) in lexicon.PEOPLE_GROUP_NOUNS and _of_object(token) is None
 
 
+def _is_denied(token: Token) -> bool:
+    """Whether the text says the thing is not there: "no" / "neither" on it or on the first of
+    its coordination ("no people or animals", "neither a car nor a bicycle"), or a negating
+    preposition before that first member ("without any people or umbrellas")."""
+    root = conjunct_root(token)
+    carries_denial = root is token or not any(
+        c.dep_ == "cc" and c.lower_ in CONTRASTING_CONJUNCTIONS for c in root.children
+    )
+    for noun in {token, root} if carries_denial else {token}:
+        if any(
+            c.dep_ in {"det", "preconj"} and c.lower_ in NEGATING_DETERMINERS for c in noun.children
+        ):
+            return True
+    return carries_denial and root.dep_ == "pobj" and root.head.lower_ in NEGATING_PREPOSITIONS
+
+
+def _is_quoted(token: Token) -> bool:
+    """Whether the token stands between quotation marks (`quoted_token_indices`)."""
+    doc = token.doc
+    if QUOTED_TOKENS not in doc.user_data:
+        doc.user_data[QUOTED_TOKENS] = quoted_token_indices(doc)
+    return token.i in doc.user_data[QUOTED_TOKENS]
+
+
+def quoted_token_indices(doc: Doc) -> frozenset[int]:
+    """Indices of the tokens between an opening quotation mark and its closing partner at most
+    MAX_QUOTED_TOKENS later: 'a sign that reads "Fresh Fish"' writes words, it shows no fish."""
+    inside: set[int] = set()
+    index = 0
+    while index < len(doc):
+        closing = OPENING_QUOTES.get(doc[index].text)
+        end = next(
+            (
+                j
+                for j in range(index + 1, min(index + 2 + MAX_QUOTED_TOKENS, len(doc)))
+                if doc[j].text == closing
+            ),
+            None,
+        )
+        if closing is None or end is None:
+            index += 1
+            continue
+        inside.update(range(index + 1, end))
+        index = end + 1
+    return frozenset(inside)
+
+
 def _governing_verb(token: Token) -> Token | None:
     """The verb whose object (direct, predicate or prepositional) the noun is, if any."""
     root = conjunct_root(token)
@@ -327,7 +381,7 @@ def object_head_name(token: Token) -> str | None:
         return None
     if head_word in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
         return None
-    if any(c.dep_ == "det" and c.lower_ in NEGATING_DETERMINERS for c in token.children):
+    if _is_denied(token) or _is_quoted(token):
         return None
     name = object_name(token)
     proper = token.pos_ == "PROPN" and not _is_capitalised_common_noun(token)

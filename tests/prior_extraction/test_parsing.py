@@ -8,6 +8,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import spacy
 from threadpoolctl import threadpool_info
 
 from prior_extraction.parsing import (
@@ -20,6 +21,7 @@ from prior_extraction.parsing import (
     RelationPrior,
     default_process_count,
 )
+from prior_extraction.rules import quoted_token_indices
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +219,49 @@ def test_negated_relations_and_their_objects_are_dropped(parser: CaptionParser) 
     parsed = parser.parse("The man is not holding a phone, and there is no dog.")
     assert objects(parsed) == [("man", 1)]
     assert parsed.relations == []
+
+
+@pytest.mark.parametrize(
+    ("text", "present"),
+    [
+        ("There are no people or animals in the image.", []),
+        ("There are no cars, buses, or trucks on the road.", [("road", 1)]),
+        ("Neither a car nor a bicycle is visible.", []),
+        ("The street is empty, without any people or umbrellas.", [("street", 1)]),
+        ("A man without a hat is walking a dog.", [("man", 1), ("dog", 1)]),
+        ("A dog and no cat.", [("dog", 1)]),
+        ("There are no cats but two dogs on the sofa.", [("dog", 2), ("sofa", 1)]),
+    ],
+)
+def test_a_denial_reaches_every_member_of_its_list_but_not_past_a_but(
+    parser: CaptionParser, text: str, present: list[tuple[str, int]]
+) -> None:
+    assert objects(parser.parse(text)) == present
+
+
+@pytest.mark.parametrize(
+    ("text", "present"),
+    [
+        ('The man is wearing a T-shirt that says "I love dogs".', [("man", 1), ("t-shirt", 1)]),
+        ('The book cover reads "The Cat in the Hat".', [("book cover", 1)]),
+        (
+            "A sign reads \u201cFresh Fish and Chips\u201d above a window.",
+            [("sign", 1), ("window", 1)],
+        ),
+    ],
+)
+def test_words_written_in_the_picture_name_no_objects(
+    parser: CaptionParser, text: str, present: list[tuple[str, int]]
+) -> None:
+    parsed = parser.parse(text)
+    assert objects(parsed) == present
+    assert all(parsed.objects[r.object].name != "hat" for r in parsed.relations)
+
+
+def test_a_quotation_mark_without_a_near_partner_hides_nothing() -> None:
+    nlp = spacy.blank("en")
+    doc = nlp('He said " and then ' + "a dog " * 15 + 'sat on a "mat" here.')
+    assert [doc[i].text for i in sorted(quoted_token_indices(doc))] == ["mat"]
 
 
 def test_presenting_verbs_pass_their_prepositions_to_what_they_show(
