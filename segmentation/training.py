@@ -137,6 +137,8 @@ def load_training_config(options: TrainOptions) -> Config:
 def _apply_prior_source(cfg: Config) -> None:
     """Copy the top-level `prior_store_root`/`prior_set_id` into every LoadPriors transform, so
     one `--cfg-options prior_set_id=ID` reaches all pipelines."""
+    if cfg.get("prior_set_id") is not None:
+        cfg.prior_set_id = str(cfg.prior_set_id)  # an override of digits parses as a number
     source = {
         key: cfg[name]
         for key, name in (("store_root", "prior_store_root"), ("prior_set_id", "prior_set_id"))
@@ -159,6 +161,25 @@ def _apply_prior_source(cfg: Config) -> None:
         raise ConfigError(
             "LoadPriors needs a store_root and a prior_set_id: pass --cfg-options "
             "prior_store_root=STORE prior_set_id=ID (`llmformer priors sets` lists the ids)"
+        )
+
+
+def check_prior_source(cfg: Config) -> None:
+    """Refuse, before a model is built, a prior store or prior set that is not there: with a
+    mistyped id a run would train or evaluate on empty priors, with only a warning."""
+    from storage import PriorStore, StoreError
+
+    root, prior_set_id = cfg.get("prior_store_root"), cfg.get("prior_set_id")
+    if root is None or prior_set_id is None:
+        return
+    try:
+        known = PriorStore(root, create=False).prior_set_ids()
+    except StoreError as error:
+        raise ConfigError(str(error)) from error
+    if str(prior_set_id) not in known:
+        raise ConfigError(
+            f"prior set {str(prior_set_id)!r} is not in the store {root} "
+            f"(`llmformer priors sets --store {root}` lists its ids)"
         )
 
 
@@ -191,6 +212,7 @@ def _set_max_iters(cfg: Config, max_iters: int) -> None:
 
 def train(cfg: Config) -> Runner:
     """Build the runner a config asks for (MMSeg's way) and train; returns the trained runner."""
+    check_prior_source(cfg)
     runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
     runner.train()
     return runner

@@ -45,6 +45,8 @@ def evaluate(
     """Evaluate a checkpoint on each dataset; print the table and write eval.md and eval.csv."""
     from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
 
+    if store is not None:
+        _require_store(store)
     keys = tuple(key.strip() for key in datasets.split(",") if key.strip())
     request = EvalRequest(
         config,
@@ -68,6 +70,18 @@ def evaluate(
     console.print(f"written: {markdown}, {csv_path}")
     if store is not None:
         _store_results(table, store, console)
+
+
+def _require_store(store: Path) -> None:
+    """An existing prior store, checked before the evaluation: a mistyped path would otherwise
+    become a new, empty store that the results land in, away from their priors."""
+    from storage import PriorStore, StoreError
+
+    try:
+        PriorStore(store, create=False)
+    except StoreError as error:
+        print(f"error: --store: {error}", file=sys.stderr)
+        raise typer.Exit(2) from error
 
 
 def _store_results(table, store: Path, console: Console) -> None:

@@ -36,7 +36,7 @@ def train(
         raise typer.Exit(2) from None
     try:
         runner = run_training(cfg)
-    except FileNotFoundError as error:  # a data root or checkpoint the config names is missing
+    except (ConfigError, FileNotFoundError) as error:  # missing priors, data or checkpoint
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     typer.echo(f"trained {runner.iter} iterations; checkpoints in {cfg.work_dir}")

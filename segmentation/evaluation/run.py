@@ -100,14 +100,16 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
     """Run the test loop on every requested benchmark and gather one table."""
     from mmengine.runner import Runner
 
-    from segmentation.training import TrainOptions, load_training_config
+    from segmentation.training import TrainOptions, check_prior_source, load_training_config
 
     check_checkpoint(request.checkpoint)
     options = TrainOptions(request.config, cfg_options=list(request.cfg_options))
     base = load_training_config(options)
     rows, details = [], []
     for info in [benchmark(key) for key in request.datasets]:
-        runner = Runner.from_cfg(benchmark_config(base, info, request))
+        cfg = benchmark_config(base, info, request)
+        check_prior_source(cfg)
+        runner = Runner.from_cfg(cfg)
         metrics = runner.test()
         rows.append(EvalRow.from_metrics(info.key, len(runner.test_dataloader.dataset), metrics))
         details.append(_detail(info, runner))

@@ -183,11 +183,25 @@ def test_eval_on_an_unprepared_dataset_exits_2_naming_the_folder(tmp_path) -> No
     torch.save({"state_dict": {}}, tmp_path / "empty.pth")
     args = ["eval", str(CONFIG), str(tmp_path / "empty.pth"), "--datasets", "a847"]
     args += ["--data-root", str(tmp_path / "datasets"), "--work-dir", str(tmp_path / "eval")]
+    from storage import PriorSetSpec, PriorStore
+
+    store = PriorStore(tmp_path / "store")
+    prior_set_id = store.register_prior_set(PriorSetSpec("file", "m", "p", {}, "parser", "1"))
     args += ["--cfg-options", f"prior_store_root={tmp_path / 'store'}"]
-    args += ["--cfg-options", "prior_set_id=unused"]
+    args += ["--cfg-options", f"prior_set_id={prior_set_id}"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: image folder not found: ")
     assert str(tmp_path / "datasets/ade20k_847/images/val") in errors[0]
     assert not (tmp_path / "eval/eval.csv").exists()
+
+
+def test_eval_with_a_store_that_is_not_there_exits_2_before_evaluating(tmp_path) -> None:
+    torch.save({"state_dict": {}}, tmp_path / "empty.pth")
+    args = ["eval", str(CONFIG), str(tmp_path / "empty.pth"), "--datasets", "demo"]
+    args += ["--work-dir", str(tmp_path / "eval"), "--store", str(tmp_path / "stroe")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1].startswith("error: --store: no prior store at ")
+    assert not (tmp_path / "stroe").exists() and not (tmp_path / "eval").exists()

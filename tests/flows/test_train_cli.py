@@ -35,3 +35,18 @@ def test_a_config_without_a_prior_set_exits_2_and_says_how_to_set_one(tmp_path) 
     result = runner.invoke(app, ["train", TINY, "--work-dir", str(tmp_path), "--max-iters", "1"])
     assert result.exit_code == 2
     assert "error: LoadPriors needs a store_root and a prior_set_id" in result.output
+
+
+def test_a_mistyped_prior_set_exits_2_before_anything_is_built(tmp_path) -> None:
+    from storage import PriorStore
+
+    PriorStore(tmp_path / "store")
+    options = [f"prior_store_root={tmp_path / 'store'}", "prior_set_id=deadbeef-typo"]
+    args = ["train", TINY, "--work-dir", str(tmp_path / "work"), "--max-iters", "1"]
+    result = runner.invoke(app, [*args, *(x for o in options for x in ("--cfg-options", o))])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"error: prior set 'deadbeef-typo' is not in the store {tmp_path / 'store'} "
+        f"(`llmformer priors sets --store {tmp_path / 'store'}` lists its ids)"
+    )
+    assert not (tmp_path / "work").exists()

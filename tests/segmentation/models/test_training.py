@@ -17,6 +17,7 @@ from segmentation.training import (
     ConfigError,
     TorchThreadsHook,
     TrainOptions,
+    check_prior_source,
     from_plain_buffers,
     load_training_config,
     to_plain,
@@ -207,3 +208,27 @@ def test_a_longer_run_stretches_the_schedule_that_spans_it_and_keeps_a_warmup(tm
 def test_bad_training_options_raise_config_errors(options: TrainOptions, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_training_config(options)
+
+
+def test_a_prior_store_or_set_that_is_not_there_is_refused_before_training(tmp_path) -> None:
+    from storage import PriorStore
+
+    PriorStore(tmp_path / "store")  # a store with no prior set in it
+    cfg = Config(dict(prior_store_root=str(tmp_path / "store"), prior_set_id=1234))
+    with pytest.raises(ConfigError, match=r"prior set '1234' is not in the store .*priors sets"):
+        check_prior_source(cfg)
+    cfg.prior_store_root = str(tmp_path / "typo")
+    with pytest.raises(ConfigError, match="no prior store at"):
+        check_prior_source(cfg)
+    check_prior_source(Config(dict()))  # a config that reads no priors needs none
+
+
+def test_an_id_of_digits_reaches_load_priors_as_text() -> None:
+    cfg = load_training_config(
+        TrainOptions(
+            CONFIGS / "llmformer_tiny_demo.py",
+            cfg_options=["prior_set_id=1234", "prior_store_root=/stores/demo"],
+        )
+    )
+    assert cfg.prior_set_id == "1234"
+    assert cfg.train_dataloader.dataset.pipeline[2]["prior_set_id"] == "1234"
