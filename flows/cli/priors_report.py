@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli.checks import fail
+from flows.cli.checks import fail, require_output_folder
 from flows.cli.priors_store import StoreOption, open_store
 
 
@@ -32,6 +32,7 @@ def report(
     from storage.evaluations import NoEvaluationError, ReportFilter, report_tables
     from storage.report import write_report
 
+    require_output_folder("--out", out)
     where = ReportFilter(checkpoint=checkpoint, dataset=dataset, worst=worst)
     with open_store(store).connect() as connection:
         try:

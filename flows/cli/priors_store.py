@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from flows.cli.checks import fail
+from flows.cli.checks import fail, require_output_folder
 
 if TYPE_CHECKING:
     import duckdb
@@ -123,8 +124,8 @@ def query(
     """
     from storage.query import QueryError, run_read_query
 
-    if timeout <= 0:
-        fail(f"--timeout must be more than 0 seconds, got {timeout:g}")
+    if not 0 < timeout <= threading.TIMEOUT_MAX:  # nan and inf would never stop the query
+        fail(f"--timeout must be a number of seconds more than 0, got {timeout:g}")
     prior_store = open_store(store)
     try:
         connection = _connect(prior_store, memory_limit)
@@ -166,6 +167,7 @@ def plot(
     from storage.plots import plot_statistics
     from storage.stats import StatisticsFilter, statistics
 
+    require_output_folder("--out", out)
     prior_store = open_store(store)
     _require_known_prior_set(prior_store, prior_set)
     connection = _connect(prior_store)

@@ -95,9 +95,24 @@ def test_a_bad_memory_limit_is_one_line(store_dir):
     assert one_error_line(result).startswith(
         "error: --memory-limit: memory limit 'lots' is not a size such as 4GB ("
     )
-    result = priors_cli("query", "--store", str(store_dir), "SELECT 1", "--timeout", "0")
-    assert result.exit_code == 2
-    assert one_error_line(result) == "error: --timeout must be more than 0 seconds, got 0"
+    for timeout in ("0", "inf", "nan", "1e10"):
+        result = priors_cli("query", "--store", str(store_dir), "SELECT 1", "--timeout", timeout)
+        assert result.exit_code == 2
+        assert one_error_line(result) == (
+            f"error: --timeout must be a number of seconds more than 0, got {float(timeout):g}"
+        )
+
+
+@pytest.mark.parametrize("command", ["plot", "report"])
+def test_an_out_folder_that_cannot_be_made_is_one_line_before_any_work(
+    store_dir, tmp_path, command
+):
+    (tmp_path / "afile").write_text("x")
+    for out, why in (("afile", "is a file; give a folder"), ("afile/sub", "is a file, so")):
+        result = priors_cli(command, "--store", str(store_dir), "--out", str(tmp_path / out))
+        assert result.exit_code == 2
+        assert one_error_line(result).startswith(f"error: --out {tmp_path / out}")
+        assert why in one_error_line(result)
 
 
 def test_a_store_that_is_a_file_is_one_line(tmp_path):
