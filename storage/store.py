@@ -152,14 +152,17 @@ class PriorStore:
             txn.stage(self.root / VIEWS_SQL.name).write_text(VIEWS_SQL.read_text())
             txn.stage(manifest).write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
 
-    def _read_version(self, manifest: Path) -> object:
-        """The schema version `manifest` names, whatever it is."""
+    def _read_version(self, manifest: Path) -> int:
+        """The schema version `manifest` names: a whole number, or a StoreError."""
         try:
-            return json.loads(manifest.read_text())["schema_version"]
-        except (ValueError, KeyError) as error:
+            version = json.loads(manifest.read_text())["schema_version"]
+        except (ValueError, KeyError, TypeError) as error:  # TypeError: not a JSON object
             raise StoreError(
                 f"{manifest} is unreadable ({error}); is this a prior store?"
             ) from None
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise StoreError(f"{manifest} names schema version {version!r}, not a whole number")
+        return version
 
     def _check_version(self, manifest: Path) -> None:
         version = self._read_version(manifest)

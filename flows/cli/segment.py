@@ -170,7 +170,10 @@ def _merge_repeated(names: list[str]) -> list[str]:
 def _read_vocab_file(path: Path) -> list[str]:
     if not path.is_file():
         fail(f"vocabulary file {path} does not exist")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        fail(f"vocabulary file {path} is not UTF-8 text ({error.reason} at byte {error.start})")
     return [line.strip() for line in lines if line.strip()]
 
 

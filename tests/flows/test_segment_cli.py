@@ -275,3 +275,13 @@ def test_a_16_bit_picture_is_segmented_as_its_8_bit_twin(checkpoint, tmp_path) -
         Image.open(out / "twin_overlay.png") as second,
     ):
         assert np.array_equal(np.asarray(first), np.asarray(second))
+
+
+def test_a_vocabulary_file_that_is_not_utf8_is_a_one_line_error(checkpoint, tmp_path) -> None:
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_bytes(b"cat\n\xffdog\n")
+    result = _segment(checkpoint, tmp_path / "out", "any.png", "--vocab-file", str(vocab))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        f"error: vocabulary file {vocab} is not UTF-8 text (invalid start byte at byte 4)"
+    )

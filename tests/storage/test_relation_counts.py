@@ -246,6 +246,21 @@ def test_a_store_of_another_version_is_neither_upgraded_nor_given_the_hint(store
     assert json.loads((store.root / "store.json").read_text()) == {"schema_version": 99}
 
 
+@pytest.mark.parametrize(
+    ("manifest", "error"),
+    [
+        ("[1, 2]", r"store\.json is unreadable \(list indices"),
+        ('{"schema_version": [3]}', r"names schema version \[3\], not a whole number"),
+        ('{"schema_version": "3"}', r"names schema version '3', not a whole number"),
+    ],
+)
+def test_a_manifest_that_is_not_a_version_object_is_one_store_error(store, manifest, error):
+    (store.root / "store.json").write_text(manifest)
+    for open_store in (PriorStore, PriorStore.upgrade):
+        with pytest.raises(StoreError, match=error):
+            open_store(store.root)
+
+
 def test_upgrading_a_missing_store_creates_nothing(tmp_path):
     with pytest.raises(StoreError, match="no prior store at"):
         PriorStore.upgrade(tmp_path / "nowhere")
