@@ -290,15 +290,15 @@ def _is_denied(token: Token) -> bool:
     its coordination ("no people or animals", "neither a car nor a bicycle"), or a negating
     preposition before that first member ("without any people or umbrellas")."""
     root = conjunct_root(token)
-    carries_denial = root is token or not any(
-        c.dep_ == "cc" and c.lower_ in CONTRASTING_CONJUNCTIONS for c in root.children
-    )
-    for noun in {token, root} if carries_denial else {token}:
-        if any(
-            c.dep_ in {"det", "preconj"} and c.lower_ in NEGATING_DETERMINERS for c in noun.children
-        ):
-            return True
-    return carries_denial and root.dep_ == "pobj" and root.head.lower_ in NEGATING_PREPOSITIONS
+    if any(c.dep_ == "cc" and c.lower_ in CONTRASTING_CONJUNCTIONS for c in root.children):
+        root = token  # "no cats but two dogs": the denial stays with the cats
+    if any(
+        c.dep_ in {"det", "preconj"} and c.lower_ in NEGATING_DETERMINERS
+        for noun in {token, root}
+        for c in noun.children
+    ):
+        return True
+    return root.dep_ == "pobj" and root.head.lower_ in NEGATING_PREPOSITIONS
 
 
 def _is_quoted(token: Token) -> bool:
@@ -316,15 +316,12 @@ def quoted_token_indices(doc: Doc) -> frozenset[int]:
     index = 0
     while index < len(doc):
         closing = OPENING_QUOTES.get(doc[index].text)
-        end = next(
-            (
-                j
-                for j in range(index + 1, min(index + 2 + MAX_QUOTED_TOKENS, len(doc)))
-                if doc[j].text == closing
-            ),
-            None,
-        )
-        if closing is None or end is None:
+        if closing is None:
+            index += 1
+            continue
+        window = range(index + 1, min(index + 2 + MAX_QUOTED_TOKENS, len(doc)))
+        end = next((j for j in window if doc[j].text == closing), None)
+        if end is None:
             index += 1
             continue
         inside.update(range(index + 1, end))
