@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from storage import PriorStore
 
 
 def evaluate(
@@ -45,8 +48,7 @@ def evaluate(
     """Evaluate a checkpoint on each dataset; print the table and write eval.md and eval.csv."""
     from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
 
-    if store is not None:
-        _require_store(store)
+    prior_store = None if store is None else _open_existing_store(store)
     keys = tuple(key.strip() for key in datasets.split(",") if key.strip())
     request = EvalRequest(
         config,
@@ -68,28 +70,27 @@ def evaluate(
     console.print(table.to_rich())
     markdown, csv_path = table.write(work_dir)
     console.print(f"written: {markdown}, {csv_path}")
-    if store is not None:
-        _store_results(table, store, console)
+    if prior_store is not None:
+        _store_results(table, prior_store, store, console)
 
 
-def _require_store(store: Path) -> None:
-    """An existing prior store, checked before the evaluation: a mistyped path would otherwise
+def _open_existing_store(store: Path) -> PriorStore:
+    """An existing prior store, opened before the evaluation: a mistyped path would otherwise
     become a new, empty store that the results land in, away from their priors."""
     from storage import PriorStore, StoreError
 
     try:
-        PriorStore(store, create=False)
+        return PriorStore(store, create=False)
     except StoreError as error:
         print(f"error: --store: {error}", file=sys.stderr)
         raise typer.Exit(2) from error
 
 
-def _store_results(table, store: Path, console: Console) -> None:
+def _store_results(table, prior_store: PriorStore, store: Path, console: Console) -> None:
     """Add the table to eval_results, each dataset's per-image class counts to eval_images and
     its class names (which the prior_hits views match the priors against) to class_names."""
-    from storage import EvalImageClass, EvalRun, PriorStore
+    from storage import EvalImageClass, EvalRun
 
-    prior_store = PriorStore(store)
     prior_store.write_eval_results(table.store_rows())
     console.print(f"{len(table.rows)} rows added to eval_results in {store}")
     for detail in table.details:

@@ -105,11 +105,10 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
     check_checkpoint(request.checkpoint)
     options = TrainOptions(request.config, cfg_options=list(request.cfg_options))
     base = load_training_config(options)
+    check_prior_source(base)
     rows, details = [], []
     for info in [benchmark(key) for key in request.datasets]:
-        cfg = benchmark_config(base, info, request)
-        check_prior_source(cfg)
-        runner = Runner.from_cfg(cfg)
+        runner = Runner.from_cfg(benchmark_config(base, info, request))
         metrics = runner.test()
         rows.append(EvalRow.from_metrics(info.key, len(runner.test_dataloader.dataset), metrics))
         details.append(_detail(info, runner))
