@@ -60,8 +60,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser, work_dir: str) -> None:
     parser.add_argument("--work-dir", type=Path, default=Path(work_dir))
 
 
-def extract_priors(data_root: Path, store: Path) -> str:
-    """Stage 1 over the demo set with the `file` captioner; returns the prior set id."""
+def extract_priors(data_root: Path, store: Path, captions: Path | None = None) -> str:
+    """Stage 1 over the demo set with the `file` captioner reading `captions` (the set's own
+    by default); returns the prior set id."""
     from prior_extraction.captioners.file import FileCaptioner
     from prior_extraction.parsing import CaptionParser
     from prior_extraction.run import ExtractionConfig, run_extraction
@@ -69,7 +70,7 @@ def extract_priors(data_root: Path, store: Path) -> str:
     from storage import PriorStore
 
     source = build_source(dataset="demo", data_root=data_root)
-    captioner = FileCaptioner(data_root / "captions.jsonl")
+    captioner = FileCaptioner(captions or data_root / "captions.jsonl")
     config = ExtractionConfig(show_progress=False)
     return run_extraction(
         source, captioner, CaptionParser(), PriorStore(store), config

@@ -43,17 +43,25 @@ def demo(
     num_train: Annotated[int, typer.Option(min=1, help="Training images.")] = 400,
     num_val: Annotated[int, typer.Option(min=1, help="Validation images.")] = 100,
     image_size: Annotated[int, typer.Option(min=32, help="Side of the square images.")] = 64,
+    captions: Annotated[
+        str,
+        typer.Option(
+            help="Whose mistakes the captions make: demo (misses 12%, never names an absent "
+            "shape), llava-like (a real VLM's recall, wrong names and absent objects) or empty "
+            "(a failed captioner: names nothing)."
+        ),
+    ] = "demo",
     progress: Annotated[bool, typer.Option(help="Show the progress bar.")] = True,
 ) -> None:
     """Generate the synthetic demo set: shape scenes, masks, and LLM-style captions (captions.jsonl,
     for the `file` captioner). The captions are written by rules, not by a language model."""
     from segmentation.demo import DemoSpec, write_demo
 
-    spec = DemoSpec(seed=seed, num_train=num_train, num_val=num_val, image_size=image_size)
     try:
-        captions = write_demo(spec, out, progress=progress)
-    except OSError as error:
+        spec = DemoSpec(seed, num_train, num_val, image_size, captions)
+        captions_path = write_demo(spec, out, progress=progress)
+    except (ValueError, OSError) as error:
         _fail(error)
     Console().print(
-        f"demo: {num_train} train + {num_val} val images in {out}; captions: {captions}"
+        f"demo: {num_train} train + {num_val} val images in {out}; captions: {captions_path}"
     )

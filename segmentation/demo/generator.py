@@ -6,7 +6,7 @@ Layout (what `LLMFormerDemoDataset` reads and what stage 1's `file` captioner re
     OUT/labels/{train,val}/00000.png    8-bit class ids (0 = background)
     OUT/captions.jsonl                  {"id": "train/00000.png", "caption": "..."} per image
     OUT/scenes.jsonl                    the true objects of every image, for checks and analysis
-    OUT/classes.txt, OUT/meta.json      vocabulary; seed, sizes and the seen/unseen split
+    OUT/classes.txt, OUT/meta.json      vocabulary; seed, caption profile, sizes, seen/unseen split
     OUT/README.md                       says plainly that everything here is synthetic
 
 Training images hold seen shapes only; validation images hold seen and unseen shapes, so the
@@ -25,7 +25,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from segmentation.datasets.class_names import ClassNames
-from segmentation.demo.descriptions import describe_scene
+from segmentation.demo.descriptions import CAPTION_PROFILES, describe_scene
 from segmentation.demo.scenes import (
     CLASSES,
     NOTICEABLE_PIXELS,
@@ -49,12 +49,19 @@ unseen shapes ({unseen}).
 
 @dataclass(frozen=True)
 class DemoSpec:
-    """What to generate: seed, image counts per split and the square image side in pixels."""
+    """What to generate: seed, image counts per split, the square image side in pixels and
+    the `CAPTION_PROFILES` entry whose errors the captions make."""
 
     seed: int = 0
     num_train: int = 400
     num_val: int = 100
     image_size: int = 64
+    captions: str = "demo"
+
+    def __post_init__(self) -> None:
+        if self.captions not in CAPTION_PROFILES:
+            known = ", ".join(CAPTION_PROFILES)
+            raise ValueError(f"unknown caption profile {self.captions!r}; known: {known}")
 
     def splits(self) -> dict[str, int]:
         return {"train": self.num_train, "val": self.num_val}
@@ -69,6 +76,8 @@ class DemoImage:
     labels: np.ndarray
     caption: str
     objects: list[dict]
+    absent: tuple[str, ...] = ()
+    """Shapes the caption names that are not in the picture."""
 
 
 IMAGE_STREAMS = {"train": 0, "val": 1, "clip_pairs": 2}
@@ -91,7 +100,8 @@ def generate_image(spec: DemoSpec, split: str, index: int) -> DemoImage:
     shapes = SEEN_SHAPES if split == "train" else SHAPES
     scene = sample_scene(rng, shapes, spec.image_size)
     image, labels, visible = render_scene(scene, spec.image_size, rng)
-    description = describe_scene(scene, visible, spec.image_size, rng)
+    profile = CAPTION_PROFILES[spec.captions]
+    description = describe_scene(scene, visible, spec.image_size, rng, profile)
     objects = [
         {
             **obj.to_dict(),
@@ -101,7 +111,8 @@ def generate_image(spec: DemoSpec, split: str, index: int) -> DemoImage:
         }
         for i, (obj, pixels) in enumerate(zip(scene.objects, visible, strict=True))
     ]
-    return DemoImage(f"{split}/{index:05d}.png", image, labels, description.text, objects)
+    image_id = f"{split}/{index:05d}.png"
+    return DemoImage(image_id, image, labels, description.text, objects, description.absent)
 
 
 def iter_demo(spec: DemoSpec) -> Iterator[DemoImage]:
@@ -122,10 +133,26 @@ def write_demo(spec: DemoSpec, out: str | Path, progress: bool = True) -> Path:
         for sample in tqdm(iter_demo(spec), total=total, desc="demo", disable=not progress):
             Image.fromarray(sample.image).save(out / "images" / sample.image_id)
             Image.fromarray(sample.labels).save(out / "labels" / sample.image_id)
-            captions.write(json.dumps({"id": sample.image_id, "caption": sample.caption}) + "\n")
+            captions.write(_caption_line(sample))
             scenes.write(json.dumps({"id": sample.image_id, "objects": sample.objects}) + "\n")
     _write_metadata(spec, out)
     return captions_path
+
+
+def write_captions(spec: DemoSpec, path: str | Path) -> Path:
+    """Only the captions of `spec`'s images, as `write_demo` writes them: the same pictures
+    described with another caption profile, for evaluating one model under several captioners."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as captions:
+        for sample in iter_demo(spec):
+            captions.write(_caption_line(sample))
+    return path
+
+
+def _caption_line(sample: DemoImage) -> str:
+    """A line of captions.jsonl, the `file` captioner's input."""
+    return json.dumps({"id": sample.image_id, "caption": sample.caption}) + "\n"
 
 
 def images_showing_unseen(data_root: str | Path, count: int) -> list[Path]:
@@ -154,6 +181,7 @@ def _write_metadata(spec: DemoSpec, out: Path) -> None:
     meta = {
         "synthetic": True,
         "seed": spec.seed,
+        "captions": spec.captions,
         "image_size": spec.image_size,
         "num_train": spec.num_train,
         "num_val": spec.num_val,

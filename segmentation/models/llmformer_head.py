@@ -52,7 +52,8 @@ from segmentation.text.vocabulary import VocabularyEmbedding, max_over_synonyms
 
 NUM_LEVELS = 3
 NAME_POINTER_DEFAULTS = {"weight": 1.0, "floor": 0.05, "loss_weight": 1.0}
-"""The name pointer's term in the class logits, weight * log(pointed mass + floor), and the
+"""The name pointer's term in the class logits, weight * log((pointed mass + floor) / (1 + floor)),
+0 where all the mass lands (as on every class of an image whose priors name nothing), and the
 weight of its loss, -log(pointed mass on the matched class)."""
 POINTER_LOSS_EPS = 1e-6
 LOSS_NAMES = ("loss_cls_ce", "loss_mask_ce", "loss_mask_dice")
@@ -329,7 +330,9 @@ class LLMFormerHead(BaseDecodeHead):
         self, class_logits: Tensor | list[Tensor], terms: PriorClassTerms, has_void: bool = True
     ) -> Tensor | list[Tensor]:
         """Add `prior_class_boost * (presence - 1)` and the name pointer's
-        `weight * log(pointed + floor)` to the class logits (a void column stays untouched)."""
+        `weight * log((pointed + floor) / (1 + floor))` to the class logits (a void column stays
+        untouched). Both are 0 for an image whose priors name no class: it is classified as
+        by a model without priors."""
         if isinstance(class_logits, Tensor):
             return self._add_terms(class_logits, terms.presence, terms.pointed, has_void)
         count = len(class_logits)
@@ -350,7 +353,8 @@ class LLMFormerHead(BaseDecodeHead):
             terms = terms + self.prior_class_boost * (presence.to(logits) - 1).unsqueeze(-2)
         if pointed is not None:
             cfg = self.name_pointer_cfg
-            terms = terms + cfg["weight"] * torch.log(pointed + cfg["floor"])
+            floor = cfg["floor"]
+            terms = terms + cfg["weight"] * torch.log((pointed + floor) / (1 + floor))
         if not has_void:
             return logits + terms
         return torch.cat([logits[..., :-1] + terms, logits[..., -1:]], dim=-1)

@@ -3,7 +3,10 @@
 It carries each image's priors (`data_sample.priors`) and a vocabulary through `loss` and
 `predict`. The vocabulary is set from the dataset (`VocabularyHook`), by `set_vocabulary`, or per
 call (`predict(..., vocabulary=...)`); with `test_cfg.vocabulary_free=True` every image is
-classified against the objects its own priors name, plus a background class.
+classified against the objects its own priors name, plus a background class; with
+`test_cfg.name_filter=True` against the classes of the vocabulary its priors name (each object
+name mapped to its nearest class), plus background: the obvious way to use an LLM's words, the
+baseline a gain from priors is judged against.
 
 `clip_classifier` turns on the CLIP-aligned classifier (dense features of the backbone's frozen
 CLIP tower through the checkpoint's `visual_projection`; see `clip_classifier.py`), which needs
@@ -25,6 +28,7 @@ from torch import Tensor
 from segmentation.datasets.class_names import ClassNames
 from segmentation.models.clip_classifier import CLIPDenseEmbedder
 from segmentation.models.llmformer_head import CLIPFeatures, HeadInputs, HeadOutputs
+from segmentation.models.prior_dropout import PriorDropout
 from segmentation.models.prior_encoder import PriorEncoder, PriorTensors
 from segmentation.text.encoders import build_text_encoder
 from segmentation.text.vocabulary import (
@@ -61,7 +65,8 @@ class LLMFormer(BaseSegmentor):
     `text_cache_root` (a prior store root) caches prior phrase embeddings on disk; `vocabulary`
     (class names, comma-separated synonyms allowed) fixes a default vocabulary.
     `clip_classifier`: dict(checkpoint=CLIP folder, alpha=, beta=) or None (off);
-    `training_classes`: the training vocabulary, as class names or a packaged class list's name.
+    `training_classes`: the training vocabulary, as class names or a packaged class list's name;
+    `prior_dropout`: dict(image_prob=, object_prob=) takes priors away in training (`PriorDropout`).
     """
 
     def __init__(
@@ -74,6 +79,7 @@ class LLMFormer(BaseSegmentor):
         text_cache_root: str | None = None,
         clip_classifier: dict | None = None,
         training_classes: str | Sequence[str] | None = None,
+        prior_dropout: dict | None = None,
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
         data_preprocessor: OptConfigType = None,
@@ -100,6 +106,7 @@ class LLMFormer(BaseSegmentor):
             _open_store(text_cache_root),
             object_attributes=self.decode_head.name_pointer is not None,
         )
+        self.prior_dropout = PriorDropout.from_config(prior_dropout)
         self.templates = tuple(templates)
         self.align_corners = self.decode_head.align_corners
         self.num_classes = self.decode_head.num_classes
@@ -153,6 +160,12 @@ class LLMFormer(BaseSegmentor):
             normalize_vocabulary(names) if names else self._current_vocabulary()
             for names in per_image
         ]
+
+    def named_classes(self, vocabulary: Vocabulary, graph: PriorGraph) -> Vocabulary:
+        """The name filter: the classes of `vocabulary` that `graph`'s object names stand for,
+        plus background; all of `vocabulary` when they name none of its classes."""
+        keep = _presence(self.object_classes(vocabulary, graph), vocabulary).bool().tolist()
+        return tuple(names for names, kept in zip(vocabulary, keep, strict=True) if kept)
 
     def _seen(self, vocabulary: Vocabulary) -> Tensor:
         """Which classes of `vocabulary` (any synonym) belong to the training vocabulary."""
@@ -264,7 +277,7 @@ class LLMFormer(BaseSegmentor):
         return CallClasses(embedding, presence, seen, object_classes)
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
-        graphs = self._graphs(data_samples, len(inputs))
+        graphs = self.prior_dropout(self._graphs(data_samples, len(inputs)))
         priors = self.prior_encoder(graphs)
         classes = self.call_classes([self._current_vocabulary()] * len(inputs), graphs)
         head_inputs = HeadInputs(
@@ -289,6 +302,8 @@ class LLMFormer(BaseSegmentor):
             vocabularies = [normalize_vocabulary(vocabulary)] * len(inputs)
         elif self.test_cfg.get("vocabulary_free", False):
             vocabularies = self._image_vocabularies(graphs)
+        elif self.test_cfg.get("name_filter", False):
+            vocabularies = [self.named_classes(self._current_vocabulary(), g) for g in graphs]
         else:
             vocabularies = [self._current_vocabulary()] * len(inputs)
         classes = self.call_classes(vocabularies, graphs)

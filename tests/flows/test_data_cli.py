@@ -131,3 +131,22 @@ def test_prepare_a847_needs_no_classes_file(tmp_path) -> None:
     assert (out / "classes.txt").read_text().splitlines()[
         300
     ] == "altar, communion table, lord's table"
+
+
+def test_demo_with_a_failed_captioners_profile_names_nothing(tmp_path) -> None:
+    out = tmp_path / "demo"
+    args = ["data", "demo", "--out", str(out), "--num-train", "2", "--num-val", "2"]
+    result = runner.invoke(app, [*args, "--captions", "empty", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    captions = {json.loads(line)["caption"] for line in (out / "captions.jsonl").open()}
+    assert captions == {"I am not able to tell what is shown here."}
+
+
+def test_demo_with_an_unknown_caption_profile_exits_2_naming_the_known_ones(tmp_path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["data", "demo", "--out", str(out), "--captions", "gpt4"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: unknown caption profile 'gpt4'; known: demo, llava-like, empty"
+    )
+    assert not out.exists()

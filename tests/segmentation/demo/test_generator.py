@@ -53,6 +53,7 @@ def test_files_captions_and_ids_line_up(demo_root) -> None:
         assert record["caption"].endswith(".")
     meta = json.loads((demo_root / "meta.json").read_text())
     assert meta["synthetic"] is True and meta["unseen"] == list(UNSEEN_SHAPES)
+    assert meta["captions"] == "demo"
     readme = " ".join((demo_root / "README.md").read_text().split())
     assert "**synthetic descriptions written by rules**, not by a language model" in readme
     assert (demo_root / "classes.txt").read_text().split("\n")[:2] == ["background", "circle"]

@@ -167,6 +167,25 @@ def test_vocabulary_free_prediction_uses_each_images_own_objects(tiny) -> None:
     assert int(results[1].pred_sem_seg.data.max()) < 3
 
 
+def test_the_name_filter_keeps_exactly_the_named_classes_and_background(tiny) -> None:
+    model = tiny.build_model()
+    vocabulary = normalize_vocabulary(["background", "sky", "dog", "sofa", "cat"])
+    named = PriorGraph(objects=("dog", "sofa", "dog"))
+    assert model.named_classes(vocabulary, named) == (("background",), ("dog",), ("sofa",))
+    assert model.named_classes(vocabulary, PriorGraph.EMPTY) == vocabulary
+
+
+def test_name_filter_prediction_cuts_each_images_vocabulary(tiny) -> None:
+    model = tiny.build_model()
+    model.test_cfg = dict(mode="whole", name_filter=True)
+    priors = [PriorGraph(objects=("sofa", "grass")), PriorGraph.EMPTY]
+    results = model.predict(
+        tiny.make_images(2, 64, 64), tiny.make_samples(2, 64, 64, priors=priors)
+    )
+    assert [r.vocabulary for r in results] == [["grass", "sofa"], ["sky", "grass", "dog", "sofa"]]
+    assert int(results[0].pred_sem_seg.data.max()) < 2
+
+
 def test_each_name_is_embedded_once_however_many_vocabularies_hold_it(tiny) -> None:
     model = tiny.build_model()
     prompted = []

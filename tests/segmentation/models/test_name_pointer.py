@@ -77,10 +77,14 @@ def test_prior_terms_on_hand_set_logits_equal_the_formula(tiny) -> None:
     presence = torch.tensor([[1.0, 1.0, 0.0]])
     pointed = torch.tensor([[[0.9, 0.1, 0.0], [0.0, 1.0, 0.0]]])
     terms = head.add_prior_terms(logits, PriorClassTerms(presence, pointed))
+
+    def term(mass: float) -> float:
+        return 2 * math.log((mass + 0.05) / 1.05)
+
     expected = torch.tensor(
         [
-            [2 * math.log(0.95), 2 * math.log(0.15), -4 + 2 * math.log(0.05), 0.0],
-            [2 * math.log(0.05), 2 * math.log(1.05), -4 + 2 * math.log(0.05), 0.0],
+            [term(0.9), term(0.1), -4 + term(0.0), 0.0],
+            [term(0.0), term(1.0), -4 + term(0.0), 0.0],
         ]
     )
     torch.testing.assert_close(terms[0], expected)
@@ -206,3 +210,18 @@ def test_the_segmentor_embeds_attribute_words_only_for_the_pointer(tiny) -> None
     without = build(tiny).prior_encoder([graph])
     assert with_pointer.object_attributes.shape == with_pointer.objects.shape
     assert without.object_attributes is None
+
+
+def test_an_image_whose_priors_name_nothing_gets_no_prior_term(tiny) -> None:
+    """What a captioner that failed, or `segment` without captions, gets: the boost and the
+    pointer add exactly nothing, in a batch where another image's priors do name classes."""
+    model = build(tiny, boost=4.0, pointer={})
+    model.set_vocabulary(["sky", "grass", "dog", "sofa"])
+    images = tiny.make_images(2, 32, 32)
+    samples = tiny.make_samples(2, 32, 32, priors=[tiny.RICH_PRIORS, PriorGraph.EMPTY])
+    with_terms = [r.seg_logits.data for r in model.predict(images, samples)]
+    model.decode_head.prior_class_boost = 0.0
+    model.decode_head.name_pointer = None
+    without_terms = [r.seg_logits.data for r in model.predict(images, samples)]
+    torch.testing.assert_close(with_terms[1], without_terms[1])
+    assert not torch.allclose(with_terms[0], without_terms[0])
