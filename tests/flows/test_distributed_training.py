@@ -72,6 +72,20 @@ def _scalars(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
+def _per_class_tables(output: str) -> list[str]:
+    """The per-class tables the metric logged (rank 0's logger alone prints), in order."""
+    tables, table = [], None
+    for line in output.splitlines():
+        if line.endswith("per class results:"):
+            table = []
+        elif table is not None and line[:1] in ("+", "|"):
+            table.append(line)
+        elif table:
+            tables.append("\n".join(table))
+            table = None
+    return tables
+
+
 def _csv(path: Path) -> list[dict]:
     with path.open() as handle:
         return list(csv.DictReader(handle))
@@ -153,10 +167,14 @@ def test_two_process_training_resumes_and_evaluates_as_one_process(
         str(store),
         *(arg for option in priors for arg in ("--cfg-options", option)),
     ]
-    two = [*_torchrun(), "-m", "flows.cli", *evaluation, "--launcher", "pytorch"]
-    one = [sys.executable, "-m", "flows.cli", *evaluation]
-    for run, command in (("two", two), ("one", one)):
-        _run([*command, "--work-dir", str(tmp_path / run), "--run-name", run])
+    launches = {
+        "two": [*_torchrun(), "-m", "flows.cli", *evaluation, "--launcher", "pytorch"],
+        "one": [sys.executable, "-m", "flows.cli", *evaluation],
+    }
+    outputs = {
+        run: _run([*command, "--work-dir", str(tmp_path / run), "--run-name", run])
+        for run, command in launches.items()
+    }
 
     for table in ("eval.csv", "eval_classes.csv"):
         one, two = (_csv(tmp_path / run / table) for run in ("one", "two"))
@@ -165,6 +183,8 @@ def test_two_process_training_resumes_and_evaluates_as_one_process(
     assert row["images"] == "3"
     validation_at_40 = next(line for line in resumed_log if line["step"] == 40 and "mIoU" in line)
     assert float(row["mIoU"]) == validation_at_40["mIoU"]  # the 2-process validation agrees
+    assert _per_class_tables(outputs["two"]) == _per_class_tables(outputs["one"])
+    assert _per_class_tables(resumed)[-1] == _per_class_tables(outputs["one"])[0]
 
     with PriorStore(store).connect() as connection:
         results = connection.sql(
