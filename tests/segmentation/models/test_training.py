@@ -292,3 +292,18 @@ def test_without_cuda_only_torchrun_with_gloo_is_accepted(
         init_distributed(cfg)
     init_distributed(Config(dict(env_cfg=dict(dist_cfg=dict(backend="nccl")))))  # one process
     assert not torch.distributed.is_initialized()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "llmformer_tiny_demo.py",
+        "llmformer_vitl14_336_coco-stuff171.py",
+        "ablations/llmformer_vitl14_336_coco-stuff171_baseline.py",
+    ],
+)
+def test_every_config_tells_ddp_to_expect_parameters_without_gradients(config: str) -> None:
+    wrapper = Config.fromfile(str(CONFIGS / config)).model_wrapper_cfg
+    assert wrapper.type == "MMDistributedDataParallel"
+    assert wrapper.find_unused_parameters is True  # a switched-off module gets no gradient
+    assert wrapper.device_ids is None  # DDP refuses device ids for a module on the CPU
