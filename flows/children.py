@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _POLL_S = 0.1
@@ -20,18 +20,26 @@ class ChildProcessError(RuntimeError):
     """A training or evaluation subprocess exited with a non-zero status."""
 
 
-def cli_command(gpus: int) -> list[str]:
-    """How to start the `llmformer` CLI in a child: torchrun with one process per GPU, or python."""
-    if gpus > 1:
-        return [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            f"--nproc_per_node={gpus}",
-            "-m",
-            "flows.cli",
-        ]
-    return [sys.executable, "-m", "flows.cli"]
+def runs_under_torchrun(gpus: int, torchrun_options: Sequence[str] = ()) -> bool:
+    """Whether `cli_command` starts the CLI under torchrun (and it needs `--launcher pytorch`)."""
+    return gpus > 1 or bool(torchrun_options)
+
+
+def cli_command(gpus: int, torchrun_options: Sequence[str] = ()) -> list[str]:
+    """How to start the `llmformer` CLI in a child: python for one process, else torchrun with
+    one process per GPU, on this machine alone (`--standalone`: torchrun picks a free port) or,
+    given rendezvous options (`--nnodes`, `--node-rank`, `--rdzv-endpoint`, ...), as one node."""
+    if not runs_under_torchrun(gpus, torchrun_options):
+        return [sys.executable, "-m", "flows.cli"]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *(torchrun_options or ["--standalone"]),
+        f"--nproc-per-node={max(gpus, 1)}",
+        "-m",
+        "flows.cli",
+    ]
 
 
 def stream(command: list[str], log: Callable[[str], object]) -> None:

@@ -1,10 +1,11 @@
 """Prefect flow `train-segmenter`: MMEngine training (then evaluation) in child processes.
 
 Training runs in a subprocess so a crash or the GPU memory it holds stays contained; with more
-than one GPU it runs under `torchrun`. Its log streams into the flow's log; the checkpoint path
-is the flow's result. The training curves, the evaluation table and the priors report (per-class
-IoU where the LLM named the class vs not, prior recall, the worst images) become artifacts, the
-charts as pictures in them.
+than one GPU (or with torchrun's rendezvous options, as one node of several) it runs under
+`torchrun` with MMEngine's pytorch launcher, and so does the evaluation. Its log streams into
+the flow's log; the checkpoint path is the flow's result. The training curves, the evaluation
+table and the priors report (per-class IoU where the LLM named the class vs not, prior recall,
+the worst images) become artifacts, the charts as pictures in them.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE as NO_CACHE
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, DirectoryPath, Field
 
 from flows.artifacts import data_uri, pictures_markdown
-from flows.children import cli_command, stream
+from flows.children import cli_command, runs_under_torchrun, stream
 from flows.parameters import flat_parameters
+
+EVAL_FOLDER = "eval"
+"""Where under the work dir a run's evaluation tables go."""
 
 
 class TrainSegmenterParameters(BaseModel):
@@ -33,19 +37,41 @@ class TrainSegmenterParameters(BaseModel):
     resume: bool = False
     evaluate: bool = True
     datasets: list[str] = Field(default_factory=lambda: ["demo"])
-    data_root: Path = Field(Path("data/datasets"), description="Prepared datasets, for eval.")
+    data_root: DirectoryPath | None = Field(
+        None,
+        description="Folder of prepared datasets (demo/, coco_stuff_171/, ...) that training "
+        "and evaluation read (default: the config's paths, data/datasets for evaluation); a run "
+        "naming a folder that does not exist is refused.",
+    )
     cfg_options: list[str] = Field(default_factory=list, description="KEY=VALUE overrides.")
     gpus: int = Field(0, ge=0, description="More than 1 runs torchrun with one process per GPU.")
+    torchrun_options: list[str] = Field(
+        default_factory=list,
+        description="torchrun's rendezvous options for one node of several, e.g. "
+        '["--nnodes=2", "--node-rank=0", "--rdzv-backend=c10d", "--rdzv-endpoint=HOST:29400"].',
+    )
+
+    @property
+    def launcher_options(self) -> list[str]:
+        """`--launcher pytorch` where the CLI runs under torchrun."""
+        distributed = runs_under_torchrun(self.gpus, self.torchrun_options)
+        return ["--launcher", "pytorch"] if distributed else []
+
+    @property
+    def data_root_options(self) -> list[str]:
+        return [] if self.data_root is None else ["--data-root", str(self.data_root)]
 
 
 def train_command(params: TrainSegmenterParameters, prior_set_id: str) -> list[str]:
     """The `llmformer train` command line for these parameters."""
     command = [
-        *cli_command(params.gpus),
+        *cli_command(params.gpus, params.torchrun_options),
         "train",
         str(params.config),
+        *params.launcher_options,
         "--work-dir",
         str(params.work_dir),
+        *params.data_root_options,
         "--cfg-options",
         f"prior_store_root={params.prior_store}",
         "--cfg-options",
@@ -53,8 +79,6 @@ def train_command(params: TrainSegmenterParameters, prior_set_id: str) -> list[s
     ]
     for option in params.cfg_options:
         command += ["--cfg-options", option]
-    if params.gpus > 1:
-        command += ["--cfg-options", "launcher=pytorch"]
     if params.max_iters:
         command += ["--max-iters", str(params.max_iters)]
     if params.resume:
@@ -124,20 +148,29 @@ def report_priors(store: Path, checkpoint: Path, out: Path) -> Path:
 @task(cache_policy=NO_CACHE)
 def evaluate(params: TrainSegmenterParameters, prior_set_id: str, checkpoint: Path) -> list[dict]:
     """Evaluate the checkpoint on the chosen datasets in a child process; returns the table rows."""
-    out = params.work_dir / "eval"
+    stream(eval_command(params, prior_set_id, checkpoint), get_run_logger().info)
+    with (params.work_dir / EVAL_FOLDER / "eval.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def eval_command(
+    params: TrainSegmenterParameters, prior_set_id: str, checkpoint: Path
+) -> list[str]:
+    """The `llmformer eval` command line for the checkpoint a run trained (with as many
+    processes as the training); its tables go to WORK_DIR/eval."""
     command = [
-        *cli_command(0),
+        *cli_command(params.gpus, params.torchrun_options),
         "eval",
         str(params.config),
         str(checkpoint),
+        *params.launcher_options,
         "--datasets",
         ",".join(params.datasets),
         "--work-dir",
-        str(out),
+        str(params.work_dir / EVAL_FOLDER),
         "--store",
         str(params.prior_store),
-        "--data-root",
-        str(params.data_root),
+        *params.data_root_options,
         "--cfg-options",
         f"prior_store_root={params.prior_store}",
         "--cfg-options",
@@ -145,9 +178,7 @@ def evaluate(params: TrainSegmenterParameters, prior_set_id: str, checkpoint: Pa
     ]
     for option in params.cfg_options:
         command += ["--cfg-options", option]
-    stream(command, get_run_logger().info)
-    with (out / "eval.csv").open() as handle:
-        return list(csv.DictReader(handle))
+    return command
 
 
 @flow(name="train-segmenter", log_prints=True)

@@ -8,10 +8,17 @@ resumes our checkpoints and nothing anywhere loads with `weights_only=False`.
 
 `TorchThreadsHook` caps torch's intra-op threads for a run: tiny models on a few shared CPU cores
 train several times faster on one thread than with threads that wait on each other for a core.
+
+Several processes: `torchrun ... -m flows.cli train CONFIG --launcher pytorch` (or `srun ...
+--launcher slurm` on GPUs) with the backend of `env_cfg.dist_cfg`, as MMEngine documents.
+MMEngine 0.10's `init_dist` binds every process to a GPU with `torch.cuda.set_device`, whatever
+the backend, which fails on a CPU build; without CUDA `init_distributed` joins torchrun's gloo
+group before the Runner, which then finds the group up and uses it as its own.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +32,9 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS, RUNNERS
 
 PLAIN_BUFFER = "__history_buffer__"
+LAUNCHERS = ("none", "pytorch", "slurm")
+"""MMEngine's launchers this project supports: one process, torchrun's environment, Slurm's."""
+DATA_LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
 
 
 def to_plain(value):
@@ -117,15 +127,27 @@ class TrainOptions:
     max_iters: int | None = None
     resume: bool = False
     cfg_options: list[str] = field(default_factory=list)
+    launcher: str | None = None
+    data_root: Path | None = None
 
 
 def load_training_config(options: TrainOptions) -> Config:
-    """The config file with overrides applied; `resume` continues from the newest checkpoint."""
+    """The config file with overrides applied; `resume` continues from the newest checkpoint,
+    `launcher` (default: the config's, else none) starts one process of several, `data_root`
+    (the folder of prepared datasets) sets every loader's dataset folder."""
     if not options.config.is_file():
         raise ConfigError(f"config not found: {options.config}")
+    if options.launcher is not None and options.launcher not in LAUNCHERS:
+        raise ConfigError(
+            f"--launcher must be one of {', '.join(LAUNCHERS)}, got {options.launcher!r}"
+        )
     cfg = Config.fromfile(str(options.config))
     if options.cfg_options:
         cfg.merge_from_dict(_parse_overrides(options.cfg_options))
+    if options.launcher is not None:
+        cfg.launcher = options.launcher
+    if options.data_root is not None:
+        set_data_root(cfg, options.data_root)
     cfg.work_dir = str(options.work_dir or Path("work_dirs") / options.config.stem)
     if options.max_iters is not None:
         _set_max_iters(cfg, options.max_iters)
@@ -155,13 +177,31 @@ def _apply_prior_source(cfg: Config) -> None:
             for value in node:
                 visit(value)
 
-    for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
+    for loader in DATA_LOADERS:
         visit(cfg.get(loader))
     if any(not value for value in source.values()):
         raise ConfigError(
             "LoadPriors needs a store_root and a prior_set_id: pass --cfg-options "
             "prior_store_root=STORE prior_set_id=ID (`llmformer priors sets` lists the ids)"
         )
+
+
+def set_data_root(cfg: Config, data_root: Path) -> None:
+    """Point each loader's dataset at its folder under `data_root`, where `llmformer data`
+    prepares it and `llmformer eval --data-root` looks for it (`data_root/demo`, ...)."""
+    from segmentation.datasets.catalog import BENCHMARKS
+
+    folders = {info.type: info.folder for info in BENCHMARKS.values()}
+    for loader in DATA_LOADERS:
+        dataset = (cfg.get(loader) or {}).get("dataset")
+        if dataset is None:
+            continue
+        if dataset.get("type") not in folders:
+            raise ConfigError(
+                f"--data-root knows the folders of {', '.join(sorted(folders))}, not of "
+                f"{loader}'s {dataset.get('type')}: set {loader}.dataset.data_root instead"
+            )
+        dataset.data_root = str(data_root / folders[dataset.type])
 
 
 def check_prior_source(cfg: Config) -> None:
@@ -210,9 +250,40 @@ def _set_max_iters(cfg: Config, max_iters: int) -> None:
             scheduler.end = max_iters
 
 
+def init_distributed(cfg: Config) -> None:
+    """Join the process group of a multi-process launch on a machine without CUDA (see module).
+
+    With CUDA, or with one process, this does nothing and the Runner's `init_dist` runs as
+    MMEngine ships it; without CUDA only torchrun's environment and the gloo backend can work.
+    """
+    import torch.distributed as dist
+
+    launcher = cfg.get("launcher", "none")
+    if launcher == "none" or torch.cuda.is_available() or dist.is_initialized():
+        return
+    if launcher != "pytorch":
+        raise ConfigError(
+            f"--launcher {launcher} binds each process to a GPU and this machine has none: "
+            "start the processes with torchrun and --launcher pytorch"
+        )
+    dist_cfg = cfg.get("env_cfg", {}).get("dist_cfg", {})
+    backend = dist_cfg.get("backend", "nccl")
+    if backend != "gloo":
+        raise ConfigError(
+            f"the {backend} backend needs CUDA, which this machine lacks: pass "
+            "--cfg-options env_cfg.dist_cfg.backend=gloo"
+        )
+    timeout = dist_cfg.get("timeout")
+    dist.init_process_group(
+        backend=backend,
+        timeout=None if timeout is None else datetime.timedelta(seconds=timeout),
+    )
+
+
 def train(cfg: Config) -> Runner:
     """Build the runner a config asks for (MMSeg's way) and train; returns the trained runner."""
     check_prior_source(cfg)
+    init_distributed(cfg)
     runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
     runner.train()
     return runner

@@ -1,4 +1,8 @@
-"""`llmformer eval CONFIG CHECKPOINT`: zero-shot mIoU and Open-mIoU on the benchmarks, one table."""
+"""`llmformer eval CONFIG CHECKPOINT`: zero-shot mIoU and Open-mIoU on the benchmarks, one table.
+
+Under torchrun with `--launcher pytorch` each process tests a share of the images; rank 0 prints
+the table and writes the files and store rows, which equal a one-process evaluation's.
+"""
 
 from __future__ import annotations
 
@@ -37,15 +41,32 @@ def evaluate(
         bool,
         typer.Option("--no-vocab", help="Vocabulary-free: classify against each image's priors."),
     ] = False,
-    run: Annotated[str | None, typer.Option(help="Name of this evaluation in the store.")] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            "--run-name",
+            help="Name of this evaluation in the store (--run-name under torchrun, whose own "
+            "parser takes --run for its --run-path).",
+        ),
+    ] = None,
     cfg_options: Annotated[
         list[str] | None, typer.Option(help="Config overrides KEY=VALUE (repeatable).")
     ] = None,
     save_predictions: Annotated[
         bool, typer.Option(help="Save predicted label maps under WORK_DIR/<dataset>/predictions.")
     ] = False,
+    launcher: Annotated[
+        str | None,
+        typer.Option(
+            help="MMEngine launcher: pytorch (under torchrun) or slurm (under srun) for one "
+            "process of several; default: the config's, else none"
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a checkpoint on each dataset; print the table and write eval.md and eval.csv."""
+    from mmengine.dist import is_main_process
+
     from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
 
     prior_store = None if store is None else _open_existing_store(store)
@@ -60,12 +81,15 @@ def evaluate(
         run,
         tuple(cfg_options or ()),
         save_predictions,
+        launcher,
     )
     try:
         table = evaluate_checkpoint(request)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise typer.Exit(2) from error
+    if not is_main_process():
+        return
     console = Console()
     console.print(table.to_rich())
     markdown, csv_path = table.write(work_dir)

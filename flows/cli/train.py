@@ -1,4 +1,9 @@
-"""`llmformer train CONFIG`: train a segmenter with MMEngine's Runner, optionally resuming."""
+"""`llmformer train CONFIG`: train a segmenter with MMEngine's Runner, optionally resuming.
+
+Several processes, one per GPU (or CPU processes with gloo), with MMEngine's launchers:
+`torchrun --nproc-per-node=8 -m flows.cli train CONFIG --launcher pytorch`, torchrun's rendezvous
+options (`--nnodes`, `--node-rank`, `--rdzv-endpoint`) for several machines.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +28,36 @@ def train(
     cfg_options: Annotated[
         list[str] | None, typer.Option(help="Config overrides KEY=VALUE (repeatable)")
     ] = None,
+    launcher: Annotated[
+        str | None,
+        typer.Option(
+            help="MMEngine launcher: pytorch (under torchrun) or slurm (under srun) for one "
+            "process of several; default: the config's, else none"
+        ),
+    ] = None,
+    data_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of prepared datasets: each loader reads its dataset's folder in it "
+            "(data_root/demo, ...), as `llmformer eval --data-root`; default: the config's paths"
+        ),
+    ] = None,
 ) -> None:
     """Train the segmenter a config describes; checkpoints land in the work dir."""
+    from mmengine.dist import is_main_process
+
     from segmentation.training import ConfigError, TrainOptions, load_training_config
     from segmentation.training import train as run_training
 
-    options = TrainOptions(config, work_dir, max_iters, resume, list(cfg_options or []))
+    options = TrainOptions(
+        config,
+        work_dir,
+        max_iters,
+        resume,
+        list(cfg_options or []),
+        launcher=launcher,
+        data_root=data_root,
+    )
     try:
         cfg = load_training_config(options)
     except (ConfigError, SyntaxError, KeyError) as error:
@@ -39,4 +68,5 @@ def train(
     except (ConfigError, FileNotFoundError) as error:  # missing priors, data or checkpoint
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    typer.echo(f"trained {runner.iter} iterations; checkpoints in {cfg.work_dir}")
+    if is_main_process():
+        typer.echo(f"trained {runner.iter} iterations; checkpoints in {cfg.work_dir}")

@@ -4,6 +4,11 @@ For each benchmark the experiment config (with `--cfg-options` applied as traini
 is copied and its test dataloader, evaluator and loop are replaced; the config's own test pipeline
 is kept, so priors load as in training. The Runner then loads the checkpoint (with torch's safe
 loader: this project's checkpoints hold only tensors and plain containers) and runs `test()`.
+
+Under a launcher each process tests its share of the images; MMEngine gathers the metric's
+results on rank 0 in dataset order (the sampler's padding dropped), so the metrics equal one
+process's. Only rank 0's metric keeps the per-class and per-image results; it hands them to
+the other ranks, so every process returns the same table (and only rank 0 should write it).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class EvalRequest:
     run: str | None = None
     cfg_options: tuple[str, ...] = ()
     save_predictions: bool = False
+    launcher: str | None = None
 
 
 def _test_pipeline(cfg: Config) -> list:
@@ -100,18 +106,26 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
     """Run the test loop on every requested benchmark and gather one table."""
     from mmengine.runner import Runner
 
-    from segmentation.training import TrainOptions, check_prior_source, load_training_config
+    from segmentation.training import (
+        TrainOptions,
+        check_prior_source,
+        init_distributed,
+        load_training_config,
+    )
 
     check_checkpoint(request.checkpoint)
-    options = TrainOptions(request.config, cfg_options=list(request.cfg_options))
+    options = TrainOptions(
+        request.config, cfg_options=list(request.cfg_options), launcher=request.launcher
+    )
     base = load_training_config(options)
     check_prior_source(base)
+    init_distributed(base)
     rows, details = [], []
     for info in [benchmark(key) for key in request.datasets]:
         runner = Runner.from_cfg(benchmark_config(base, info, request))
         metrics = runner.test()
         rows.append(EvalRow.from_metrics(info.key, len(runner.test_dataloader.dataset), metrics))
-        details.append(_detail(info, runner))
+        details.append(_shared_detail(info, runner))
     return EvalTable(
         rows,
         run=request.run or f"{request.config.stem}:{request.checkpoint.stem}",
@@ -121,6 +135,15 @@ def evaluate_checkpoint(request: EvalRequest) -> EvalTable:
         vocabulary_free=request.vocabulary_free,
         details=details,
     )
+
+
+def _shared_detail(info: BenchmarkInfo, runner) -> DatasetDetail:
+    """Rank 0's detail, on every rank (one process: its own)."""
+    from mmengine.dist import broadcast_object_list, is_main_process
+
+    shared = [_detail(info, runner) if is_main_process() else None]
+    broadcast_object_list(shared)
+    return shared[0]
 
 
 def _detail(info: BenchmarkInfo, runner) -> DatasetDetail:

@@ -15,8 +15,9 @@ TINY = str(Path(__file__).parents[2] / "segmentation" / "configs" / "llmformer_t
 def test_train_is_a_command_with_the_documented_options() -> None:
     result = runner.invoke(app, ["train", "--help"])
     assert result.exit_code == 0
-    for option in ("--work-dir", "--max-iters", "--resume", "--cfg-options"):
+    for option in ("--work-dir", "--max-iters", "--resume", "--cfg-options", "--launcher"):
         assert option in result.output
+    assert "--data-root" in result.output
 
 
 def test_a_missing_config_exits_2_with_one_line() -> None:
@@ -50,3 +51,11 @@ def test_a_mistyped_prior_set_exits_2_before_anything_is_built(tmp_path) -> None
         f"(`llmformer priors sets --store {tmp_path / 'store'}` lists its ids)"
     )
     assert not (tmp_path / "work").exists()
+
+
+def test_an_unknown_launcher_exits_2_with_one_line() -> None:
+    result = runner.invoke(app, ["train", TINY, "--launcher", "mpi"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: --launcher must be one of none, pytorch, slurm, got 'mpi'"
+    )

@@ -6,14 +6,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from prefect.exceptions import ParameterTypeError
 from pydantic import ValidationError
 
 from flows.children import ChildProcessError, stream
 from flows.train import (
     TrainSegmenterParameters,
+    eval_command,
     last_checkpoint,
     newest_prior_set,
     train_command,
+    train_segmenter,
 )
 
 
@@ -30,8 +33,45 @@ def test_single_process_training_command() -> None:
 
 def test_several_gpus_run_under_torchrun_with_the_pytorch_launcher() -> None:
     command = train_command(TrainSegmenterParameters(gpus=4), "abc123")
-    assert command[1:4] == ["-m", "torch.distributed.run", "--nproc_per_node=4"]
-    assert "launcher=pytorch" in command
+    assert command[1:7] == [
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=4",
+        "-m",
+        "flows.cli",
+    ]
+    assert command[command.index("--launcher") + 1] == "pytorch"
+
+
+def test_rendezvous_options_make_the_run_one_node_of_several() -> None:
+    rendezvous = ["--nnodes=2", "--node-rank=1", "--rdzv-backend=c10d", "--rdzv-endpoint=h0:29400"]
+    params = TrainSegmenterParameters(gpus=8, torchrun_options=rendezvous)
+    command = train_command(params, "abc123")
+    assert command[3:8] == [*rendezvous, "--nproc-per-node=8"]
+    assert "--standalone" not in command
+    assert command[command.index("--launcher") + 1] == "pytorch"
+
+
+def test_data_root_reaches_training_and_evaluation(tmp_path: Path) -> None:
+    params = TrainSegmenterParameters(data_root=tmp_path, gpus=2)
+    checkpoint = tmp_path / "iter_20.pth"
+    for command in (train_command(params, "abc123"), eval_command(params, "abc123", checkpoint)):
+        assert command[command.index("--data-root") + 1] == str(tmp_path)
+        assert command[command.index("--launcher") + 1] == "pytorch"
+    defaults = TrainSegmenterParameters()
+    assert "--data-root" not in train_command(defaults, "abc123")  # the config's own paths
+    assert "--data-root" not in eval_command(defaults, "abc123", checkpoint)
+
+
+def test_a_data_root_that_is_not_there_is_refused_when_the_run_is_created(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-datasets"
+    with pytest.raises(ParameterTypeError, match="data_root"):
+        train_segmenter.validate_parameters({"data_root": str(missing)})
+    with pytest.raises(ValidationError, match="Path does not point to a directory"):
+        TrainSegmenterParameters(data_root=missing)
+    validated = train_segmenter.validate_parameters({"data_root": str(tmp_path)})
+    assert validated["data_root"] == tmp_path
 
 
 def test_negative_gpu_count_is_rejected() -> None:

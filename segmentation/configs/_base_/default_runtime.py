@@ -7,6 +7,17 @@ env_cfg = dict(
     mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
     dist_cfg=dict(backend="nccl"),
 )
+# Several processes (`--launcher pytorch|slurm`): each decoder module can be switched off (the
+# ablations), and a switched-off or prior-less path leaves parameters without a gradient, which
+# DDP must be told to look for. device_ids=None: DDP keeps the module on the device it is on (the
+# GPU MMEngine's init_dist chose, or the CPU on a gloo run), where MMEngine's default names a GPU;
+# broadcast_buffers=False as MMEngine's default wrapper (the model has no running statistics).
+model_wrapper_cfg = dict(
+    type="MMDistributedDataParallel",
+    find_unused_parameters=True,
+    device_ids=None,
+    broadcast_buffers=False,
+)
 custom_hooks = [
     dict(type="VocabularyHook"),
     dict(type="EvaluatorTextEncoderHook"),

@@ -19,6 +19,7 @@ from segmentation.training import (
     TrainOptions,
     check_prior_source,
     from_plain_buffers,
+    init_distributed,
     load_training_config,
     to_plain,
     train,
@@ -232,3 +233,77 @@ def test_an_id_of_digits_reaches_load_priors_as_text() -> None:
     )
     assert cfg.prior_set_id == "1234"
     assert cfg.train_dataloader.dataset.pipeline[2]["prior_set_id"] == "1234"
+
+
+def test_data_root_points_every_loader_at_its_dataset_folder() -> None:
+    cfg = load_training_config(
+        TrainOptions(
+            CONFIGS / "llmformer_tiny_demo.py",
+            cfg_options=["prior_set_id=abc123"],
+            data_root=Path("/sets"),
+        )
+    )
+    for loader in (cfg.train_dataloader, cfg.val_dataloader, cfg.test_dataloader):
+        assert loader.dataset.data_root == "/sets/demo"
+    paper = load_training_config(
+        TrainOptions(
+            CONFIGS / "llmformer_vitl14_336_coco-stuff171.py",
+            cfg_options=["prior_set_id=abc123"],
+            data_root=Path("/sets"),
+        )
+    )
+    assert paper.train_dataloader.dataset.data_root == "/sets/coco_stuff_171"
+
+
+def test_data_root_refuses_a_dataset_type_it_has_no_folder_for() -> None:
+    options = TrainOptions(
+        CONFIGS / "llmformer_tiny_demo.py",
+        cfg_options=["prior_set_id=abc123", "train_dataloader.dataset.type=MyOwnDataset"],
+        data_root=Path("/sets"),
+    )
+    with pytest.raises(ConfigError, match="not of train_dataloader's MyOwnDataset: set "):
+        load_training_config(options)
+
+
+def test_the_launcher_option_sets_the_configs_launcher() -> None:
+    demo = CONFIGS / "llmformer_tiny_demo.py"
+    ids = ["prior_set_id=abc123"]
+    assert load_training_config(
+        TrainOptions(demo, cfg_options=ids, launcher="pytorch")
+    ).launcher == ("pytorch")
+    assert "launcher" not in load_training_config(TrainOptions(demo, cfg_options=ids))
+    with pytest.raises(ConfigError, match="--launcher must be one of none, pytorch, slurm"):
+        load_training_config(TrainOptions(demo, cfg_options=ids, launcher="mpi"))
+
+
+@pytest.mark.parametrize(
+    ("launcher", "backend", "message"),
+    [
+        ("slurm", "gloo", "--launcher slurm binds each process to a GPU and this machine has none"),
+        ("pytorch", "nccl", "the nccl backend needs CUDA.*env_cfg.dist_cfg.backend=gloo"),
+    ],
+)
+def test_without_cuda_only_torchrun_with_gloo_is_accepted(
+    launcher: str, backend: str, message: str, monkeypatch
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cfg = Config(dict(launcher=launcher, env_cfg=dict(dist_cfg=dict(backend=backend))))
+    with pytest.raises(ConfigError, match=message):
+        init_distributed(cfg)
+    init_distributed(Config(dict(env_cfg=dict(dist_cfg=dict(backend="nccl")))))  # one process
+    assert not torch.distributed.is_initialized()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "llmformer_tiny_demo.py",
+        "llmformer_vitl14_336_coco-stuff171.py",
+        "ablations/llmformer_vitl14_336_coco-stuff171_baseline.py",
+    ],
+)
+def test_every_config_tells_ddp_to_expect_parameters_without_gradients(config: str) -> None:
+    wrapper = Config.fromfile(str(CONFIGS / config)).model_wrapper_cfg
+    assert wrapper.type == "MMDistributedDataParallel"
+    assert wrapper.find_unused_parameters is True  # a switched-off module gets no gradient
+    assert wrapper.device_ids is None  # DDP refuses device ids for a module on the CPU
