@@ -29,6 +29,9 @@ SUBJECT_SHARING_DEPS = frozenset({"xcomp", "advcl", "conj", "ccomp"})
 MODIFIER_CLAUSE_DEPS = frozenset({"acl", "relcl"})
 ADVERBIAL_HEAD_DEPS = frozenset({"advmod", "acomp", "amod", "npadvmod"})
 NAME_PART_DEPS = frozenset({"compound", "amod"})
+# How the parser may hang the second word of a two-word noun from the first when it misreads
+# the pair ("shows a fire hydrant" with "hydrant" an adverb).
+TAIL_MODIFIER_DEPS = frozenset({"amod", "advmod", "compound", "nmod", "npadvmod", "appos"})
 COLOUR_NOUN_DEPS = frozenset({"nmod", "npadvmod"})
 """How the parser may hang a colour taken for a noun on its object ("a large orange cross")."""
 COUNT_DEPS = frozenset({"nummod", "quantmod"})
@@ -41,6 +44,9 @@ NEGATING_PREPOSITIONS = frozenset({"without", "except"})
 # Prepositions after which an -ing clause still describes the noun before them.
 OWNING_PREPOSITIONS = frozenset({"in", "of"})
 NEGATING_DETERMINERS = frozenset({"no", "neither"})
+# Prepositions whose object "photo" or "picture" is the picture itself ("in this photo",
+# "posing for a photo").
+PICTURE_FRAMING_PREPOSITIONS = frozenset({"in", "within", "throughout", "for", "from"})
 # Coordinations that keep a denial from the first member to the rest ("no cats but two dogs").
 CONTRASTING_CONJUNCTIONS = frozenset({"but", "yet"})
 # Quotation marks around text written in the picture (signs, shirts, covers): words, not things.
@@ -220,11 +226,25 @@ def _is_name_part(token: Token) -> bool:
     ("orange juice", "golden retriever", "hard hat")."""
     if token.dep_ not in NAME_PART_DEPS or hyphenated_word(token) is not None:
         return False
+    if _is_place_modifier(token):
+        return False
     if _may_join_name(token) and lexicon.is_known_phrase(f"{token.lower_} {lemma(token.head)}"):
         return True
     if token.pos_ not in NOUN_POS or lexicon.is_adjective_only(token.lower_):
         return False
     return token.lower_ not in lexicon.MATERIALS and token.lower_ not in lexicon.COLORS
+
+
+def _is_place_modifier(token: Token) -> bool:
+    """A noun before a noun that only says where the thing is ("kitchen" counter, "city"
+    street), unless a dictionary lists the pair as one thing ("kitchen sink", "park bench")."""
+    if token.dep_ != "compound" or token.pos_ not in NOUN_POS or token.i > token.head.i:
+        return False
+    head = lemma(token.head)
+    if lemma(token) not in lexicon.PLACE_MODIFIERS or head in lexicon.POSITION_NOUNS:
+        return False
+    is_person = lexicon.person_gender(head) is not None  # a "street vendor" is a kind of vendor
+    return not is_person and not lexicon.is_known_phrase(f"{lemma(token)} {head}")
 
 
 def _of_object(token: Token) -> Token | None:
@@ -242,7 +262,7 @@ def _may_join_name(token: Token) -> bool:
     adjective the attributes describe ("red" wine, "young" girl, "boiling" water, "potted"
     plant); an -ing word naming a use may ("measuring" cup, "rolling" pin)."""
     word = token.lower_
-    if word in lexicon.MATERIALS:
+    if word in lexicon.MATERIALS or word in lexicon.NON_DESCRIPTIVE_ADJECTIVES:
         return False
     if token.pos_ in NOUN_POS:
         return True
@@ -299,6 +319,64 @@ def _is_denied(token: Token) -> bool:
     ):
         return True
     return root.dep_ == "pobj" and root.head.lower_ in NEGATING_PREPOSITIONS
+
+
+def _is_said_absent(token: Token) -> bool:
+    """Whether the noun is the subject of a denied presence: "people are not present", "no
+    car can be seen", "animals do not appear"."""
+    root = conjunct_root(token)
+    verb = root.head
+    if root.dep_ not in SUBJECT_DEPS or not is_negated(verb):
+        return False
+    if lemma(verb) in lexicon.PRESENCE_VERBS or _is_presenting(verb):
+        return True
+    return any(
+        child.dep_ in {"acomp", "advmod"} and child.lower_ in lexicon.PRESENCE_ADJECTIVES
+        for child in verb.children
+    )
+
+
+def _names_the_picture(token: Token) -> bool:
+    """Whether "photo", "picture" or "frame" names the picture itself: "in this photo", "the
+    photo shows", "a photo of a dog." opening the text, "taking a picture", "posing for a
+    photo", "the edge of the frame". A plural one, or one that hangs, stands or is held, is a
+    thing in the picture ("a framed photo hangs on the wall")."""
+    if lemma(token) not in lexicon.PICTURE_NOUNS:
+        return False
+    head = token.head
+    if any(c.dep_ == "det" and c.lower_ in {"this", "these"} for c in token.children):
+        return True
+    if token.dep_ in SUBJECT_DEPS or token.dep_ == "dobj":
+        verb = lemma(head)
+        presents = token.dep_ != "dobj" and verb in lexicon.PRESENTING_VERBS
+        return presents or verb in lexicon.PICTURE_MAKING_VERBS
+    if token.dep_ == "pobj":
+        if head.lower_ in PICTURE_FRAMING_PREPOSITIONS:
+            return True
+        return head.lower_ == "of" and lemma(head.head) in lexicon.POSITION_NOUNS
+    if is_plural(token):
+        return False
+    if token.dep_ == "ROOT" or (token.dep_ == "attr" and _is_about_the_picture(head)):
+        return True
+    return lemma(token) == "frame" and not any(c.dep_ in NAME_PART_DEPS for c in token.children)
+
+
+def _is_about_the_picture(verb: Token) -> bool:
+    """A copula whose subject points at the picture: "this is a photo of", "here is"."""
+    return any(
+        c.dep_ in SUBJECT_DEPS | {"expl", "advmod"}
+        and (c.lower_ in {"this", "it", "here"} or lemma(c) in lexicon.PICTURE_WORDS)
+        for c in verb.children
+    )
+
+
+def _names_the_viewer(token: Token) -> bool:
+    """Whether "the camera" or "the photographer" is whoever takes the picture ("looking at
+    the camera", "the photographer's angle"): definite, and not brought in before."""
+    word = lemma(token)
+    if word not in lexicon.VIEWER_NOUNS or not _is_definite(token):
+        return False
+    return not any(lemma(t) == word for t in token.doc[: token.i] if t.pos_ in NOUN_POS)
 
 
 def _is_quoted(token: Token) -> bool:
@@ -371,6 +449,8 @@ def object_head_name(token: Token) -> str | None:
         return None
     if _is_noun_modifier(token) or _pattern_of(token) is not None:
         return None
+    if _is_inside_hyphenated_word(token):
+        return None
     head_word = lemma(token)
     if head_word in lexicon.META_NOUNS or head_word in lexicon.ANAPHORIC_WORDS:
         return None
@@ -378,7 +458,9 @@ def object_head_name(token: Token) -> str | None:
         return None
     if head_word in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
         return None
-    if _is_denied(token) or _is_quoted(token):
+    if _is_denied(token) or _is_quoted(token) or _is_said_absent(token):
+        return None
+    if _names_the_picture(token) or _names_the_viewer(token):
         return None
     name = object_name(token)
     proper = token.pos_ == "PROPN" and not _is_capitalised_common_noun(token)
@@ -391,12 +473,20 @@ def object_head_name(token: Token) -> str | None:
 def object_name(token: Token) -> str:
     """Head lemma with its compound modifiers; material, colour and hyphenated ones are left
     to attributes ("brick wall" -> wall, "flat-screen TV" -> tv). Modifiers written as one word
-    with the head keep their hyphen ("t-shirt"); a bare "crowd" names people ("person")."""
+    with the head keep their hyphen ("t-shirt"); a bare "crowd" names people ("person"); a
+    position noun names the thing before it ("counter top" -> counter)."""
     if _is_people_group(token):
         return lexicon.LEMMA_FIXES["people"]
+    tail = _compound_tail(token)
+    if tail is not None:
+        return tail
     parts = _name_parts(token)
     if not parts:
         return lemma(token)
+    if lemma(token) in lexicon.POSITION_NOUNS and lemma(parts[-1]) not in lexicon.PLACE_MODIFIERS:
+        whole = object_name(parts[-1])
+        if not lexicon.is_known_phrase(f"{whole} {lemma(token)}"):
+            return whole
     between = token.doc[parts[0].i : token.i]
     indices = {part.i for part in parts}
     if all(t.i in indices or _is_joining_hyphen(t) for t in between):
@@ -404,6 +494,35 @@ def object_name(token: Token) -> str:
     else:
         prefix = "".join(f"{t.lower_} " for t in parts)
     return prefix + lemma(token)
+
+
+def _compound_tail(token: Token) -> str | None:
+    """The dictionary noun a head forms with the word after it that the parser hung from it
+    as a modifier ("shows a fire [hydrant]", tagged an adverb), if any."""
+    if token.i + 1 >= len(token.doc):
+        return None
+    tail = token.doc[token.i + 1]
+    misread = tail.head is token and tail.dep_ in TAIL_MODIFIER_DEPS
+    if not tail.is_alpha or not (misread or tail.pos_ not in NOUN_POS | VERB_POS):
+        return None
+    for word in (tail.lower_, _singular(tail.lower_)):
+        if lexicon.is_known_phrase(f"{token.lower_} {word}"):
+            return f"{token.lower_} {word}"
+    return None
+
+
+def _is_compound_tail(token: Token) -> bool:
+    """Whether the word ends a two-word noun with the word before it (`_compound_tail`)."""
+    return token.i > 0 and _compound_tail(token.doc[token.i - 1]) is not None
+
+
+def _is_inside_hyphenated_word(token: Token) -> bool:
+    """A word that a hyphen joins to the next one ("crystal" in "crystal-clear", "snow" in
+    "snow-capped"): part of a modifier, never a thing of its own."""
+    doc, after = token.doc, token.i + 1
+    if token.whitespace_ or after + 1 >= len(doc):
+        return False
+    return doc[after].text == "-" and not doc[after].whitespace_
 
 
 def _is_joining_hyphen(token: Token) -> bool:
@@ -589,6 +708,8 @@ class DocPriors:
                 self._add_word_attribute(object_index, child)
             elif _is_name_part(child):
                 self._modifier_attributes(child, object_index)
+            elif _is_place_modifier(child):
+                continue
             elif child.dep_ in COLOUR_NOUN_DEPS and child.lower_ in lexicon.COLORS:
                 self._add_word_attribute(object_index, child)
             elif child.dep_ == "compound" and child.pos_ in NOUN_POS:
@@ -819,10 +940,11 @@ def prepositional_phrases(token: Token, mark_fronted: bool = False) -> Iterator[
             for phrase, target in _preposition_targets(child):
                 yield (phrase, target, fronted) if mark_fronted else (phrase, target)
         elif child.dep_ in ADVERBIAL_HEAD_DEPS and child.pos_ in {"ADV", "ADJ"}:
+            silent = child.lower_ in lexicon.PRESENCE_ADJECTIVES or _is_compound_tail(child)
             for grandchild in child.children:
                 if grandchild.dep_ == "prep":
                     for phrase, target in _preposition_targets(grandchild):
-                        pair = (f"{child.lower_} {phrase}", target)
+                        pair = (phrase if silent else f"{child.lower_} {phrase}", target)
                         yield (*pair, False) if mark_fronted else pair
 
 
