@@ -269,7 +269,7 @@ LEMMA_FIXES: dict[str, str] = {
 PLURALIA_TANTUM = _words(
     "pants shorts jeans trousers leggings tights overalls pajamas pyjamas glasses sunglasses "
     "eyeglasses goggles binoculars scissors pliers tongs scrubs clothes sweatpants shears "
-    "clippers rapids"
+    "clippers rapids shallows"
 )
 
 _DIGITS = re.compile(r"^\d{1,4}$")

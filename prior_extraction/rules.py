@@ -57,6 +57,10 @@ QUOTED_TOKENS = "llmformer_quoted_tokens"
 # How prominent a mention is, for choosing what a pronoun refers to: subjects first.
 SALIENCE = {"nsubj": 0, "nsubjpass": 0, "ROOT": 0, "dobj": 1, "attr": 0}
 MAX_CLAUSE_DEPTH = 8
+# Complements that say what a subject is or is like ("is sunny", "is a day", "looks cold").
+PREDICATE_DEPS = frozenset({"acomp", "attr", "oprd"})
+# How many "to be" steps a dummy "it" may take to its predicate ("it seems to be a warm day").
+MAX_IMPERSONAL_DEPTH = 2
 # The shortest name a definite mention may share with the end of an earlier one.
 MIN_SUFFIX_NAME = 3
 DEFINITE_DETERMINERS = frozenset({"the", "this", "that", "these", "those"})
@@ -596,6 +600,81 @@ def choose_antecedent(candidates: list[Mention]) -> Mention | None:
     return min(same_sentence, key=lambda m: (m.salience, -m.token_index))
 
 
+def restated_noun(token: Token) -> Token | None:
+    """The noun that an apposition or an alternative names again, so no new thing: "the
+    patient, an elderly man"; "a bird, possibly a pigeon or a sparrow"; "a mug or a cup".
+    The parser also takes list items for appositions ("a knife, a bowl"): only a hedged one,
+    or an indefinite one after a definite noun, restates. Plural lists with "or" ("apples or
+    pears") stay things of their own."""
+    if token.dep_ == "appos" and token.head.pos_ in NOUN_POS:
+        head = token.head
+        describes = _is_definite(head) and _introduces_instance(token)
+        return head if _is_hedged(token) or describes else None
+    if token.dep_ != "conj":
+        return None
+    first = conjunct_root(token)
+    if not _is_alternative(first):
+        return None
+    return restated_noun(first) or first
+
+
+def _is_alternative(first: Token) -> bool:
+    """Whether a coordination starting at this noun offers alternatives for one thing: joined
+    by "or", and singular or hedged ("possibly a cup or a mug")."""
+    members = (first, *first.conjuncts)
+    if not any(c.dep_ == "cc" and c.lower_ == "or" for m in members for c in m.children):
+        return False
+    return not is_plural(first) or _is_hedged(first) or _is_hedged(first.head)
+
+
+def _is_hedged(token: Token) -> bool:
+    return any(c.dep_ == "advmod" and c.lower_ in lexicon.HEDGE_ADVERBS for c in token.children)
+
+
+def guessed_token_indices(doc: Doc) -> frozenset[int]:
+    """Tokens of clauses that guess at what is not seen: a participial clause under a hedge
+    (", likely searching for fish", ", possibly containing her lunch") and what a verb of
+    guessing or wishing says ("suggesting that a storm is coming", "hoping for scraps")."""
+    inside: set[int] = set()
+    for verb in doc:
+        if verb.pos_ in VERB_POS and (
+            _is_hedged_participle(verb) or lemma(verb) in lexicon.SPECULATIVE_VERBS
+        ):
+            subjects = {t.i for c in verb.children if c.dep_ in SUBJECT_DEPS for t in c.subtree}
+            inside.update(t.i for t in verb.subtree if t.i not in subjects)
+    return frozenset(inside)
+
+
+def _is_hedged_participle(verb: Token) -> bool:
+    """A participle heading a clause of its own (no auxiliary) under a hedge adverb."""
+    if verb.tag_ not in PARTICIPLE_TAGS or verb.dep_ == "ROOT":
+        return False
+    return _is_hedged(verb) and not any(c.dep_ in {"aux", "auxpass"} for c in verb.children)
+
+
+def _is_dummy_it(token: Token) -> bool:
+    """Whether "it" stands for nothing: "it is a sunny day", "it is raining", "it looks cold",
+    "it appears that ...", "it seems to be early morning"."""
+    return token.lower_ == "it" and _is_impersonal(token.head, MAX_IMPERSONAL_DEPTH)
+
+
+def _is_impersonal(verb: Token, depth: int) -> bool:
+    if lemma(verb) in lexicon.WEATHER_VERBS:
+        return True
+    for child in verb.children:
+        if child.dep_ == "ccomp":
+            return True
+        word = lemma(child)
+        said = child.dep_ in PREDICATE_DEPS
+        if said and (word in lexicon.WEATHER_WORDS or word in lexicon.META_NOUNS):
+            return True
+        if said and any(c.dep_ == "ccomp" for c in child.children):  # "it is likely that"
+            return True
+        if child.dep_ == "xcomp" and depth > 0 and _is_impersonal(child, depth - 1):
+            return True
+    return False
+
+
 def is_stative_participle(token: Token) -> bool:
     """A passive participle that describes its subject rather than an event with a participant
     ("the door is closed", "the rug is striped", "... closed and locked"), so an attribute."""
@@ -617,12 +696,16 @@ class DocPriors:
         self.mentions: list[Mention] = []
         self.object_at: dict[int, int] = {}
         self.instance_words: dict[int, set[str]] = {}
+        self.guessed = guessed_token_indices(doc)
 
     def extract(self) -> ParsedCaption:
         self._collect_objects()
         for mention in self.mentions:
-            self._modifier_attributes(self.doc[mention.token_index], mention.object_index)
+            if mention.token_index not in self.guessed:
+                self._modifier_attributes(self.doc[mention.token_index], mention.object_index)
         for token in self.doc:
+            if token.i in self.guessed:
+                continue
             if token.dep_ in {"acomp", "oprd"}:
                 self._predicative_attributes(token)
             elif is_stative_participle(token):
@@ -640,7 +723,11 @@ class DocPriors:
             if name is None:
                 continue
             words = _modifier_words(token)
-            index = self._antecedent(token, name, words)
+            index = self._restated_object(token)
+            if index is None:
+                index = self._antecedent(token, name, words)
+            if index is None and token.i in self.guessed:
+                continue
             if index is None:
                 index = self.collected.add_object(name, object_span(token), object_count(token))
                 self.instance_words[index] = set(words)
@@ -655,6 +742,11 @@ class DocPriors:
             self.mentions.append(
                 Mention(token.i, sentence_start, index, gender, plural, _salience(token))
             )
+
+    def _restated_object(self, token: Token) -> int | None:
+        """The object an apposition or an alternative names again (`restated_noun`)."""
+        restated = restated_noun(token)
+        return None if restated is None else self.object_at.get(restated.i)
 
     def _antecedent(self, token: Token, name: str, words: frozenset[str]) -> int | None:
         """The earlier object a mention with these modifier words refers to, None for a new
@@ -835,6 +927,8 @@ class DocPriors:
             return None
         resolved: list[int] = []
         for subject in subjects:
+            if _is_dummy_it(subject):
+                continue
             for token in with_conjuncts(subject):
                 if token.lower_ in RELATIVE_PRONOUNS and verb.dep_ == "relcl":
                     token = verb.head
@@ -945,7 +1039,8 @@ def prepositional_phrases(token: Token, mark_fronted: bool = False) -> Iterator[
                 if grandchild.dep_ == "prep":
                     for phrase, target in _preposition_targets(grandchild):
                         pair = (phrase if silent else f"{child.lower_} {phrase}", target)
-                        yield (*pair, False) if mark_fronted else pair
+                        fronted = mark_fronted and _is_fronted(child, token)
+                        yield (*pair, fronted) if mark_fronted else pair
 
 
 def _is_fronted(preposition: Token, verb: Token) -> bool:
