@@ -194,8 +194,10 @@ NON_DESCRIPTIVE_ADJECTIVES = _words(
     "back front top bottom left right far near nearby rear upper lower middle central "
     "opposite inner outer side foreground background neighboring neighbouring "
     # order
-    "first second third fourth fifth last next final"
+    "first second third fourth fifth last next final nearest closest farthest furthest"
 )
+# Words for a side that never belong to a name: "right hand" is a hand.
+SIDE_WORDS = _words("left right")
 # Words saying how many without counting: kept as the object's count, never as an attribute.
 UNCOUNTED_QUANTIFIERS = _words("some various both each every all any another one no")
 # Judgements of appeal or interest and hedges: what the writer thinks, not what is seen.
@@ -214,7 +216,7 @@ EVALUATIVE_ADJECTIVES = _words(
     "savory savoury flavorful hearty gourmet exquisite sophisticated refined chic trendy "
     "fashionable convenient functional practical useful essential important significant "
     "primary key common ordinary regular standard ideal suitable excellent fantastic "
-    "eye-catching memorable unforgettable grand historic inspiring"
+    "eye-catching memorable unforgettable grand historic inspiring upscale"
 )
 # Adjectives of age: attributes, never part of a name ("young girl", "old man").
 AGE_ADJECTIVES = _words("young old little elderly adult baby teenage aged ancient new")

@@ -266,7 +266,7 @@ def _may_join_name(token: Token) -> bool:
     adjective the attributes describe ("red" wine, "young" girl, "boiling" water, "potted"
     plant); an -ing word naming a use may ("measuring" cup, "rolling" pin)."""
     word = token.lower_
-    if word in lexicon.MATERIALS or word in lexicon.NON_DESCRIPTIVE_ADJECTIVES:
+    if word in lexicon.MATERIALS or word in lexicon.SIDE_WORDS:
         return False
     if token.pos_ in NOUN_POS:
         return True
@@ -345,7 +345,8 @@ def _names_the_picture(token: Token) -> bool:
     photo shows", "a photo of a dog." opening the text, "taking a picture", "posing for a
     photo", "the edge of the frame". A plural one, or one that hangs, stands or is held, is a
     thing in the picture ("a framed photo hangs on the wall")."""
-    if lemma(token) not in lexicon.PICTURE_NOUNS:
+    word = lemma(token)
+    if word not in lexicon.PICTURE_NOUNS:
         return False
     head = token.head
     if any(c.dep_ == "det" and c.lower_ in {"this", "these"} for c in token.children):
@@ -353,13 +354,17 @@ def _names_the_picture(token: Token) -> bool:
     if token.dep_ in SUBJECT_DEPS or token.dep_ == "dobj":
         verb = lemma(head)
         presents = token.dep_ != "dobj" and verb in lexicon.PRESENTING_VERBS
-        return presents or verb in lexicon.PICTURE_MAKING_VERBS
+        if presents or verb in lexicon.PICTURE_MAKING_VERBS:
+            return True
+    if is_plural(token):
+        return False
     if token.dep_ == "pobj":
         if head.lower_ in PICTURE_FRAMING_PREPOSITIONS:
             return True
-        return head.lower_ == "of" and lemma(head.head) in lexicon.POSITION_NOUNS
-    if is_plural(token):
-        return False
+        if head.lower_ == "of" and lemma(head.head) in lexicon.POSITION_NOUNS:
+            return True
+    if _is_definite(token) and not any(lemma(t) == word for t in token.doc[: token.i]):
+        return True  # "the picture" with none brought in before: the one we look at
     if token.dep_ == "ROOT" or (token.dep_ == "attr" and _is_about_the_picture(head)):
         return True
     return lemma(token) == "frame" and not any(c.dep_ in NAME_PART_DEPS for c in token.children)
@@ -565,10 +570,12 @@ def object_count(token: Token) -> int:
 
 
 def _salience(token: Token) -> int:
-    """0 for subjects, 1 for direct objects, 2 otherwise (see SALIENCE)."""
+    """0 for subjects, 1 for direct objects, 2 otherwise (see SALIENCE); one more for a thing
+    named through its owner ("its fur"), rarely what a later pronoun is about."""
     parent = _collective_parent(token)
     root = conjunct_root(parent if parent is not None else token)
-    return SALIENCE.get(root.dep_, 2)
+    owned = any(c.dep_ == "poss" and c.pos_ == "PRON" for c in token.children)
+    return SALIENCE.get(root.dep_, 2) + owned
 
 
 # Pronoun reference
@@ -1072,10 +1079,15 @@ def _through_position_noun(preposition: str, noun: Token) -> tuple[str, Token]:
     if lemma(noun) not in lexicon.POSITION_NOUNS:
         return preposition, noun
     inner = _of_object(noun)
-    if inner is None:
+    if inner is not None:
+        words = [preposition, *(t.lower_ for t in noun.lefts), noun.lower_, "of"]
+        return " ".join(words), inner
+    owner = next((c for c in noun.lefts if c.dep_ == "poss" and c.pos_ == "PRON"), None)
+    if owner is None:
         return preposition, noun
-    words = [preposition, *(t.lower_ for t in noun.lefts), noun.lower_, "of"]
-    return " ".join(words), inner
+    # "to her left" says "to the left of" her, "along its side" "along the side of" it
+    words = [preposition, "the", *(t.lower_ for t in noun.lefts if t is not owner), noun.lower_]
+    return " ".join([*words, "of"]), owner
 
 
 def extract_priors(doc: Doc) -> ParsedCaption:
