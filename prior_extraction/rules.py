@@ -511,7 +511,7 @@ def _compound_tail(token: Token) -> str | None:
     if token.i + 1 >= len(token.doc):
         return None
     tail = token.doc[token.i + 1]
-    misread = tail.head is token and tail.dep_ in TAIL_MODIFIER_DEPS
+    misread = tail.head.i == token.i and tail.dep_ in TAIL_MODIFIER_DEPS
     if not tail.is_alpha or not (misread or tail.pos_ not in NOUN_POS | VERB_POS):
         return None
     for word in (tail.lower_, _singular(tail.lower_)):
@@ -1086,7 +1086,7 @@ def _through_position_noun(preposition: str, noun: Token) -> tuple[str, Token]:
     if owner is None:
         return preposition, noun
     # "to her left" says "to the left of" her, "along its side" "along the side of" it
-    words = [preposition, "the", *(t.lower_ for t in noun.lefts if t is not owner), noun.lower_]
+    words = [preposition, "the", *(t.lower_ for t in noun.lefts if t.i != owner.i), noun.lower_]
     return " ".join([*words, "of"]), owner
 
 

@@ -271,3 +271,86 @@ def test_things_with_other_things_stay_objects(parser: CaptionParser) -> None:
     parsed = parser.parse("A man with a hat stands next to a cake with candles.")
     assert [name for name, _ in objects(parsed)] == ["man", "hat", "cake", "candle"]
     assert ("cake", "with", "candle") in relations(parsed)
+
+
+def test_photos_cameras_and_photographers_in_the_picture_are_things(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse(
+        "A framed photo hangs on the wall above a picture frame. A man is holding a camera, "
+        "and a photographer stands beside him."
+    )
+    names = [name for name, _ in objects(parsed)]
+    assert names == ["photo", "wall", "picture frame", "man", "camera", "photographer"]
+    assert relations(parsed) >= {("photo", "hang on", "wall"), ("man", "hold", "camera")}
+
+
+def test_the_picture_itself_and_whoever_takes_it_are_no_things(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "In this photo, a dog looks at the camera. A photo of a cat on a couch. The "
+        "photographer took the picture from a low angle."
+    )
+    assert [name for name, _ in objects(parsed)] == ["dog", "cat", "couch"]
+
+
+def test_a_hedged_alternative_names_one_thing(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A small bird, possibly a pigeon or a sparrow, sits on the ledge. There is possibly a "
+        "crow or a raven on the roof."
+    )
+    assert objects(parsed) == [("bird", 1), ("ledge", 1), ("crow", 1), ("roof", 1)]
+    assert relations(parsed) == {("bird", "sit on", "ledge"), ("crow", "on", "roof")}
+
+
+def test_an_apposition_names_the_thing_before_it(parser: CaptionParser) -> None:
+    parsed = parser.parse("The patient, an elderly man, rests in a bed.")
+    assert objects(parsed) == [("patient", 1), ("bed", 1)]
+    assert attributes(parsed) == {("patient", "elderly")}
+
+
+def test_what_is_said_not_to_be_present_is_no_object(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A bench stands in the park. People are not present, and animals do not appear near "
+        "the bench."
+    )
+    assert [name for name, _ in objects(parsed)] == ["bench", "park"]
+
+
+def test_a_two_word_noun_the_parser_splits_after_shows_stays_one(parser: CaptionParser) -> None:
+    parsed = parser.parse("The image shows a red fire hydrant next to a car.")
+    assert objects(parsed) == [("fire hydrant", 1), ("car", 1)]
+    assert attributes(parsed) == {("fire hydrant", "red")}
+    assert relations(parsed) == {("fire hydrant", "next to", "car")}
+
+
+def test_a_dummy_it_stands_for_nothing(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A cat sits on a mat. It is sunny and warm. A dog lies on a porch. It is raining, and "
+        "it looks cold."
+    )
+    assert [name for name, _ in objects(parsed)] == ["cat", "mat", "dog", "porch"]
+    assert attributes(parsed) == set()
+
+
+def test_a_noun_that_only_locates_is_no_part_of_the_name(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A basket sits on the kitchen counter top next to the kitchen sink. A woman walks down "
+        "a city street."
+    )
+    names = [name for name, _ in objects(parsed)]
+    assert names == ["basket", "counter", "kitchen sink", "woman", "street"]
+    assert attributes(parsed) == set()
+
+
+def test_guesses_add_no_things(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A few egrets wade in the shallows, likely searching for fish. The clouds suggest that "
+        "a storm is coming."
+    )
+    assert [name for name, _ in objects(parsed)] == ["egret", "shallows", "cloud"]
+    assert relations(parsed) == {("egret", "wade in", "shallows")}
+
+
+def test_a_side_of_a_pronoun_folds_into_the_predicate(parser: CaptionParser) -> None:
+    parsed = parser.parse("A girl stands by a bench. To her left, a dog sleeps.")
+    assert ("dog", "to the left of", "girl") in relations(parsed)
