@@ -253,11 +253,21 @@ INTERPRETIVE_VERBS = _words(
     "celebrate seem appear make symbolize symbolise represent reveal demonstrate express "
     "accentuate engage signify emanate radiate"
 )
+# Rooms and other indoor places "the room" may stand for ("a museum gallery ... the room").
+ROOM_NOUNS = _words(
+    "kitchen bathroom bedroom classroom library gallery studio office cafe restaurant bakery "
+    "laundromat barbershop salon shop store lobby hall gym clinic diner bar pub nursery "
+    "laboratory lab workshop garage attic basement cellar"
+)
+ROOM_KIND = "r"
+"""The kind letter of `ROOM_NOUNS`, beside WordNet's `f` and `a` (`thing_kind`)."""
 # Generic nouns a definite mention uses for an earlier thing of their kind (a `wordnet_nouns`
 # kind letter): "the dessert" after "a chocolate cake", "the animal" after "a fox".
-GENERIC_NOUNS: dict[str, str] = dict.fromkeys(
-    _ordered_words("food dessert dish meal snack treat drink beverage"), "f"
-) | dict.fromkeys(_ordered_words("animal creature pet"), "a")
+GENERIC_NOUNS: dict[str, str] = (
+    dict.fromkeys(_ordered_words("food dessert dish meal snack treat drink beverage"), "f")
+    | dict.fromkeys(_ordered_words("animal creature pet"), "a")
+    | dict.fromkeys(_ordered_words("room"), ROOM_KIND)
+)
 # Known errors of spaCy's rule lemmatizer on verbs captions use ("riding" -> "rid").
 LEMMA_FIXES: dict[str, str] = {
     "riding": "ride",
@@ -344,7 +354,10 @@ def names_physical_thing(name: str, is_proper_noun: bool = False) -> bool:
 
 
 def thing_kind(name: str) -> str | None:
-    """The kind letter of a physical noun (`f` food, `a` animal; see `wordnet_nouns`)."""
+    """The kind letter of a physical noun (`f` food, `a` animal, see `wordnet_nouns`; `r` a
+    room)."""
+    if name.split()[-1] in ROOM_NOUNS:
+        return ROOM_KIND
     category = wordnet_class(name) or wordnet_class(name.split()[-1])
     if not wordnet_nouns.is_physical(category):
         return None

@@ -35,6 +35,8 @@ TAIL_MODIFIER_DEPS = frozenset({"amod", "advmod", "compound", "nmod", "npadvmod"
 COLOUR_NOUN_DEPS = frozenset({"nmod", "npadvmod"})
 """How the parser may hang a colour taken for a noun on its object ("a large orange cross")."""
 COUNT_DEPS = frozenset({"nummod", "quantmod"})
+# Words a predicate may describe its subject with ("is red", "is closed", "is a bright blue").
+PREDICATIVE_POS = frozenset({"ADJ", "VERB", "NOUN", "PROPN"})
 # Dependents that make a passive participle an event ("covered with a cloth", "held by a man").
 EVENT_ARGUMENT_DEPS = frozenset(
     {"agent", "prep", "advmod", "dobj", "dative", "attr", "xcomp", "ccomp"}
@@ -465,7 +467,8 @@ def object_head_name(token: Token) -> str | None:
         return None
     if head_word in lexicon.QUALITY_WORDS and not (is_plural(token) or _has_determiner(token)):
         return None
-    if head_word in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
+    standing_in = head_word in lexicon.POSITION_NOUNS or _is_misread_participle(token)
+    if standing_in and not any(_is_name_part(c) for c in token.lefts):
         return None
     if _is_denied(token) or _is_quoted(token) or _is_said_absent(token):
         return None
@@ -492,7 +495,8 @@ def object_name(token: Token) -> str:
     parts = _name_parts(token)
     if not parts:
         return lemma(token)
-    if lemma(token) in lexicon.POSITION_NOUNS and lemma(parts[-1]) not in lexicon.PLACE_MODIFIERS:
+    standing_in = lemma(token) in lexicon.POSITION_NOUNS or _is_misread_participle(token)
+    if standing_in and lemma(parts[-1]) not in lexicon.PLACE_MODIFIERS:
         whole = object_name(parts[-1])
         if not lexicon.is_known_phrase(f"{whole} {lemma(token)}"):
             return whole
@@ -503,6 +507,13 @@ def object_name(token: Token) -> str:
     else:
         prefix = "".join(f"{t.lower_} " for t in parts)
     return prefix + lemma(token)
+
+
+def _is_misread_participle(token: Token) -> bool:
+    """An -ing word the tagger took for a noun that no dictionary knows as one ("its tail
+    wagging", "a patient resting"): the noun before it is the thing."""
+    word = token.lower_
+    return word.endswith("ing") and lexicon.wordnet_class(word) is None
 
 
 def _compound_tail(token: Token) -> str | None:
@@ -847,9 +858,13 @@ class DocPriors:
         for conjunct in with_conjuncts(adjective):
             if not _has_prepositional_object(conjunct):
                 self._add_word_attribute(object_index, conjunct)
+                for shade in _colour_shades(conjunct):
+                    self._add_word_attribute(object_index, shade)
 
     def _predicative_attributes(self, adjective: Token) -> None:
         verb = adjective.head
+        if adjective.pos_ not in PREDICATIVE_POS:
+            return  # "is about to", "is over": no quality
         if verb.pos_ in VERB_POS and not is_negated(verb):
             for subject in self.subjects_of(verb):
                 self._adjective_attributes(subject, adjective)
@@ -920,7 +935,8 @@ class DocPriors:
             if found is not None:
                 return found
             if verb.dep_ in MODIFIER_CLAUSE_DEPS:
-                return self.resolve(_participle_owner(verb))
+                owners = self.resolve(_participle_owner(verb))
+                return owners or self.resolve(verb.head)  # "a photo of a cat [lounging]"
             if verb.dep_ not in SUBJECT_SHARING_DEPS or verb.head.pos_ not in VERB_POS:
                 return []
             verb = verb.head
@@ -1020,6 +1036,13 @@ def _verb_phrase(verb: Token) -> str:
         return ""
     particles = [child.lower_ for child in verb.children if child.dep_ == "prt"]
     return " ".join([lemma(verb), *particles])
+
+
+def _colour_shades(adjective: Token) -> list[Token]:
+    """The shade words of a colour ("bright" and "dark" in "bright yellow", "dark blue")."""
+    if adjective.lower_ not in lexicon.COLORS:
+        return []
+    return [c for c in adjective.children if c.dep_ == "advmod" and c.lower_ in lexicon.COLORS]
 
 
 def _has_prepositional_object(token: Token) -> bool:

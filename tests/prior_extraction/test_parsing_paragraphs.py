@@ -354,3 +354,14 @@ def test_guesses_add_no_things(parser: CaptionParser) -> None:
 def test_a_side_of_a_pronoun_folds_into_the_predicate(parser: CaptionParser) -> None:
     parsed = parser.parse("A girl stands by a bench. To her left, a dog sleeps.")
     assert ("dog", "to the left of", "girl") in relations(parsed)
+
+
+def test_a_clause_after_a_photo_of_a_thing_describes_the_thing(parser: CaptionParser) -> None:
+    parsed = parser.parse("A close-up photo of a cat lying next to a laptop.")
+    assert relations(parsed) == {("cat", "lie next to", "laptop")}
+
+
+def test_the_room_refers_to_the_indoor_place_before_it(parser: CaptionParser) -> None:
+    parsed = parser.parse("A sculpture stands in a museum gallery. The room is dimly lit.")
+    assert [name for name, _ in objects(parsed)] == ["sculpture", "gallery"]
+    assert attributes(parsed) == {("gallery", "lit")}

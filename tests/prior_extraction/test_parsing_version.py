@@ -35,7 +35,7 @@ class Fingerprint:
 RECORDED = Fingerprint(
     version="3.4.0",
     captions_sha256="77326d13ddfe6ef6baa9a6a50037ed00b393f7619f4b1d7c10e840238253ed43",
-    outputs_sha256="2222e77d87003674c0e14e4062df77d7168b6315b15a804c3b00d9bf57d05634",
+    outputs_sha256="fb2447b569f39cab7bf004990839e48578a60e2d7b479991433bb664373fe0de",
 )
 
 
