@@ -59,6 +59,8 @@ PATTERN_NOUNS = {
 attribute of the thing they mark."""
 PATTERN_HOLDERS = frozenset({"pattern", "print", "design"})
 """Nouns whose pattern words describe the thing they belong to ("with a checkered pattern")."""
+# Nouns a colour is said through: "the water is a deep turquoise color".
+COLOUR_NOUNS = _words("color colour shade hue tone tint")
 # Words of colour, state or size used as a bare noun name a quality, not a thing ("dressed in
 # blue", "a sense of calm"), unless plural or determined ("the lights", "an orange").
 QUALITY_WORDS = COLORS | STATES | SIZES

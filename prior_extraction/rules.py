@@ -467,6 +467,8 @@ def object_head_name(token: Token) -> str | None:
         return None
     if head_word in lexicon.QUALITY_WORDS and not (is_plural(token) or _has_determiner(token)):
         return None
+    if _is_colour_predicate(token):
+        return None
     standing_in = head_word in lexicon.POSITION_NOUNS or _is_misread_participle(token)
     if standing_in and not any(_is_name_part(c) for c in token.lefts):
         return None
@@ -726,6 +728,8 @@ class DocPriors:
                 continue
             if token.dep_ in {"acomp", "oprd"}:
                 self._predicative_attributes(token)
+            elif _is_colour_predicate(token):
+                self._colour_predicate_attributes(token)
             elif is_stative_participle(token):
                 self._stative_attributes(token)
             if token.pos_ in VERB_POS:
@@ -868,6 +872,16 @@ class DocPriors:
         if verb.pos_ in VERB_POS and not is_negated(verb):
             for subject in self.subjects_of(verb):
                 self._adjective_attributes(subject, adjective)
+
+    def _colour_predicate_attributes(self, colour: Token) -> None:
+        if is_negated(colour.head):
+            return
+        words = [c for c in colour.children if c.dep_ in NAME_PART_DEPS and c.is_alpha]
+        if colour.lower_ in lexicon.COLORS:
+            words.append(colour)
+        for subject in self.subjects_of(colour.head):
+            for word in words:
+                self._add_word_attribute(subject, word)
 
     def _stative_attributes(self, participle: Token) -> None:
         if not is_negated(participle):
@@ -1036,6 +1050,15 @@ def _verb_phrase(verb: Token) -> str:
         return ""
     particles = [child.lower_ for child in verb.children if child.dep_ == "prt"]
     return " ".join([lemma(verb), *particles])
+
+
+def _is_colour_predicate(token: Token) -> bool:
+    """A colour said of the subject as a noun: "the sky is a brilliant blue", "the water is a
+    deep turquoise color"."""
+    if token.dep_ != "attr" or token.head.pos_ not in VERB_POS:
+        return False
+    word = lemma(token)
+    return word in lexicon.COLORS or word in lexicon.COLOUR_NOUNS
 
 
 def _colour_shades(adjective: Token) -> list[Token]:

@@ -365,3 +365,14 @@ def test_the_room_refers_to_the_indoor_place_before_it(parser: CaptionParser) ->
     parsed = parser.parse("A sculpture stands in a museum gallery. The room is dimly lit.")
     assert [name for name, _ in objects(parsed)] == ["sculpture", "gallery"]
     assert attributes(parsed) == {("gallery", "lit")}
+
+
+def test_a_colour_said_as_a_noun_describes_the_subject(parser: CaptionParser) -> None:
+    parsed = parser.parse("The sky is a brilliant blue, and the walls are a pale yellow.")
+    assert [name for name, _ in objects(parsed)] == ["sky", "wall"]
+    assert attributes(parsed) == {
+        ("sky", "brilliant"),
+        ("sky", "blue"),
+        ("wall", "pale"),
+        ("wall", "yellow"),
+    }

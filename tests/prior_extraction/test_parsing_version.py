@@ -35,7 +35,7 @@ class Fingerprint:
 RECORDED = Fingerprint(
     version="3.4.0",
     captions_sha256="77326d13ddfe6ef6baa9a6a50037ed00b393f7619f4b1d7c10e840238253ed43",
-    outputs_sha256="fb2447b569f39cab7bf004990839e48578a60e2d7b479991433bb664373fe0de",
+    outputs_sha256="ad79a47c809db1ba079e11e454fc1bfd7e1ba30b992ba7c09f5db018262cde51",
 )
 
 
