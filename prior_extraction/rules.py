@@ -770,6 +770,20 @@ class DocPriors:
         restated = restated_noun(token)
         return None if restated is None else self.object_at.get(restated.i)
 
+    def _relative_antecedent(self, pronoun: Token, exclude: Iterable[int]) -> list[int]:
+        """What "whom" or "which" in "some of whom", "one of which" stands for: the noun its
+        relative clause hangs from, or (when the parser saw no relative clause) the object
+        mentioned last before it, several things before one."""
+        clause = next((a for a in pronoun.ancestors if a.dep_ == "relcl"), None)
+        if clause is not None:
+            return self.resolve(clause.head, exclude)
+        excluded = set(exclude)
+        before = [m for m in self.mentions if m.token_index < pronoun.i]
+        before = [m for m in before if m.object_index not in excluded]
+        groups = [m for m in before if m.plural]  # "one of which" picks from several
+        chosen = groups or before
+        return [chosen[-1].object_index] if chosen else []
+
     def _antecedent(self, token: Token, name: str, words: frozenset[str]) -> int | None:
         """The earlier object a mention with these modifier words refers to, None for a new
         one. "A"/"another"/a number bring in a new instance; other mentions of a name already
@@ -908,6 +922,8 @@ class DocPriors:
             if child.dep_ in OBJECT_DEPS and base:
                 self._relate(subjects, base, with_conjuncts(child))
         for phrase, target, fronted in prepositional_phrases(verb, mark_fronted=True):
+            if _is_absolute_with(phrase, target):
+                continue
             predicate = phrase if fronted else f"{base} {phrase}".strip()
             self._relate(subjects, predicate, with_conjuncts(target))
 
@@ -977,6 +993,8 @@ class DocPriors:
         "some of", or the antecedent of a pronoun."""
         if token.i in self.object_at:
             return [self.object_at[token.i]]
+        if token.lower_ in RELATIVE_PRONOUNS and token.dep_ == "pobj":
+            return self._relative_antecedent(token, exclude)
         if _names_its_of_object(token):
             return self.resolve(_of_object(token), exclude)
         owner = _position_owner(token)
@@ -993,6 +1011,15 @@ class DocPriors:
         ]
         antecedent = choose_antecedent(candidates)
         return [] if antecedent is None else [antecedent.object_index]
+
+
+def _is_absolute_with(phrase: str, target: Token) -> bool:
+    """A comma and "with" before a noun with its own participle ("placed on the desk, with a
+    mouse positioned to its right") open a clause of their own: no relation to the verb."""
+    preposition = target.head
+    if phrase != "with" or preposition.i == 0 or preposition.doc[preposition.i - 1].text != ",":
+        return False
+    return any(c.dep_ == "acl" and c.tag_ in PARTICIPLE_TAGS for c in target.children)
 
 
 def _participle_owner(verb: Token) -> Token:

@@ -376,3 +376,22 @@ def test_a_colour_said_as_a_noun_describes_the_subject(parser: CaptionParser) ->
         ("wall", "pale"),
         ("wall", "yellow"),
     }
+
+
+def test_some_of_whom_and_one_of_which_refer_to_the_group_before(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "There are a few people in the square, some of whom are carrying bags. Several boats "
+        "float in the harbor, one of which has a red sail."
+    )
+    assert relations(parsed) >= {("person", "carry", "bag"), ("boat", "have", "sail")}
+    assert ("harbor", "have", "sail") not in relations(parsed)
+
+
+def test_a_comma_and_with_before_a_participle_opens_a_clause_of_its_own(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse("A laptop is placed on the desk, with a mouse positioned to its right.")
+    assert relations(parsed) == {
+        ("laptop", "place on", "desk"),
+        ("mouse", "position to the right of", "laptop"),
+    }
