@@ -467,7 +467,7 @@ def object_head_name(token: Token) -> str | None:
         return None
     if head_word in lexicon.QUALITY_WORDS and not (is_plural(token) or _has_determiner(token)):
         return None
-    if _is_colour_predicate(token):
+    if _is_colour_predicate(token) or _is_bare_arrangement(token):
         return None
     standing_in = head_word in lexicon.POSITION_NOUNS or _is_misread_participle(token)
     if standing_in and not any(_is_name_part(c) for c in token.lefts):
@@ -1077,6 +1077,16 @@ def _verb_phrase(verb: Token) -> str:
         return ""
     particles = [child.lower_ for child in verb.children if child.dep_ == "prt"]
     return " ".join([lemma(verb), *particles])
+
+
+def _is_bare_arrangement(token: Token) -> bool:
+    """A group word after "in" with no determiner and nothing after "of": how things are
+    arranged ("standing in line", "arranged in neat rows"), no thing."""
+    if lemma(token) not in lexicon.COUNTING_COLLECTIVE_NOUNS or _is_people_group(token):
+        return False
+    if token.dep_ != "pobj" or token.head.lower_ != "in":
+        return False
+    return not _has_determiner(token) and _of_object(token) is None
 
 
 def _is_colour_predicate(token: Token) -> bool:

@@ -395,3 +395,17 @@ def test_a_comma_and_with_before_a_participle_opens_a_clause_of_its_own(
         ("laptop", "place on", "desk"),
         ("mouse", "position to the right of", "laptop"),
     }
+
+
+def test_in_line_and_in_rows_arrange_things_and_name_none(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "People are standing in line at the counter. Macarons are arranged in neat rows, and "
+        "white lines mark the field."
+    )
+    assert [name for name, _ in objects(parsed)] == [
+        "person",
+        "counter",
+        "macaron",
+        "line",
+        "field",
+    ]

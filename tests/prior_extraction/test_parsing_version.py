@@ -35,7 +35,7 @@ class Fingerprint:
 RECORDED = Fingerprint(
     version="3.4.0",
     captions_sha256="77326d13ddfe6ef6baa9a6a50037ed00b393f7619f4b1d7c10e840238253ed43",
-    outputs_sha256="fb671123799ae3fed530cef4c0a7d1efbdbf0ae05c648032ddd0e4f5be9c8428",
+    outputs_sha256="fe01df2c6e48f2c6c72db283d6a022261c8fd63781cc8da0f0a02f18b30b3083",
 )
 
 
