@@ -167,7 +167,9 @@ PLACE_MODIFIERS = _words(
 HEDGE_ADVERBS = _words("possibly perhaps probably likely presumably maybe apparently seemingly")
 # Verbs whose complement is a guess or a wish, not something seen ("suggesting that a storm is
 # approaching", "hoping for scraps").
-SPECULATIVE_VERBS = _words("suggest indicate imply hope wish want expect anticipate")
+SPECULATIVE_VERBS = _words(
+    "suggest indicate imply hope wish want expect anticipate invite encourage beckon"
+)
 # Predicates that say whether a thing is there at all: "people are not present", "no car is
 # visible near the house" (as a relation: "visible near" says "near").
 PRESENCE_ADJECTIVES = _words("present visible apparent evident seen noticeable discernible")

@@ -1003,6 +1003,9 @@ class DocPriors:
         accepts = _pronoun_filter(token)
         if accepts is None:
             return []
+        holder = _with_holder(token)
+        if holder is not None and holder.i in self.object_at:
+            return [self.object_at[holder.i]]
         excluded = set(exclude)
         candidates = [
             m
@@ -1011,6 +1014,19 @@ class DocPriors:
         ]
         antecedent = choose_antecedent(candidates)
         return [] if antecedent is None else [antecedent.object_index]
+
+
+def _with_holder(pronoun: Token) -> Token | None:
+    """The noun whose "with" phrase holds the pronoun: "a sink with a mirror above [it]", "a
+    table with a vase on [it]" speak of the sink and the table."""
+    if pronoun.lower_ not in lexicon.NEUTER_PRONOUNS | lexicon.PLURAL_PRONOUNS:
+        return None
+    for ancestor in pronoun.ancestors:
+        if ancestor.pos_ in VERB_POS:
+            return None
+        if ancestor.dep_ == "prep" and ancestor.lower_ == "with":
+            return ancestor.head if ancestor.head.pos_ in NOUN_POS else None
+    return None
 
 
 def _is_absolute_with(phrase: str, target: Token) -> bool:

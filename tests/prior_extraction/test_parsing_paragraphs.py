@@ -409,3 +409,14 @@ def test_in_line_and_in_rows_arrange_things_and_name_none(parser: CaptionParser)
         "line",
         "field",
     ]
+
+
+def test_it_inside_a_with_phrase_is_the_noun_the_phrase_belongs_to(parser: CaptionParser) -> None:
+    parsed = parser.parse("The bathroom has a white toilet and a sink with a mirror above it.")
+    assert ("mirror", "above", "sink") in relations(parsed)
+    assert ("mirror", "above", "bathroom") not in relations(parsed)
+
+
+def test_whoever_the_picture_invites_is_not_in_it(parser: CaptionParser) -> None:
+    parsed = parser.parse("A wooden bench faces the lake, inviting visitors to sit and relax.")
+    assert [name for name, _ in objects(parsed)] == ["bench", "lake"]
