@@ -766,8 +766,11 @@ class DocPriors:
             )
 
     def _restated_object(self, token: Token) -> int | None:
-        """The object an apposition or an alternative names again (`restated_noun`)."""
+        """The object an apposition or an alternative names again (`restated_noun`), or the
+        subject a copula says this noun is ("the car is a red sports car")."""
         restated = restated_noun(token)
+        if restated is None and token.dep_ == "attr" and lemma(token.head) == "be":
+            restated = next((c for c in token.head.children if c.dep_ == "nsubj"), None)
         return None if restated is None else self.object_at.get(restated.i)
 
     def _relative_antecedent(self, pronoun: Token, exclude: Iterable[int]) -> list[int]:

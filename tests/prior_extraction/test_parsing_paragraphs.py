@@ -420,3 +420,9 @@ def test_it_inside_a_with_phrase_is_the_noun_the_phrase_belongs_to(parser: Capti
 def test_whoever_the_picture_invites_is_not_in_it(parser: CaptionParser) -> None:
     parsed = parser.parse("A wooden bench faces the lake, inviting visitors to sit and relax.")
     assert [name for name, _ in objects(parsed)] == ["bench", "lake"]
+
+
+def test_what_a_copula_says_a_thing_is_is_that_thing(parser: CaptionParser) -> None:
+    parsed = parser.parse("The car is a shiny red sports car.")
+    assert objects(parsed) == [("car", 1)]
+    assert attributes(parsed) == {("car", "shiny"), ("car", "red")}

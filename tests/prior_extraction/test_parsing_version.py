@@ -35,7 +35,7 @@ class Fingerprint:
 RECORDED = Fingerprint(
     version="3.4.0",
     captions_sha256="77326d13ddfe6ef6baa9a6a50037ed00b393f7619f4b1d7c10e840238253ed43",
-    outputs_sha256="fe01df2c6e48f2c6c72db283d6a022261c8fd63781cc8da0f0a02f18b30b3083",
+    outputs_sha256="653439643c314713196fd2533556149728d6c5a1edf3d1cfa0af1d6a2bf05f1d",
 )
 
 
