@@ -35,7 +35,7 @@ class Fingerprint:
 RECORDED = Fingerprint(
     version="3.4.0",
     captions_sha256="77326d13ddfe6ef6baa9a6a50037ed00b393f7619f4b1d7c10e840238253ed43",
-    outputs_sha256="653439643c314713196fd2533556149728d6c5a1edf3d1cfa0af1d6a2bf05f1d",
+    outputs_sha256="9a72286c7008ae17711d54c188a3f4e029c2bc1a7d893061d98c452e9a465ff6",
 )
 
 
