@@ -48,6 +48,8 @@ OWNING_PREPOSITIONS = frozenset({"in", "of"})
 NEGATING_DETERMINERS = frozenset({"no", "neither"})
 # Prepositions whose object "photo" or "picture" is the picture itself ("in this photo",
 # "posing for a photo").
+# Prepositions before "her left", "its side" that place a thing beside the owner.
+SIDE_PREPOSITIONS = frozenset({"to", "on", "at", "along", "from", "by", "against"})
 PICTURE_FRAMING_PREPOSITIONS = frozenset({"in", "within", "throughout", "for", "from"})
 # Coordinations that keep a denial from the first member to the rest ("no cats but two dogs").
 CONTRASTING_CONJUNCTIONS = frozenset({"but", "yet"})
@@ -1033,12 +1035,20 @@ def _with_holder(pronoun: Token) -> Token | None:
 
 
 def _is_absolute_with(phrase: str, target: Token) -> bool:
-    """A comma and "with" before a noun with its own participle ("placed on the desk, with a
-    mouse positioned to its right") open a clause of their own: no relation to the verb."""
+    """A comma and "with" before a noun with its own participle or place ("placed on the
+    desk, with a mouse positioned to its right", "parked in a row, with a red one at the
+    end") open a clause of their own: no relation to the verb."""
     preposition = target.head
     if phrase != "with" or preposition.i == 0 or preposition.doc[preposition.i - 1].text != ",":
         return False
-    return any(c.dep_ == "acl" and c.tag_ in PARTICIPLE_TAGS for c in target.children)
+    return any(_opens_a_clause(c) for c in target.children)
+
+
+def _opens_a_clause(child: Token) -> bool:
+    """A participle or a placing phrase ("positioned to its right", "at the end") after a noun;
+    "of" only says what the noun is made of or holds."""
+    participle = child.dep_ == "acl" and child.tag_ in PARTICIPLE_TAGS
+    return participle or (child.dep_ == "prep" and child.lower_ != "of")
 
 
 def _participle_owner(verb: Token) -> Token:
@@ -1185,7 +1195,7 @@ def _through_position_noun(preposition: str, noun: Token) -> tuple[str, Token]:
         words = [preposition, *(t.lower_ for t in noun.lefts), noun.lower_, "of"]
         return " ".join(words), inner
     owner = next((c for c in noun.lefts if c.dep_ == "poss" and c.pos_ == "PRON"), None)
-    if owner is None:
+    if owner is None or preposition not in SIDE_PREPOSITIONS:  # "in his left" is his hand
         return preposition, noun
     # "to her left" says "to the left of" her, "along its side" "along the side of" it
     words = [preposition, "the", *(t.lower_ for t in noun.lefts if t.i != owner.i), noun.lower_]

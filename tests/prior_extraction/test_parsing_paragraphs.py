@@ -426,3 +426,8 @@ def test_what_a_copula_says_a_thing_is_is_that_thing(parser: CaptionParser) -> N
     parsed = parser.parse("The car is a shiny red sports car.")
     assert objects(parsed) == [("car", 1)]
     assert attributes(parsed) == {("car", "shiny"), ("car", "red")}
+
+
+def test_a_side_named_without_its_noun_is_no_side_of_its_owner(parser: CaptionParser) -> None:
+    parsed = parser.parse("The man holds a cup in his right hand and a phone in his left.")
+    assert not any(predicate.endswith(" of") for _, predicate, _ in relations(parsed))

@@ -35,7 +35,7 @@ class Fingerprint:
 RECORDED = Fingerprint(
     version="3.4.0",
     captions_sha256="77326d13ddfe6ef6baa9a6a50037ed00b393f7619f4b1d7c10e840238253ed43",
-    outputs_sha256="9a72286c7008ae17711d54c188a3f4e029c2bc1a7d893061d98c452e9a465ff6",
+    outputs_sha256="fdd9630aeac308042e3b1079745516a7329d9f3c63304c4d14b11304ad7a2496",
 )
 
 
