@@ -9,8 +9,9 @@ parser, attribute ruler, lemmatizer: all but `ner`), in one process and in --n-p
 that return nothing; ours is printed as a fraction of it. Ours runs the networks through
 `nlp.pipe` and the last two components through faster stand-ins, then its rules; the networks
 alone (`nlp.pipe` without those two) are timed too, as the floor no parser on this pipeline
-can beat. Accuracy: precision/recall/F1 per prior type of both on the labelled short captions
-and the labelled paragraphs. Prints a table, then one JSON line.
+can beat. Accuracy: precision/recall/F1 per prior type of both on the labelled short captions,
+the labelled paragraphs and the labelled real-style descriptions. Prints a table, then one JSON
+line.
 
 The peer runs as published (its own `spacy.load`, on thinc's BLIS); ours loads the same pipeline
 on numpy's BLAS (`prior_extraction.nlp`). `--peer-numpy-blas` also times the peer loaded that way,
@@ -40,6 +41,7 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 LABELLED_DIR = REPOSITORY / "tests" / "prior_extraction" / "data"
 LABELLED = LABELLED_DIR / "labelled_captions.jsonl"
 LABELLED_PARAGRAPHS = LABELLED_DIR / "labelled_paragraphs.jsonl"
+LABELLED_REAL_STYLE = LABELLED_DIR / "labelled_realstyle.jsonl"
 
 PEOPLE = ("man", "woman", "boy", "girl", "person", "child", "chef", "skier", "surfer", "player")
 ANIMALS = ("dog", "cat", "horse", "elephant", "giraffe", "zebra", "cow", "sheep", "bird", "bear")
@@ -273,6 +275,12 @@ def main() -> None:
         default=LABELLED_PARAGRAPHS,
         help="labelled multi-sentence descriptions",
     )
+    options.add_argument(
+        "--labelled-real-style",
+        type=Path,
+        default=LABELLED_REAL_STYLE,
+        help="labelled real-style descriptions (longer, with clauses and located predicates)",
+    )
     options.add_argument("--batch-size", type=int, default=64)
     options.add_argument("--n-process", type=int, default=2, help="worker processes for ours")
     options.add_argument("--chunk-size", type=int, default=2500, help="captions per timed turn")
@@ -321,7 +329,11 @@ def main() -> None:
         limit.close()
     fractions = {name: speed[name] / speed[label] for name, (label, _) in limits.items()}
     of_networks = {name: speed[name] / speed[label] for name, (label, _) in floors.items()}
-    labelled_sets = {"short": args.labelled, "paragraphs": args.labelled_paragraphs}
+    labelled_sets = {
+        "short": args.labelled,
+        "paragraphs": args.labelled_paragraphs,
+        "real-style": args.labelled_real_style,
+    }
     scores = {
         name: {key: accuracy(parse.parse_many, path) for key, path in labelled_sets.items()}
         for name, parse in (("ours", ours), ("sng_parser", peer))

@@ -15,6 +15,13 @@ _HTML_TAG = re.compile(r"<[^>\n]{0,200}>")
 _MARKDOWN_LINK = re.compile(r"\[([^\]\n]*)\]\([^)\n]*\)")
 _MARKDOWN_EMPHASIS = re.compile(r"[*_`]{1,3}|^\s{0,3}#{1,6}\s*", re.MULTILINE)
 _LIST_MARKER = re.compile(r"^\s*(?:[-*+•‣◦]|\(?\d{1,3}[.)]|\(?[a-zA-Z][.)])\s+", re.MULTILINE)
+# A section label opening a line: "**People:**", "**Background**:", "Lighting:" (bold, or one or
+# two capitalised words): a heading, not something in the picture.
+_SECTION_LABEL = re.compile(
+    r"^[ \t]*(?:(?:\*\*|__)[^*_\n:]{1,40}(?::(?:\*\*|__)|(?:\*\*|__):)|[A-Z][a-z]+(?: [A-Za-z]+)?:)"
+    r"[ \t]+",
+    re.MULTILINE,
+)
 _SENTENCE_END = re.compile(r"[.!?:;]$")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 
@@ -46,6 +53,7 @@ def clean_caption(text: object, max_chars: int = MAX_CAPTION_CHARS) -> str:
     text = html.unescape(_HTML_TAG.sub(" ", text))
     text = _MARKDOWN_LINK.sub(r"\1", text)
     text = _LIST_MARKER.sub("", text)
+    text = _SECTION_LABEL.sub("", text)
     text = _MARKDOWN_EMPHASIS.sub("", text)
     lines = (_as_sentence(line) for line in text.splitlines())
     return " ".join(line for line in lines if line)

@@ -35,7 +35,7 @@ MATERIALS = _words(
     "cotton wool woolen woollen denim silk ceramic porcelain marble paper cardboard rubber bamboo "
     "wicker straw granite tile tiled clay copper bronze aluminum aluminium velvet lace fur canvas "
     "vinyl stainless chrome cobblestone asphalt terracotta linen gravel brass rattan suede satin "
-    "tin stucco plaster burlap cashmere"
+    "tin stucco plaster burlap cashmere dirt"
 )
 STATES = _words(
     "open closed empty full wet dry broken lit fresh ripe rotten dirty clean new old used calm "
@@ -59,6 +59,8 @@ PATTERN_NOUNS = {
 attribute of the thing they mark."""
 PATTERN_HOLDERS = frozenset({"pattern", "print", "design"})
 """Nouns whose pattern words describe the thing they belong to ("with a checkered pattern")."""
+# Nouns a colour is said through: "the water is a deep turquoise color".
+COLOUR_NOUNS = _words("color colour shade hue tone tint")
 # Words of colour, state or size used as a bare noun name a quality, not a thing ("dressed in
 # blue", "a sense of calm"), unless plural or determined ("the lights", "an orange").
 QUALITY_WORDS = COLORS | STATES | SIZES
@@ -99,7 +101,8 @@ COLLECTIVE_NOUNS = COUNTING_COLLECTIVE_NOUNS | KIND_NOUNS
 PARTITIVE_NOUNS = _words(
     "slice piece bit chunk scoop wedge strip sliver sheet sprig stick coil loaf mound sprinkle "
     "dollop drop lump strand cube splash patch patches wisp puff pinch bale blade spoonful "
-    "cloud plume column ball"
+    "cloud plume column ball serving helping layer trail roll swirl drizzle dab ray "
+    "pop"
 )
 # Nouns that give their thing the colours after "of": "leaves in shades of red and gold".
 SHADE_NOUNS = _words("shade hue tone tint")
@@ -121,8 +124,8 @@ VISIBLE_NOUNS = _words(
 )
 # Nouns about the picture itself, its layout or abstractions: never segmentable objects.
 META_NOUNS = _words(
-    "image picture photo photograph photography scene background foreground view shot snapshot "
-    "frame depiction illustration setting atmosphere composition object attribute relation "
+    "image photography scene background foreground view shot snapshot "
+    "depiction illustration setting atmosphere composition object attribute relation "
     "relationship detail item element description overview summary caption day night time "
     "moment way color colour shape style appearance look mood feeling sense environment "
     "surroundings something anything everything nothing someone anyone everyone thing things "
@@ -130,12 +133,53 @@ META_NOUNS = _words(
     "attention direction motion movement action energy vibe ambiance feel interest purpose "
     "area region space place spot weather lighting landscape scenery horizon skyline "
     "subject main focus variety texture pattern design combination touch addition charm beauty "
-    "character personality quality sight spectacle display viewer camera lens photographer "
+    "character personality quality sight spectacle display viewer work workspace effect glow "
+    "setup "
     "glimpse hint piece kind type sort silhouette outline reflection shadow silhouettes life "
     "nature world tone hue shade shades colors colours blur break bustle game match sunset "
     "sunrise dusk dawn evening morning afternoon noon midday winter summer autumn spring "
-    "season weekend holiday vacation graphic diagram rendering"
+    "season weekend holiday vacation graphic diagram rendering air"
 )
+# Nouns that always name the picture or a view of it, never a thing in it.
+PICTURE_WORDS = _words("image picture photo photograph scene view shot snapshot illustration")
+# Nouns that name the picture itself in some uses ("in this photo", "a photo of a dog", "taking
+# a picture") and a thing in it in others ("a framed photo hangs on the wall", "picture frame").
+PICTURE_NOUNS = _words("photo photograph picture frame")
+# Nouns that name whoever takes the picture in some uses ("looking at the camera", "taken by
+# the photographer") and a person or thing in it in others ("a man holding a camera").
+VIEWER_NOUNS = _words("camera lens photographer")
+# Verbs whose object is the picture being made ("taking a photo"), or whose subject is the
+# picture ("the photo captures a dog").
+PICTURE_MAKING_VERBS = _words("take snap shoot capture frame")
+# Prepositions after which "the camera" or "the photographer" is the viewpoint ("looking at the
+# camera", "posing for the photographer", "taken by the photographer").
+VIEWPOINT_PREPOSITIONS = _words("at toward towards for to into from by")
+# Nouns of places a modifier may name only to say where a thing is ("kitchen counter", "city
+# street", "bathroom wall"): the thing keeps its own name unless a dictionary lists the pair
+# ("kitchen sink", "park bench", "street lamp").
+PLACE_MODIFIERS = _words(
+    "kitchen bathroom bedroom office room street city town village downtown backyard yard "
+    "restaurant cafe bakery library classroom hospital airport museum market shop store hotel "
+    "lobby"
+)
+# Adverbs that hedge a whole participial clause: ", likely searching for fish" guesses at what
+# is not seen. On a noun they hedge a name ("a bird, possibly a pigeon").
+HEDGE_ADVERBS = _words("possibly perhaps probably likely presumably maybe apparently seemingly")
+# Verbs whose complement is a guess or a wish, not something seen ("suggesting that a storm is
+# approaching", "hoping for scraps").
+SPECULATIVE_VERBS = _words(
+    "suggest indicate imply hope wish want expect anticipate invite encourage beckon"
+)
+# Predicates that say whether a thing is there at all: "people are not present", "no car is
+# visible near the house" (as a relation: "visible near" says "near").
+PRESENCE_ADJECTIVES = _words("present visible apparent evident seen noticeable discernible")
+PRESENCE_VERBS = _words("appear exist")
+# What a dummy "it" is said to be: "it is a sunny day", "it is raining", "it looks cold".
+WEATHER_WORDS = _words(
+    "sunny cloudy rainy foggy snowy windy stormy overcast misty hazy humid cold hot warm chilly "
+    "freezing dark early late"
+)
+WEATHER_VERBS = _words("rain snow drizzle pour hail storm")
 # Nouns naming a place on or relative to something else ("in front of", "on the left", "the
 # side of the train", "the surface of the water"): they stand for that thing.
 POSITION_NOUNS = _words(
@@ -152,8 +196,12 @@ NON_DESCRIPTIVE_ADJECTIVES = _words(
     "general specific similar distinct separate respective "
     # position
     "back front top bottom left right far near nearby rear upper lower middle central "
-    "opposite inner outer side foreground background"
+    "opposite inner outer side foreground background neighboring neighbouring "
+    # order
+    "first second third fourth fifth last next final nearest closest farthest furthest"
 )
+# Words for a side that never belong to a name: "right hand" is a hand.
+SIDE_WORDS = _words("left right")
 # Words saying how many without counting: kept as the object's count, never as an attribute.
 UNCOUNTED_QUANTIFIERS = _words("some various both each every all any another one no")
 # Judgements of appeal or interest and hedges: what the writer thinks, not what is seen.
@@ -172,29 +220,33 @@ EVALUATIVE_ADJECTIVES = _words(
     "savory savoury flavorful hearty gourmet exquisite sophisticated refined chic trendy "
     "fashionable convenient functional practical useful essential important significant "
     "primary key common ordinary regular standard ideal suitable excellent fantastic "
-    "eye-catching memorable unforgettable grand historic inspiring"
+    "eye-catching memorable unforgettable grand historic inspiring upscale"
 )
 # Adjectives of age: attributes, never part of a name ("young girl", "old man").
 AGE_ADJECTIVES = _words("young old little elderly adult baby teenage aged ancient new")
 MALE_NOUNS = _words(
     "man boy gentleman guy father dad son brother husband king prince groom grandfather "
-    "businessman policeman fisherman"
+    "businessman policeman fisherman groom fireman"
 )
 FEMALE_NOUNS = _words(
     "woman girl lady mother mom daughter sister wife queen princess bride grandmother "
-    "businesswoman policewoman"
+    "businesswoman policewoman bride waitress actress ballerina nun"
 )
 PERSON_NOUNS = _words(
     "person people child kid baby toddler teenager adult player skier surfer snowboarder "
     "skateboarder rider biker cyclist chef cook worker officer tourist pedestrian student "
     "teacher doctor nurse athlete batter catcher pitcher umpire driver passenger customer "
     "vendor farmer soldier individual friend couple family crowd spectator audience "
-    "performer musician artist waiter waitress"
+    "performer musician artist waiter barista mechanic scientist veterinarian barber painter "
+    "gardener hiker kayaker jogger runner swimmer diver skater guitarist drummer singer dancer "
+    "goalkeeper defender referee guard firefighter pilot sailor baker librarian cashier "
+    "clerk bartender shopper traveler traveller commuter visitor guest owner patient "
+    "photographer infant climber lifeguard"
 )
-MALE_PRONOUNS = frozenset({"he", "him", "himself"})
+MALE_PRONOUNS = frozenset({"he", "him", "himself", "his"})
 FEMALE_PRONOUNS = frozenset({"she", "her", "herself"})
-PLURAL_PRONOUNS = frozenset({"they", "them", "themselves"})
-NEUTER_PRONOUNS = frozenset({"it", "itself"})
+PLURAL_PRONOUNS = frozenset({"they", "them", "themselves", "their"})
+NEUTER_PRONOUNS = frozenset({"it", "itself", "its"})
 # Words standing for an earlier noun: "one dog is brown and the other is gray".
 ANAPHORIC_WORDS = frozenset({"other", "others", "another", "one", "ones"})
 # Verbs that interpret the picture rather than say what a thing does to another: "adds a touch
@@ -205,11 +257,21 @@ INTERPRETIVE_VERBS = _words(
     "celebrate seem appear make symbolize symbolise represent reveal demonstrate express "
     "accentuate engage signify emanate radiate"
 )
+# Rooms and other indoor places "the room" may stand for ("a museum gallery ... the room").
+ROOM_NOUNS = _words(
+    "kitchen bathroom bedroom classroom library gallery studio office cafe restaurant bakery "
+    "laundromat barbershop salon shop store lobby hall gym clinic diner bar pub nursery "
+    "laboratory lab workshop garage attic basement cellar"
+)
+ROOM_KIND = "r"
+"""The kind letter of `ROOM_NOUNS`, beside WordNet's `f` and `a` (`thing_kind`)."""
 # Generic nouns a definite mention uses for an earlier thing of their kind (a `wordnet_nouns`
 # kind letter): "the dessert" after "a chocolate cake", "the animal" after "a fox".
-GENERIC_NOUNS: dict[str, str] = dict.fromkeys(
-    _ordered_words("food dessert dish meal snack treat drink beverage"), "f"
-) | dict.fromkeys(_ordered_words("animal creature pet"), "a")
+GENERIC_NOUNS: dict[str, str] = (
+    dict.fromkeys(_ordered_words("food dessert dish meal snack treat drink beverage"), "f")
+    | dict.fromkeys(_ordered_words("animal creature pet"), "a")
+    | dict.fromkeys(_ordered_words("room"), ROOM_KIND)
+)
 # Known errors of spaCy's rule lemmatizer on verbs captions use ("riding" -> "rid").
 LEMMA_FIXES: dict[str, str] = {
     "riding": "ride",
@@ -222,7 +284,8 @@ LEMMA_FIXES: dict[str, str] = {
 # Plural nouns with no singular for the thing they name: "a pair of jeans", "glasses".
 PLURALIA_TANTUM = _words(
     "pants shorts jeans trousers leggings tights overalls pajamas pyjamas glasses sunglasses "
-    "eyeglasses goggles binoculars scissors pliers tongs scrubs clothes sweatpants"
+    "eyeglasses goggles binoculars scissors pliers tongs scrubs clothes sweatpants shears "
+    "clippers rapids shallows"
 )
 
 _DIGITS = re.compile(r"^\d{1,4}$")
@@ -295,7 +358,10 @@ def names_physical_thing(name: str, is_proper_noun: bool = False) -> bool:
 
 
 def thing_kind(name: str) -> str | None:
-    """The kind letter of a physical noun (`f` food, `a` animal; see `wordnet_nouns`)."""
+    """The kind letter of a physical noun (`f` food, `a` animal, see `wordnet_nouns`; `r` a
+    room)."""
+    if name.split()[-1] in ROOM_NOUNS:
+        return ROOM_KIND
     category = wordnet_class(name) or wordnet_class(name.split()[-1])
     if not wordnet_nouns.is_physical(category):
         return None

@@ -47,7 +47,7 @@ __all__ = [
 PARSER_NAME = "llmformer-spacy-rules"
 # 3: one object per instance; 3.1: pattern nouns; 3.2: "is a X" refers; 3.3: a denial covers
 # its whole list ("no cats or dogs", "without"), quoted writing names nothing
-PARSER_VERSION = "3.3.0"
+PARSER_VERSION = "3.4.0"  # 3.4: picture words in context, locating modifiers, guesses, dummy "it"
 # Components the rules never read: named entities cost more than the dependency parse itself.
 UNUSED_COMPONENTS = ("ner",)
 # Components run after `nlp.pipe`, in this process, through faster stand-ins (fast_annotators):

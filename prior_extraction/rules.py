@@ -29,9 +29,14 @@ SUBJECT_SHARING_DEPS = frozenset({"xcomp", "advcl", "conj", "ccomp"})
 MODIFIER_CLAUSE_DEPS = frozenset({"acl", "relcl"})
 ADVERBIAL_HEAD_DEPS = frozenset({"advmod", "acomp", "amod", "npadvmod"})
 NAME_PART_DEPS = frozenset({"compound", "amod"})
+# How the parser may hang the second word of a two-word noun from the first when it misreads
+# the pair ("shows a fire hydrant" with "hydrant" an adverb).
+TAIL_MODIFIER_DEPS = frozenset({"amod", "advmod", "compound", "nmod", "npadvmod", "appos"})
 COLOUR_NOUN_DEPS = frozenset({"nmod", "npadvmod"})
 """How the parser may hang a colour taken for a noun on its object ("a large orange cross")."""
 COUNT_DEPS = frozenset({"nummod", "quantmod"})
+# Words a predicate may describe its subject with ("is red", "is closed", "is a bright blue").
+PREDICATIVE_POS = frozenset({"ADJ", "VERB", "NOUN", "PROPN"})
 # Dependents that make a passive participle an event ("covered with a cloth", "held by a man").
 EVENT_ARGUMENT_DEPS = frozenset(
     {"agent", "prep", "advmod", "dobj", "dative", "attr", "xcomp", "ccomp"}
@@ -41,6 +46,11 @@ NEGATING_PREPOSITIONS = frozenset({"without", "except"})
 # Prepositions after which an -ing clause still describes the noun before them.
 OWNING_PREPOSITIONS = frozenset({"in", "of"})
 NEGATING_DETERMINERS = frozenset({"no", "neither"})
+# Prepositions whose object "photo" or "picture" is the picture itself ("in this photo",
+# "posing for a photo").
+# Prepositions before "her left", "its side" that place a thing beside the owner.
+SIDE_PREPOSITIONS = frozenset({"to", "on", "at", "along", "from", "by", "against"})
+PICTURE_FRAMING_PREPOSITIONS = frozenset({"in", "within", "throughout", "for", "from"})
 # Coordinations that keep a denial from the first member to the rest ("no cats but two dogs").
 CONTRASTING_CONJUNCTIONS = frozenset({"but", "yet"})
 # Quotation marks around text written in the picture (signs, shirts, covers): words, not things.
@@ -51,6 +61,10 @@ QUOTED_TOKENS = "llmformer_quoted_tokens"
 # How prominent a mention is, for choosing what a pronoun refers to: subjects first.
 SALIENCE = {"nsubj": 0, "nsubjpass": 0, "ROOT": 0, "dobj": 1, "attr": 0}
 MAX_CLAUSE_DEPTH = 8
+# Complements that say what a subject is or is like ("is sunny", "is a day", "looks cold").
+PREDICATE_DEPS = frozenset({"acomp", "attr", "oprd"})
+# How many "to be" steps a dummy "it" may take to its predicate ("it seems to be a warm day").
+MAX_IMPERSONAL_DEPTH = 2
 # The shortest name a definite mention may share with the end of an earlier one.
 MIN_SUFFIX_NAME = 3
 DEFINITE_DETERMINERS = frozenset({"the", "this", "that", "these", "those"})
@@ -220,11 +234,25 @@ def _is_name_part(token: Token) -> bool:
     ("orange juice", "golden retriever", "hard hat")."""
     if token.dep_ not in NAME_PART_DEPS or hyphenated_word(token) is not None:
         return False
+    if _is_place_modifier(token):
+        return False
     if _may_join_name(token) and lexicon.is_known_phrase(f"{token.lower_} {lemma(token.head)}"):
         return True
     if token.pos_ not in NOUN_POS or lexicon.is_adjective_only(token.lower_):
         return False
     return token.lower_ not in lexicon.MATERIALS and token.lower_ not in lexicon.COLORS
+
+
+def _is_place_modifier(token: Token) -> bool:
+    """A noun before a noun that only says where the thing is ("kitchen" counter, "city"
+    street), unless a dictionary lists the pair as one thing ("kitchen sink", "park bench")."""
+    if token.dep_ != "compound" or token.pos_ not in NOUN_POS or token.i > token.head.i:
+        return False
+    head = lemma(token.head)
+    if lemma(token) not in lexicon.PLACE_MODIFIERS or head in lexicon.POSITION_NOUNS:
+        return False
+    is_person = lexicon.person_gender(head) is not None  # a "street vendor" is a kind of vendor
+    return not is_person and not lexicon.is_known_phrase(f"{lemma(token)} {head}")
 
 
 def _of_object(token: Token) -> Token | None:
@@ -242,7 +270,7 @@ def _may_join_name(token: Token) -> bool:
     adjective the attributes describe ("red" wine, "young" girl, "boiling" water, "potted"
     plant); an -ing word naming a use may ("measuring" cup, "rolling" pin)."""
     word = token.lower_
-    if word in lexicon.MATERIALS:
+    if word in lexicon.MATERIALS or word in lexicon.SIDE_WORDS:
         return False
     if token.pos_ in NOUN_POS:
         return True
@@ -299,6 +327,69 @@ def _is_denied(token: Token) -> bool:
     ):
         return True
     return root.dep_ == "pobj" and root.head.lower_ in NEGATING_PREPOSITIONS
+
+
+def _is_said_absent(token: Token) -> bool:
+    """Whether the noun is the subject of a denied presence: "people are not present", "no
+    car can be seen", "animals do not appear"."""
+    root = conjunct_root(token)
+    verb = root.head
+    if root.dep_ not in SUBJECT_DEPS or not is_negated(verb):
+        return False
+    if lemma(verb) in lexicon.PRESENCE_VERBS or _is_presenting(verb):
+        return True
+    return any(
+        child.dep_ in {"acomp", "advmod"} and child.lower_ in lexicon.PRESENCE_ADJECTIVES
+        for child in verb.children
+    )
+
+
+def _names_the_picture(token: Token) -> bool:
+    """Whether "photo", "picture" or "frame" names the picture itself: "in this photo", "the
+    photo shows", "a photo of a dog." opening the text, "taking a picture", "posing for a
+    photo", "the edge of the frame". A plural one, or one that hangs, stands or is held, is a
+    thing in the picture ("a framed photo hangs on the wall")."""
+    word = lemma(token)
+    if word not in lexicon.PICTURE_NOUNS:
+        return False
+    head = token.head
+    if any(c.dep_ == "det" and c.lower_ in {"this", "these"} for c in token.children):
+        return True
+    if token.dep_ in SUBJECT_DEPS or token.dep_ == "dobj":
+        verb = lemma(head)
+        presents = token.dep_ != "dobj" and verb in lexicon.PRESENTING_VERBS
+        if presents or verb in lexicon.PICTURE_MAKING_VERBS:
+            return True
+    if is_plural(token):
+        return False
+    if token.dep_ == "pobj":
+        if head.lower_ in PICTURE_FRAMING_PREPOSITIONS:
+            return True
+        if head.lower_ == "of" and lemma(head.head) in lexicon.POSITION_NOUNS:
+            return True
+    if _is_definite(token) and not any(lemma(t) == word for t in token.doc[: token.i]):
+        return True  # "the picture" with none brought in before: the one we look at
+    if token.dep_ == "ROOT" or (token.dep_ == "attr" and _is_about_the_picture(head)):
+        return True
+    return lemma(token) == "frame" and not any(c.dep_ in NAME_PART_DEPS for c in token.children)
+
+
+def _is_about_the_picture(verb: Token) -> bool:
+    """A copula whose subject points at the picture: "this is a photo of", "here is"."""
+    return any(
+        c.dep_ in SUBJECT_DEPS | {"expl", "advmod"}
+        and (c.lower_ in {"this", "it", "here"} or lemma(c) in lexicon.PICTURE_WORDS)
+        for c in verb.children
+    )
+
+
+def _names_the_viewer(token: Token) -> bool:
+    """Whether "the camera" or "the photographer" is whoever takes the picture ("looking at
+    the camera", "the photographer's angle"): definite, and not brought in before."""
+    word = lemma(token)
+    if word not in lexicon.VIEWER_NOUNS or not _is_definite(token):
+        return False
+    return not any(lemma(t) == word for t in token.doc[: token.i] if t.pos_ in NOUN_POS)
 
 
 def _is_quoted(token: Token) -> bool:
@@ -371,14 +462,21 @@ def object_head_name(token: Token) -> str | None:
         return None
     if _is_noun_modifier(token) or _pattern_of(token) is not None:
         return None
+    if _is_inside_hyphenated_word(token):
+        return None
     head_word = lemma(token)
     if head_word in lexicon.META_NOUNS or head_word in lexicon.ANAPHORIC_WORDS:
         return None
     if head_word in lexicon.QUALITY_WORDS and not (is_plural(token) or _has_determiner(token)):
         return None
-    if head_word in lexicon.POSITION_NOUNS and not any(_is_name_part(c) for c in token.lefts):
+    if _is_colour_predicate(token) or _is_bare_arrangement(token):
         return None
-    if _is_denied(token) or _is_quoted(token):
+    standing_in = head_word in lexicon.POSITION_NOUNS or _is_misread_participle(token)
+    if standing_in and not any(_is_name_part(c) for c in token.lefts):
+        return None
+    if _is_denied(token) or _is_quoted(token) or _is_said_absent(token):
+        return None
+    if _names_the_picture(token) or _names_the_viewer(token):
         return None
     name = object_name(token)
     proper = token.pos_ == "PROPN" and not _is_capitalised_common_noun(token)
@@ -391,12 +489,21 @@ def object_head_name(token: Token) -> str | None:
 def object_name(token: Token) -> str:
     """Head lemma with its compound modifiers; material, colour and hyphenated ones are left
     to attributes ("brick wall" -> wall, "flat-screen TV" -> tv). Modifiers written as one word
-    with the head keep their hyphen ("t-shirt"); a bare "crowd" names people ("person")."""
+    with the head keep their hyphen ("t-shirt"); a bare "crowd" names people ("person"); a
+    position noun names the thing before it ("counter top" -> counter)."""
     if _is_people_group(token):
         return lexicon.LEMMA_FIXES["people"]
+    tail = _compound_tail(token)
+    if tail is not None:
+        return tail
     parts = _name_parts(token)
     if not parts:
         return lemma(token)
+    standing_in = lemma(token) in lexicon.POSITION_NOUNS or _is_misread_participle(token)
+    if standing_in and lemma(parts[-1]) not in lexicon.PLACE_MODIFIERS:
+        whole = object_name(parts[-1])
+        if not lexicon.is_known_phrase(f"{whole} {lemma(token)}"):
+            return whole
     between = token.doc[parts[0].i : token.i]
     indices = {part.i for part in parts}
     if all(t.i in indices or _is_joining_hyphen(t) for t in between):
@@ -404,6 +511,42 @@ def object_name(token: Token) -> str:
     else:
         prefix = "".join(f"{t.lower_} " for t in parts)
     return prefix + lemma(token)
+
+
+def _is_misread_participle(token: Token) -> bool:
+    """An -ing word the tagger took for a noun that no dictionary knows as one ("its tail
+    wagging", "a patient resting"): the noun before it is the thing."""
+    word = token.lower_
+    return word.endswith("ing") and lexicon.wordnet_class(word) is None
+
+
+def _compound_tail(token: Token) -> str | None:
+    """The dictionary noun a head forms with the word after it that the parser hung from it
+    as a modifier ("shows a fire [hydrant]", tagged an adverb), if any."""
+    if token.i + 1 >= len(token.doc):
+        return None
+    tail = token.doc[token.i + 1]
+    misread = tail.head.i == token.i and tail.dep_ in TAIL_MODIFIER_DEPS
+    if not tail.is_alpha or not (misread or tail.pos_ not in NOUN_POS | VERB_POS):
+        return None
+    for word in (tail.lower_, _singular(tail.lower_)):
+        if lexicon.is_known_phrase(f"{token.lower_} {word}"):
+            return f"{token.lower_} {word}"
+    return None
+
+
+def _is_compound_tail(token: Token) -> bool:
+    """Whether the word ends a two-word noun with the word before it (`_compound_tail`)."""
+    return token.i > 0 and _compound_tail(token.doc[token.i - 1]) is not None
+
+
+def _is_inside_hyphenated_word(token: Token) -> bool:
+    """A word that a hyphen joins to the next one ("crystal" in "crystal-clear", "snow" in
+    "snow-capped"): part of a modifier, never a thing of its own."""
+    doc, after = token.doc, token.i + 1
+    if token.whitespace_ or after + 1 >= len(doc):
+        return False
+    return doc[after].text == "-" and not doc[after].whitespace_
 
 
 def _is_joining_hyphen(token: Token) -> bool:
@@ -442,10 +585,12 @@ def object_count(token: Token) -> int:
 
 
 def _salience(token: Token) -> int:
-    """0 for subjects, 1 for direct objects, 2 otherwise (see SALIENCE)."""
+    """0 for subjects, 1 for direct objects, 2 otherwise (see SALIENCE); one more for a thing
+    named through its owner ("its fur"), rarely what a later pronoun is about."""
     parent = _collective_parent(token)
     root = conjunct_root(parent if parent is not None else token)
-    return SALIENCE.get(root.dep_, 2)
+    owned = any(c.dep_ == "poss" and c.pos_ == "PRON" for c in token.children)
+    return SALIENCE.get(root.dep_, 2) + owned
 
 
 # Pronoun reference
@@ -477,6 +622,81 @@ def choose_antecedent(candidates: list[Mention]) -> Mention | None:
     return min(same_sentence, key=lambda m: (m.salience, -m.token_index))
 
 
+def restated_noun(token: Token) -> Token | None:
+    """The noun that an apposition or an alternative names again, so no new thing: "the
+    patient, an elderly man"; "a bird, possibly a pigeon or a sparrow"; "a mug or a cup".
+    The parser also takes list items for appositions ("a knife, a bowl"): only a hedged one,
+    or an indefinite one after a definite noun, restates. Plural lists with "or" ("apples or
+    pears") stay things of their own."""
+    if token.dep_ == "appos" and token.head.pos_ in NOUN_POS:
+        head = token.head
+        describes = _is_definite(head) and _introduces_instance(token)
+        return head if _is_hedged(token) or describes else None
+    if token.dep_ != "conj":
+        return None
+    first = conjunct_root(token)
+    if not _is_alternative(first):
+        return None
+    return restated_noun(first) or first
+
+
+def _is_alternative(first: Token) -> bool:
+    """Whether a coordination starting at this noun offers alternatives for one thing: joined
+    by "or", and singular or hedged ("possibly a cup or a mug")."""
+    members = (first, *first.conjuncts)
+    if not any(c.dep_ == "cc" and c.lower_ == "or" for m in members for c in m.children):
+        return False
+    return not is_plural(first) or _is_hedged(first) or _is_hedged(first.head)
+
+
+def _is_hedged(token: Token) -> bool:
+    return any(c.dep_ == "advmod" and c.lower_ in lexicon.HEDGE_ADVERBS for c in token.children)
+
+
+def guessed_token_indices(doc: Doc) -> frozenset[int]:
+    """Tokens of clauses that guess at what is not seen: a participial clause under a hedge
+    (", likely searching for fish", ", possibly containing her lunch") and what a verb of
+    guessing or wishing says ("suggesting that a storm is coming", "hoping for scraps")."""
+    inside: set[int] = set()
+    for verb in doc:
+        if verb.pos_ in VERB_POS and (
+            _is_hedged_participle(verb) or lemma(verb) in lexicon.SPECULATIVE_VERBS
+        ):
+            subjects = {t.i for c in verb.children if c.dep_ in SUBJECT_DEPS for t in c.subtree}
+            inside.update(t.i for t in verb.subtree if t.i not in subjects)
+    return frozenset(inside)
+
+
+def _is_hedged_participle(verb: Token) -> bool:
+    """A participle heading a clause of its own (no auxiliary) under a hedge adverb."""
+    if verb.tag_ not in PARTICIPLE_TAGS or verb.dep_ == "ROOT":
+        return False
+    return _is_hedged(verb) and not any(c.dep_ in {"aux", "auxpass"} for c in verb.children)
+
+
+def _is_dummy_it(token: Token) -> bool:
+    """Whether "it" stands for nothing: "it is a sunny day", "it is raining", "it looks cold",
+    "it appears that ...", "it seems to be early morning"."""
+    return token.lower_ == "it" and _is_impersonal(token.head, MAX_IMPERSONAL_DEPTH)
+
+
+def _is_impersonal(verb: Token, depth: int) -> bool:
+    if lemma(verb) in lexicon.WEATHER_VERBS:
+        return True
+    for child in verb.children:
+        if child.dep_ == "ccomp":
+            return True
+        word = lemma(child)
+        said = child.dep_ in PREDICATE_DEPS
+        if said and (word in lexicon.WEATHER_WORDS or word in lexicon.META_NOUNS):
+            return True
+        if said and any(c.dep_ == "ccomp" for c in child.children):  # "it is likely that"
+            return True
+        if child.dep_ == "xcomp" and depth > 0 and _is_impersonal(child, depth - 1):
+            return True
+    return False
+
+
 def is_stative_participle(token: Token) -> bool:
     """A passive participle that describes its subject rather than an event with a participant
     ("the door is closed", "the rug is striped", "... closed and locked"), so an attribute."""
@@ -498,14 +718,20 @@ class DocPriors:
         self.mentions: list[Mention] = []
         self.object_at: dict[int, int] = {}
         self.instance_words: dict[int, set[str]] = {}
+        self.guessed = guessed_token_indices(doc)
 
     def extract(self) -> ParsedCaption:
         self._collect_objects()
         for mention in self.mentions:
-            self._modifier_attributes(self.doc[mention.token_index], mention.object_index)
+            if mention.token_index not in self.guessed:
+                self._modifier_attributes(self.doc[mention.token_index], mention.object_index)
         for token in self.doc:
+            if token.i in self.guessed:
+                continue
             if token.dep_ in {"acomp", "oprd"}:
                 self._predicative_attributes(token)
+            elif _is_colour_predicate(token):
+                self._colour_predicate_attributes(token)
             elif is_stative_participle(token):
                 self._stative_attributes(token)
             if token.pos_ in VERB_POS:
@@ -521,7 +747,11 @@ class DocPriors:
             if name is None:
                 continue
             words = _modifier_words(token)
-            index = self._antecedent(token, name, words)
+            index = self._restated_object(token)
+            if index is None:
+                index = self._antecedent(token, name, words)
+            if index is None and token.i in self.guessed:
+                continue
             if index is None:
                 index = self.collected.add_object(name, object_span(token), object_count(token))
                 self.instance_words[index] = set(words)
@@ -536,6 +766,28 @@ class DocPriors:
             self.mentions.append(
                 Mention(token.i, sentence_start, index, gender, plural, _salience(token))
             )
+
+    def _restated_object(self, token: Token) -> int | None:
+        """The object an apposition or an alternative names again (`restated_noun`), or the
+        subject a copula says this noun is ("the car is a red sports car")."""
+        restated = restated_noun(token)
+        if restated is None and token.dep_ == "attr" and lemma(token.head) == "be":
+            restated = next((c for c in token.head.children if c.dep_ == "nsubj"), None)
+        return None if restated is None else self.object_at.get(restated.i)
+
+    def _relative_antecedent(self, pronoun: Token, exclude: Iterable[int]) -> list[int]:
+        """What "whom" or "which" in "some of whom", "one of which" stands for: the noun its
+        relative clause hangs from, or (when the parser saw no relative clause) the object
+        mentioned last before it, several things before one."""
+        clause = next((a for a in pronoun.ancestors if a.dep_ == "relcl"), None)
+        if clause is not None:
+            return self.resolve(clause.head, exclude)
+        excluded = set(exclude)
+        before = [m for m in self.mentions if m.token_index < pronoun.i]
+        before = [m for m in before if m.object_index not in excluded]
+        groups = [m for m in before if m.plural]  # "one of which" picks from several
+        chosen = groups or before
+        return [chosen[-1].object_index] if chosen else []
 
     def _antecedent(self, token: Token, name: str, words: frozenset[str]) -> int | None:
         """The earlier object a mention with these modifier words refers to, None for a new
@@ -589,6 +841,8 @@ class DocPriors:
                 self._add_word_attribute(object_index, child)
             elif _is_name_part(child):
                 self._modifier_attributes(child, object_index)
+            elif _is_place_modifier(child):
+                continue
             elif child.dep_ in COLOUR_NOUN_DEPS and child.lower_ in lexicon.COLORS:
                 self._add_word_attribute(object_index, child)
             elif child.dep_ == "compound" and child.pos_ in NOUN_POS:
@@ -627,12 +881,26 @@ class DocPriors:
         for conjunct in with_conjuncts(adjective):
             if not _has_prepositional_object(conjunct):
                 self._add_word_attribute(object_index, conjunct)
+                for shade in _colour_shades(conjunct):
+                    self._add_word_attribute(object_index, shade)
 
     def _predicative_attributes(self, adjective: Token) -> None:
         verb = adjective.head
+        if adjective.pos_ not in PREDICATIVE_POS:
+            return  # "is about to", "is over": no quality
         if verb.pos_ in VERB_POS and not is_negated(verb):
             for subject in self.subjects_of(verb):
                 self._adjective_attributes(subject, adjective)
+
+    def _colour_predicate_attributes(self, colour: Token) -> None:
+        if is_negated(colour.head):
+            return
+        words = [c for c in colour.children if c.dep_ in NAME_PART_DEPS and c.is_alpha]
+        if colour.lower_ in lexicon.COLORS:
+            words.append(colour)
+        for subject in self.subjects_of(colour.head):
+            for word in words:
+                self._add_word_attribute(subject, word)
 
     def _stative_attributes(self, participle: Token) -> None:
         if not is_negated(participle):
@@ -659,6 +927,8 @@ class DocPriors:
             if child.dep_ in OBJECT_DEPS and base:
                 self._relate(subjects, base, with_conjuncts(child))
         for phrase, target, fronted in prepositional_phrases(verb, mark_fronted=True):
+            if _is_absolute_with(phrase, target):
+                continue
             predicate = phrase if fronted else f"{base} {phrase}".strip()
             self._relate(subjects, predicate, with_conjuncts(target))
 
@@ -700,7 +970,8 @@ class DocPriors:
             if found is not None:
                 return found
             if verb.dep_ in MODIFIER_CLAUSE_DEPS:
-                return self.resolve(_participle_owner(verb))
+                owners = self.resolve(_participle_owner(verb))
+                return owners or self.resolve(verb.head)  # "a photo of a cat [lounging]"
             if verb.dep_ not in SUBJECT_SHARING_DEPS or verb.head.pos_ not in VERB_POS:
                 return []
             verb = verb.head
@@ -714,6 +985,8 @@ class DocPriors:
             return None
         resolved: list[int] = []
         for subject in subjects:
+            if _is_dummy_it(subject):
+                continue
             for token in with_conjuncts(subject):
                 if token.lower_ in RELATIVE_PRONOUNS and verb.dep_ == "relcl":
                     token = verb.head
@@ -725,6 +998,8 @@ class DocPriors:
         "some of", or the antecedent of a pronoun."""
         if token.i in self.object_at:
             return [self.object_at[token.i]]
+        if token.lower_ in RELATIVE_PRONOUNS and token.dep_ == "pobj":
+            return self._relative_antecedent(token, exclude)
         if _names_its_of_object(token):
             return self.resolve(_of_object(token), exclude)
         owner = _position_owner(token)
@@ -733,6 +1008,9 @@ class DocPriors:
         accepts = _pronoun_filter(token)
         if accepts is None:
             return []
+        holder = _with_holder(token)
+        if holder is not None and holder.i in self.object_at:
+            return [self.object_at[holder.i]]
         excluded = set(exclude)
         candidates = [
             m
@@ -741,6 +1019,36 @@ class DocPriors:
         ]
         antecedent = choose_antecedent(candidates)
         return [] if antecedent is None else [antecedent.object_index]
+
+
+def _with_holder(pronoun: Token) -> Token | None:
+    """The noun whose "with" phrase holds the pronoun: "a sink with a mirror above [it]", "a
+    table with a vase on [it]" speak of the sink and the table."""
+    if pronoun.lower_ not in lexicon.NEUTER_PRONOUNS | lexicon.PLURAL_PRONOUNS:
+        return None
+    for ancestor in pronoun.ancestors:
+        if ancestor.pos_ in VERB_POS:
+            return None
+        if ancestor.dep_ == "prep" and ancestor.lower_ == "with":
+            return ancestor.head if ancestor.head.pos_ in NOUN_POS else None
+    return None
+
+
+def _is_absolute_with(phrase: str, target: Token) -> bool:
+    """A comma and "with" before a noun with its own participle or place ("placed on the
+    desk, with a mouse positioned to its right", "parked in a row, with a red one at the
+    end") open a clause of their own: no relation to the verb."""
+    preposition = target.head
+    if phrase != "with" or preposition.i == 0 or preposition.doc[preposition.i - 1].text != ",":
+        return False
+    return any(_opens_a_clause(c) for c in target.children)
+
+
+def _opens_a_clause(child: Token) -> bool:
+    """A participle or a placing phrase ("positioned to its right", "at the end") after a noun;
+    "of" only says what the noun is made of or holds."""
+    participle = child.dep_ == "acl" and child.tag_ in PARTICIPLE_TAGS
+    return participle or (child.dep_ == "prep" and child.lower_ != "of")
 
 
 def _participle_owner(verb: Token) -> Token:
@@ -800,6 +1108,32 @@ def _verb_phrase(verb: Token) -> str:
     return " ".join([lemma(verb), *particles])
 
 
+def _is_bare_arrangement(token: Token) -> bool:
+    """A group word after "in" with no determiner and nothing after "of": how things are
+    arranged ("standing in line", "arranged in neat rows"), no thing."""
+    if lemma(token) not in lexicon.COUNTING_COLLECTIVE_NOUNS or _is_people_group(token):
+        return False
+    if token.dep_ != "pobj" or token.head.lower_ != "in":
+        return False
+    return not _has_determiner(token) and _of_object(token) is None
+
+
+def _is_colour_predicate(token: Token) -> bool:
+    """A colour said of the subject as a noun: "the sky is a brilliant blue", "the water is a
+    deep turquoise color"."""
+    if token.dep_ != "attr" or token.head.pos_ not in VERB_POS:
+        return False
+    word = lemma(token)
+    return word in lexicon.COLORS or word in lexicon.COLOUR_NOUNS
+
+
+def _colour_shades(adjective: Token) -> list[Token]:
+    """The shade words of a colour ("bright" and "dark" in "bright yellow", "dark blue")."""
+    if adjective.lower_ not in lexicon.COLORS:
+        return []
+    return [c for c in adjective.children if c.dep_ == "advmod" and c.lower_ in lexicon.COLORS]
+
+
 def _has_prepositional_object(token: Token) -> bool:
     """Whether an adjective governs a prepositional object ("full of", "close to")."""
     return any(
@@ -819,11 +1153,13 @@ def prepositional_phrases(token: Token, mark_fronted: bool = False) -> Iterator[
             for phrase, target in _preposition_targets(child):
                 yield (phrase, target, fronted) if mark_fronted else (phrase, target)
         elif child.dep_ in ADVERBIAL_HEAD_DEPS and child.pos_ in {"ADV", "ADJ"}:
+            silent = child.lower_ in lexicon.PRESENCE_ADJECTIVES or _is_compound_tail(child)
             for grandchild in child.children:
                 if grandchild.dep_ == "prep":
                     for phrase, target in _preposition_targets(grandchild):
-                        pair = (f"{child.lower_} {phrase}", target)
-                        yield (*pair, False) if mark_fronted else pair
+                        pair = (phrase if silent else f"{child.lower_} {phrase}", target)
+                        fronted = mark_fronted and _is_fronted(child, token)
+                        yield (*pair, fronted) if mark_fronted else pair
 
 
 def _is_fronted(preposition: Token, verb: Token) -> bool:
@@ -855,10 +1191,15 @@ def _through_position_noun(preposition: str, noun: Token) -> tuple[str, Token]:
     if lemma(noun) not in lexicon.POSITION_NOUNS:
         return preposition, noun
     inner = _of_object(noun)
-    if inner is None:
+    if inner is not None:
+        words = [preposition, *(t.lower_ for t in noun.lefts), noun.lower_, "of"]
+        return " ".join(words), inner
+    owner = next((c for c in noun.lefts if c.dep_ == "poss" and c.pos_ == "PRON"), None)
+    if owner is None or preposition not in SIDE_PREPOSITIONS:  # "in his left" is his hand
         return preposition, noun
-    words = [preposition, *(t.lower_ for t in noun.lefts), noun.lower_, "of"]
-    return " ".join(words), inner
+    # "to her left" says "to the left of" her, "along its side" "along the side of" it
+    words = [preposition, "the", *(t.lower_ for t in noun.lefts if t.i != owner.i), noun.lower_]
+    return " ".join([*words, "of"]), owner
 
 
 def extract_priors(doc: Doc) -> ParsedCaption:

@@ -271,3 +271,163 @@ def test_things_with_other_things_stay_objects(parser: CaptionParser) -> None:
     parsed = parser.parse("A man with a hat stands next to a cake with candles.")
     assert [name for name, _ in objects(parsed)] == ["man", "hat", "cake", "candle"]
     assert ("cake", "with", "candle") in relations(parsed)
+
+
+def test_photos_cameras_and_photographers_in_the_picture_are_things(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse(
+        "A framed photo hangs on the wall above a picture frame. A man is holding a camera, "
+        "and a photographer stands beside him."
+    )
+    names = [name for name, _ in objects(parsed)]
+    assert names == ["photo", "wall", "picture frame", "man", "camera", "photographer"]
+    assert relations(parsed) >= {("photo", "hang on", "wall"), ("man", "hold", "camera")}
+
+
+def test_the_picture_itself_and_whoever_takes_it_are_no_things(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "In this photo, a dog looks at the camera. A photo of a cat on a couch. The "
+        "photographer took the picture from a low angle."
+    )
+    assert [name for name, _ in objects(parsed)] == ["dog", "cat", "couch"]
+
+
+def test_a_hedged_alternative_names_one_thing(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A small bird, possibly a pigeon or a sparrow, sits on the ledge. There is possibly a "
+        "crow or a raven on the roof."
+    )
+    assert objects(parsed) == [("bird", 1), ("ledge", 1), ("crow", 1), ("roof", 1)]
+    assert relations(parsed) == {("bird", "sit on", "ledge"), ("crow", "on", "roof")}
+
+
+def test_an_apposition_names_the_thing_before_it(parser: CaptionParser) -> None:
+    parsed = parser.parse("The patient, an elderly man, rests in a bed.")
+    assert objects(parsed) == [("patient", 1), ("bed", 1)]
+    assert attributes(parsed) == {("patient", "elderly")}
+
+
+def test_what_is_said_not_to_be_present_is_no_object(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A bench stands in the park. People are not present, and animals do not appear near "
+        "the bench."
+    )
+    assert [name for name, _ in objects(parsed)] == ["bench", "park"]
+
+
+def test_a_two_word_noun_the_parser_splits_after_shows_stays_one(parser: CaptionParser) -> None:
+    parsed = parser.parse("The image shows a red fire hydrant next to a car.")
+    assert objects(parsed) == [("fire hydrant", 1), ("car", 1)]
+    assert attributes(parsed) == {("fire hydrant", "red")}
+    assert relations(parsed) == {("fire hydrant", "next to", "car")}
+
+
+def test_a_dummy_it_stands_for_nothing(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A cat sits on a mat. It is sunny and warm. A dog lies on a porch. It is raining, and "
+        "it looks cold."
+    )
+    assert [name for name, _ in objects(parsed)] == ["cat", "mat", "dog", "porch"]
+    assert attributes(parsed) == set()
+
+
+def test_a_noun_that_only_locates_is_no_part_of_the_name(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A basket sits on the kitchen counter top next to the kitchen sink. A woman walks down "
+        "a city street."
+    )
+    names = [name for name, _ in objects(parsed)]
+    assert names == ["basket", "counter", "kitchen sink", "woman", "street"]
+    assert attributes(parsed) == set()
+
+
+def test_guesses_add_no_things(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "A few egrets wade in the shallows, likely searching for fish. The clouds suggest that "
+        "a storm is coming."
+    )
+    assert [name for name, _ in objects(parsed)] == ["egret", "shallows", "cloud"]
+    assert relations(parsed) == {("egret", "wade in", "shallows")}
+
+
+def test_a_side_of_a_pronoun_folds_into_the_predicate(parser: CaptionParser) -> None:
+    parsed = parser.parse("A girl stands by a bench. To her left, a dog sleeps.")
+    assert ("dog", "to the left of", "girl") in relations(parsed)
+
+
+def test_a_clause_after_a_photo_of_a_thing_describes_the_thing(parser: CaptionParser) -> None:
+    parsed = parser.parse("A close-up photo of a cat lying next to a laptop.")
+    assert relations(parsed) == {("cat", "lie next to", "laptop")}
+
+
+def test_the_room_refers_to_the_indoor_place_before_it(parser: CaptionParser) -> None:
+    parsed = parser.parse("A sculpture stands in a museum gallery. The room is dimly lit.")
+    assert [name for name, _ in objects(parsed)] == ["sculpture", "gallery"]
+    assert attributes(parsed) == {("gallery", "lit")}
+
+
+def test_a_colour_said_as_a_noun_describes_the_subject(parser: CaptionParser) -> None:
+    parsed = parser.parse("The sky is a brilliant blue, and the walls are a pale yellow.")
+    assert [name for name, _ in objects(parsed)] == ["sky", "wall"]
+    assert attributes(parsed) == {
+        ("sky", "brilliant"),
+        ("sky", "blue"),
+        ("wall", "pale"),
+        ("wall", "yellow"),
+    }
+
+
+def test_some_of_whom_and_one_of_which_refer_to_the_group_before(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "There are a few people in the square, some of whom are carrying bags. Several boats "
+        "float in the harbor, one of which has a red sail."
+    )
+    assert relations(parsed) >= {("person", "carry", "bag"), ("boat", "have", "sail")}
+    assert ("harbor", "have", "sail") not in relations(parsed)
+
+
+def test_a_comma_and_with_before_a_participle_opens_a_clause_of_its_own(
+    parser: CaptionParser,
+) -> None:
+    parsed = parser.parse("A laptop is placed on the desk, with a mouse positioned to its right.")
+    assert relations(parsed) == {
+        ("laptop", "place on", "desk"),
+        ("mouse", "position to the right of", "laptop"),
+    }
+
+
+def test_in_line_and_in_rows_arrange_things_and_name_none(parser: CaptionParser) -> None:
+    parsed = parser.parse(
+        "People are standing in line at the counter. Macarons are arranged in neat rows, and "
+        "white lines mark the field."
+    )
+    assert [name for name, _ in objects(parsed)] == [
+        "person",
+        "counter",
+        "macaron",
+        "line",
+        "field",
+    ]
+
+
+def test_it_inside_a_with_phrase_is_the_noun_the_phrase_belongs_to(parser: CaptionParser) -> None:
+    parsed = parser.parse("The bathroom has a white toilet and a sink with a mirror above it.")
+    assert ("mirror", "above", "sink") in relations(parsed)
+    assert ("mirror", "above", "bathroom") not in relations(parsed)
+
+
+def test_whoever_the_picture_invites_is_not_in_it(parser: CaptionParser) -> None:
+    parsed = parser.parse("A wooden bench faces the lake, inviting visitors to sit and relax.")
+    assert [name for name, _ in objects(parsed)] == ["bench", "lake"]
+
+
+def test_what_a_copula_says_a_thing_is_is_that_thing(parser: CaptionParser) -> None:
+    parsed = parser.parse("The car is a shiny red sports car.")
+    assert objects(parsed) == [("car", 1)]
+    assert attributes(parsed) == {("car", "shiny"), ("car", "red")}
+
+
+def test_a_side_named_without_its_noun_is_no_side_of_its_owner(parser: CaptionParser) -> None:
+    parsed = parser.parse("The man holds a cup in his right hand and a phone in his left.")
+    assert not any(predicate.endswith(" of") for _, predicate, _ in relations(parsed))

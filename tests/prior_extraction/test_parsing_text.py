@@ -30,3 +30,14 @@ def test_truncate_cuts_at_a_space_and_warns(caplog: pytest.LogCaptureFixture) ->
         assert truncate("aaa bbb ccc", max_chars=9) == "aaa bbb"
     assert "caption of 11 characters truncated to 9" in caplog.text
     assert truncate("short", max_chars=9) == "short"
+
+
+def test_section_labels_opening_a_line_are_dropped() -> None:
+    text = (
+        "The image shows a cafe.\n- **People:** A barista works.\n**Background**: Shelves.\n"
+        "Lighting: Warm lamps.\n**A metal fire escape** climbs the wall."
+    )
+    assert clean_caption(text) == (
+        "The image shows a cafe. A barista works. Shelves. Warm lamps. A metal fire escape "
+        "climbs the wall."
+    )
