@@ -9,8 +9,8 @@ from prefect.states import Completed, Failed
 from pydantic import ValidationError
 
 from flows.extract import (
+    WORKER_CAPTIONERS,
     ExtractPriorsParameters,
-    _captioner,
     _is_transient,
     extract_priors,
     partition_command,
@@ -87,9 +87,9 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
     pytest.importorskip("prefect_dask")
     store = tmp_path / "store"
     params = _params(small_demo, store, task_runner="dask", dask_workers=2)
-    _captioner.cache_clear()
+    WORKER_CAPTIONERS.clear()
     prior_set_id = _run(params)
-    assert _captioner.cache_info().currsize == 0, "the flow process built a captioner"
+    assert len(WORKER_CAPTIONERS) == 0, "the flow process built a captioner"
     assert prior_set_id == _run(_params(small_demo, tmp_path / "threads"))
     assert _rows(store, prior_set_id) == _rows(tmp_path / "threads", prior_set_id)
     assert len(_rows(store, prior_set_id)) == 8
@@ -98,9 +98,9 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
 @pytest.mark.slow
 def test_gpus_run_one_partition_process_each(prefect_api, small_demo, tmp_path) -> None:
     store = tmp_path / "store"
-    _captioner.cache_clear()
+    WORKER_CAPTIONERS.clear()
     prior_set_id = _run(_params(small_demo, store, gpus=2))
-    assert _captioner.cache_info().currsize == 0, "the flow process built a captioner"
+    assert len(WORKER_CAPTIONERS) == 0, "the flow process built a captioner"
     rows = _rows(store, prior_set_id)
     assert len(rows) == 8
     assert {count for _, count in rows} == {1}
@@ -108,11 +108,12 @@ def test_gpus_run_one_partition_process_each(prefect_api, small_demo, tmp_path) 
 
 def test_partition_commands_split_the_work_between_gpus(tmp_path) -> None:
     params = ExtractPriorsParameters(store=tmp_path, gpus=2, limit=5)
-    first, second = (partition_command(params, index) for index in range(2))
+    first, second = (partition_command(params, index, 2) for index in range(2))
     assert first[first.index("--partition") + 1] == "0/2"
     assert second[second.index("--partition") + 1] == "1/2"
     assert first[first.index("--limit") + 1] == "5"
     assert "--images" not in first
     assert "--retry-failed" not in first
+    assert "--tensor-parallel-size" not in first
     retrying = ExtractPriorsParameters(store=tmp_path, gpus=2, retry_failed=True)
-    assert partition_command(retrying, 0)[-1] == "--retry-failed"
+    assert partition_command(retrying, 0, 2)[-1] == "--retry-failed"
