@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from flows.cli import app
 from flows.extract import ExtractPriorsParameters, engine_children, extract_priors
 from flows.fanout import DeviceListError, FanOutError
 from storage import PriorStore
@@ -81,6 +83,29 @@ def test_engines_take_the_visible_gpus_in_tensor_parallel_groups(monkeypatch, tm
     command = children[1].command
     assert command[command.index("--partition") + 1] == "1/2"
     assert command[command.index("--tensor-parallel-size") + 1] == "2"
+
+
+@pytest.mark.parametrize(
+    ("captioner", "devices", "message"),
+    [
+        ("file", "0,1", "error: --tensor-parallel-size needs --captioner vllm"),
+        (
+            "vllm",
+            "4",
+            "error: tensor_parallel_size=2 needs as many GPUs, but CUDA_VISIBLE_DEVICES='4' "
+            "shows 1",
+        ),
+    ],
+)
+def test_the_cli_refuses_a_tensor_parallel_size_it_cannot_use(
+    monkeypatch, tmp_path, captioner, devices, message
+) -> None:
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", devices)
+    arguments = ["priors", "extract", "--store", str(tmp_path / "store"), "--images", "."]
+    arguments += ["--captioner", captioner, "--tensor-parallel-size", "2"]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2
+    assert result.output.strip() == message
 
 
 def test_more_gpus_than_visible_is_refused_before_any_child(monkeypatch, tmp_path) -> None:
