@@ -84,11 +84,11 @@ def run_children(
             output.follow(child.name, running[child.name].stdout)
         failure = _wait_for_first_failure(running, output)
     finally:
-        _stop(running.values(), grace_s)
+        stopped = _stop(running.values(), grace_s)
         output.drain(deadline=time.monotonic() + grace_s)
     if failure is not None:
         name, status = failure
-        raise FanOutError(f"{name} {_exit_text(status)}; stopped the other {len(running) - 1}")
+        raise FanOutError(f"{name} {_exit_text(status)}; stopped the other {stopped}")
 
 
 class _Output:
@@ -156,9 +156,9 @@ def _wait_for_first_failure(
             return None
 
 
-def _stop(processes: Iterable[subprocess.Popen], grace_s: float) -> None:
+def _stop(processes: Iterable[subprocess.Popen], grace_s: float) -> int:
     """SIGTERM to every child still running (its whole process group), SIGKILL to those still
-    there after `grace_s`; every wait is bounded."""
+    there after `grace_s`; every wait is bounded. Returns how many were running."""
     alive = [process for process in processes if process.poll() is None]
     for process in alive:
         _signal_group(process, signal.SIGTERM)
@@ -170,6 +170,7 @@ def _stop(processes: Iterable[subprocess.Popen], grace_s: float) -> None:
         if process.poll() is None:
             _signal_group(process, signal.SIGKILL)
             process.wait(timeout=grace_s)
+    return len(alive)
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:
