@@ -54,6 +54,9 @@ def extract(
     limit: Annotated[int | None, typer.Option(help="Only the first N images.")] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Longest caption, in tokens.")] = 256,
     device: Annotated[str | None, typer.Option(help="transformers device (cpu, cuda:0).")] = None,
+    tensor_parallel_size: Annotated[
+        int, typer.Option(help="vllm: GPUs per engine (tensor parallel over those visible).")
+    ] = 1,
     partition: Annotated[
         str, typer.Option(help="I/N: this process's share, e.g. one vLLM process per GPU.")
     ] = "0/1",
@@ -99,6 +102,10 @@ def extract(
     _check_numbers(shard_size, batch_size, limit, max_new_tokens, parse_processes)
     if captioner == "transformers" and device is not None:
         require_device("--device", device)
+    require_at_least("--tensor-parallel-size", tensor_parallel_size, 1)
+    if tensor_parallel_size > 1 and captioner != "vllm":
+        typer.echo("error: --tensor-parallel-size needs --captioner vllm", err=True)
+        raise typer.Exit(2)
     try:
         if store.exists():  # a store that cannot take the run is refused before any model loads
             require_undamaged(PriorStore(store))
@@ -119,6 +126,7 @@ def extract(
             max_new_tokens=max_new_tokens,
             prompt_format=prompt_format,
             device=device,
+            engine_args={"tensor_parallel_size": tensor_parallel_size},
         )
         chosen = build_captioner(captioner, options)
         _report_unmatched_captions(chosen, source)

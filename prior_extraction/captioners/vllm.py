@@ -5,12 +5,16 @@ Each request is the text the checkpoint's own chat template renders (through its
 processor, as `LLM.chat` would) with the picture as `multi_modal_data`: the same prompt as the
 transformers captioner's, built and testable without vllm.
 
-Data parallel = one engine per GPU, each in its own process over its partition of the images
-(`CUDA_VISIBLE_DEVICES=i llmformer priors extract ... --partition i/N`).
+Data parallel = one engine per GPU, or per group of GPUs with tensor parallelism
+(`engine_args={"tensor_parallel_size": k}`: the engine splits the model over the k GPUs it sees),
+each in its own process over its partition of the images (`CUDA_VISIBLE_DEVICES=4,5 llmformer
+priors extract ... --tensor-parallel-size 2 --partition 2/4`; the `extract-priors` flow starts
+them with `gpus` and `tensor_parallel_size`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,6 +50,7 @@ class VLLMCaptioner:
         prompt_format: str | None = None,
         engine_args: dict[str, Any] | None = None,
     ) -> None:
+        require_visible_gpus(int((engine_args or {}).get("tensor_parallel_size", 1)))
         try:
             from vllm import LLM, SamplingParams
         except ImportError as error:
@@ -96,3 +101,19 @@ def family_engine_settings(family: PromptFormat | None) -> dict[str, Any]:
     if family is None:
         return {}
     return {"max_model_len": family.max_model_len, **family.engine_args}
+
+
+def require_visible_gpus(tensor_parallel_size: int) -> None:
+    """Refuse, before vllm loads, a tensor-parallel size that the GPUs this process may use
+    (`CUDA_VISIBLE_DEVICES`, where set) cannot hold."""
+    if tensor_parallel_size < 1:
+        raise CaptionerError(f"tensor_parallel_size must be at least 1, not {tensor_parallel_size}")
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        return
+    visible = [device for device in listed.split(",") if device.strip()]
+    if len(visible) < tensor_parallel_size:
+        raise CaptionerError(
+            f"tensor_parallel_size={tensor_parallel_size} needs as many GPUs, but "
+            f"CUDA_VISIBLE_DEVICES={listed!r} shows {len(visible)}"
+        )

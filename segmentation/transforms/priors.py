@@ -1,7 +1,7 @@
 """Pipeline transforms that carry an image's LLM priors from the prior store into its data sample.
 
-`LoadPriors` reads the priors of every image of a (dataset, split) in one batched store query on
-first use and serves later images from memory; `PackLLMFormerInputs` puts them in
+`LoadPriors` reads the priors of the image it loads, and only those, from the prior store (so a
+dataloader worker's memory does not grow with the split); `PackLLMFormerInputs` puts them in
 `data_sample.priors`.
 """
 
@@ -80,8 +80,10 @@ PriorGraph.EMPTY = PriorGraph()
 class LoadPriors(BaseTransform):
     """Put the priors of `results["img_id"]` for one prior set into `results["priors"]`.
 
-    Images without priors get `PriorGraph.EMPTY` and are counted in `num_missing` (logged), so
-    training and prediction go on and the gap stays visible.
+    Each image's priors are read when it is loaded (one small store query), so every dataloader
+    worker of every rank holds only the images in hand, whatever the size of the split. Images
+    without priors get `PriorGraph.EMPTY` and are counted in `num_missing` (logged), so training
+    and prediction go on and the gap stays visible.
     """
 
     def __init__(self, store_root: str, prior_set_id: str, log_every: int = 1000) -> None:
@@ -95,29 +97,16 @@ class LoadPriors(BaseTransform):
         self.log_every = log_every
         self.num_missing = 0
         self._store = None
-        self._loaded: dict[tuple[str, str], dict[str, PriorGraph]] = {}
 
     def transform(self, results: dict) -> dict:
         image_id = str(results["img_id"])
-        split_priors = self._priors_of(results.get("dataset_name"), results.get("split"))
-        priors = split_priors.get(image_id)
-        if priors is None:
+        record = self._open_store().read_priors(self.prior_set_id, [image_id]).get(image_id)
+        if record is None:
             self._count_missing(image_id)
-            priors = PriorGraph.EMPTY
-        results["priors"] = priors
+            results["priors"] = PriorGraph.EMPTY
+        else:
+            results["priors"] = PriorGraph.from_record(record)
         return results
-
-    def _priors_of(self, dataset: str | None, split: str | None) -> dict[str, PriorGraph]:
-        key = (dataset or "", split or "")
-        if key not in self._loaded:
-            store = self._open_store()
-            image_ids = sorted(store.done_image_ids(self.prior_set_id, dataset, split))
-            records = store.read_priors(self.prior_set_id, image_ids) if image_ids else {}
-            self._loaded[key] = {
-                str(image_id): PriorGraph.from_record(record)
-                for image_id, record in records.items()
-            }
-        return self._loaded[key]
 
     def _open_store(self):
         if self._store is None:

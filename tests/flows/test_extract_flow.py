@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.states import Completed, Failed
 from pydantic import ValidationError
 
 from flows.extract import (
+    WORKER_CAPTIONERS,
     ExtractPriorsParameters,
-    _captioner,
     _is_transient,
     extract_priors,
     partition_command,
@@ -39,6 +42,15 @@ def _rows(store: Path, prior_set_id: str) -> list[tuple]:
         ).fetchall()
 
 
+def _shard_flow_parameters() -> list[dict]:
+    """The parameters of every `extract-shards` run the server holds."""
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=["extract-shards"]))
+        )
+    return [run.parameters for run in runs]
+
+
 def test_exactly_one_source_is_required(tmp_path) -> None:
     with pytest.raises(ValidationError, match="exactly one of images, manifest, dataset"):
         ExtractPriorsParameters(images=tmp_path, dataset="demo")
@@ -65,6 +77,10 @@ def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_p
     relation_files = [path.parent for path in (store / "relations").rglob(f"{prior_set_id}-*")]
     assert len(relation_files) == len(set(relation_files)), "a split holds several shard files"
     assert (store / "relation_counts" / "dataset=demo" / f"{prior_set_id}.parquet").exists()
+    shard_runs = _shard_flow_parameters()
+    assert all(set(run) == {"params_json", "plan", "progress_id"} for run in shard_runs)
+    assert [0, 1, 2] in [run["plan"]["shards"] for run in shard_runs], "8 images, shards of 3"
+    assert not any(image_id in json.dumps(shard_runs) for image_id, _ in rows)
     assert _run(_params(small_demo, store)) == prior_set_id
     assert _rows(store, prior_set_id) == rows
     with PriorStore(store).connect() as connection:
@@ -87,9 +103,9 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
     pytest.importorskip("prefect_dask")
     store = tmp_path / "store"
     params = _params(small_demo, store, task_runner="dask", dask_workers=2)
-    _captioner.cache_clear()
+    WORKER_CAPTIONERS.clear()
     prior_set_id = _run(params)
-    assert _captioner.cache_info().currsize == 0, "the flow process built a captioner"
+    assert len(WORKER_CAPTIONERS) == 0, "the flow process built a captioner"
     assert prior_set_id == _run(_params(small_demo, tmp_path / "threads"))
     assert _rows(store, prior_set_id) == _rows(tmp_path / "threads", prior_set_id)
     assert len(_rows(store, prior_set_id)) == 8
@@ -98,9 +114,9 @@ def test_shards_run_in_parallel_on_a_local_dask_cluster(prefect_api, small_demo,
 @pytest.mark.slow
 def test_gpus_run_one_partition_process_each(prefect_api, small_demo, tmp_path) -> None:
     store = tmp_path / "store"
-    _captioner.cache_clear()
-    prior_set_id = _run(_params(small_demo, store, gpus=2))
-    assert _captioner.cache_info().currsize == 0, "the flow process built a captioner"
+    WORKER_CAPTIONERS.clear()
+    prior_set_id = _run(_params(small_demo, store, gpus=2, devices="0,1"))
+    assert len(WORKER_CAPTIONERS) == 0, "the flow process built a captioner"
     rows = _rows(store, prior_set_id)
     assert len(rows) == 8
     assert {count for _, count in rows} == {1}
@@ -108,11 +124,12 @@ def test_gpus_run_one_partition_process_each(prefect_api, small_demo, tmp_path) 
 
 def test_partition_commands_split_the_work_between_gpus(tmp_path) -> None:
     params = ExtractPriorsParameters(store=tmp_path, gpus=2, limit=5)
-    first, second = (partition_command(params, index) for index in range(2))
+    first, second = (partition_command(params, index, 2) for index in range(2))
     assert first[first.index("--partition") + 1] == "0/2"
     assert second[second.index("--partition") + 1] == "1/2"
     assert first[first.index("--limit") + 1] == "5"
     assert "--images" not in first
     assert "--retry-failed" not in first
+    assert "--tensor-parallel-size" not in first
     retrying = ExtractPriorsParameters(store=tmp_path, gpus=2, retry_failed=True)
-    assert partition_command(retrying, 0)[-1] == "--retry-failed"
+    assert partition_command(retrying, 0, 2)[-1] == "--retry-failed"

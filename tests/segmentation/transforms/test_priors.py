@@ -1,4 +1,5 @@
-"""LoadPriors reads a prior set from a real store in one batched query; the packer carries them."""
+"""LoadPriors reads each image's priors from a real store when it loads it; the packer carries
+them."""
 
 from __future__ import annotations
 
@@ -56,19 +57,21 @@ def test_prior_graph_follows_the_json_contract_and_drops_dangling_indices() -> N
     assert PriorGraph.from_record({}).is_empty
 
 
-def test_load_priors_serves_a_split_from_one_batched_query(store_with_priors, monkeypatch) -> None:
+def test_load_priors_reads_only_the_image_it_loads(store_with_priors, monkeypatch) -> None:
     store_root, prior_set_id = store_with_priors
     transform = LoadPriors(store_root, prior_set_id)
     calls = []
     original = PriorStore.read_priors
     monkeypatch.setattr(
-        PriorStore, "read_priors", lambda self, *a: calls.append(a) or original(self, *a)
+        PriorStore,
+        "read_priors",
+        lambda self, set_id, ids: calls.append((set_id, list(ids))) or original(self, set_id, ids),
     )
     first = transform(_results("train/0.png"))["priors"]
     second = transform(_results("train/1.png"))["priors"]
     assert first == PriorGraph(("dog", "sofa"), ((0, "brown"),), ((0, "on", 1),))
     assert second == PriorGraph.EMPTY
-    assert len(calls) == 1
+    assert calls == [(prior_set_id, ["train/0.png"]), (prior_set_id, ["train/1.png"])]
     assert transform.num_missing == 0
 
 
