@@ -53,9 +53,9 @@ from storage import (
 )
 
 FAILURES_SHOWN = 5
+"""How many of a run's failures its summary lists."""
 STOP_GRACE_S = 8.0
 """Seconds a stopping run may spend finishing its shard: every stop ends within 10 s."""
-"""How many of a run's failures its summary lists."""
 
 
 class ExtractionConfigError(ValueError):
@@ -451,31 +451,37 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """The first Ctrl-C (or SIGTERM) sets `stop`: the shard in hand is finished if that takes at
     most `STOP_GRACE_S`, else abandoned (resume redoes it); a second signal interrupts at once.
 
+    The grace is a timer thread that, when it runs out, sends the main thread SIGINT (the second
+    signal); the process's one real-time timer (`signal.alarm`, `setitimer`) is left to others.
     Signal handlers can only be installed from the main thread; elsewhere (a Prefect worker
     thread) the signals keep their usual meaning.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    grace = threading.Timer(STOP_GRACE_S, _interrupt_main_thread)
+    grace.name, grace.daemon = "llmformer-stop-grace", True
 
     def request_stop(signum: int, frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_S)
+        grace.start()
 
-    def grace_over(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    handlers = {
-        signal.SIGINT: request_stop,
-        signal.SIGTERM: request_stop,
-        signal.SIGALRM: grace_over,
-    }
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            grace.cancel()
+            if grace.is_alive():
+                grace.join(STOP_GRACE_S)
+        finally:
+            for sig, handler in previous.items():  # SIGINT last: the timer may just have fired
+                signal.signal(sig, handler)
+
+
+def _interrupt_main_thread() -> None:
+    """SIGINT to the main thread itself, so that a blocking call there (a sleep, a socket read)
+    is interrupted too; `_thread.interrupt_main` would wait for it to return."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
