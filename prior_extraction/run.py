@@ -42,7 +42,7 @@ from prior_extraction.captioners import (
 )
 from prior_extraction.images import DEFAULT_MAX_PIXELS, InvalidImageError, LoadedImage, load_image
 from prior_extraction.parsing import PARSER_NAME, PARSER_VERSION, CaptionParser
-from prior_extraction.sources import ImageItem, ImageSource
+from prior_extraction.sources import ImageItem, ImageSource, SourceError
 from storage import (
     FailureRecord,
     ImagePriors,
@@ -60,6 +60,11 @@ STOP_GRACE_S = 8.0
 
 class ExtractionConfigError(ValueError):
     """Run settings that cannot work (a batch size of 0, a partition index out of range)."""
+
+
+class ImageCollisionError(SourceError):
+    """Images whose ids the store already holds, in the same dataset and split, for other files
+    (two folders of one name): a run would skip them as done."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,7 @@ def run_extraction(
     started = time.perf_counter()
     require_undamaged(store)
     items = select_items(source.items(), config.partition, config.limit)
+    require_own_images(store, items)
     prior_set_id = store.register_prior_set(prior_set_spec(captioner, config.prior_set_name))
     pending = pending_items(store, prior_set_id, items, config.retry_failed)
     retried = failed_items(store, prior_set_id, pending) if config.retry_failed else set()
@@ -227,6 +233,27 @@ def require_undamaged(store: PriorStore) -> None:
             f"the store has {len(damaged)} damaged file(s), first {damaged[0]}; run: "
             f"llmformer priors repair --store {store.root}, then extract again"
         )
+
+
+def require_own_images(store: PriorStore, items: Sequence[ImageItem]) -> None:
+    """Refuse items whose ids the store already holds, in their dataset and split, for another
+    file: their priors would be taken for these images' (`ImageCollisionError`)."""
+    by_partition: dict[tuple[str, str], list[ImageItem]] = {}
+    for item in items:
+        by_partition.setdefault((item.dataset, item.split), []).append(item)
+    for (dataset, split), group in by_partition.items():
+        stored = store.image_paths(dataset, split, (item.image_id for item in group))
+        clashes = []
+        for item in group:
+            here = os.path.abspath(item.path)
+            if others := stored.get(item.image_id, set()) - {here}:
+                clashes.append((item.image_id, min(others), here))
+        if clashes:
+            image_id, there, here = clashes[0]
+            raise ImageCollisionError(
+                f"dataset {dataset!r} of the store already has {len(clashes)} of these image ids "
+                f"for other files, e.g. {image_id!r} from {there}, not {here}"
+            )
 
 
 def select_items(
