@@ -249,8 +249,12 @@ class _WorkerProcesses:
         self._workers = [_start_worker(context, index, settings) for index in range(count)]
         self._one_iteration_at_a_time = threading.Lock()
         self._closed = False
-        for worker in self._workers:
-            self._receive(worker)  # None once its parser is loaded
+        try:
+            for worker in self._workers:
+                self._receive(worker)  # None once its parser is loaded
+        except BaseException:  # a worker that cannot load, or Ctrl-C meanwhile
+            self.close()
+            raise
 
     def parse_batches(self, batches: Iterable[list[str]]) -> Iterator[list[ParsedCaption]]:
         """Priors of each batch, in order, with at most `BATCHES_PER_WORKER` batches per worker
@@ -353,9 +357,9 @@ def _join_all(processes: Sequence[BaseProcess], timeout_s: float) -> list[BasePr
 def _serve_batches(tasks: Queue, results: Connection, settings: _WorkerSettings) -> None:
     """A worker process's life: load a parser once and say so (None, or one line saying what
     failed), then answer each batch with its priors (or one line saying what failed) until it is
-    stopped or the starting process is gone. Ctrl-C is
-    the starting process's to handle (a terminal sends it to the whole process group); SIGTERM
-    ends the worker at once, whatever handlers it inherited."""
+    stopped or the starting process is gone. Ctrl-C is the starting process's to handle (a
+    terminal sends it to the whole process group); SIGTERM ends the worker at once, whatever
+    handlers it inherited."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
