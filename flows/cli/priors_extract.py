@@ -95,7 +95,7 @@ def extract(
         default_batch_size,
     )
     from prior_extraction.captioners.prompts import PromptError, resolve_prompt
-    from prior_extraction.parsing import CaptionParser
+    from prior_extraction.parsing import CaptionParser, ParserWorkerError
     from prior_extraction.run import (
         ExtractionConfig,
         ExtractionConfigError,
@@ -154,6 +154,12 @@ def extract(
             raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
         finally:
             parser.close()
+    except ParserWorkerError as error:
+        typer.echo(
+            f"error: {error}; the shards written are kept, run the same command to resume",
+            err=True,
+        )
+        raise typer.Exit(1) from error
     except ImageCollisionError as error:
         fix = "another --store" if dataset else "another --dataset-name"
         typer.echo(f"error: {error}; give this source {fix}", err=True)

@@ -20,10 +20,11 @@ from typer.testing import CliRunner
 
 import prior_extraction.run as run_module
 from flows.cli import app
+from prior_extraction import parsing
 from prior_extraction.captioners import CaptionRequest
 from prior_extraction.captioners.file import FileCaptioner
 from prior_extraction.images import load_image
-from prior_extraction.parsing import WORKER_EXIT_GRACE_S, CaptionParser
+from prior_extraction.parsing import WORKER_EXIT_GRACE_S, CaptionParser, ParserWorkerError
 from prior_extraction.run import (
     ExtractionConfig,
     ExtractionConfigError,
@@ -381,7 +382,7 @@ KILLED_RUN = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from prior_extraction.captioners.file import FileCaptioner
-    from prior_extraction.parsing import WORKER_EXIT_GRACE_S, CaptionParser
+    from prior_extraction.parsing import CaptionParser
     from prior_extraction.run import ExtractionConfig, run_extraction
     from prior_extraction.sources import FolderSource
     from storage import PriorStore
@@ -652,3 +653,29 @@ def test_cli_a_store_that_is_a_file_or_captions_not_utf8_are_one_line(
         f"error: {latin1}:2: not UTF-8 text (byte 0xe9 at column 28); "
         "save the captions file as UTF-8"
     )
+
+
+def test_cli_a_parser_worker_that_dies_is_one_line_and_the_written_shards_stay(
+    tmp_path, noise_folder, monkeypatch
+) -> None:
+    class DyingParser(CaptionParser):
+        """Its second batch meets a worker that was killed (as by the OOM killer)."""
+
+        calls = 0
+
+        def parse_many(self, texts):
+            DyingParser.calls += 1
+            if DyingParser.calls == 2:
+                raise ParserWorkerError("parser worker llmformer-parser-0 exited (code -9)")
+            return super().parse_many(texts)
+
+    monkeypatch.setattr(parsing, "CaptionParser", DyingParser)
+    folder, captions = noise_folder(12)
+    store = tmp_path / "store"
+    result = runner.invoke(app, _extract_args(folder, captions, store))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: parser worker llmformer-parser-0 exited (code -9); the shards written are kept, "
+        "run the same command to resume"
+    )
+    assert len(PriorStore(store).done_image_ids(_only_prior_set(PriorStore(store)))) == 4
