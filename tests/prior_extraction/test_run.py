@@ -312,32 +312,33 @@ class _BusyThreads:
             thread.join(5)
 
 
-STRESS_RUNS = 50
+STRESS_ROUNDS, RUNS_PER_ROUND = 5, 10
 RUN_BOUND_S = 10.0
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(STRESS_RUNS * RUN_BOUND_S)
+@pytest.mark.timeout(STRESS_ROUNDS * RUNS_PER_ROUND * RUN_BOUND_S)
 def test_ctrl_c_with_parser_processes_ends_every_time_with_other_threads_alive(
     tmp_path, noise_folder, parser
 ) -> None:
     """The scenario that once hung a whole test run, 50 times over, while four threads churn
-    locks; the workers start and stop among those threads too."""
+    locks; each round of 10 starts its own two workers among those threads and stops them."""
     folder, captions = noise_folder(12)
     handlers_before = {sig: signal.getsignal(sig) for sig in STOP_AND_ALARM_SIGNALS}
     with _BusyThreads(4) as busy:
-        workers = CaptionParser(n_process=2)
-        try:
-            for run in range(STRESS_RUNS):
+        for round_ in range(STRESS_ROUNDS):
+            workers = CaptionParser(n_process=2)
+            try:
+                for run in range(RUNS_PER_ROUND):
+                    started = time.monotonic()
+                    store = tmp_path / f"store-{round_}-{run}"
+                    _ctrl_c_with_parser_processes(folder, captions, store, workers, parser)
+                    took = time.monotonic() - started
+                    assert took < RUN_BOUND_S, f"round {round_} run {run} took {took:.1f} s"
+            finally:
                 started = time.monotonic()
-                store = tmp_path / f"store-{run}"
-                _ctrl_c_with_parser_processes(folder, captions, store, workers, parser)
-                took = time.monotonic() - started
-                assert took < RUN_BOUND_S, f"run {run} took {took:.1f} s"
-        finally:
-            started = time.monotonic()
-            workers.close()
-        assert time.monotonic() - started < 2 * WORKER_EXIT_GRACE_S
+                workers.close()
+            assert time.monotonic() - started < 2 * WORKER_EXIT_GRACE_S
         assert all(thread.is_alive() for thread in busy.threads)
     assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
 
