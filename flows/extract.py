@@ -75,6 +75,9 @@ class ExtractPriorsParameters(BaseModel):
     data_root: Path | None = Field(
         Path("data/datasets/demo"), description="The dataset's root folder."
     )
+    dataset_name: str | None = Field(
+        None, description="Store the images or manifest under this dataset name."
+    )
     captioner: Literal["vllm", "transformers", "file"] = "file"
     captions: Path | None = Field(
         Path("data/datasets/demo/captions.jsonl"), description="For the file captioner."
@@ -224,7 +227,9 @@ class ShardSource:
 
 
 def _source(params: ExtractPriorsParameters):
-    return build_source(params.images, params.manifest, params.dataset, params.data_root)
+    return build_source(
+        params.images, params.manifest, params.dataset, params.data_root, params.dataset_name
+    )
 
 
 def _captioner_options(params: ExtractPriorsParameters) -> CaptionerOptions:
@@ -409,6 +414,7 @@ def partition_command(params: ExtractPriorsParameters, index: int, count: int) -
         "--manifest": params.manifest,
         "--dataset": params.dataset,
         "--data-root": params.data_root,
+        "--dataset-name": params.dataset_name,
         "--captions": params.captions,
         "--model": params.model,
         "--batch-size": params.batch_size,

@@ -11,12 +11,20 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
+import signal
 import threading
+import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import islice
-from multiprocessing.pool import Pool
+from multiprocessing.connection import Connection, wait
+from multiprocessing.context import BaseContext
+from multiprocessing.process import BaseProcess
+from multiprocessing.queues import Queue
 from typing import TYPE_CHECKING
 
 from prior_extraction.caption_priors import (
@@ -41,6 +49,7 @@ __all__ = [
     "CaptionParser",
     "ObjectPrior",
     "ParsedCaption",
+    "ParserWorkerError",
     "RelationPrior",
 ]
 
@@ -75,6 +84,20 @@ _ONE_BATCH_AT_A_TIME = threading.Lock()
 # With n_process > 1, each worker gets this many batches at a time, so input is read lazily.
 BATCHES_PER_WORKER = 16
 MIN_CAPTIONS_PER_PROCESS = 500
+WORKER_START_METHOD = (
+    "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+)
+"""How parser workers start: never by forking this process, whose other threads may hold locks
+that a forked child would inherit locked."""
+WORKER_EXIT_GRACE_S = 2.0
+"""Seconds a parser worker has to end after SIGTERM before it is killed (and again to be
+reaped after SIGKILL)."""
+PARENT_CHECK_S = 1.0
+"""How often an idle parser worker checks that the process that started it is still alive."""
+
+
+class ParserWorkerError(RuntimeError):
+    """A parser worker process failed to start, died, or was stopped while captions were out."""
 
 
 def default_process_count(captions: int | None = None) -> int:
@@ -97,9 +120,12 @@ def _batches(texts: Iterable[str], size: int) -> Iterator[list[str]]:
 class CaptionParser:
     """Parses captions into priors; one spaCy pipeline, loaded once, shared by every call.
 
-    With `n_process > 1` the captions are parsed by that many worker processes, each with its
-    own pipeline, in batches; only captions go out and priors come back, in input order. (Where
-    processes are spawned rather than forked, call it under `if __name__ == "__main__":`.)
+    With `n_process > 1` the captions are parsed by that many worker processes, started here
+    (so from the constructing thread) by `WORKER_START_METHOD`, each with its own pipeline,
+    loaded before the constructor returns; only captions go out and priors come back, in input
+    order. Call `close()` (or use the parser as a context manager) to stop them; a script that
+    builds one must guard its entry point with `if __name__ == "__main__":`, as for any spawned
+    process.
     """
 
     def __init__(
@@ -124,7 +150,12 @@ class CaptionParser:
         self.n_process = n_process
         self.max_chars = max_chars
         self._extract = extract_priors
-        self._pool: Pool | None = None
+        self._pool: _WorkerProcesses | None = None
+        if n_process > 1:
+            self._pool = _WorkerProcesses(
+                n_process, _WorkerSettings(self.pipeline, batch_size, max_chars)
+            )
+            weakref.finalize(self, self._pool.close)
 
     def parse(self, text: str) -> ParsedCaption:
         """Priors of one caption; never raises on bad text."""
@@ -141,10 +172,17 @@ class CaptionParser:
         return self._iter_parse_here(texts)
 
     def close(self) -> None:
-        """Stop the worker processes, if any were started."""
+        """Stop the worker processes, if any: SIGTERM, then SIGKILL after `WORKER_EXIT_GRACE_S`;
+        returns within twice that grace."""
         if self._pool is not None:
-            self._pool.terminate()
+            self._pool.close()
             self._pool = None
+
+    def __enter__(self) -> CaptionParser:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def pipe_disabled_components(self) -> list[str]:
         """The pipeline components `nlp.pipe` skips here (their stand-ins run afterwards)."""
@@ -167,19 +205,10 @@ class CaptionParser:
             yield from map(self._safe_extract, docs)
 
     def _iter_parse_in_workers(self, texts: Iterable[str]) -> Iterator[ParsedCaption]:
-        pool = self._worker_pool()
-        window = self.n_process * BATCHES_PER_WORKER
-        for batches in _batches(_batches(texts, self.batch_size), window):
-            for parsed in pool.imap(_parse_in_worker, batches):
-                yield from parsed
-
-    def _worker_pool(self) -> Pool:
         if self._pool is None:
-            settings = (self.pipeline, self.batch_size, self.max_chars)
-            context = multiprocessing.get_context()
-            self._pool = context.Pool(self.n_process, _start_worker, settings)
-            weakref.finalize(self, self._pool.terminate)
-        return self._pool
+            raise ParserWorkerError("the parser's worker processes were closed")
+        for parsed in self._pool.parse_batches(_batches(texts, self.batch_size)):
+            yield from parsed
 
     def _safe_extract(self, doc: Doc) -> ParsedCaption:
         try:
@@ -191,15 +220,166 @@ class CaptionParser:
             return ParsedCaption()
 
 
-_worker_parser: CaptionParser | None = None
+@dataclass(frozen=True)
+class _WorkerSettings:
+    """What a worker process needs to build its own parser."""
+
+    pipeline: str | None
+    batch_size: int
+    max_chars: int
 
 
-def _start_worker(pipeline: str, batch_size: int, max_chars: int) -> None:
-    """Load this worker process's own parser once."""
-    global _worker_parser
-    _worker_parser = CaptionParser(pipeline, batch_size=batch_size, max_chars=max_chars)
+@dataclass(frozen=True)
+class _Worker:
+    """One worker process, the queue it takes batches from, and the pipe its priors come back on
+    (this process holds only the receiving end, so the worker's exit ends it)."""
+
+    process: BaseProcess
+    tasks: Queue
+    results: Connection
 
 
-def _parse_in_worker(texts: list[str]) -> list[ParsedCaption]:
-    assert _worker_parser is not None, "worker started without _start_worker"
-    return _worker_parser.parse_many(texts)
+class _WorkerProcesses:
+    """Parser worker processes. Batch i goes to worker i % n and each worker answers in order,
+    so reading the workers in turn gives the priors in input order; every wait for an answer
+    also watches the worker's exit."""
+
+    def __init__(self, count: int, settings: _WorkerSettings) -> None:
+        context = multiprocessing.get_context(WORKER_START_METHOD)
+        self._workers = [_start_worker(context, index, settings) for index in range(count)]
+        self._one_iteration_at_a_time = threading.Lock()
+        self._closed = False
+        try:
+            for worker in self._workers:
+                self._receive(worker)  # None once its parser is loaded
+        except BaseException:  # a worker that cannot load, or Ctrl-C meanwhile
+            self.close()
+            raise
+
+    def parse_batches(self, batches: Iterable[list[str]]) -> Iterator[list[ParsedCaption]]:
+        """Priors of each batch, in order, with at most `BATCHES_PER_WORKER` batches per worker
+        given out ahead, so the input is read lazily."""
+        window = len(self._workers) * BATCHES_PER_WORKER
+        owing: deque[_Worker] = deque()
+        with self._one_iteration_at_a_time:
+            self._require_open()
+            try:
+                for index, batch in enumerate(batches):
+                    if len(owing) == window:
+                        yield self._receive(owing.popleft())
+                    worker = self._workers[index % len(self._workers)]
+                    worker.tasks.put(batch)
+                    owing.append(worker)
+                while owing:
+                    yield self._receive(owing.popleft())
+            finally:
+                self._drop_answers(owing)
+
+    def close(self) -> None:
+        """Stop the workers (`stop_processes`), then release their queues and pipes."""
+        if self._closed:
+            return
+        self._closed = True
+        if still_alive := stop_processes([worker.process for worker in self._workers]):
+            logger.warning("parser workers still alive after SIGKILL: %s", still_alive)
+        for worker in self._workers:
+            worker.tasks.cancel_join_thread()
+            worker.tasks.close()
+            worker.results.close()
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise ParserWorkerError("the parser's worker processes were closed")
+
+    def _receive(self, worker: _Worker) -> list[ParsedCaption] | None:
+        self._require_open()
+        try:
+            wait([worker.results, worker.process.sentinel])
+            answer = worker.results.recv()
+        except (EOFError, OSError, ValueError):
+            self.close()
+            raise ParserWorkerError(
+                f"parser worker {worker.process.name} exited (code {worker.process.exitcode}) "
+                "before answering"
+            ) from None
+        if isinstance(answer, str):
+            self.close()
+            raise ParserWorkerError(f"parser worker {worker.process.name} failed: {answer}")
+        return answer
+
+    def _drop_answers(self, owing: deque[_Worker]) -> None:
+        """Read and drop the answers still owed by an iteration that ended early, so the next
+        one starts in step; a worker that fails meanwhile stops them all."""
+        try:
+            while owing and not self._closed:
+                self._receive(owing.popleft())
+        except ParserWorkerError as error:
+            logger.warning("%s", error)
+
+
+def _start_worker(context: BaseContext, index: int, settings: _WorkerSettings) -> _Worker:
+    tasks = context.Queue()
+    receiving, sending = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_serve_batches,
+        args=(tasks, sending, settings),
+        name=f"llmformer-parser-{index}",
+        daemon=True,
+    )
+    process.start()
+    sending.close()
+    return _Worker(process, tasks, receiving)
+
+
+def stop_processes(
+    processes: Sequence[BaseProcess], grace_s: float = WORKER_EXIT_GRACE_S
+) -> list[BaseProcess]:
+    """SIGTERM each process, SIGKILL those still alive after `grace_s`, and reap them, waiting
+    at most `grace_s` again; returns those still alive (none, unless the kernel cannot end
+    them)."""
+    for process in processes:
+        process.terminate()
+    if still_alive := _join_all(processes, grace_s):
+        for process in still_alive:
+            process.kill()
+        still_alive = _join_all(still_alive, grace_s)
+    return still_alive
+
+
+def _join_all(processes: Sequence[BaseProcess], timeout_s: float) -> list[BaseProcess]:
+    """Wait until every process has exited or `timeout_s` has passed; those still alive."""
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+    return [process for process in processes if process.is_alive()]
+
+
+def _serve_batches(tasks: Queue, results: Connection, settings: _WorkerSettings) -> None:
+    """A worker process's life: load a parser once and say so (None, or one line saying what
+    failed), then answer each batch with its priors (or one line saying what failed) until it is
+    stopped or the starting process is gone. Ctrl-C is the starting process's to handle (a
+    terminal sends it to the whole process group); SIGTERM ends the worker at once, whatever
+    handlers it inherited."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        parser = CaptionParser(
+            settings.pipeline, batch_size=settings.batch_size, max_chars=settings.max_chars
+        )
+    except Exception as error:
+        results.send(f"cannot load the parser: {type(error).__name__}: {error}")
+        return
+    results.send(None)
+    starter = multiprocessing.parent_process()
+    while True:
+        try:
+            batch = tasks.get(timeout=PARENT_CHECK_S)
+        except queue.Empty:
+            if starter is not None and not starter.is_alive():
+                return
+            continue
+        try:
+            answer: list[ParsedCaption] | str = parser.parse_many(batch)
+        except Exception as error:  # parse_many survives bad captions; this is worse
+            answer = f"{type(error).__name__}: {error}"
+        results.send(answer)

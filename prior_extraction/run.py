@@ -42,7 +42,7 @@ from prior_extraction.captioners import (
 )
 from prior_extraction.images import DEFAULT_MAX_PIXELS, InvalidImageError, LoadedImage, load_image
 from prior_extraction.parsing import PARSER_NAME, PARSER_VERSION, CaptionParser
-from prior_extraction.sources import ImageItem, ImageSource
+from prior_extraction.sources import ImageItem, ImageSource, SourceError
 from storage import (
     FailureRecord,
     ImagePriors,
@@ -53,13 +53,18 @@ from storage import (
 )
 
 FAILURES_SHOWN = 5
+"""How many of a run's failures its summary lists."""
 STOP_GRACE_S = 8.0
 """Seconds a stopping run may spend finishing its shard: every stop ends within 10 s."""
-"""How many of a run's failures its summary lists."""
 
 
 class ExtractionConfigError(ValueError):
     """Run settings that cannot work (a batch size of 0, a partition index out of range)."""
+
+
+class ImageCollisionError(SourceError):
+    """Images whose ids the store already holds, in the same dataset and split, for other files
+    (two folders of one name): a run would skip them as done."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +210,7 @@ def run_extraction(
     started = time.perf_counter()
     require_undamaged(store)
     items = select_items(source.items(), config.partition, config.limit)
+    require_own_images(store, items)
     prior_set_id = store.register_prior_set(prior_set_spec(captioner, config.prior_set_name))
     pending = pending_items(store, prior_set_id, items, config.retry_failed)
     retried = failed_items(store, prior_set_id, pending) if config.retry_failed else set()
@@ -227,6 +233,27 @@ def require_undamaged(store: PriorStore) -> None:
             f"the store has {len(damaged)} damaged file(s), first {damaged[0]}; run: "
             f"llmformer priors repair --store {store.root}, then extract again"
         )
+
+
+def require_own_images(store: PriorStore, items: Sequence[ImageItem]) -> None:
+    """Refuse items whose ids the store already holds, in their dataset and split, for another
+    file: their priors would be taken for these images' (`ImageCollisionError`)."""
+    by_partition: dict[tuple[str, str], list[ImageItem]] = {}
+    for item in items:
+        by_partition.setdefault((item.dataset, item.split), []).append(item)
+    for (dataset, split), group in by_partition.items():
+        stored = store.image_paths(dataset, split, (item.image_id for item in group))
+        clashes = []
+        for item in group:
+            here = os.path.abspath(item.path)
+            if others := stored.get(item.image_id, set()) - {here}:
+                clashes.append((item.image_id, min(others), here))
+        if clashes:
+            image_id, there, here = clashes[0]
+            raise ImageCollisionError(
+                f"dataset {dataset!r} of the store already has {len(clashes)} of these image ids "
+                f"for other files, e.g. {image_id!r} from {there}, not {here}"
+            )
 
 
 def select_items(
@@ -451,31 +478,37 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """The first Ctrl-C (or SIGTERM) sets `stop`: the shard in hand is finished if that takes at
     most `STOP_GRACE_S`, else abandoned (resume redoes it); a second signal interrupts at once.
 
+    The grace is a timer thread that, when it runs out, sends the main thread SIGINT (the second
+    signal); the process's one real-time timer (`signal.alarm`, `setitimer`) is left to others.
     Signal handlers can only be installed from the main thread; elsewhere (a Prefect worker
     thread) the signals keep their usual meaning.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    grace = threading.Timer(STOP_GRACE_S, _interrupt_main_thread)
+    grace.name, grace.daemon = "llmformer-stop-grace", True
 
     def request_stop(signum: int, frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_S)
+        grace.start()
 
-    def grace_over(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    handlers = {
-        signal.SIGINT: request_stop,
-        signal.SIGTERM: request_stop,
-        signal.SIGALRM: grace_over,
-    }
-    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        try:
+            grace.cancel()
+            if grace.is_alive():
+                grace.join(STOP_GRACE_S)
+        finally:
+            for sig, handler in previous.items():  # SIGINT last: the timer may just have fired
+                signal.signal(sig, handler)
+
+
+def _interrupt_main_thread() -> None:
+    """SIGINT to the main thread itself, so that a blocking call there (a sleep, a socket read)
+    is interrupted too; `_thread.interrupt_main` would wait for it to return."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)

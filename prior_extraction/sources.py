@@ -47,15 +47,26 @@ def dataset_key(name: str) -> str:
     return key or "images"
 
 
+def require_dataset_name(name: str | None) -> None:
+    """Refuse a chosen dataset name that `dataset_key` would change."""
+    if name is not None and dataset_key(name) != name:
+        raise SourceError(
+            f"dataset name {name!r}: use letters, digits, '_', '-' and '.' only "
+            f"(e.g. {dataset_key(name)!r})"
+        )
+
+
 @dataclass(frozen=True)
 class FolderSource:
-    """Every image under `root` (recursive); the id is the path relative to `root`."""
+    """Every image under `root` (recursive); the id is the path relative to `root`, the dataset
+    `dataset` or else the folder's name."""
 
     root: Path
     dataset: str | None = None
     split: str = DEFAULT_SPLIT
 
     def __post_init__(self) -> None:
+        require_dataset_name(self.dataset)
         if not Path(self.root).is_dir():
             raise SourceError(f"image folder {self.root} does not exist or is not a folder")
 
@@ -78,13 +89,15 @@ class FolderSource:
 
 @dataclass(frozen=True)
 class ManifestSource:
-    """A JSONL file of `{"id": ..., "path": ...}` lines; relative paths resolve next to it."""
+    """A JSONL file of `{"id": ..., "path": ...}` lines; relative paths resolve next to it. The
+    dataset is `dataset` or else the file's name without its extension."""
 
     manifest: Path
     dataset: str | None = None
     split: str = DEFAULT_SPLIT
 
     def __post_init__(self) -> None:
+        require_dataset_name(self.dataset)
         if not Path(self.manifest).is_file():
             raise SourceError(f"manifest {self.manifest} does not exist")
 
@@ -217,8 +230,11 @@ def build_source(
     manifest: Path | None = None,
     dataset: str | None = None,
     data_root: Path | None = None,
+    dataset_name: str | None = None,
 ) -> ImageSource:
-    """Pick the one source the options name; exactly one of folder, manifest or dataset."""
+    """Pick the one source the options name; exactly one of folder, manifest or dataset. A
+    folder or manifest is stored under `dataset_name` where given (a known dataset under its
+    own name)."""
     chosen = [
         name
         for name, value in (("images", images), ("manifest", manifest), ("dataset", dataset))
@@ -227,9 +243,11 @@ def build_source(
     if len(chosen) != 1:
         raise SourceError("give exactly one of --images, --manifest or --dataset")
     if images is not None:
-        return FolderSource(images)
+        return FolderSource(images, dataset_name)
     if manifest is not None:
-        return ManifestSource(manifest)
+        return ManifestSource(manifest, dataset_name)
+    if dataset_name is not None:
+        raise SourceError("--dataset-name names a folder's or manifest's images, not a --dataset")
     if data_root is None:
         raise SourceError("--dataset needs --data-root")
     return DatasetSource(dataset, data_root)

@@ -359,6 +359,24 @@ class PriorStore:
                 done.update(_image_ids(path))
         return done
 
+    def image_paths(
+        self, dataset: str, split: str, image_ids: Iterable[str]
+    ) -> dict[str, set[str]]:
+        """The files the store's images of a dataset split with these ids were read from, in
+        any prior set (damaged files left out)."""
+        _require_safe_names(dataset=dataset, split=split)
+        wanted = pa.array(sorted(set(image_ids)), pa.string())
+        paths: dict[str, set[str]] = {}
+        for path in sorted(self._partition("images", dataset, split).glob("*.parquet")):
+            try:
+                rows = pq.read_table(path, columns=["image_id", "path"])
+            except (pa.ArrowInvalid, OSError):
+                continue
+            rows = rows.filter(pc.is_in(rows["image_id"], value_set=wanted))
+            for image_id, image_path in zip(*rows.to_pydict().values(), strict=True):
+                paths.setdefault(image_id, set()).add(image_path)
+        return paths
+
     def read_priors(self, prior_set_id: str, image_ids: Iterable[str]) -> dict[str, ImagePriors]:
         """Priors of the given images (those that have some), fetched in one batched query."""
         from storage.query import read_priors

@@ -33,6 +33,13 @@ def extract(
         str | None, typer.Option(help="Dataset name, e.g. coco_stuff_171, ade20k_150, demo.")
     ] = None,
     data_root: Annotated[Path | None, typer.Option(help="The dataset's root folder.")] = None,
+    dataset_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Store a folder's or manifest's images under this dataset name "
+            "[default: the folder's name, or the manifest's without its extension]."
+        ),
+    ] = None,
     captions: Annotated[
         Path | None, typer.Option(help="For --captioner file: JSONL or Parquet of id, caption.")
     ] = None,
@@ -88,13 +95,16 @@ def extract(
         default_batch_size,
     )
     from prior_extraction.captioners.prompts import PromptError, resolve_prompt
-    from prior_extraction.parsing import CaptionParser
+    from prior_extraction.parsing import CaptionParser, ParserWorkerError
     from prior_extraction.run import (
         ExtractionConfig,
         ExtractionConfigError,
+        ImageCollisionError,
         parse_partition,
+        require_own_images,
         require_undamaged,
         run_extraction,
+        select_items,
     )
     from prior_extraction.sources import SourceError, build_source
     from storage import PriorStore, StoreError
@@ -107,9 +117,7 @@ def extract(
         typer.echo("error: --tensor-parallel-size needs --captioner vllm", err=True)
         raise typer.Exit(2)
     try:
-        if store.exists():  # a store that cannot take the run is refused before any model loads
-            require_undamaged(PriorStore(store))
-        source = build_source(images, manifest, dataset, data_root)
+        source = build_source(images, manifest, dataset, data_root, dataset_name)
         config = ExtractionConfig(
             batch_size=batch_size or default_batch_size(captioner, shard_size),
             shard_size=shard_size,
@@ -119,6 +127,10 @@ def extract(
             show_progress=progress,
             retry_failed=retry_failed,
         )
+        if store.exists():  # a store that cannot take the run is refused before any model loads
+            existing = PriorStore(store)
+            require_undamaged(existing)
+            require_own_images(existing, select_items(source.items(), config.partition, limit))
         options = CaptionerOptions(
             model=model,
             prompt=resolve_prompt(prompt),
@@ -142,6 +154,16 @@ def extract(
             raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
         finally:
             parser.close()
+    except ParserWorkerError as error:
+        typer.echo(
+            f"error: {error}; the shards written are kept, run the same command to resume",
+            err=True,
+        )
+        raise typer.Exit(1) from error
+    except ImageCollisionError as error:
+        fix = "another --store" if dataset else "another --dataset-name"
+        typer.echo(f"error: {error}; give this source {fix}", err=True)
+        raise typer.Exit(2) from error
     except (SourceError, CaptionerError, PromptError, ExtractionConfigError, StoreError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

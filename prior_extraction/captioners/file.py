@@ -61,6 +61,8 @@ def file_captioner_identity(options: CaptionerOptions) -> CaptionerIdentity:
     path = _captions_path(options)
     if not path.is_file():
         raise CaptionerError(f"captions file {path} does not exist")
+    if _is_parquet(path):
+        _require_caption_columns(path)
     return CaptionerIdentity(FileCaptioner.name, captions_model(path), "", {})
 
 
@@ -88,7 +90,7 @@ def load_captions(path: Path) -> dict[str, str]:
     """Read id -> caption from JSONL or Parquet; a malformed record is an error naming its line."""
     if not path.is_file():
         raise CaptionerError(f"captions file {path} does not exist")
-    if path.suffix.lower() == ".parquet":
+    if _is_parquet(path):
         return _load_parquet(path)
     return _load_jsonl(path)
 
@@ -126,13 +128,40 @@ def _parse_record(line: str, where: str) -> tuple[str, str]:
     return str(record["id"]), record["caption"]
 
 
-def _load_parquet(path: Path) -> dict[str, str]:
-    """A user's input file, not the store: read with pyarrow, only the two columns needed."""
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() == ".parquet"
+
+
+def _require_caption_columns(path: Path) -> None:
+    """Refuse, from the schema alone, a Parquet file without an `id` column and a text
+    `caption` column."""
+    import pyarrow as pa
     import pyarrow.parquet as parquet
 
     try:
+        schema = parquet.read_schema(path)
+    except (OSError, ValueError) as error:
+        raise CaptionerError(f"{path}: not a readable Parquet file ({error})") from error
+    missing = [name for name in ("id", "caption") if name not in schema.names]
+    if missing:
+        raise CaptionerError(f"{path}: no {' or '.join(map(repr, missing))} column")
+    caption_type = schema.field("caption").type
+    if not (pa.types.is_string(caption_type) or pa.types.is_large_string(caption_type)):
+        raise CaptionerError(f"{path}: column 'caption' holds {caption_type}, not text")
+
+
+def _load_parquet(path: Path) -> dict[str, str]:
+    """A user's input file, not the store: read with pyarrow, only the two columns needed; a
+    caption or id that is missing (null) is refused, as in a JSONL file."""
+    import pyarrow.parquet as parquet
+
+    _require_caption_columns(path)
+    try:
         table = parquet.read_table(path, columns=["id", "caption"])
-    except (OSError, KeyError, ValueError) as error:
+    except (OSError, ValueError) as error:
         raise CaptionerError(f"{path}: cannot read 'id' and 'caption' columns ({error})") from error
+    for column in ("id", "caption"):
+        if nulls := table.column(column).null_count:
+            raise CaptionerError(f"{path}: column {column!r} has {nulls} missing (null) values")
     ids = [str(value) for value in table.column("id").to_pylist()]
     return dict(zip(ids, table.column("caption").to_pylist(), strict=True))

@@ -255,8 +255,21 @@ def test_missing_captions_file_and_bad_parquet(tmp_path: Path) -> None:
         FileCaptioner(tmp_path / "absent.jsonl")
     bad = tmp_path / "bad.parquet"
     parquet.write_table(pa.table({"id": ["a"], "text": ["no caption column"]}), bad)
-    with pytest.raises(CaptionerError, match="cannot read 'id' and 'caption' columns"):
+    with pytest.raises(CaptionerError, match=r"bad\.parquet: no 'caption' column$"):
         FileCaptioner(bad)
+    not_parquet = tmp_path / "not.parquet"
+    not_parquet.write_text("id,caption\n")
+    with pytest.raises(CaptionerError, match=r"not\.parquet: not a readable Parquet file"):
+        FileCaptioner(not_parquet)
+
+
+def test_the_file_captioners_identity_refuses_captions_that_are_not_text(tmp_path: Path) -> None:
+    """A flow keys its prior set by the identity before it loads the captions: a file that
+    cannot give captions must not get a prior set registered."""
+    numbers = tmp_path / "numbers.parquet"
+    parquet.write_table(pa.table({"id": ["a", "b"], "caption": [1.5, 2.5]}), numbers)
+    with pytest.raises(CaptionerError, match=r"numbers\.parquet: column 'caption' holds double"):
+        captioner_identity("file", CaptionerOptions(captions=numbers))
 
 
 class _StandInEngine:

@@ -3,11 +3,14 @@ Ctrl-C finishes the shard in hand, SIGKILL loses nothing and duplicates nothing,
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -17,10 +20,11 @@ from typer.testing import CliRunner
 
 import prior_extraction.run as run_module
 from flows.cli import app
+from prior_extraction import parsing
 from prior_extraction.captioners import CaptionRequest
 from prior_extraction.captioners.file import FileCaptioner
 from prior_extraction.images import load_image
-from prior_extraction.parsing import CaptionParser
+from prior_extraction.parsing import WORKER_EXIT_GRACE_S, CaptionParser, ParserWorkerError
 from prior_extraction.run import (
     ExtractionConfig,
     ExtractionConfigError,
@@ -237,31 +241,141 @@ def test_a_stop_signal_ends_a_stuck_shard_within_the_grace(
     folder, captions = noise_folder(4)
     monkeypatch.setattr(run_module, "STOP_GRACE_S", 0.5)
     store = PriorStore(tmp_path / "store")
-    handlers_before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    handlers_before = {sig: signal.getsignal(sig) for sig in STOP_AND_ALARM_SIGNALS}
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run_extraction(FolderSource(folder), _StuckCaptioner(captions, signum), parser, store)
     assert time.monotonic() - started < 10
-    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
+    assert "llmformer-stop-grace" not in {thread.name for thread in threading.enumerate()}
+
+
+STOP_AND_ALARM_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+
+
+def _ctrl_c_with_parser_processes(
+    folder: Path, captions: Path, store: Path, workers: CaptionParser, reference: CaptionParser
+) -> None:
+    """Ctrl-C during the third caption batch of a 12-image run whose captions `workers` (a
+    parser with two processes) parse: the run stops after two shards, and the workers still
+    parse as `reference` (an in-process parser) does."""
+    caption = "Two dogs run on the green grass next to a red car."
+    summary = run_extraction(
+        FolderSource(folder),
+        _CtrlCCaptioner(captions, at_call=3),
+        workers,
+        PriorStore(store),
+        _config(),
+    )
+    assert (summary.interrupted, summary.captioned) == (True, 8)
+    assert workers.parse(caption) == reference.parse(caption)
 
 
 def test_ctrl_c_leaves_parser_worker_processes_working(tmp_path, noise_folder, parser) -> None:
     folder, captions = noise_folder(12)
-    workers = CaptionParser(n_process=2)
-    caption = "Two dogs run on the green grass next to a red car."
+    handlers_before = {sig: signal.getsignal(sig) for sig in STOP_AND_ALARM_SIGNALS}
+    with CaptionParser(n_process=2) as workers:
+        _ctrl_c_with_parser_processes(folder, captions, tmp_path / "store", workers, parser)
+    assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
+
+
+class _BusyThreads:
+    """Threads that, until stopped, keep taking a lock and a queue's lock and logging, as the
+    threads of a whole test suite do: a process forked meanwhile may copy a lock held."""
+
+    def __init__(self, count: int) -> None:
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._churn, name=f"busy-{index}", daemon=True)
+            for index in range(count)
+        ]
+
+    def _churn(self) -> None:
+        chores: queue.Queue[int] = queue.Queue()
+        log = logging.getLogger("tests.busy")
+        while not self.stop.is_set():
+            with self.lock:
+                chores.put(1)
+                chores.get()
+                log.debug("churn")
+            time.sleep(0.001)
+
+    def __enter__(self) -> _BusyThreads:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(5)
+
+
+STRESS_ROUNDS, RUNS_PER_ROUND = 5, 10
+RUN_BOUND_S = 10.0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(STRESS_ROUNDS * RUNS_PER_ROUND * RUN_BOUND_S)
+def test_ctrl_c_with_parser_processes_ends_every_time_with_other_threads_alive(
+    tmp_path, noise_folder, parser
+) -> None:
+    """The scenario that once hung a whole test run, 50 times over, while four threads churn
+    locks; each round of 10 starts its own two workers among those threads and stops them."""
+    folder, captions = noise_folder(12)
+    handlers_before = {sig: signal.getsignal(sig) for sig in STOP_AND_ALARM_SIGNALS}
+    with _BusyThreads(4) as busy:
+        for round_ in range(STRESS_ROUNDS):
+            workers = CaptionParser(n_process=2)
+            try:
+                for run in range(RUNS_PER_ROUND):
+                    started = time.monotonic()
+                    store = tmp_path / f"store-{round_}-{run}"
+                    _ctrl_c_with_parser_processes(folder, captions, store, workers, parser)
+                    took = time.monotonic() - started
+                    assert took < RUN_BOUND_S, f"round {round_} run {run} took {took:.1f} s"
+            finally:
+                started = time.monotonic()
+                workers.close()
+            assert time.monotonic() - started < 2 * WORKER_EXIT_GRACE_S
+        assert all(thread.is_alive() for thread in busy.threads)
+    assert {sig: signal.getsignal(sig) for sig in handlers_before} == handlers_before
+
+
+@pytest.mark.parametrize("arm", ["alarm", "setitimer"])
+def test_an_alarm_set_before_a_run_still_fires_after_it(
+    tmp_path, noise_folder, parser, arm: str
+) -> None:
+    """The run's stop grace must leave the process's one real-time timer alone."""
+    folder, captions = noise_folder(12)
+    fired = threading.Event()
+
+    def on_alarm(signum: int, frame: object) -> None:
+        fired.set()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
     try:
+        if arm == "alarm":
+            signal.alarm(4)
+        else:
+            signal.setitimer(signal.ITIMER_REAL, 4.0)
         summary = run_extraction(
             FolderSource(folder),
             _CtrlCCaptioner(captions, at_call=3),
-            workers,
+            parser,
             PriorStore(tmp_path / "store"),
             _config(),
         )
-        assert (summary.interrupted, summary.captioned) == (True, 8)
-        assert workers.parse(caption) == parser.parse(caption)
+        assert summary.interrupted
+        assert signal.getsignal(signal.SIGALRM) is on_alarm
+        deadline = time.monotonic() + 10
+        while not fired.is_set() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the handler runs in this thread, between sleeps
+        assert fired.is_set()
     finally:
-        workers.close()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 KILLED_RUN = textwrap.dedent(
@@ -540,3 +654,29 @@ def test_cli_a_store_that_is_a_file_or_captions_not_utf8_are_one_line(
         f"error: {latin1}:2: not UTF-8 text (byte 0xe9 at column 28); "
         "save the captions file as UTF-8"
     )
+
+
+def test_cli_a_parser_worker_that_dies_is_one_line_and_the_written_shards_stay(
+    tmp_path, noise_folder, monkeypatch
+) -> None:
+    class DyingParser(CaptionParser):
+        """Its second batch meets a worker that was killed (as by the OOM killer)."""
+
+        calls = 0
+
+        def parse_many(self, texts):
+            DyingParser.calls += 1
+            if DyingParser.calls == 2:
+                raise ParserWorkerError("parser worker llmformer-parser-0 exited (code -9)")
+            return super().parse_many(texts)
+
+    monkeypatch.setattr(parsing, "CaptionParser", DyingParser)
+    folder, captions = noise_folder(12)
+    store = tmp_path / "store"
+    result = runner.invoke(app, _extract_args(folder, captions, store))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "error: parser worker llmformer-parser-0 exited (code -9); the shards written are kept, "
+        "run the same command to resume"
+    )
+    assert len(PriorStore(store).done_image_ids(_only_prior_set(PriorStore(store)))) == 4

@@ -148,3 +148,15 @@ def test_build_source_needs_exactly_one_kind(tmp_path: Path) -> None:
         build_source(dataset="demo")
     assert build_source(dataset="demo", data_root=tmp_path) == DatasetSource("demo", tmp_path)
     assert isinstance(build_source(images=tmp_path), FolderSource)
+
+
+def test_a_dataset_name_keys_a_folders_or_manifests_images(tmp_path: Path) -> None:
+    _touch(tmp_path / "photos", "a.png")
+    manifest = _manifest(tmp_path, [json.dumps({"id": "x", "path": "photos/a.png"})])
+    folder = build_source(images=tmp_path / "photos", dataset_name="holiday-2024")
+    listed = build_source(manifest=manifest, dataset_name="holiday.v2")
+    assert [item.dataset for item in folder.items()] == ["holiday-2024"]
+    assert [item.dataset for item in listed.items()] == ["holiday.v2"]
+    assert [item.dataset for item in build_source(images=tmp_path / "photos").items()] == ["photos"]
+    with pytest.raises(SourceError, match=r"dataset name 'a/b': use letters, .* \(e.g. 'a_b'\)"):
+        FolderSource(tmp_path / "photos", "a/b")
