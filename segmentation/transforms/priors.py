@@ -1,12 +1,13 @@
 """Pipeline transforms that carry an image's LLM priors from the prior store into its data sample.
 
-`LoadPriors` reads the priors of the image it loads, and only those, from the prior store (so a
-dataloader worker's memory does not grow with the split); `PackLLMFormerInputs` puts them in
-`data_sample.priors`.
+`LoadPriors` reads the priors of the images it loads from the prior store, a whole small split at
+once, a large one image by image, so a dataloader worker's memory does not grow with the split;
+`PackLLMFormerInputs` puts them in `data_sample.priors`.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -80,33 +81,73 @@ PriorGraph.EMPTY = PriorGraph()
 class LoadPriors(BaseTransform):
     """Put the priors of `results["img_id"]` for one prior set into `results["priors"]`.
 
-    Each image's priors are read when it is loaded (one small store query), so every dataloader
-    worker of every rank holds only the images in hand, whatever the size of the split. Images
-    without priors get `PriorGraph.EMPTY` and are counted in `num_missing` (logged), so training
-    and prediction go on and the gap stays visible.
+    Memory stays bounded by `max_cached_images` whatever the split's size: a (dataset, split) of
+    at most that many images is read in one store query on first use and served from memory (a
+    per-image query costs tens of milliseconds, as much as the tiny model's training step); a
+    larger one is read image by image, the last `max_cached_images` kept. Images without priors
+    get `PriorGraph.EMPTY` and are counted in `num_missing` (logged), so training and prediction
+    go on and the gap stays visible.
     """
 
-    def __init__(self, store_root: str, prior_set_id: str, log_every: int = 1000) -> None:
+    def __init__(
+        self,
+        store_root: str,
+        prior_set_id: str,
+        max_cached_images: int = 20_000,
+        log_every: int = 1000,
+    ) -> None:
         if not store_root or not prior_set_id:
             raise ValueError(
                 "LoadPriors needs a store_root and a prior_set_id: pass --cfg-options "
                 "prior_store_root=STORE prior_set_id=ID (`llmformer priors sets` lists the ids)"
             )
+        if max_cached_images < 1:
+            raise ValueError(f"max_cached_images must be at least 1, got {max_cached_images}")
         self.store_root = store_root
         self.prior_set_id = prior_set_id
+        self.max_cached_images = max_cached_images
         self.log_every = log_every
         self.num_missing = 0
         self._store = None
+        self._whole_splits: dict[tuple[str, str], dict[str, PriorGraph] | None] = {}
+        self._recent: OrderedDict[str, PriorGraph | None] = OrderedDict()
 
     def transform(self, results: dict) -> dict:
         image_id = str(results["img_id"])
-        record = self._open_store().read_priors(self.prior_set_id, [image_id]).get(image_id)
-        if record is None:
+        priors = self._priors(results.get("dataset_name"), results.get("split"), image_id)
+        if priors is None:
             self._count_missing(image_id)
-            results["priors"] = PriorGraph.EMPTY
-        else:
-            results["priors"] = PriorGraph.from_record(record)
+            priors = PriorGraph.EMPTY
+        results["priors"] = priors
         return results
+
+    def _priors(self, dataset: str | None, split: str | None, image_id: str) -> PriorGraph | None:
+        key = (dataset or "", split or "")
+        if key not in self._whole_splits:
+            self._whole_splits[key] = self._read_split_if_small(dataset, split)
+        whole = self._whole_splits[key]
+        return whole.get(image_id) if whole is not None else self._read_image(image_id)
+
+    def _read_split_if_small(self, dataset: str | None, split: str | None):
+        """Every image's priors of a split that fits the budget; None for a larger one."""
+        store = self._open_store()
+        image_ids = store.done_image_ids(self.prior_set_id, dataset, split)
+        if len(image_ids) > self.max_cached_images:
+            return None
+        records = store.read_priors(self.prior_set_id, sorted(image_ids)) if image_ids else {}
+        return {str(i): PriorGraph.from_record(record) for i, record in records.items()}
+
+    def _read_image(self, image_id: str) -> PriorGraph | None:
+        """One image's priors from the store, or from the last `max_cached_images` read."""
+        if image_id in self._recent:
+            self._recent.move_to_end(image_id)
+            return self._recent[image_id]
+        record = self._open_store().read_priors(self.prior_set_id, [image_id]).get(image_id)
+        priors = None if record is None else PriorGraph.from_record(record)
+        self._recent[image_id] = priors
+        if len(self._recent) > self.max_cached_images:
+            self._recent.popitem(last=False)
+        return priors
 
     def _open_store(self):
         if self._store is None:

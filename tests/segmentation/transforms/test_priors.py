@@ -1,5 +1,5 @@
-"""LoadPriors reads each image's priors from a real store when it loads it; the packer carries
-them."""
+"""LoadPriors reads the priors of the images it loads from a real store, within a memory budget;
+the packer carries them."""
 
 from __future__ import annotations
 
@@ -57,9 +57,9 @@ def test_prior_graph_follows_the_json_contract_and_drops_dangling_indices() -> N
     assert PriorGraph.from_record({}).is_empty
 
 
-def test_load_priors_reads_only_the_image_it_loads(store_with_priors, monkeypatch) -> None:
-    store_root, prior_set_id = store_with_priors
-    transform = LoadPriors(store_root, prior_set_id)
+@pytest.fixture
+def read_calls(monkeypatch) -> list[tuple[str, list[str]]]:
+    """Every `PriorStore.read_priors` call, as (prior set, image ids)."""
     calls = []
     original = PriorStore.read_priors
     monkeypatch.setattr(
@@ -67,12 +67,30 @@ def test_load_priors_reads_only_the_image_it_loads(store_with_priors, monkeypatc
         "read_priors",
         lambda self, set_id, ids: calls.append((set_id, list(ids))) or original(self, set_id, ids),
     )
+    return calls
+
+
+def test_a_split_within_the_budget_is_read_in_one_query(store_with_priors, read_calls) -> None:
+    store_root, prior_set_id = store_with_priors
+    transform = LoadPriors(store_root, prior_set_id, max_cached_images=3)  # 2 done, 1 failed
     first = transform(_results("train/0.png"))["priors"]
     second = transform(_results("train/1.png"))["priors"]
     assert first == PriorGraph(("dog", "sofa"), ((0, "brown"),), ((0, "on", 1),))
     assert second == PriorGraph.EMPTY
-    assert calls == [(prior_set_id, ["train/0.png"]), (prior_set_id, ["train/1.png"])]
+    assert read_calls == [(prior_set_id, ["train/0.png", "train/1.png", "train/2.png"])]
     assert transform.num_missing == 0
+
+
+def test_a_larger_split_is_read_image_by_image_keeping_at_most_the_budget(
+    store_with_priors, read_calls
+) -> None:
+    store_root, prior_set_id = store_with_priors
+    transform = LoadPriors(store_root, prior_set_id, max_cached_images=1)
+    for image_id in ("train/0.png", "train/0.png", "train/1.png", "train/0.png"):
+        transform(_results(image_id))
+    assert [ids for _, ids in read_calls] == [["train/0.png"], ["train/1.png"], ["train/0.png"]]
+    assert list(transform._recent) == ["train/0.png"]
+    assert transform(_results("train/0.png"))["priors"].objects == ("dog", "sofa")
 
 
 def test_images_without_priors_get_empty_priors_and_are_counted(store_with_priors) -> None:
@@ -85,6 +103,8 @@ def test_images_without_priors_get_empty_priors_and_are_counted(store_with_prior
 def test_load_priors_needs_a_prior_set_and_an_existing_store(tmp_path) -> None:
     with pytest.raises(ValueError, match="needs a store_root and a prior_set_id"):
         LoadPriors(str(tmp_path), None)
+    with pytest.raises(ValueError, match="max_cached_images must be at least 1, got 0"):
+        LoadPriors(str(tmp_path), "abc", max_cached_images=0)
     transform = LoadPriors(str(tmp_path / "nowhere"), "abc")
     with pytest.raises(Exception, match="no prior store"):
         transform(_results("train/0.png"))
