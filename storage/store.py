@@ -68,6 +68,11 @@ VIEWS_SQL = Path(__file__).with_name("views.sql")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
+"""`s3://...`, also as `s3:/...` once a Path has collapsed its slashes."""
+GLOB_CHARACTERS = "[]*?"
+
+
 class StoreError(Exception):
     """A problem with the store a user can fix; the message is one line."""
 
@@ -129,7 +134,9 @@ class PriorStore:
 
     def _locate(self, root: str | Path, create: bool) -> None:
         """Point at `root` without reading it; unless `create`, a store must already be there."""
+        _require_local_plain_path(str(root))
         self.root = Path(root).expanduser().resolve()
+        _require_local_plain_path(str(self.root))
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_pid = 0
         self.damaged: list[DamagedFile] = []
@@ -651,6 +658,21 @@ class PriorStore:
         partition = path.parent.relative_to(self.root / table)
         siblings = (self.root / other / partition / path.name for other in SHARD_TABLES)
         return [sibling for sibling in siblings if sibling.exists()]
+
+
+def _require_local_plain_path(root: str) -> None:
+    """A store is a local folder whose path DuckDB's globs read literally: a URL (`s3://...`)
+    would otherwise become a folder named after its scheme, and `[`, `*` or `?` would make the
+    views match other files or none."""
+    if URL_SCHEME.match(root):
+        raise StoreError(
+            f"{root}: prior stores are local folders; object-store URLs are not supported yet"
+        )
+    if found := sorted(set(GLOB_CHARACTERS) & set(root)):
+        raise StoreError(
+            f"{root}: a prior store path must not hold {' '.join(found)} "
+            "(DuckDB would read them as a glob pattern); choose another folder"
+        )
 
 
 def _require_safe_names(**names: str | None) -> None:
