@@ -34,6 +34,16 @@ CONFIGS = {
     "modules off": REPO
     / "segmentation/configs/ablations/llmformer_vitl14_336_coco-stuff171_baseline.py",
 }
+
+
+def paper_vision_config() -> dict:
+    """CLIP ViT-L/14-336's vision config, as the paper config states it (LLaVA-1.5's tower)."""
+    from mmengine.config import Config
+
+    cfg = Config.fromfile(str(CONFIGS["with priors"]))
+    return cfg.model.backbone.vision_tower.vision_config.to_dict()
+
+
 CLIP_KEYS = (
     "model.backbone.vision_tower.pretrained",
     "model.text_encoder.model_path",
@@ -42,16 +52,6 @@ CLIP_KEYS = (
 """Where the paper config reads CLIP ViT-L/14-336 (as the tiny demo config reads its tiny CLIP)."""
 PROMPT = "USER: <image>\nDescribe the image.\nASSISTANT:"
 """LLaVA-1.5's prompt format with the paper's simple prompt."""
-VISION_L14_336 = dict(
-    hidden_size=1024,
-    intermediate_size=4096,
-    num_hidden_layers=24,
-    num_attention_heads=16,
-    image_size=336,
-    patch_size=14,
-    projection_dim=768,
-    hidden_act="quick_gelu",
-)
 LLAMA_7B = dict(
     vocab_size=32064,
     hidden_size=4096,
@@ -157,9 +157,10 @@ def build_llava(folder: str) -> dict:
         LlavaProcessor,
     )
 
+    vision = paper_vision_config()
     tokenizer = _word_tokenizer()
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(**VISION_L14_336),
+        vision_config=CLIPVisionConfig(**vision),
         text_config=LlamaConfig(**LLAMA_7B, pad_token_id=IMAGE_TOKEN_ID + 1),
         image_token_id=IMAGE_TOKEN_ID,
         vision_feature_layer=-2,
@@ -171,13 +172,13 @@ def build_llava(folder: str) -> dict:
     with torch.device(DEVICE):
         model = LlavaForConditionalGeneration(config)
     model.save_pretrained(folder)
-    side = VISION_L14_336["image_size"]
+    side = vision["image_size"]
     LlavaProcessor(
         image_processor=CLIPImageProcessorPil(
             size={"shortest_edge": side}, crop_size={"height": side, "width": side}
         ),
         tokenizer=tokenizer,
-        patch_size=VISION_L14_336["patch_size"],
+        patch_size=vision["patch_size"],
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
     ).save_pretrained(folder)
@@ -267,10 +268,11 @@ def build_clip(folder: str) -> dict:
     started = time.perf_counter()
     names = [name for names in ClassNames.packaged("coco_stuff_171").synonyms for name in names]
     corpus = [*names, *(template.format(name) for template in VILD_TEMPLATES for name in names)]
+    vision = paper_vision_config()
     spec = TinyCLIPSpec(
-        image_size=VISION_L14_336["image_size"],
-        projection_dim=VISION_L14_336["projection_dim"],
-        vision=dict(VISION_L14_336),
+        image_size=vision["image_size"],
+        projection_dim=vision["projection_dim"],
+        vision=vision,
         text=dict(CLIP_L_TEXT),
     )
     torch.manual_seed(0)

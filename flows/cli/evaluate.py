@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from flows.cli.train import LauncherOption
+
 if TYPE_CHECKING:
     from storage import PriorStore
 
@@ -56,13 +58,7 @@ def evaluate(
     save_predictions: Annotated[
         bool, typer.Option(help="Save predicted label maps under WORK_DIR/<dataset>/predictions.")
     ] = False,
-    launcher: Annotated[
-        str | None,
-        typer.Option(
-            help="MMEngine launcher: pytorch (under torchrun) or slurm (under srun) for one "
-            "process of several; default: the config's, else none"
-        ),
-    ] = None,
+    launcher: LauncherOption = None,
 ) -> None:
     """Evaluate a checkpoint on each dataset; print the table and write eval.md and eval.csv."""
     from mmengine.dist import is_main_process

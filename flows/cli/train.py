@@ -12,6 +12,15 @@ from typing import Annotated
 
 import typer
 
+LauncherOption = Annotated[
+    str | None,
+    typer.Option(
+        help="MMEngine launcher: pytorch (under torchrun) or slurm (under srun) for one "
+        "process of several; default: the config's, else none"
+    ),
+]
+"""`--launcher`, as `train` and `eval` take it."""
+
 
 def train(
     config: Annotated[
@@ -28,13 +37,7 @@ def train(
     cfg_options: Annotated[
         list[str] | None, typer.Option(help="Config overrides KEY=VALUE (repeatable)")
     ] = None,
-    launcher: Annotated[
-        str | None,
-        typer.Option(
-            help="MMEngine launcher: pytorch (under torchrun) or slurm (under srun) for one "
-            "process of several; default: the config's, else none"
-        ),
-    ] = None,
+    launcher: LauncherOption = None,
     data_root: Annotated[
         Path | None,
         typer.Option(
