@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from params import CLIP_L14_TEXT
+
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = {
     "with priors": REPO / "segmentation/configs/llmformer_vitl14_336_coco-stuff171.py",
@@ -61,14 +63,6 @@ LLAMA_7B = dict(
     num_key_value_heads=32,
     max_position_embeddings=4096,
     rms_norm_eps=1e-5,
-)
-CLIP_L_TEXT = dict(
-    hidden_size=768,
-    intermediate_size=3072,
-    num_hidden_layers=12,
-    num_attention_heads=12,
-    max_position_embeddings=77,
-    projection_dim=768,
 )
 IMAGE_TOKEN_ID = 32000
 SPECIAL_WORDS = ("<unk>", "<s>", "</s>")
@@ -273,7 +267,7 @@ def build_clip(folder: str) -> dict:
         image_size=vision["image_size"],
         projection_dim=vision["projection_dim"],
         vision=vision,
-        text=dict(CLIP_L_TEXT),
+        text=dict(CLIP_L14_TEXT),
     )
     torch.manual_seed(0)
     build_model(spec, build_tokenizer(corpus, Path(folder))).save_pretrained(folder)
