@@ -84,14 +84,17 @@ _ONE_BATCH_AT_A_TIME = threading.Lock()
 # With n_process > 1, each worker gets this many batches at a time, so input is read lazily.
 BATCHES_PER_WORKER = 16
 MIN_CAPTIONS_PER_PROCESS = 500
-WORKER_START_METHOD = (
-    "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-)
+WORKER_START_METHOD = "spawn"
 """How parser workers start: never by forking this process, whose other threads may hold locks
-that a forked child would inherit locked."""
+that a forked child would inherit locked; nor from a forkserver, one more process in the
+caller's process group whose death by a group-wide SIGTERM (a batch scheduler cancelling the
+job, `kill -- -PGID`) leaves its workers' exit codes unreadable."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals a terminal or a scheduler sends the whole process group (or cgroup): the process that
+started the workers handles them, and ends the workers itself."""
 WORKER_EXIT_GRACE_S = 2.0
-"""Seconds a parser worker has to end after SIGTERM before it is killed (and again to be
-reaped after SIGKILL)."""
+"""Seconds a parser worker has to finish its batch and exit when asked before it is killed (and
+again to be reaped after SIGKILL)."""
 PARENT_CHECK_S = 1.0
 """How often an idle parser worker checks that the process that started it is still alive."""
 
@@ -172,8 +175,8 @@ class CaptionParser:
         return self._iter_parse_here(texts)
 
     def close(self) -> None:
-        """Stop the worker processes, if any: SIGTERM, then SIGKILL after `WORKER_EXIT_GRACE_S`;
-        returns within twice that grace."""
+        """Stop the worker processes, if any: ask them to exit, then SIGKILL after
+        `WORKER_EXIT_GRACE_S`; returns within twice that grace."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None
@@ -276,11 +279,14 @@ class _WorkerProcesses:
                 self._drop_answers(owing)
 
     def close(self) -> None:
-        """Stop the workers (`stop_processes`), then release their queues and pipes."""
+        """Ask each worker to exit, end them (`end_processes`), then release their queues and
+        pipes."""
         if self._closed:
             return
         self._closed = True
-        if still_alive := stop_processes([worker.process for worker in self._workers]):
+        for worker in self._workers:
+            worker.tasks.put(None)
+        if still_alive := end_processes([worker.process for worker in self._workers]):
             logger.warning("parser workers still alive after SIGKILL: %s", still_alive)
         for worker in self._workers:
             worker.tasks.cancel_join_thread()
@@ -318,6 +324,8 @@ class _WorkerProcesses:
 
 
 def _start_worker(context: BaseContext, index: int, settings: _WorkerSettings) -> _Worker:
+    """Start one worker with the stop signals blocked, so that it inherits them blocked and
+    none can end it before it has set them ignored (`_serve_batches`)."""
     tasks = context.Queue()
     receiving, sending = context.Pipe(duplex=False)
     process = context.Process(
@@ -326,19 +334,21 @@ def _start_worker(context: BaseContext, index: int, settings: _WorkerSettings) -
         name=f"llmformer-parser-{index}",
         daemon=True,
     )
-    process.start()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     sending.close()
     return _Worker(process, tasks, receiving)
 
 
-def stop_processes(
+def end_processes(
     processes: Sequence[BaseProcess], grace_s: float = WORKER_EXIT_GRACE_S
 ) -> list[BaseProcess]:
-    """SIGTERM each process, SIGKILL those still alive after `grace_s`, and reap them, waiting
-    at most `grace_s` again; returns those still alive (none, unless the kernel cannot end
-    them)."""
-    for process in processes:
-        process.terminate()
+    """Give processes already asked to exit `grace_s` to do so, SIGKILL the rest and reap them,
+    waiting at most `grace_s` again; returns those still alive (none, unless the kernel cannot
+    end them)."""
     if still_alive := _join_all(processes, grace_s):
         for process in still_alive:
             process.kill()
@@ -357,11 +367,12 @@ def _join_all(processes: Sequence[BaseProcess], timeout_s: float) -> list[BasePr
 def _serve_batches(tasks: Queue, results: Connection, settings: _WorkerSettings) -> None:
     """A worker process's life: load a parser once and say so (None, or one line saying what
     failed), then answer each batch with its priors (or one line saying what failed) until it is
-    stopped or the starting process is gone. Ctrl-C is the starting process's to handle (a
-    terminal sends it to the whole process group); SIGTERM ends the worker at once, whatever
-    handlers it inherited."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    asked to exit (None for a batch) or the starting process is gone. The stop signals are the
+    starting process's to handle: a terminal or a scheduler sends them to every process of the
+    group, and a worker that died of them would lose the shard that process is finishing."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         parser = CaptionParser(
             settings.pipeline, batch_size=settings.batch_size, max_chars=settings.max_chars
@@ -378,6 +389,8 @@ def _serve_batches(tasks: Queue, results: Connection, settings: _WorkerSettings)
             if starter is not None and not starter.is_alive():
                 return
             continue
+        if batch is None:  # asked to exit: at once, as a forked child does, without the
+            os._exit(0)  # interpreter's teardown, which takes seconds to free a pipeline
         try:
             answer: list[ParsedCaption] | str = parser.parse_many(batch)
         except Exception as error:  # parse_many survives bad captions; this is worse

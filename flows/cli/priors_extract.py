@@ -88,6 +88,7 @@ def extract(
     Resumable: images the prior set already holds are skipped (failed ones too, unless
     --retry-failed). Ctrl-C finishes the shard in hand.
     """
+    from flows.children import stop_signals_interrupt
     from prior_extraction.captioners import (
         CaptionerError,
         CaptionerOptions,
@@ -116,57 +117,67 @@ def extract(
     if tensor_parallel_size > 1 and captioner != "vllm":
         typer.echo("error: --tensor-parallel-size needs --captioner vllm", err=True)
         raise typer.Exit(2)
-    try:
-        source = build_source(images, manifest, dataset, data_root, dataset_name)
-        config = ExtractionConfig(
-            batch_size=batch_size or default_batch_size(captioner, shard_size),
-            shard_size=shard_size,
-            limit=limit,
-            prior_set_name=name,
-            partition=parse_partition(partition),
-            show_progress=progress,
-            retry_failed=retry_failed,
-        )
-        if store.exists():  # a store that cannot take the run is refused before any model loads
-            existing = PriorStore(store)
-            require_undamaged(existing)
-            require_own_images(existing, select_items(source.items(), config.partition, limit))
-        options = CaptionerOptions(
-            model=model,
-            prompt=resolve_prompt(prompt),
-            captions=captions,
-            max_new_tokens=max_new_tokens,
-            prompt_format=prompt_format,
-            device=device,
-            engine_args={"tensor_parallel_size": tensor_parallel_size},
-        )
-        chosen = build_captioner(captioner, options)
-        _report_unmatched_captions(chosen, source)
-        prior_store = PriorStore(store)
-        parser = CaptionParser(n_process=parse_processes)
+    with stop_signals_interrupt():  # SIGTERM while models load ends as Ctrl-C does
         try:
-            summary = run_extraction(source, chosen, parser, prior_store, config)
-        except KeyboardInterrupt:
+            source = build_source(images, manifest, dataset, data_root, dataset_name)
+            config = ExtractionConfig(
+                batch_size=batch_size or default_batch_size(captioner, shard_size),
+                shard_size=shard_size,
+                limit=limit,
+                prior_set_name=name,
+                partition=parse_partition(partition),
+                show_progress=progress,
+                retry_failed=retry_failed,
+            )
+            if store.exists():  # a store that cannot take the run is refused before any model loads
+                existing = PriorStore(store)
+                require_undamaged(existing)
+                require_own_images(existing, select_items(source.items(), config.partition, limit))
+            options = CaptionerOptions(
+                model=model,
+                prompt=resolve_prompt(prompt),
+                captions=captions,
+                max_new_tokens=max_new_tokens,
+                prompt_format=prompt_format,
+                device=device,
+                engine_args={"tensor_parallel_size": tensor_parallel_size},
+            )
+            chosen = build_captioner(captioner, options)
+            _report_unmatched_captions(chosen, source)
+            prior_store = PriorStore(store)
+            parser = CaptionParser(n_process=parse_processes)
+            try:
+                summary = run_extraction(source, chosen, parser, prior_store, config)
+            except KeyboardInterrupt:
+                typer.echo(
+                    "interrupted: the shard in hand was abandoned; run the same command to resume",
+                    err=True,
+                )
+                raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+            finally:
+                parser.close()
+        except ParserWorkerError as error:
             typer.echo(
-                "interrupted: the shard in hand was abandoned; run the same command to resume",
+                f"error: {error}; the shards written are kept, run the same command to resume",
                 err=True,
             )
+            raise typer.Exit(1) from error
+        except ImageCollisionError as error:
+            fix = "another --store" if dataset else "another --dataset-name"
+            typer.echo(f"error: {error}; give this source {fix}", err=True)
+            raise typer.Exit(2) from error
+        except (
+            SourceError,
+            CaptionerError,
+            PromptError,
+            ExtractionConfigError,
+            StoreError,
+        ) as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
+        except KeyboardInterrupt:
+            typer.echo("interrupted before the first shard; nothing was written", err=True)
             raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
-        finally:
-            parser.close()
-    except ParserWorkerError as error:
-        typer.echo(
-            f"error: {error}; the shards written are kept, run the same command to resume",
-            err=True,
-        )
-        raise typer.Exit(1) from error
-    except ImageCollisionError as error:
-        fix = "another --store" if dataset else "another --dataset-name"
-        typer.echo(f"error: {error}; give this source {fix}", err=True)
-        raise typer.Exit(2) from error
-    except (SourceError, CaptionerError, PromptError, ExtractionConfigError, StoreError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
     print_summary(summary, prior_store.root)
     if summary.interrupted:
         raise typer.Exit(INTERRUPTED_EXIT_CODE)

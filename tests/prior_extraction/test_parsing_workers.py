@@ -1,6 +1,7 @@
 """CaptionParser's worker processes: they start without forking this (threaded) process, shrug off
-Ctrl-C, end on SIGTERM, are killed when they ignore it, and a dead one is an error, never a hang.
-Every wait here is bounded."""
+the stop signals a group or a scheduler sends (the run that started them handles those), exit when
+closed or are killed after a grace, and a dead one is an error, never a hang. Every wait here is
+bounded."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from prior_extraction.parsing import (
     WORKER_EXIT_GRACE_S,
     CaptionParser,
     ParserWorkerError,
-    stop_processes,
+    end_processes,
 )
 
 TEXTS = ["A man is riding a brown horse.", "", "Two dogs sit on a red mat."] * 4
@@ -93,15 +94,16 @@ def test_workers_start_clean_while_another_thread_holds_a_lock_they_use(parser) 
     assert parsed == parser.parse_many(TEXTS)
 
 
-def test_workers_ignore_ctrl_c_and_keep_parsing(workers, parser) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_workers_ignore_the_stop_signals_and_keep_parsing(workers, parser, signum) -> None:
     assert _in_thread(lambda: workers.parse_many(TEXTS[:3])) == parser.parse_many(TEXTS[:3])
     for pid in _worker_pids(workers):
-        os.kill(pid, signal.SIGINT)
+        os.kill(pid, signum)
     assert _in_thread(lambda: workers.parse_many(TEXTS)) == parser.parse_many(TEXTS)
     assert all(map(_alive, _worker_pids(workers)))
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGQUIT])
 def test_a_worker_that_dies_is_an_error_not_a_hang(workers, signum) -> None:
     assert len(_in_thread(lambda: workers.parse_many(TEXTS))) == len(TEXTS)
     first = _worker_pids(workers)[0]
@@ -122,22 +124,21 @@ def test_close_ends_the_workers_at_once(workers) -> None:
     assert workers._pool is None
 
 
-DEAF_TO_SIGTERM = """
-import signal, time
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
+DEAF = """
+import time
 ready.set()
 time.sleep(60)
 """
 
 
-def test_a_process_that_ignores_sigterm_is_killed_after_the_grace() -> None:
+def test_a_process_that_does_not_exit_is_killed_after_the_grace() -> None:
     context = multiprocessing.get_context(parsing.WORKER_START_METHOD)
     ready = context.Event()
-    deaf = context.Process(target=exec, args=(DEAF_TO_SIGTERM, {"ready": ready}), daemon=True)
+    deaf = context.Process(target=exec, args=(DEAF, {"ready": ready}), daemon=True)
     deaf.start()
     assert ready.wait(ANSWER_BOUND_S)
     started = time.monotonic()
-    assert stop_processes([deaf], grace_s=0.5) == []
+    assert end_processes([deaf], grace_s=0.5) == []
     assert 0.5 <= time.monotonic() - started < 2 * 0.5 + 1
     assert deaf.exitcode == -signal.SIGKILL
 

@@ -656,6 +656,67 @@ def test_cli_a_store_that_is_a_file_or_captions_not_utf8_are_one_line(
     )
 
 
+GROUP_STOPPED_RUN = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from prior_extraction.captioners import file as file_captioner
+    from flows.cli import main
+
+    class HeldCaptioner(file_captioner.FileCaptioner):
+        \"\"\"Its third batch (shard 2 of 3) says `ready`, then waits for the test's `sent`.\"\"\"
+
+        calls = 0
+        ready, sent = Path(sys.argv[1]), Path(sys.argv[2])
+
+        def caption(self, batch):
+            HeldCaptioner.calls += 1
+            if HeldCaptioner.calls == 3:
+                self.ready.touch()
+                deadline = time.monotonic() + 60
+                while not self.sent.exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            return super().caption(batch)
+
+    if __name__ == "__main__":
+        file_captioner.FileCaptioner = HeldCaptioner
+        sys.argv = ["llmformer", *sys.argv[3:]]
+        main()
+    """
+)
+
+
+def test_cli_sigterm_to_the_process_group_finishes_the_shard_in_hand(
+    tmp_path, noise_folder
+) -> None:
+    """As a scheduler cancelling a job does: the parser workers get the SIGTERM too, and must
+    leave the stop to the run, which finishes its shard and exits as for Ctrl-C."""
+    folder, captions = noise_folder(12)
+    script, ready, sent = tmp_path / "group_stopped.py", tmp_path / "ready", tmp_path / "sent"
+    script.write_text(GROUP_STOPPED_RUN)
+    store = tmp_path / "store"
+    extract = _extract_args(folder, captions, store, "--batch-size", "2", "--parse-processes", "2")
+    command = [sys.executable, str(script), str(ready), str(sent), *extract]
+    run = subprocess.Popen(command, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ready.exists(), run.stderr.read() if run.poll() is not None else "not ready"
+        os.killpg(run.pid, signal.SIGTERM)
+        sent.touch()
+        _, stderr = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(10)
+    assert run.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        "interrupted: 4 images left; run the same command to resume"
+    )
+    assert len(PriorStore(store).done_image_ids(_only_prior_set(PriorStore(store)))) == 8
+
+
 def test_cli_a_parser_worker_that_dies_is_one_line_and_the_written_shards_stay(
     tmp_path, noise_folder, monkeypatch
 ) -> None:
