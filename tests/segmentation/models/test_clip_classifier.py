@@ -147,6 +147,16 @@ def test_mask_pool_averages_exactly_the_patches_under_the_mask() -> None:
     torch.testing.assert_close(pooled[0, 1], torch.zeros(2))
 
 
+def test_mask_pool_weights_cells_by_the_share_of_them_a_mask_covers() -> None:
+    dense = torch.arange(4.0).reshape(1, 1, 2, 2)
+    mask_logits = torch.full((1, 2, 8, 8), -5.0)
+    mask_logits[0, 0, 0:4, 0:4] = 5.0  # all of cell (0, 0), value 0
+    mask_logits[0, 0, 0:2, 4:8] = 5.0  # half of cell (0, 1), value 1
+    mask_logits[0, 1, 5:6, 6:7] = 5.0  # one pixel of cell (1, 1): a resize to 2x2 would lose it
+    pooled = mask_pool(dense, mask_logits)
+    torch.testing.assert_close(pooled[0, :, 0], torch.tensor([1 / 3, 3.0]))
+
+
 def test_clip_logits_scale_the_best_synonym_cosine() -> None:
     vocabulary = VocabularyEmbedding(
         torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]]), torch.tensor([0, 0, 1]), 2
