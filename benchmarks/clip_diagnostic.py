@@ -74,7 +74,7 @@ def stage_scores(model, data: dict) -> tuple:
     classes = model.call_classes([vocabulary] * len(inputs), graphs)
     tower = model.backbone.tower
     states = tower.run(inputs)
-    dense = model.clip_dense(tower, states)
+    dense = model.clip_dense(tower, states, inputs)
     clip = CLIPFeatures(dense, model.clip_dense.logit_scale, classes.seen)
     head_inputs = HeadInputs(
         model.backbone(inputs, states),
