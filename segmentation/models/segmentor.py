@@ -9,8 +9,9 @@ name mapped to its nearest class), plus background: the obvious way to use an LL
 baseline a gain from priors is judged against.
 
 `clip_classifier` turns on the CLIP-aligned classifier (dense features of the backbone's frozen
-CLIP tower through the checkpoint's `visual_projection`; see `clip_classifier.py`), which needs
-`training_classes` to tell the training vocabulary's classes from the rest.
+CLIP tower through the checkpoint's `visual_projection`, every `dense_stride` pixels; see
+`clip_classifier.py`), which needs `training_classes` to tell the training vocabulary's classes
+from the rest.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class LLMFormer(BaseSegmentor):
 
     `text_cache_root` (a prior store root) caches prior phrase embeddings on disk; `vocabulary`
     (class names, comma-separated synonyms allowed) fixes a default vocabulary.
-    `clip_classifier`: dict(checkpoint=CLIP folder, alpha=, beta=) or None (off);
+    `clip_classifier`: dict(checkpoint=CLIP folder, alpha=, beta=, dense_stride=) or None (off);
     `training_classes`: the training vocabulary, as class names or a packaged class list's name;
     `prior_dropout`: dict(image_prob=, object_prob=) takes priors away in training (`PriorDropout`).
     """
@@ -89,9 +90,12 @@ class LLMFormer(BaseSegmentor):
         self.backbone = MODELS.build(backbone)
         ensemble = None if clip_classifier is None else dict(clip_classifier)
         checkpoint = None if ensemble is None else ensemble.pop("checkpoint", None)
+        dense_stride = None if ensemble is None else ensemble.pop("dense_stride", None)
         self.decode_head = MODELS.build({**decode_head, "clip_classifier": ensemble})
         self.text_encoder = build_text_encoder(text_encoder)
-        self.clip_dense = None if ensemble is None else self._build_clip_dense(checkpoint)
+        self.clip_dense = (
+            None if ensemble is None else self._build_clip_dense(checkpoint, dense_stride)
+        )
         self.training_classes = _training_classes(training_classes)
         if ensemble is not None and not self.training_classes:
             raise ValueError("the CLIP classifier needs training_classes (its seen classes)")
@@ -118,11 +122,16 @@ class LLMFormer(BaseSegmentor):
         )
         self._embedded: dict[str, Tensor] = {}
 
-    def _build_clip_dense(self, checkpoint: str | None) -> CLIPDenseEmbedder:
+    def _build_clip_dense(
+        self, checkpoint: str | None, dense_stride: int | None
+    ) -> CLIPDenseEmbedder:
         tower = getattr(self.backbone, "tower", None)
         if tower is None:
             raise ValueError("the CLIP classifier needs a backbone with a CLIP `tower`")
-        embedder = CLIPDenseEmbedder(tower.embed_dim, self.text_encoder.embed_dim, checkpoint)
+        embedder = CLIPDenseEmbedder(
+            tower.embed_dim, self.text_encoder.embed_dim, checkpoint, dense_stride
+        )
+        embedder.stride(tower)  # a stride that does not divide the patch size fails here
         return embedder
 
     # ------------------------------------------------------------------------- vocabulary
@@ -250,7 +259,7 @@ class LLMFormer(BaseSegmentor):
             tower = self.backbone.tower
             states = tower.run(inputs)
             features = self.backbone(inputs, states)
-            dense = self.clip_dense(tower, states)
+            dense = self.clip_dense(tower, states, inputs)
             clip = CLIPFeatures(dense, self.clip_dense.logit_scale, classes.seen)
         head_inputs = HeadInputs(
             features, priors, classes.embedding, classes.presence, clip, classes.object_classes

@@ -170,6 +170,26 @@ def test_segment_uses_priors_and_rejects_an_empty_vocabulary(segmenter) -> None:
         segmenter.segment(_gradient(8, 8), [" ", ""], None)
 
 
+def test_segment_without_captions_runs_the_prior_free_path(segmenter) -> None:
+    """`llmformer segment` with no --captions and no --captioner: no boost and no pointer term,
+    the labels of the same model with both switched off; a caption naming one class does move
+    them (the terms are live)."""
+    picture, vocabulary = _gradient(64, 48), ["circle", "square", "hexagon", "background"]
+    named = {"objects": [{"name": "hexagon", "span": "a hexagon", "count": 1}]}
+    head = segmenter.model.decode_head
+    without_captions = segmenter.segment(picture, vocabulary, None).label_map
+    with_caption = segmenter.segment(picture, vocabulary, named).label_map
+    boost, pointer = head.prior_class_boost, head.name_pointer
+    assert boost > 0 and pointer is not None
+    try:
+        head.prior_class_boost, head.name_pointer = 0.0, None
+        prior_free = segmenter.segment(picture, vocabulary, None).label_map
+    finally:
+        head.prior_class_boost, head.name_pointer = boost, pointer
+    np.testing.assert_array_equal(without_captions, prior_free)
+    assert not np.array_equal(with_caption, without_captions)
+
+
 def test_segment_files_writes_outputs_and_skips_bad_pictures(segmenter, tmp_path, capsys) -> None:
     large = tmp_path / "large.jpg"
     Image.fromarray(_gradient(6000, 4000)).save(large, quality=80)

@@ -60,11 +60,12 @@ UNIT_TEST_SIZES = dict(
     ),
     clip_classifier=None,
     training_classes=None,
+    prior_dropout=None,
     vocabulary=["sky", "grass", "dog", "sofa"],
 )
 """What the unit tests change in the demo config's model: narrower, random weights, a 16-d
-random text encoder (no tiny CLIP folder needed), the CLIP classifier, the prior boost and the name
-pointer off (tests of those switch them on)."""
+random text encoder (no tiny CLIP folder needed), the CLIP classifier, the prior boost, the name
+pointer and prior dropout off (tests of those switch them on)."""
 
 
 @cache

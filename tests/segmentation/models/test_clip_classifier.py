@@ -136,6 +136,48 @@ def test_dense_embeddings_cover_the_towers_patch_grid_with_unit_vectors(clip_fol
     torch.testing.assert_close(dense.norm(dim=1), torch.ones(2, 4, 5))
 
 
+def test_a_finer_dense_stride_averages_every_shifted_pass_covering_a_cell(clip_folder) -> None:
+    folder, _ = clip_folder
+    tower = CLIPVisionTower(SMALL.vision, [-1], pretrained=str(folder))
+    coarse = CLIPDenseEmbedder(tower.embed_dim, 12, str(folder))
+    fine = CLIPDenseEmbedder(tower.embed_dim, 12, str(folder), dense_stride=4)
+    torch.manual_seed(1)
+    images = torch.randn(1, 3, 32, 32)
+    dense = fine(tower, tower.run(images), images)
+    assert dense.shape == (1, 12, 8, 8)
+
+    def moved(down: int, right: int) -> torch.Tensor:
+        """The image moved down and right, its first row and column repeated into the gap."""
+        rows = torch.cat([images[..., :1, :].expand(-1, -1, down, -1), images], dim=-2)
+        rows = rows[..., :32, :]
+        return torch.cat([rows[..., :1].expand(-1, -1, -1, right), rows], dim=-1)[..., :32]
+
+    for row, column in ((1, 1), (2, 5)):
+        # the pass moved by (dy, dx) covers 4-px cell (row, column) with patch
+        # ((row + dy / 4) // 2, (column + dx / 4) // 2)
+        covering = [
+            coarse(tower, tower.run(moved(dy, dx)))[
+                0, :, (row + dy // 4) // 2, (column + dx // 4) // 2
+            ]
+            for dy in (0, 4)
+            for dx in (0, 4)
+        ]
+        expected = F.normalize(torch.stack(covering).mean(dim=0), dim=0)
+        torch.testing.assert_close(dense[0, :, row, column], expected)
+
+
+def test_a_dense_stride_must_divide_the_patch_and_comes_with_the_images(clip_folder) -> None:
+    folder, _ = clip_folder
+    tower = CLIPVisionTower(SMALL.vision, [-1], pretrained=str(folder))
+    with pytest.raises(
+        ValueError, match="dense_stride 3 must divide the CLIP tower's patch size 8"
+    ):
+        CLIPDenseEmbedder(tower.embed_dim, 12, str(folder), dense_stride=3).stride(tower)
+    fine = CLIPDenseEmbedder(tower.embed_dim, 12, str(folder), dense_stride=4)
+    with pytest.raises(ValueError, match="needs the images"):
+        fine(tower, tower.run(torch.randn(1, 3, 32, 32)))
+
+
 def test_mask_pool_averages_exactly_the_patches_under_the_mask() -> None:
     dense = torch.arange(16.0).reshape(1, 1, 4, 4).repeat(1, 2, 1, 1)
     dense[:, 1] *= -1
@@ -145,6 +187,16 @@ def test_mask_pool_averages_exactly_the_patches_under_the_mask() -> None:
     pooled = mask_pool(dense, mask_logits)
     torch.testing.assert_close(pooled[0, 0], torch.tensor([6.0, -6.0]))
     torch.testing.assert_close(pooled[0, 1], torch.zeros(2))
+
+
+def test_mask_pool_weights_cells_by_the_share_of_them_a_mask_covers() -> None:
+    dense = torch.arange(4.0).reshape(1, 1, 2, 2)
+    mask_logits = torch.full((1, 2, 8, 8), -5.0)
+    mask_logits[0, 0, 0:4, 0:4] = 5.0  # all of cell (0, 0), value 0
+    mask_logits[0, 0, 0:2, 4:8] = 5.0  # half of cell (0, 1), value 1
+    mask_logits[0, 1, 5:6, 6:7] = 5.0  # one pixel of cell (1, 1): a resize to 2x2 would lose it
+    pooled = mask_pool(dense, mask_logits)
+    torch.testing.assert_close(pooled[0, :, 0], torch.tensor([1 / 3, 3.0]))
 
 
 def test_clip_logits_scale_the_best_synonym_cosine() -> None:
