@@ -220,3 +220,20 @@ def test_visual_attention_matches_a_reference_in_gradient() -> None:
         _gradients(output, attention, leaves), _gradients(expected, attention, leaves), strict=True
     ):
         torch.testing.assert_close(got, want)
+
+
+def test_the_heads_attention_masks_block_where_a_mask_is_off_and_broadcast_over_heads(
+    model,
+) -> None:
+    """One (B, Q, H*W) mask per level, the same for every head: True where the query's mask
+    logit, resized to the level, is negative; nothing blocked for a query whose mask is empty."""
+    logits = torch.full((BATCH, QUERIES, 8, 8), -3.0)
+    logits[0, 1, :4] = 3.0  # query 1 of image 0 covers the top half
+    masks = model.decode_head._attention_masks(logits, [(4, 4), (8, 8)])
+    assert [m.shape for m in masks] == [(BATCH, QUERIES, 16), (BATCH, QUERIES, 64)]
+    top_half = torch.arange(64) < 32
+    assert torch.equal(masks[1][0, 1], ~top_half)
+    assert torch.equal(masks[0][0, 1], ~(torch.arange(16) < 8))
+    empty = torch.ones(BATCH, QUERIES, dtype=torch.bool)
+    empty[0, 1] = False
+    assert not masks[1][empty].any()
