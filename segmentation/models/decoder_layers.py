@@ -35,7 +35,12 @@ class MLP(nn.Module):
 
 
 class ResidualAttention(nn.Module):
-    """Multi-head attention whose output is added to the query and layer-normalised."""
+    """Multi-head attention whose output is added to the query and layer-normalised.
+
+    The weights live in an `nn.MultiheadAttention`; `attend` calls it, while `attend_heads`
+    runs the same projections around `scaled_dot_product_attention` in steps, so that a mask
+    can broadcast over the heads and a query's projection can serve several key sets.
+    """
 
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
@@ -46,22 +51,50 @@ class ResidualAttention(nn.Module):
     def attend(self, query: Tensor, key: Tensor, value: Tensor, **masks: Tensor | None) -> Tensor:
         return self.attention(query, key, value, need_weights=False, **masks)[0]
 
+    def project_query(self, query: Tensor) -> Tensor:
+        """The attention's query projection, split into heads: (B, heads, Q, dim / heads)."""
+        weight, bias = self._in_projection(0)
+        return self._split_heads(F.linear(query, weight, bias))
+
+    def attend_heads(
+        self, query_heads: Tensor, key: Tensor, value: Tensor, blocked: Tensor
+    ) -> Tensor:
+        """Each head's attention output (B, heads, Q, dim / heads) for projected queries;
+        `blocked` (B, Q, K) is True where a query may not look, the same for every head."""
+        key_heads = self._split_heads(F.linear(key, *self._in_projection(1)))
+        value_heads = self._split_heads(F.linear(value, *self._in_projection(2)))
+        dropout = self.attention.dropout if self.training else 0.0
+        return F.scaled_dot_product_attention(
+            query_heads, key_heads, value_heads, attn_mask=~blocked[:, None], dropout_p=dropout
+        )
+
+    def project_output(self, heads: Tensor) -> Tensor:
+        """Merge the heads (B, heads, Q, dim / heads) and apply the output projection."""
+        out_proj = self.attention.out_proj
+        return out_proj(heads.transpose(1, 2).flatten(2))
+
     def residual(self, query: Tensor, update: Tensor) -> Tensor:
         return self.norm(query + self.dropout(update))
+
+    def _in_projection(self, index: int) -> tuple[Tensor, Tensor]:
+        """Weight and bias of the query (0), key (1) or value (2) projection."""
+        weights = self.attention.in_proj_weight.chunk(3)
+        biases = self.attention.in_proj_bias.chunk(3)
+        return weights[index], biases[index]
+
+    def _split_heads(self, tokens: Tensor) -> Tensor:
+        return tokens.unflatten(-1, (self.attention.num_heads, -1)).transpose(1, 2)
 
 
 @dataclass(frozen=True)
 class LevelMemory:
-    """One feature level as a query cross-attends to it: tokens (B, H*W, C), their positions
-    (1, H*W, C) and Mask2Former's attention mask (B * heads, Q, H*W), True where blocked."""
+    """One feature level as a query cross-attends to it: tokens (B, H*W, C) as values, tokens
+    plus positions as keys (both computed once per forward and shared by every layer), and
+    Mask2Former's attention mask (B, Q, H*W), True where blocked, the same for every head."""
 
     tokens: Tensor
-    positions: Tensor
+    keys: Tensor
     mask: Tensor
-
-    @property
-    def keys(self) -> Tensor:
-        return self.tokens + self.positions
 
 
 @dataclass(frozen=True)
@@ -116,15 +149,18 @@ class VisualAttention(ResidualAttention):
     """Mask2Former's masked cross-attention to the one feature level chosen for this layer."""
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: LevelMemory) -> Tensor:
-        update = self.attend(query + query_pos, memory.keys, memory.tokens, attn_mask=memory.mask)
-        return self.residual(query, update)
+        query_heads = self.project_query(query + query_pos)
+        heads = self.attend_heads(query_heads, memory.keys, memory.tokens, memory.mask)
+        return self.residual(query, self.project_output(heads))
 
 
 class ScaledVisualAttention(ResidualAttention):
     """Masked cross-attention to every feature level, weighted per query by scale scores.
 
     Each query reads an attribute embedding from its image's attribute priors (a learnt null
-    token when there are none); an MLP on it gives softmax scores over the levels.
+    token when there are none); an MLP on it gives softmax scores over the levels. The query is
+    projected once for all levels, and since the scores sum to one, the output projection of
+    the weighted sum of the levels' head outputs equals the weighted sum of their projections.
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float, num_levels: int) -> None:
@@ -149,12 +185,12 @@ class ScaledVisualAttention(ResidualAttention):
         attribute_mask: Tensor,
     ) -> Tensor:
         scores = self.scale_scores(query, attributes, attribute_mask)
-        position_query = query + query_pos
-        update = sum(
-            score[..., None] * self.attend(position_query, m.keys, m.tokens, attn_mask=m.mask)
+        query_heads = self.project_query(query + query_pos)
+        heads = sum(
+            score[:, None, :, None] * self.attend_heads(query_heads, m.keys, m.tokens, m.mask)
             for score, m in zip(scores.unbind(-1), memories, strict=True)
         )
-        return self.residual(query, update)
+        return self.residual(query, self.project_output(heads))
 
 
 class RelationAttention(ResidualAttention):

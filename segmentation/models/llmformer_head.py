@@ -256,8 +256,9 @@ class LLMFormerHead(BaseDecodeHead):
         mask_features, memories = self.pixel_decoder(inputs.features)
         batch = mask_features.shape[0]
         sizes = [tuple(m.shape[-2:]) for m in memories]
-        memory_tokens = [m.flatten(2).transpose(1, 2) for m in memories]
+        memory_tokens = [m.flatten(2).transpose(1, 2).contiguous() for m in memories]
         memory_pos = self._memory_positions(sizes, mask_features.device)
+        memory_keys = [t + p for t, p in zip(memory_tokens, memory_pos, strict=True)]
         priors = self._project_priors(inputs.priors)
         query = self.query_feat.weight[None].expand(batch, -1, -1)
         query_pos = self.query_pos.weight[None].expand(batch, -1, -1)
@@ -266,7 +267,7 @@ class LLMFormerHead(BaseDecodeHead):
         for index, layer in enumerate(self.layers):
             masks = self._attention_masks(outputs.mask_logits[-1], sizes)
             levels = [
-                LevelMemory(*level) for level in zip(memory_tokens, memory_pos, masks, strict=True)
+                LevelMemory(*level) for level in zip(memory_tokens, memory_keys, masks, strict=True)
             ]
             query = layer(query, LayerInputs(query_pos, levels, index % NUM_LEVELS, priors))
             self._predict(query, mask_features, inputs, outputs)
@@ -403,13 +404,13 @@ class LLMFormerHead(BaseDecodeHead):
 
     def _attention_masks(self, mask_logits: Tensor, sizes: list[tuple[int, int]]) -> list[Tensor]:
         """Mask2Former's masked attention: a query sees only where its current mask is on
-        (everywhere, if its mask is empty). One (B * heads, Q, H*W) boolean mask per level."""
+        (everywhere, if its mask is empty). One (B, Q, H*W) boolean mask per level."""
         masks = []
         for size in sizes:
             resized = F.interpolate(mask_logits, size=size, mode="bilinear", align_corners=False)
             blocked = resized.flatten(2).sigmoid() < 0.5
             blocked[blocked.all(dim=-1)] = False
-            masks.append(blocked.repeat_interleave(self.num_heads, dim=0).detach())
+            masks.append(blocked)
         return masks
 
     # -------------------------------------------------------------------------------- loss

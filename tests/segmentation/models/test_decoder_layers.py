@@ -1,5 +1,6 @@
-"""Decoder layer modules on random tensors: each reads the inputs it is given, and the scaled
-visual attention's per-level weighting is the one its scale scores say."""
+"""Decoder layer modules on random tensors: each reads the inputs it is given, the scaled
+visual attention's per-level weighting is the one its scale scores say, and both visual
+attentions compute what `nn.MultiheadAttention` computes with the mask repeated per head."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from segmentation.models.decoder_layers import (
     LayerInputs,
     LevelMemory,
     LLMFormerDecoderLayer,
+    ResidualAttention,
     ScaledVisualAttention,
     VisualAttention,
 )
@@ -23,16 +25,18 @@ def _memories(seed: int = 0) -> list[LevelMemory]:
     generator = torch.Generator().manual_seed(seed)
     memories = []
     for size in LEVEL_SIZES:
-        mask = torch.rand(BATCH * HEADS, QUERIES, size, generator=generator) < 0.3
+        mask = torch.rand(BATCH, QUERIES, size, generator=generator) < 0.3
         mask[..., 0] = False  # every query sees at least one token
-        memories.append(
-            LevelMemory(
-                torch.randn(BATCH, size, DIM, generator=generator),
-                torch.randn(1, size, DIM, generator=generator),
-                mask,
-            )
-        )
+        tokens = torch.randn(BATCH, size, DIM, generator=generator)
+        positions = torch.randn(1, size, DIM, generator=generator)
+        memories.append(LevelMemory(tokens, tokens + positions, mask))
     return memories
+
+
+def _reference_update(attention: ResidualAttention, query: torch.Tensor, memory: LevelMemory):
+    """The straightforward way: `nn.MultiheadAttention` with the mask repeated for every head."""
+    mask = memory.mask.repeat_interleave(HEADS, dim=0)
+    return attention.attend(query, memory.keys, memory.tokens, attn_mask=mask)
 
 
 def _priors(num_attributes: int = 3, seed: int = 1) -> PriorTensors:
@@ -88,9 +92,7 @@ def test_visual_attention_attends_to_the_one_level_it_is_given() -> None:
     memory = _memories()[1]
     output = attention(query, query_pos, memory)
     assert output.shape == (BATCH, QUERIES, DIM)
-    expected, _ = attention.attention(
-        query + query_pos, memory.tokens + memory.positions, memory.tokens, attn_mask=memory.mask
-    )
+    expected = _reference_update(attention, query + query_pos, memory)
     torch.testing.assert_close(output, attention.norm(query + expected))
 
 
@@ -102,9 +104,7 @@ def test_scaled_visual_attention_sums_the_levels_weighted_by_its_scores(scaled) 
     torch.testing.assert_close(scores, torch.tensor([0.2, 0.3, 0.5]).expand(BATCH, QUERIES, 3))
     output = scaled(query, query_pos, memories, priors.attributes, priors.attribute_mask)
     plain = _plain_twin(scaled)
-    updates = [
-        plain.attend(query + query_pos, m.keys, m.tokens, attn_mask=m.mask) for m in memories
-    ]
+    updates = [_reference_update(plain, query + query_pos, m) for m in memories]
     expected = scaled.norm(query + 0.2 * updates[0] + 0.3 * updates[1] + 0.5 * updates[2])
     torch.testing.assert_close(output, expected)
 
@@ -143,7 +143,7 @@ def _layer(scaled_visual: bool) -> LLMFormerDecoderLayer:
 def _perturbed(memories: list[LevelMemory], level: int) -> list[LevelMemory]:
     changed = list(memories)
     memory = memories[level]
-    changed[level] = LevelMemory(memory.tokens + 1.0, memory.positions, memory.mask)
+    changed[level] = LevelMemory(memory.tokens + 1.0, memory.keys + 1.0, memory.mask)
     return changed
 
 
@@ -168,3 +168,72 @@ def test_a_scaled_layer_reads_every_level_whatever_the_round_robin_level() -> No
     for level in range(len(LEVEL_SIZES)):
         changed = layer(query, LayerInputs(query_pos, _perturbed(memories, level), 0, priors))
         assert not torch.allclose(changed, output), level
+
+
+def _leaves(seed: int) -> tuple[torch.Tensor, torch.Tensor, list[LevelMemory], torch.Tensor]:
+    """Query, positions, memories and attributes that require grad, from a fixed seed."""
+    query, query_pos = _query(seed)
+    memories = [
+        LevelMemory(m.tokens.requires_grad_(), m.keys.requires_grad_(), m.mask)
+        for m in _memories(seed + 1)
+    ]
+    attributes = _priors(seed=seed + 2).attributes.requires_grad_()
+    return query.requires_grad_(), query_pos, memories, attributes
+
+
+def _gradients(output: torch.Tensor, module: torch.nn.Module, leaves: list[torch.Tensor]):
+    weights = torch.randn(output.shape, generator=torch.Generator().manual_seed(7))
+    inputs = [*module.parameters(), *leaves]
+    return torch.autograd.grad((output * weights).sum(), inputs)
+
+
+def test_scaled_visual_attention_matches_a_reference_in_value_and_gradient(scaled) -> None:
+    """Random weights and inputs: the per-level `nn.MultiheadAttention` calls, weighted by the
+    scale scores, give the same output and the same gradients as the one-projection path."""
+    scaled.train()  # dropout 0, so training mode computes the same, through autograd
+    query, query_pos, memories, attributes = _leaves(seed=11)
+    present = torch.tensor([[True, True, False], [True, False, False]])
+    output = scaled(query, query_pos, memories, attributes, present)
+    scores = scaled.scale_scores(query, attributes, present)
+    update = sum(
+        score[..., None] * _reference_update(scaled, query + query_pos, m)
+        for score, m in zip(scores.unbind(-1), memories, strict=True)
+    )
+    expected = scaled.norm(query + update)
+    torch.testing.assert_close(output, expected)
+    leaves = [query, attributes] + [t for m in memories for t in (m.tokens, m.keys)]
+    for got, want in zip(
+        _gradients(output, scaled, leaves), _gradients(expected, scaled, leaves), strict=True
+    ):
+        torch.testing.assert_close(got, want)
+
+
+def test_visual_attention_matches_a_reference_in_gradient() -> None:
+    torch.manual_seed(3)
+    attention = VisualAttention(DIM, HEADS, 0.0)
+    query, query_pos, memories, _ = _leaves(seed=21)
+    memory = memories[0]
+    output = attention(query, query_pos, memory)
+    expected = attention.norm(query + _reference_update(attention, query + query_pos, memory))
+    leaves = [query, memory.tokens, memory.keys]
+    for got, want in zip(
+        _gradients(output, attention, leaves), _gradients(expected, attention, leaves), strict=True
+    ):
+        torch.testing.assert_close(got, want)
+
+
+def test_the_heads_attention_masks_block_where_a_mask_is_off_and_broadcast_over_heads(
+    model,
+) -> None:
+    """One (B, Q, H*W) mask per level, the same for every head: True where the query's mask
+    logit, resized to the level, is negative; nothing blocked for a query whose mask is empty."""
+    logits = torch.full((BATCH, QUERIES, 8, 8), -3.0)
+    logits[0, 1, :4] = 3.0  # query 1 of image 0 covers the top half
+    masks = model.decode_head._attention_masks(logits, [(4, 4), (8, 8)])
+    assert [m.shape for m in masks] == [(BATCH, QUERIES, 16), (BATCH, QUERIES, 64)]
+    top_half = torch.arange(64) < 32
+    assert torch.equal(masks[1][0, 1], ~top_half)
+    assert torch.equal(masks[0][0, 1], ~(torch.arange(16) < 8))
+    empty = torch.ones(BATCH, QUERIES, dtype=torch.bool)
+    empty[0, 1] = False
+    assert not masks[1][empty].any()
