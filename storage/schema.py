@@ -1,21 +1,16 @@
-"""Versioned Arrow schemas of the store's tables and the Parquet settings they are written with.
+"""Arrow schemas of the store's tables and of the Delta tables that hold them.
 
-Bump `SCHEMA_VERSION` whenever a column or a table changes; a store written with another version
-is refused with a message naming both (see `storage.store.SchemaVersionError`). Version 2 added
-`relation_counts`, version 3 `eval_images`; `PriorStore.upgrade` brings an older store to this one.
+Changing a table's columns here (and, for a shard table, where `storage.rows` fills them) is all
+a schema change takes: the views, the Delta tables and the upgrade follow from these lists.
+Version 4 put the store on Delta Lake (1-3 were folders of Parquet files, `priors upgrade`
+converts them); `SCHEMA_VERSION` names the layout in messages.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
-VERSION_METADATA_KEY = b"llmformer.schema_version"
-TABLE_METADATA_KEY = b"llmformer.table"
-COMPRESSION = "zstd"
-ROW_GROUP_ROWS = 500_000
-# relation_counts is sorted by mentions: smaller row groups let a top-N read skip most of it.
-ROLLUP_ROW_GROUP_ROWS = 100_000
+SCHEMA_VERSION = 4
 
 _SHARD_KEY = [
     pa.field("prior_set_id", pa.string(), nullable=False),
@@ -102,17 +97,6 @@ _COLUMNS: dict[str, list[pa.Field]] = {
         pa.field("predicate", pa.string()),
         pa.field("mentions", pa.int64()),
     ],
-    # Relation-triple counts of one prior set's compacted relation files in one dataset, rebuilt in
-    # the same transaction as every change to those files: the relation statistics read these
-    # instead of grouping millions of relations (uncompacted shards are grouped at query time).
-    "relation_counts": [
-        pa.field("prior_set_id", pa.string(), nullable=False),
-        pa.field("dataset", pa.string(), nullable=False),
-        pa.field("subject", pa.string()),
-        pa.field("predicate", pa.string()),
-        pa.field("object", pa.string()),
-        pa.field("mentions", pa.int64()),
-    ],
     "text_embeddings": [
         pa.field("encoder", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
@@ -156,7 +140,8 @@ _COLUMNS: dict[str, list[pa.Field]] = {
     ],
 }
 
-# Tables written by `write_shard`, one file each per shard under dataset=/split= partitions.
+# Tables written by `write_shard`: all live in the one Delta table `priors` (a `table_name`
+# column tells them apart), so that one commit publishes a whole shard.
 SHARD_TABLES = (
     "images",
     "captions",
@@ -169,12 +154,36 @@ SHARD_TABLES = (
     "predicate_counts",
 )
 TABLES = tuple(_COLUMNS)
+PRIORS = "priors"
+"""The Delta table of every shard table, partitioned by prior set and then by table."""
+TABLE_COLUMN = "table_name"
+DELTA_TABLES = (PRIORS, *(table for table in TABLES if table not in SHARD_TABLES))
+PARTITIONS: dict[str, list[str]] = {
+    PRIORS: ["prior_set_id", TABLE_COLUMN],
+    "eval_images": ["dataset"],
+}
 
 
 def schema_of(table: str) -> pa.Schema:
-    """The Arrow schema of `table`, stamped with the schema version and the table's name."""
-    metadata = {
-        VERSION_METADATA_KEY: str(SCHEMA_VERSION).encode(),
-        TABLE_METADATA_KEY: table.encode(),
-    }
-    return pa.schema(_COLUMNS[table], metadata=metadata)
+    """The Arrow schema of `table` (one of `TABLES`)."""
+    return pa.schema(_COLUMNS[table])
+
+
+def _priors_schema() -> pa.Schema:
+    """Every shard table's columns side by side (a column shared by tables has one type), the
+    key first so that Delta keeps statistics of it; only the shard key is never null."""
+    fields: dict[str, pa.Field] = {TABLE_COLUMN: pa.field(TABLE_COLUMN, pa.string(), False)}
+    for table in SHARD_TABLES:
+        for field in _COLUMNS[table]:
+            known = fields.setdefault(field.name, field.with_nullable(field not in _SHARD_KEY))
+            if known.type != field.type:
+                raise TypeError(f"{table}.{field.name} is {field.type}, elsewhere {known.type}")
+    return pa.schema(fields.values())
+
+
+PRIORS_SCHEMA = _priors_schema()
+
+
+def delta_schema_of(table: str) -> pa.Schema:
+    """The Arrow schema of a Delta table of `DELTA_TABLES`."""
+    return PRIORS_SCHEMA if table == PRIORS else schema_of(table)

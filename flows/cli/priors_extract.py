@@ -23,7 +23,9 @@ FIRST_SHOWN = 5
 
 
 def extract(
-    store: Annotated[Path, typer.Option(help="Prior store root (created if missing).")],
+    store: Annotated[
+        str, typer.Option(help="Prior store: a folder or s3://bucket/prefix (created if missing).")
+    ],
     captioner: Annotated[str, typer.Option(help="vllm | transformers | file")],
     images: Annotated[Path | None, typer.Option(help="Folder of images (recursive).")] = None,
     manifest: Annotated[
@@ -117,6 +119,8 @@ def extract(
         typer.echo("error: --tensor-parallel-size needs --captioner vllm", err=True)
         raise typer.Exit(2)
     try:
+        if PriorStore.exists(store):  # a store that cannot take the run is refused before a model
+            require_undamaged(PriorStore(store))
         source = build_source(images, manifest, dataset, data_root, dataset_name)
         config = ExtractionConfig(
             batch_size=batch_size or default_batch_size(captioner, shard_size),
@@ -225,7 +229,7 @@ def compact_prior_set(store: PriorStore, prior_set_id: str) -> None:
     typer.echo(f"compacted {report.files_before} files into {report.files_after}")
 
 
-def _print_failures(summary: ExtractionSummary, store_root: Path) -> None:
+def _print_failures(summary: ExtractionSummary, store_root: Path | str) -> None:
     """The run's first failures, one line each (file, stage, error class: message), and the
     query that lists them all."""
     typer.echo(f"first {len(summary.first_failures)} of {summary.failed} failures:")
@@ -239,7 +243,7 @@ def _print_failures(summary: ExtractionSummary, store_root: Path) -> None:
     typer.echo("redo them, once fixed, with the same command and --retry-failed")
 
 
-def print_summary(summary: ExtractionSummary, store_root: Path) -> None:
+def print_summary(summary: ExtractionSummary, store_root: Path | str) -> None:
     """One table: done, already there, failed, speed; the first failures and how to list and
     retry all; and how to resume when interrupted."""
     table = Table(title=f"prior set {summary.prior_set_id}", show_header=False)

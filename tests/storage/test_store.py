@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
-import storage
 from storage import (
     SCHEMA_VERSION,
     ImagePriors,
@@ -134,7 +134,11 @@ def test_compaction_merges_files_and_keeps_every_row(store, prior_set, write_dem
 
     assert (report.files_before, report.files_after) == (9 * 4 + 2, 9 + 1)
     assert store.read_priors(prior_set, [f"{i}-a" for i in range(4)]) == before
-    assert len(list((store.root / "objects").rglob(f"{prior_set}-*.parquet"))) == 1
+    files = pa.table(DeltaTable(str(store.root / "priors")).get_add_actions(flatten=True))
+    files = files.to_pylist()
+    assert [
+        f["partition.prior_set_id"] for f in files if f["partition.table_name"] == "objects"
+    ] == [prior_set]
     assert set(store.read_text_embeddings("minilm", ["cat", "dog"])) == {"cat", "dog"}
     assert store.compact() == type(report)(0, 0)
 
@@ -172,7 +176,7 @@ def test_older_schema_version_is_named_with_the_current_one(store):
 
 def test_a_folder_with_other_files_is_not_taken_for_a_store(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(StoreError, match=r"is not empty and has no store\.json"):
+    with pytest.raises(StoreError, match="is not empty and holds no prior store"):
         PriorStore(tmp_path)
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
 
@@ -191,13 +195,6 @@ def test_eval_results_and_class_names_are_tables(store):
     ]
     with pytest.raises(StoreError, match="bad evaluation row"):
         store.write_eval_results([{"run": "r1"}])
-
-
-def test_opening_refreshes_the_stores_copy_of_views_sql(store):
-    copy = store.root / "views.sql"
-    copy.write_text("-- an older release's views")
-    PriorStore(store.root)
-    assert copy.read_text() == (Path(storage.__file__).parent / "views.sql").read_text()
 
 
 def test_wrongly_typed_values_are_refused(store, prior_set):
