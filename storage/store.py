@@ -284,6 +284,8 @@ class PriorStore:
         `retention_hours` (default: the table's, 7 days) reads and checkpoint the log."""
         if prior_set_id is not None:
             self._require_prior_set(prior_set_id)
+        if error := self.damage_error():
+            raise error
         before = after = 0
         for table in (PRIORS, "text_embeddings") if prior_set_id else DELTA_TABLES:
             delta = self._table(table)
@@ -422,6 +424,16 @@ class PriorStore:
         """Files of the current versions that are missing or whose size is not the one their
         commit recorded (only outside damage makes one: every commit is atomic)."""
         return [found for table in DELTA_TABLES for found, _ in self._damaged_in(table)]
+
+    def damage_error(self) -> StoreError | None:
+        """A one-line error naming the damaged files and the command that repairs them, or None
+        when there are none (what a read or a compaction that failed on a file reports)."""
+        if not (damaged := self.damaged_files()):
+            return None
+        return StoreError(
+            f"the store has {len(damaged)} damaged file(s), first {damaged[0]}; "
+            f"run: llmformer priors repair --store {self.root}"
+        )
 
     def _damaged_in(self, table: str) -> list[tuple[DamagedFile, dict[str, Any]]]:
         delta = self._table(table)

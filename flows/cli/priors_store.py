@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -87,6 +89,23 @@ def _connect(
         fail(f"--as-of: {error}")
 
 
+@contextmanager
+def _reading(store: PriorStore) -> Iterator[None]:
+    """Turn a read that failed on a damaged file into one line that points to `priors repair`."""
+    import duckdb
+
+    from storage.query import QueryError
+
+    try:
+        yield
+    except (duckdb.Error, QueryError, OSError) as error:
+        if damage := store.damage_error():
+            fail(str(damage))
+        if isinstance(error, QueryError):
+            fail(str(error))
+        raise
+
+
 def _require_known_prior_set(store: PriorStore, prior_set: str | None) -> None:
     known = store.prior_set_ids()
     if prior_set is not None and prior_set not in known:
@@ -160,10 +179,8 @@ def query(
         connection = _connect(prior_store, memory_limit, as_of)
     except QueryError as error:
         fail(f"--memory-limit: {error}")
-    try:
+    with _reading(prior_store):
         result = run_read_query(connection, sql, timeout)
-    except QueryError as error:
-        fail(str(error))
     _print(result, output)
 
 
@@ -182,7 +199,9 @@ def stats(
     connection = _connect(prior_store, as_of=as_of)
     where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
     console = Console()
-    for name, table in statistics(connection, where).items():
+    with _reading(prior_store):
+        tables = statistics(connection, where)
+    for name, table in tables.items():
         console.print(_rich_table(table, title=name.replace("_", " ")))
 
 
@@ -202,7 +221,9 @@ def plot(
     _require_known_prior_set(prior_store, prior_set)
     connection = _connect(prior_store)
     where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
-    for path in plot_statistics(statistics(connection, where), out):
+    with _reading(prior_store):
+        tables = statistics(connection, where)
+    for path in plot_statistics(tables, out):
         typer.echo(str(path))
 
 
@@ -227,7 +248,9 @@ def sets(store: StoreOption, as_of: AsOfOption = None) -> None:
     prior_store = open_store(store)
     connection = _connect(prior_store, as_of=as_of)
     title = f"prior sets (store version {as_of or prior_store.version()})"
-    Console().print(_rich_table(prior_set_overview(connection), title=title))
+    with _reading(prior_store):
+        overview = prior_set_overview(connection)
+    Console().print(_rich_table(overview, title=title))
 
 
 def upgrade(store: StoreOption) -> None:
