@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from storage.schema import PRIORS, SHARD_TABLES, TABLE_COLUMN, schema_of
+from storage.schema import IN_PRIORS, PRIORS, ROLLED_RELATIONS, TABLE_COLUMN, schema_of
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 DEFAULT_MEMORY_LIMIT = "4GB"
@@ -66,11 +66,16 @@ def connect_unlocked(
 
 
 def table_views_sql() -> str:
-    """One view per shard table over the rows of `priors` that belong to it."""
+    """One view per table of `priors` over the rows that belong to it (relations: fresh and
+    rolled up), and `uncompacted_relations`, the relations compaction has not counted yet."""
+    partitions = {table: (table,) for table in IN_PRIORS}
+    partitions["relations"] = ("relations", ROLLED_RELATIONS)
+    partitions["uncompacted_relations"] = ("relations",)
     return "\n".join(
-        f"CREATE OR REPLACE VIEW {table} AS SELECT {', '.join(schema_of(table).names)} "
-        f"FROM {PRIORS} WHERE {TABLE_COLUMN} = '{table}';"
-        for table in SHARD_TABLES
+        f"CREATE OR REPLACE VIEW {view} AS SELECT "
+        f"{', '.join(schema_of(view.removeprefix('uncompacted_')).names)} FROM {PRIORS} "
+        f"WHERE {TABLE_COLUMN} IN ({', '.join(repr(name) for name in names)});"
+        for view, names in partitions.items()
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from storage.records import FailureRecord, ImagePriors, ImageRecord
-from storage.schema import PRIORS_SCHEMA, TABLE_COLUMN, schema_of
+from storage.schema import TABLE_COLUMN, schema_of
 
 
 class InvalidRecordError(ValueError):
@@ -53,13 +53,13 @@ def priors_rows(
     priors: Sequence[ImagePriors],
     failures: Sequence[FailureRecord],
 ) -> pa.Table:
-    """Every row of one shard as rows of the `priors` Delta table: each shard table's columns,
-    null in the columns of the others, and its name in `table_name`."""
+    """Every row of one shard as rows of the `priors` Delta table: each shard table's columns
+    (the others are null there) and its name in `table_name`."""
     stacked = []
     for table, rows in shard_tables(key, images, priors, failures).items():
         names = pa.array([table] * rows.num_rows, pa.string())
         stacked.append(rows.append_column(TABLE_COLUMN, names))
-    return pa.concat_tables(stacked, promote_options="default").select(PRIORS_SCHEMA.names)
+    return pa.concat_tables(stacked, promote_options="default")
 
 
 def shard_tables(

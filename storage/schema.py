@@ -97,6 +97,20 @@ _COLUMNS: dict[str, list[pa.Field]] = {
         pa.field("predicate", pa.string()),
         pa.field("mentions", pa.int64()),
     ],
+    # Written by compaction, in the same commit that moves the prior set's relations to the
+    # `rolled_relations` partition: their triple counts, and the shards they came from. The
+    # relation statistics add these few rows to the relations written since (see views.sql).
+    "relation_counts": [
+        *_SHARD_KEY,
+        pa.field("subject", pa.string()),
+        pa.field("predicate", pa.string()),
+        pa.field("object", pa.string()),
+        pa.field("mentions", pa.int64()),
+        # 1 for the most mentioned triple of its prior set and dataset: a top-N read filters on
+        # it and skips all but the first row group
+        pa.field("rank", pa.int64()),
+    ],
+    "rolled_shards": list(_SHARD_KEY),
     "text_embeddings": [
         pa.field("encoder", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
@@ -153,11 +167,16 @@ SHARD_TABLES = (
     "attribute_counts",
     "predicate_counts",
 )
+ROLLUP_TABLES = ("relation_counts", "rolled_shards")
+ROLLED_RELATIONS = "rolled_relations"
+"""The `table_name` of relations that compaction has counted into `relation_counts`."""
 TABLES = tuple(_COLUMNS)
 PRIORS = "priors"
 """The Delta table of every shard table, partitioned by prior set and then by table."""
 TABLE_COLUMN = "table_name"
-DELTA_TABLES = (PRIORS, *(table for table in TABLES if table not in SHARD_TABLES))
+IN_PRIORS = (*SHARD_TABLES, *ROLLUP_TABLES)
+"""Tables whose rows live in the Delta table `priors`."""
+DELTA_TABLES = (PRIORS, *(table for table in TABLES if table not in IN_PRIORS))
 PARTITIONS: dict[str, list[str]] = {
     PRIORS: ["prior_set_id", TABLE_COLUMN],
     "eval_images": ["dataset"],
@@ -173,7 +192,7 @@ def _priors_schema() -> pa.Schema:
     """Every shard table's columns side by side (a column shared by tables has one type), the
     key first so that Delta keeps statistics of it; only the shard key is never null."""
     fields: dict[str, pa.Field] = {TABLE_COLUMN: pa.field(TABLE_COLUMN, pa.string(), False)}
-    for table in SHARD_TABLES:
+    for table in IN_PRIORS:
         for field in _COLUMNS[table]:
             known = fields.setdefault(field.name, field.with_nullable(field not in _SHARD_KEY))
             if known.type != field.type:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import duckdb
 import pyarrow as pa
@@ -21,9 +21,10 @@ _WHERE = (
     "($dataset IS NULL OR dataset = $dataset) AND ($prior_set IS NULL OR prior_set_id = $prior_set)"
 )
 
-# Each statistic as one query over the store's tables and views, grouped by only the keys it
-# reports (the filter goes into WHERE and down to the scan). Frequencies sum the per-shard
-# *_counts tables; relation triples are counted from the relations.
+# Each statistic as one query over the tables of views.sql, grouped by only the keys it reports
+# (the filter goes into WHERE). Frequencies sum the per-shard *_counts tables; relation triples
+# sum relation_mentions (for one prior set and dataset, `statistic` uses the faster
+# `_TOP_RELATIONS_OF_ONE_SET`).
 STATISTICS_SQL: dict[str, str] = {
     "top_objects": f"""
         SELECT name, sum(mentions) AS mentions, sum(instances) AS instances
@@ -36,9 +37,9 @@ STATISTICS_SQL: dict[str, str] = {
         QUALIFY row_number() OVER (PARTITION BY kind ORDER BY sum(mentions) DESC, value) <= $top
         ORDER BY kind, mentions DESC, value""",
     "top_relations": f"""
-        SELECT subject_name AS subject, predicate, object_name AS object, count(*) AS mentions
-        FROM relations WHERE {_WHERE}
-        GROUP BY subject_name, predicate, object_name
+        SELECT subject, predicate, object, sum(mentions)::BIGINT AS mentions
+        FROM relation_mentions WHERE {_WHERE}
+        GROUP BY subject, predicate, object
         ORDER BY mentions DESC, subject, predicate, object LIMIT $top""",
     "relation_predicates": f"""
         SELECT predicate, sum(mentions) AS mentions
@@ -55,14 +56,61 @@ STATISTICS_SQL: dict[str, str] = {
 }
 
 
+# Top relations of one prior set in one dataset, where relation_counts holds each triple once:
+# a triple whose rolled-up count is below the N-th largest one minus the largest count of the
+# uncompacted relations cannot reach the top N, so only the few triples above that floor are read
+# (a constant filter the scan pushes down to the row groups of the sorted counts) and added to
+# the uncompacted ones (whose rolled-up count, if below it, does not matter).
+_RECENT = f"""
+    recent AS (
+        SELECT subject_name AS subject, predicate, object_name AS object, count(*) AS mentions
+        FROM uncompacted_relations WHERE {_WHERE}
+        GROUP BY ALL
+    )"""
+_FLOOR_OF_ONE_SET = f"""
+    WITH {_RECENT},
+    leaders AS (SELECT mentions FROM relation_counts WHERE {_WHERE} AND rank <= $top)
+    SELECT if(count(*) < $top, 0, min(mentions))
+           - (SELECT coalesce(max(mentions), 0) FROM recent)
+    FROM leaders"""
+_TOP_RELATIONS_OF_ONE_SET = f"""
+    WITH {_RECENT},
+    head AS (
+        SELECT subject, predicate, object, mentions FROM relation_counts
+        WHERE {_WHERE} AND mentions >= $floor
+    )
+    SELECT subject, predicate, object,
+           coalesce(head.mentions, 0) + coalesce(recent.mentions, 0) AS mentions
+    FROM head FULL JOIN recent USING (subject, predicate, object)
+    ORDER BY mentions DESC, subject, predicate, object LIMIT $top"""
+
+
 def statistic(
     connection: duckdb.DuckDBPyConnection, name: str, where: StatisticsFilter
 ) -> pa.Table:
     """One statistic of `STATISTICS_SQL` as an Arrow table."""
     sql = STATISTICS_SQL[name]
     values = {"dataset": where.dataset, "prior_set": where.prior_set_id, "top": where.top}
+    if name == "top_relations" and (one_set := _one_prior_set_and_dataset(connection, where)):
+        values |= {"dataset": one_set.dataset, "prior_set": one_set.prior_set_id}
+        [(floor,)] = connection.sql(_FLOOR_OF_ONE_SET, params=values).fetchall()
+        sql, values = _TOP_RELATIONS_OF_ONE_SET, {**values, "floor": floor}
     parameters = {key: value for key, value in values.items() if f"${key}" in sql}
     return connection.sql(sql, params=parameters).to_arrow_table()
+
+
+def _one_prior_set_and_dataset(
+    connection: duckdb.DuckDBPyConnection, where: StatisticsFilter
+) -> StatisticsFilter | None:
+    """`where` naming its prior set and dataset, if its relations come from only one of each."""
+    found = connection.sql(
+        f"SELECT DISTINCT prior_set_id, dataset FROM predicate_counts WHERE {_WHERE} LIMIT 2",
+        params={"dataset": where.dataset, "prior_set": where.prior_set_id},
+    ).fetchall()
+    if len(found) != 1:
+        return None
+    ((prior_set_id, dataset),) = found
+    return replace(where, prior_set_id=prior_set_id, dataset=dataset)
 
 
 def statistics(

@@ -9,10 +9,11 @@ a shard; `ROOT/prior_sets`, `text_embeddings`, `class_names`, `eval_results` and
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +39,15 @@ from storage.records import (
     PriorSetSpec,
 )
 from storage.rows import ShardKey, embeddings_table, priors_rows, to_table, vectors_from_table
-from storage.schema import DELTA_TABLES, PRIORS, TABLE_COLUMN, schema_of
+from storage.schema import (
+    DELTA_TABLES,
+    PRIORS,
+    PRIORS_SCHEMA,
+    ROLLED_RELATIONS,
+    ROLLUP_TABLES,
+    TABLE_COLUMN,
+    schema_of,
+)
 from storage.tables import AsOf, LocationError, StoreLocation, sql_list, sql_literal
 
 if TYPE_CHECKING:
@@ -48,6 +57,9 @@ QUARANTINE_DIR = "_quarantine"
 """Where `repair` moves damaged files: under the root, beside the tables."""
 COMPACT_TARGET_BYTES = 128 * 2**20
 """Size of the files compaction writes; it holds about one such file's rows at a time."""
+CONFLICT_ATTEMPTS = 5
+"""Times a write whose commit conflicts with a concurrent one is redone over the newer version
+(delta-rs itself retries commits that do not conflict)."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DONE_TABLES = ("captions", "failures")
 _FAILED_IMAGE_TABLES = ("images", "failures")  # a failed image has rows in these only
@@ -214,11 +226,70 @@ class PriorStore:
                 f" OR ({TABLE_COLUMN} IN {sql_list(list(_FAILED_IMAGE_TABLES))}"
                 f" AND image_id IN {sql_list(sorted(retried))})"
             )
-        where = (
-            f"prior_set_id = {sql_literal(prior_set_id)} AND dataset = {sql_literal(dataset)}"
-            f" AND split = {sql_literal(split)} AND ({replaced})"
+        where = f"dataset = {sql_literal(dataset)} AND split = {sql_literal(split)}"
+        where += f" AND ({replaced})"
+        for attempt in range(CONFLICT_ATTEMPTS):
+            snapshot = self._table(PRIORS)
+            try:
+                if (dataset, split, shard_key) in self._rolled_shards(snapshot, prior_set_id):
+                    # compaction counted this shard's old relations: count them all afresh
+                    self._rewrite_relations(snapshot, prior_set_id, False, (key, rows, where))
+                else:
+                    where_in_set = f"prior_set_id = {sql_literal(prior_set_id)} AND {where}"
+                    self._write(PRIORS, rows, where_in_set, snapshot)
+                return
+            except ConcurrentWriteError:
+                if attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
+
+    def _rolled_shards(self, snapshot: DeltaTable, prior_set_id: str) -> set[tuple[str, str, str]]:
+        """(dataset, split, shard) of the shards whose relations compaction has counted."""
+        where = (ds.field("prior_set_id") == prior_set_id) & (
+            ds.field(TABLE_COLUMN) == "rolled_shards"
         )
-        self._write(PRIORS, rows, replace_where=where)
+        rows = tables.dataset(snapshot, PRIORS).to_table(["dataset", "split", "shard"], where)
+        return set(zip(*(rows[name].to_pylist() for name in rows.column_names), strict=True))
+
+    def _rewrite_relations(
+        self,
+        snapshot: DeltaTable,
+        prior_set_id: str,
+        roll_up: bool,
+        shard: tuple[ShardKey, pa.Table, str] | None = None,
+    ) -> None:
+        """In one commit over `snapshot`: with `roll_up`, count the prior set's relation triples
+        into relation_counts, note the shards counted, and move the relations to the
+        rolled_relations partition; without, drop those counts and move every relation back to
+        `relations`. `shard` is a shard's key, rows and the condition (within the prior set) of
+        the rows they replace, committed together (its old relations are dropped)."""
+        from storage.query import connect_unlocked
+
+        rewritten = ("relations", ROLLED_RELATIONS, *ROLLUP_TABLES)
+        where = f"{TABLE_COLUMN} IN {sql_list(list(rewritten))}"
+        relations = (ds.field("prior_set_id") == prior_set_id) & ds.field(TABLE_COLUMN).isin(
+            ["relations", ROLLED_RELATIONS]
+        )
+        parts: list[Iterable[pa.Table | pa.RecordBatch]] = []
+        if shard is not None:
+            key, rows, replaced = shard
+            where += f" OR ({replaced})"
+            parts.append([rows])
+            relations &= ~(
+                (ds.field("dataset") == key.dataset)
+                & (ds.field("split") == key.split)
+                & (ds.field("shard") == key.shard)
+            )
+        priors = tables.dataset(snapshot, PRIORS)
+        if roll_up:
+            connection = connect_unlocked({PRIORS: priors}, views=False)
+            parts += [
+                [connection.sql(sql, params=[prior_set_id]).to_arrow_table()]
+                for sql in (_ROLLUP_SQL, _ROLLED_SHARDS_SQL)
+            ]
+        moved = priors.scanner(columns=PRIORS_SCHEMA.names, filter=relations).to_batches()
+        parts.append(_relabelled(moved, ROLLED_RELATIONS if roll_up else "relations"))
+        where = f"prior_set_id = {sql_literal(prior_set_id)} AND ({where})"
+        self._write(PRIORS, itertools.chain.from_iterable(parts), where, snapshot)
 
     def done_image_ids(
         self,
@@ -287,6 +358,9 @@ class PriorStore:
         if error := self.damage_error():
             raise error
         before = after = 0
+        for prior_set in [prior_set_id] if prior_set_id else self.prior_set_ids():
+            rolled_before, rolled_after = self._roll_up_relations(prior_set)
+            before, after = before + rolled_before, after + rolled_after
         for table in (PRIORS, "text_embeddings") if prior_set_id else DELTA_TABLES:
             delta = self._table(table)
             metrics = delta.optimize.compact(
@@ -308,6 +382,23 @@ class PriorStore:
             delta.create_checkpoint()
             delta.cleanup_metadata()
         return CompactionReport(before, after)
+
+    def _roll_up_relations(self, prior_set_id: str) -> tuple[int, int]:
+        """Count the prior set's relations written since the last rollup into relation_counts
+        (one commit; redone over a newer version when a concurrent commit conflicts). Returns
+        the files of the relation partitions before and after."""
+        fresh = (ds.field("prior_set_id") == prior_set_id) & (ds.field(TABLE_COLUMN) == "relations")
+        for attempt in range(CONFLICT_ATTEMPTS):
+            snapshot = self._table(PRIORS)
+            if not tables.dataset(snapshot, PRIORS).count_rows(filter=fresh):
+                return 0, 0
+            before = _relation_files(snapshot, prior_set_id)
+            try:
+                self._rewrite_relations(snapshot, prior_set_id, roll_up=True)
+                return before, _relation_files(self._table(PRIORS), prior_set_id)
+            except ConcurrentWriteError:
+                if attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
 
     # -- text embeddings ------------------------------------------------------------------------
 
@@ -501,6 +592,10 @@ class PriorStore:
                 for prior_set_id, first, last in spans
             )
         )
+        for prior_set_id in sorted({prior_set_id for prior_set_id, _, _ in spans}):
+            snapshot = self._table(PRIORS)
+            if self._rolled_shards(snapshot, prior_set_id):  # its triple counts are stale now
+                self._rewrite_relations(snapshot, prior_set_id, roll_up=False)
         return len(pc.unique(images["image_id"]))
 
     # -- Delta access -----------------------------------------------------------------------------
@@ -516,9 +611,15 @@ class PriorStore:
     ) -> pa.Table:
         return self._dataset(table).to_table(columns=columns, filter=where)
 
-    def _write(self, table: str, rows: pa.Table, replace_where: str | None = None) -> None:
+    def _write(
+        self,
+        table: str,
+        rows: pa.Table | Iterable[pa.Table | pa.RecordBatch],
+        replace_where: str | None = None,
+        read_version: DeltaTable | None = None,
+    ) -> None:
         try:
-            tables.write(self.location, table, rows, replace_where)
+            tables.write(self.location, table, rows, replace_where, read_version)
         except CommitFailedError as error:
             raise ConcurrentWriteError(
                 f"{table}: a concurrent commit conflicts with this write; retry it "
@@ -541,6 +642,44 @@ class PriorStore:
                 rows = read_new()
                 if not rows.num_rows:
                     return
+
+
+# The rows compaction writes for one prior set ($1): its relation triple counts per dataset,
+# most mentioned first (so a top-N read skips most row groups), and the shards they count.
+_ROLLUP_SQL = f"""
+    SELECT 'relation_counts' AS {TABLE_COLUMN}, prior_set_id, dataset, '' AS split, '' AS shard,
+           subject, predicate, object, mentions,
+           row_number() OVER (
+               PARTITION BY dataset ORDER BY mentions DESC, subject, predicate, object
+           ) AS rank
+    FROM (
+        SELECT prior_set_id, dataset, subject_name AS subject, predicate, object_name AS object,
+               count(*) AS mentions
+        FROM relations WHERE prior_set_id = $1
+        GROUP BY ALL
+    )
+    ORDER BY dataset, rank"""
+_ROLLED_SHARDS_SQL = f"""
+    SELECT DISTINCT 'rolled_shards' AS {TABLE_COLUMN}, prior_set_id, dataset, split, shard
+    FROM relations WHERE prior_set_id = $1"""
+
+
+def _relation_files(snapshot: DeltaTable, prior_set_id: str) -> int:
+    """Files of the prior set's relations and relation counts in `snapshot`."""
+    partitions = ("relations", ROLLED_RELATIONS, *ROLLUP_TABLES)
+    actions = pa.table(snapshot.get_add_actions(flatten=True)).to_pylist()
+    return sum(
+        action["partition.prior_set_id"] == prior_set_id
+        and action[f"partition.{TABLE_COLUMN}"] in partitions
+        for action in actions
+    )
+
+
+def _relabelled(batches: Iterable[pa.RecordBatch], table: str) -> Iterator[pa.RecordBatch]:
+    """`batches` of `priors` rows moved to the partition of `table`."""
+    for batch in batches:
+        index = batch.schema.get_field_index(TABLE_COLUMN)
+        yield batch.set_column(index, TABLE_COLUMN, pa.array([table] * batch.num_rows))
 
 
 def _prior_set_filter(table: str, prior_set_id: str | None) -> list[tuple[str, str, str]] | None:

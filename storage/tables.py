@@ -9,6 +9,7 @@ S3 credentials and endpoint from the usual `AWS_*` variables.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +21,8 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from storage.schema import DELTA_TABLES, PARTITIONS, PRIORS, delta_schema_of
 
-WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=500_000)
+WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=100_000)
+"""Row groups small enough that a filter on a sorted column (relation_counts) skips most."""
 COMMIT_RETRIES = 50
 """Commits delta-rs retries after losing a race to a writer it does not conflict with."""
 _REMOTE = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://")
@@ -124,14 +126,23 @@ def commit_time(delta: DeltaTable) -> datetime:
 def write(
     location: StoreLocation,
     table: str,
-    rows: pa.Table,
+    rows: pa.Table | Iterable[pa.Table | pa.RecordBatch],
     replace_where: str | None = None,
+    read_version: DeltaTable | None = None,
 ) -> None:
-    """Append `rows` to `table`, or, with `replace_where`, delete the rows it matches and add
-    `rows` (which must match it) in one commit."""
+    """Append `rows` (a table, or batches streamed one at a time) to `table`, or, with
+    `replace_where`, delete the rows it matches and add `rows` (which must match it) in one
+    commit. `rows` computed from `read_version` (an opened version of `table`) are committed as
+    a change of that version: a concurrent commit they conflict with fails this one."""
+    schema = delta_schema_of(table)
+    parts = [rows] if isinstance(rows, pa.Table) else rows
+    stream = pa.RecordBatchReader.from_batches(
+        schema,
+        (batch for part in parts for batch in _conform(part, schema).to_batches()),
+    )
     write_deltalake(
-        location.table_uri(table),
-        _conform(rows, delta_schema_of(table)),
+        read_version if read_version is not None else location.table_uri(table),
+        stream,
         mode="append" if replace_where is None else "overwrite",
         predicate=replace_where,
         partition_by=PARTITIONS.get(table),
@@ -140,8 +151,9 @@ def write(
     )
 
 
-def _conform(rows: pa.Table, schema: pa.Schema) -> pa.Table:
+def _conform(rows: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:
     """`rows` with the columns of `schema` in its order and types (nulls where it has none)."""
+    rows = pa.Table.from_batches([rows]) if isinstance(rows, pa.RecordBatch) else rows
     columns = [
         rows[field.name] if field.name in rows.column_names else pa.nulls(rows.num_rows)
         for field in schema

@@ -1,7 +1,8 @@
 -- Statistics views over an llmformer prior store, made by PriorStore.connect() on top of its
--- tables: `priors` (every shard table's rows, a Delta table), one view per shard table over it
--- (images, captions, objects, attributes, relations, failures and the per-shard counts), and
--- prior_sets, text_embeddings, class_names, eval_results and eval_images.
+-- tables: `priors` (every shard table's rows, a Delta table), one view per table over it (images,
+-- captions, objects, attributes, relations, failures, the per-shard counts, relation_counts and
+-- uncompacted_relations), and prior_sets, text_embeddings, class_names, eval_results and
+-- eval_images.
 
 -- Statistics. Filter them by prior_set_id and dataset; DuckDB pushes the filter into the scan.
 -- Object, attribute and predicate frequencies sum the per-shard *_counts tables that each shard
@@ -21,10 +22,21 @@ CREATE OR REPLACE VIEW predicate_frequency AS
     FROM predicate_counts
     GROUP BY ALL;
 
+-- Relation triples are too many for per-shard counts. Compaction (`llmformer priors compact`)
+-- counts a prior set's triples into relation_counts and, in the same commit, moves its relations
+-- to the `rolled_relations` partition of `priors`; relation_mentions adds one row per relation
+-- written since, so summing it is exact without grouping millions of rows. The relation
+-- statistics all read it.
+CREATE OR REPLACE VIEW relation_mentions AS
+    SELECT prior_set_id, dataset, subject, predicate, object, mentions
+    FROM relation_counts
+    UNION ALL
+    SELECT prior_set_id, dataset, subject_name, predicate, object_name, 1
+    FROM uncompacted_relations;
+
 CREATE OR REPLACE VIEW relation_frequency AS
-    SELECT prior_set_id, dataset, subject_name AS subject, predicate, object_name AS object,
-           count(*) AS mentions
-    FROM relations
+    SELECT prior_set_id, dataset, subject, predicate, object, sum(mentions)::BIGINT AS mentions
+    FROM relation_mentions
     GROUP BY ALL;
 
 CREATE OR REPLACE VIEW objects_per_image AS

@@ -91,3 +91,18 @@ def test_a_retried_image_keeps_one_record(store, prior_set, write_demo_shard, ma
     assert count(connection, "SELECT count(*) FROM images WHERE image_id = 'broken'") == 0
     assert count(connection, "SELECT count(*) FROM captions") == 2
     assert store.done_image_ids(prior_set) == {"a", "broken"}
+
+
+def test_repair_after_compaction_keeps_the_relation_statistics_exact(
+    store, prior_set, write_demo_shard
+):
+    for shard, ids in (("s0", ["a", "b", "x"]), ("s1", ["c", "y"])):
+        write_demo_shard(shard, ids)
+    store.compact(prior_set)
+    write_demo_shard("s2", ["d", "z"], split="val")
+    path = store.root / "priors" / data_file(store, "captions", "val")
+    path.write_bytes(path.read_bytes()[:100])
+    assert store.repair().images_undone == 2  # d and z
+    connection = store.connect()
+    assert count(connection, "SELECT sum(mentions) FROM relation_frequency") == 3  # a, b, c
+    assert count(connection, "SELECT count(*) FROM relation_counts") == 0

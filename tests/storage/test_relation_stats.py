@@ -83,10 +83,15 @@ def test_relation_counts_stay_exact_through_compaction_and_new_shards(store, pri
     assert_exact(store, [prior_set])
 
     store.compact()
+    connection = store.connect()
+    assert connection.execute("SELECT count(*) FROM uncompacted_relations").fetchone() == (0,)
+    assert connection.execute("SELECT sum(mentions) FROM relation_counts").fetchone() == (29,)
     assert top_relations(store, StatisticsFilter(top=2)) == [(*CAR, 10), (*DOG, 9)]
     assert_exact(store, [prior_set])
 
+    # CAT's rolled-up 2 is exactly the floor (9 - 7): it must be read to tie DOG at 9.
     write_relations(store, prior_set, "shard-2", {CAT: 7, SUN: 1})
+    assert store.connect().execute("SELECT count(*) FROM uncompacted_relations").fetchone() == (8,)
     assert top_relations(store, StatisticsFilter(top=2)) == [(*CAR, 10), (*CAT, 9)]
     assert top_relations(store, StatisticsFilter(top=3)) == [(*CAR, 10), (*CAT, 9), (*DOG, 9)]
     assert_exact(store, [prior_set])

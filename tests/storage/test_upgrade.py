@@ -21,7 +21,7 @@ from storage import (
     StoreError,
 )
 from storage.query import VIEWS_SQL
-from storage.schema import SHARD_TABLES, TABLES, schema_of
+from storage.schema import ROLLUP_TABLES, SHARD_TABLES, TABLES, schema_of
 
 VIEWS = [*TABLES, *re.findall(r"CREATE OR REPLACE VIEW (\w+)", VIEWS_SQL.read_text())]
 
@@ -32,7 +32,7 @@ def write_legacy_layout(store: PriorStore, root: Path, version: int) -> None:
     connection = store.connect()
     later = {1: ("eval_images",), 2: ("eval_images",), 3: ()}[version]
     for table in TABLES:
-        if table in later:
+        if table in later or table in ROLLUP_TABLES:  # rollups are rebuilt by compaction
             continue
         folder = root / table
         folder.mkdir(parents=True)
