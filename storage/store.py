@@ -568,7 +568,7 @@ class PriorStore:
 
     def _drop_shards_of(self, actions: list[dict[str, Any]]) -> int:
         """Delete every row of the shards whose rows lay in these (dropped) files, from the
-        shard range their commits recorded; returns how many images those shards held."""
+        shard range their commits recorded; returns how many images the rest of them names."""
         spans = [
             (action["partition.prior_set_id"], action["min.shard"], action["max.shard"])
             for action in actions
@@ -584,7 +584,7 @@ class PriorStore:
                 & (ds.field("shard") <= last)
             )
             in_spans = span if in_spans is None else in_spans | span
-        images = self._read(PRIORS, ["image_id"], (ds.field(TABLE_COLUMN) == "images") & in_spans)
+        images = self._read(PRIORS, ["image_id"], ds.field("image_id").is_valid() & in_spans)
         self._table(PRIORS).delete(
             " OR ".join(
                 f"(prior_set_id = {sql_literal(prior_set_id)} AND shard >= {sql_literal(first)}"
