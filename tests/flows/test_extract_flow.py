@@ -78,7 +78,7 @@ def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_p
     assert {count for _, count in rows} == {1}
     actions = pa.table(DeltaTable(str(store / "priors")).get_add_actions(flatten=True))
     relation_files = [
-        row for row in actions.to_pylist() if row["partition.table_name"] == "relations"
+        row for row in actions.to_pylist() if row["partition.table_name"] == "rolled_relations"
     ]
     assert len(relation_files) == 1, "the prior set was not compacted"
     shard_runs = _shard_flow_parameters()
