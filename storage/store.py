@@ -21,10 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
-from deltalake.exceptions import CommitFailedError
+from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileType, PyFileSystem
 
@@ -48,7 +47,7 @@ from storage.schema import (
     TABLE_COLUMN,
     schema_of,
 )
-from storage.tables import AsOf, LocationError, StoreLocation, sql_list, sql_literal
+from storage.tables import AsOf, StoreError, StoreLocation, sql_list, sql_literal
 
 if TYPE_CHECKING:
     import duckdb
@@ -63,11 +62,6 @@ CONFLICT_ATTEMPTS = 5
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DONE_TABLES = ("captions", "failures")
 _FAILED_IMAGE_TABLES = ("images", "failures")  # a failed image has rows in these only
-
-
-
-class StoreError(Exception):
-    """A problem with the store a user can fix; the message is one line."""
 
 
 class SchemaVersionError(StoreError):
@@ -114,10 +108,7 @@ class PriorStore:
     def __init__(self, root: str | Path, create: bool = True) -> None:
         from storage.upgrade import refuse_legacy_layout
 
-        try:
-            self.location = StoreLocation.parse(root)
-        except LocationError as error:
-            raise StoreError(str(error)) from None
+        self.location = StoreLocation.parse(root)
         self.root: Path | str = self.location.local or self.location.uri
         self._reader: duckdb.DuckDBPyConnection | None = None
         self._reader_pid = 0
@@ -140,7 +131,7 @@ class PriorStore:
 
         try:
             location = StoreLocation.parse(root)
-        except LocationError:
+        except StoreError:
             return False
         local = location.local
         return tables.exists(location) or (local is not None and (local / LEGACY_MANIFEST).exists())
@@ -151,10 +142,7 @@ class PriorStore:
         tables, then open it; a store already at this version is only opened."""
         from storage.upgrade import convert_legacy_store
 
-        try:
-            location = StoreLocation.parse(root)
-        except LocationError as error:
-            raise StoreError(str(error)) from None
+        location = StoreLocation.parse(root)
         convert_legacy_store(location)
         return cls(location.uri, create=False)
 
@@ -492,10 +480,8 @@ class PriorStore:
         as they were when that version was committed (all latest when `as_of` is None)."""
         try:
             priors = tables.open_table(self.location, PRIORS, as_of)
-        except Exception as error:  # delta-rs raises several types for a version it lacks
+        except DeltaError as error:
             raise StoreError(f"the store has no version {as_of}: {_one_line(error)}") from None
-        if priors is None:
-            raise StoreError(f"the store did not exist yet at {as_of}")
         when = None if as_of is None else tables.commit_time(priors)
         return {
             table: tables.dataset(
@@ -569,34 +555,26 @@ class PriorStore:
     def _drop_shards_of(self, actions: list[dict[str, Any]]) -> int:
         """Delete every row of the shards whose rows lay in these (dropped) files, from the
         shard range their commits recorded; returns how many images the rest of them names."""
-        spans = [
-            (action["partition.prior_set_id"], action["min.shard"], action["max.shard"])
+        from storage.query import connect_unlocked
+
+        spans = " OR ".join(
+            f"(prior_set_id = {sql_literal(action['partition.prior_set_id'])} AND shard BETWEEN "
+            f"{sql_literal(action['min.shard'])} AND {sql_literal(action['max.shard'])})"
             for action in actions
             if action.get("min.shard") is not None
-        ]
+        )
         if not spans:
             return 0
-        in_spans = None
-        for prior_set_id, first, last in spans:
-            span = (
-                (ds.field("prior_set_id") == prior_set_id)
-                & (ds.field("shard") >= first)
-                & (ds.field("shard") <= last)
-            )
-            in_spans = span if in_spans is None else in_spans | span
-        images = self._read(PRIORS, ["image_id"], ds.field("image_id").is_valid() & in_spans)
-        self._table(PRIORS).delete(
-            " OR ".join(
-                f"(prior_set_id = {sql_literal(prior_set_id)} AND shard >= {sql_literal(first)}"
-                f" AND shard <= {sql_literal(last)})"
-                for prior_set_id, first, last in spans
-            )
-        )
-        for prior_set_id in sorted({prior_set_id for prior_set_id, _, _ in spans}):
+        connection = connect_unlocked({PRIORS: self._dataset(PRIORS)}, views=False)
+        [(named,)] = connection.sql(
+            f"SELECT count(DISTINCT image_id) FROM {PRIORS} WHERE {spans}"
+        ).fetchall()
+        self._table(PRIORS).delete(spans)
+        for prior_set_id in sorted({action["partition.prior_set_id"] for action in actions}):
             snapshot = self._table(PRIORS)
             if self._rolled_shards(snapshot, prior_set_id):  # its triple counts are stale now
                 self._rewrite_relations(snapshot, prior_set_id, roll_up=False)
-        return len(pc.unique(images["image_id"]))
+        return named
 
     # -- Delta access -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.exceptions import CommitFailedError
 
 from storage.schema import DELTA_TABLES, PARTITIONS, PRIORS, delta_schema_of
 
@@ -34,8 +34,8 @@ AsOf = int | datetime | None
 """A version of the `priors` table, a point in time, or None for the latest version."""
 
 
-class LocationError(ValueError):
-    """A store location this store cannot use; the message is one line."""
+class StoreError(Exception):
+    """A problem with the store a user can fix; the message is one line."""
 
 
 @dataclass(frozen=True)
@@ -50,15 +50,13 @@ class StoreLocation:
         text = str(root)
         if match := _REMOTE.match(text):
             if match["scheme"] not in _SCHEMES:
-                raise LocationError(
-                    f"store {text!r}: only local folders and s3:// URLs are supported"
-                )
+                raise StoreError(f"store {text!r}: only local folders and s3:// URLs are supported")
             if not text[match.end() :].strip("/"):
-                raise LocationError(f"store {text!r} names no bucket")
+                raise StoreError(f"store {text!r} names no bucket")
             return cls(text.rstrip("/"))
         path = Path(text).expanduser().resolve()
         if bad := sorted(set(str(path)) & set(_UNUSABLE_IN_PATHS)):
-            raise LocationError(
+            raise StoreError(
                 f"store folder {path} holds {' and '.join(bad)}, which delta-rs cannot write "
                 "under; choose a folder without square brackets"
             )
@@ -94,26 +92,18 @@ def create_tables(location: StoreLocation) -> None:
                 raise
 
 
-def open_table(location: StoreLocation, table: str, as_of: AsOf = None) -> DeltaTable | None:
+def open_table(location: StoreLocation, table: str, as_of: AsOf = None) -> DeltaTable:
     """`table` at the latest version, at version `as_of` (an int: only for `priors`), or as it
-    was at time `as_of`; None when it did not exist yet at that time."""
-    try:
-        delta = DeltaTable(location.table_uri(table))
-        if as_of is not None:
-            delta.load_as_version(as_of)
-    except (TableNotFoundError, OSError, ValueError) as error:
-        if isinstance(as_of, datetime) and "before" in str(error).lower():
-            return None
-        if isinstance(error, TableNotFoundError) and as_of is not None:
-            return None
-        raise
+    was at time `as_of` (its first version for a time before it); DeltaError for a version it
+    does not have."""
+    delta = DeltaTable(location.table_uri(table))
+    if as_of is not None:
+        delta.load_as_version(as_of)
     return delta
 
 
-def dataset(delta: DeltaTable | None, table: str) -> ds.Dataset:
+def dataset(delta: DeltaTable, table: str) -> ds.Dataset:
     """The rows of a snapshot as a dataset DuckDB and pyarrow scan with pushdown."""
-    if delta is None:
-        return ds.dataset(delta_schema_of(table).empty_table())
     return delta.to_pyarrow_dataset(schema=delta_schema_of(table))
 
 

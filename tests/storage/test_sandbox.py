@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
 
+from storage import StoreError
 from storage.query import VIEWS_SQL, QueryError, QueryTimeoutError, run_read_query
 from storage.schema import TABLES
 
@@ -125,3 +127,18 @@ def test_every_view_answers_from_the_version_it_was_opened_at(filled, write_demo
             assert connection.execute(ordered).fetchall() == answers[view], view
     assert opened.execute("SELECT count(*) FROM objects").fetchall() == [(10,)]
     assert filled.connect().execute("SELECT count(*) FROM objects").fetchall() == [(12,)]
+
+
+def test_as_of_a_time_reads_the_version_of_that_time(filled, write_demo_shard):
+    version = filled.version()
+    time.sleep(0.01)
+    moment = datetime.now(UTC)
+    time.sleep(0.01)
+    write_demo_shard("shard-9", ["late", "later"])
+    at_time = filled.connect(as_of=moment).execute("SELECT count(*) FROM objects").fetchall()
+    assert (
+        at_time == filled.connect(as_of=version).execute("SELECT count(*) FROM objects").fetchall()
+    )
+    assert at_time == [(10,)]
+    with pytest.raises(StoreError, match=f"the store has no version {version + 5}"):
+        filled.connect(as_of=version + 5)
