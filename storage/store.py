@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import re
+import tempfile
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -56,11 +57,14 @@ QUARANTINE_DIR = "_quarantine"
 """Where `repair` moves damaged files: under the root, beside the tables."""
 COMPACT_TARGET_BYTES = 128 * 2**20
 """Size of the files compaction writes; it holds about one such file's rows at a time."""
+ROLLUP_MEMORY_LIMIT = "1GB"
+"""What compaction's triple counting may hold in memory; DuckDB spills the rest to disk."""
 CONFLICT_ATTEMPTS = 5
 """Times a write whose commit conflicts with a concurrent one is redone over the newer version
 (delta-rs itself retries commits that do not conflict)."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DONE_TABLES = ("captions", "failures")
+_RELATIONS = ("relations", ROLLED_RELATIONS)  # the partitions of the relations table
 _FAILED_IMAGE_TABLES = ("images", "failures")  # a failed image has rows in these only
 
 
@@ -255,7 +259,7 @@ class PriorStore:
         rewritten = ("relations", ROLLED_RELATIONS, *ROLLUP_TABLES)
         where = f"{TABLE_COLUMN} IN {sql_list(list(rewritten))}"
         relations = (ds.field("prior_set_id") == prior_set_id) & ds.field(TABLE_COLUMN).isin(
-            ["relations", ROLLED_RELATIONS]
+            list(_RELATIONS)
         )
         parts: list[Iterable[pa.Table | pa.RecordBatch]] = []
         if shard is not None:
@@ -270,10 +274,11 @@ class PriorStore:
         priors = tables.dataset(snapshot, PRIORS)
         if roll_up:
             connection = connect_unlocked({PRIORS: priors}, views=False)
-            parts += [
-                [connection.sql(sql, params=[prior_set_id]).to_arrow_table()]
-                for sql in (_ROLLUP_SQL, _ROLLED_SHARDS_SQL)
-            ]
+            connection.execute("SET memory_limit = ?", [ROLLUP_MEMORY_LIMIT])
+            connection.execute("SET temp_directory = ?", [tempfile.mkdtemp(prefix="rollup-")])
+            shards = connection.sql(_ROLLED_SHARDS_SQL, params=[prior_set_id]).to_arrow_table()
+            counts = connection.sql(_ROLLUP_SQL, params=[prior_set_id]).fetch_record_batch()
+            parts += [[shards], counts]  # the counts stream, spilled to disk past the limit
         moved = priors.scanner(columns=PRIORS_SCHEMA.names, filter=relations).to_batches()
         parts.append(_relabelled(moved, ROLLED_RELATIONS if roll_up else "relations"))
         where = f"prior_set_id = {sql_literal(prior_set_id)} AND ({where})"
@@ -319,9 +324,15 @@ class PriorStore:
         """Priors of the given images (those that have some), fetched in one batched query."""
         from storage.query import read_priors
 
+        wanted = list(image_ids)
+        rows_of_images = (
+            (ds.field("prior_set_id") == prior_set_id)
+            & ds.field(TABLE_COLUMN).isin(["captions", "objects", "attributes", *_RELATIONS])
+            & ds.field("image_id").isin(pa.array(wanted, pa.string()))
+        )  # pyarrow skips the row groups whose image ids are out of range
         connection = self._read_connection()
-        connection.register(PRIORS, self._dataset(PRIORS))
-        rows = read_priors(connection, prior_set_id, list(image_ids))
+        connection.register(PRIORS, self._read(PRIORS, where=rows_of_images))
+        rows = read_priors(connection, prior_set_id, wanted)
         return {row["image_id"]: ImagePriors(**row) for row in rows}
 
     def _read_connection(self) -> duckdb.DuckDBPyConnection:
