@@ -277,7 +277,7 @@ class PriorStore:
             connection.execute("SET memory_limit = ?", [ROLLUP_MEMORY_LIMIT])
             connection.execute("SET temp_directory = ?", [tempfile.mkdtemp(prefix="rollup-")])
             shards = connection.sql(_ROLLED_SHARDS_SQL, params=[prior_set_id]).to_arrow_table()
-            counts = connection.sql(_ROLLUP_SQL, params=[prior_set_id]).fetch_record_batch()
+            counts = connection.sql(_ROLLUP_SQL, params=[prior_set_id]).to_arrow_reader()
             parts += [[shards], counts]  # the counts stream, spilled to disk past the limit
         moved = priors.scanner(columns=PRIORS_SCHEMA.names, filter=relations).to_batches()
         parts.append(_relabelled(moved, ROLLED_RELATIONS if roll_up else "relations"))
