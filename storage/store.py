@@ -325,13 +325,8 @@ class PriorStore:
         from storage.query import read_priors
 
         wanted = list(image_ids)
-        rows_of_images = (
-            (ds.field("prior_set_id") == prior_set_id)
-            & ds.field(TABLE_COLUMN).isin(["captions", "objects", "attributes", *_RELATIONS])
-            & ds.field("image_id").isin(pa.array(wanted, pa.string()))
-        )  # pyarrow skips the row groups whose image ids are out of range
         connection = self._read_connection()
-        connection.register(PRIORS, self._read(PRIORS, where=rows_of_images))
+        connection.register(PRIORS, self._dataset(PRIORS))
         rows = read_priors(connection, prior_set_id, wanted)
         return {row["image_id"]: ImagePriors(**row) for row in rows}
 
