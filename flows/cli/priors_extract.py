@@ -119,8 +119,6 @@ def extract(
         typer.echo("error: --tensor-parallel-size needs --captioner vllm", err=True)
         raise typer.Exit(2)
     try:
-        if PriorStore.exists(store):  # a store that cannot take the run is refused before a model
-            require_undamaged(PriorStore(store))
         source = build_source(images, manifest, dataset, data_root, dataset_name)
         config = ExtractionConfig(
             batch_size=batch_size or default_batch_size(captioner, shard_size),
@@ -131,7 +129,7 @@ def extract(
             show_progress=progress,
             retry_failed=retry_failed,
         )
-        if store.exists():  # a store that cannot take the run is refused before any model loads
+        if PriorStore.exists(store):  # a store that cannot take the run is refused before a model
             existing = PriorStore(store)
             require_undamaged(existing)
             require_own_images(existing, select_items(source.items(), config.partition, limit))

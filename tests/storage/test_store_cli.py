@@ -72,9 +72,11 @@ def query_json(store: str, sql: str, *extra: str) -> list[dict]:
     return [json.loads(line) for line in result.stdout.splitlines()]
 
 
-def test_extract_then_sets_stats_query_and_report(demo, store_root, tmp_path):
+def test_extract_then_sets_stats_query_and_report(demo, store_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     extracted = cli(*extract_args(demo, store_root))
     assert extracted.exit_code == 0, extracted.output
+    assert not (tmp_path / "s3:").exists(), "an s3:// store was written to a local folder"
     assert each_image_once(store_root) == (DEMO_IMAGES, DEMO_IMAGES)
     store = PriorStore(store_root, create=False)
     (prior_set,) = store.prior_set_ids()
