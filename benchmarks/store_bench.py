@@ -12,7 +12,11 @@ same statistics with pandas from a JSONL dump of the same priors, read in chunks
 `--naive-chunk` images whose partial counts are added up (load + compute, once), so that it fits
 in memory at 1M images. The last line printed is one JSON object.
 
+With `--baseline DIR` the store_bench.py of another checkout (today's Parquet store: `git worktree
+add DIR 1d9b9fc`) runs first with the same arguments, and both runs' figures are compared.
+
     python benchmarks/store_bench.py --images 200000
+    python benchmarks/store_bench.py --images 1000000 --skip-naive --baseline /tmp/parquet-store
     python benchmarks/store_bench.py --images 200000 --s3 --skip-naive
 """
 
@@ -291,7 +295,66 @@ def parse_arguments() -> argparse.Namespace:
     parser.add_argument(
         "--s3", action="store_true", help="Put the store on a local moto S3 server it starts."
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="A checkout of another version of the store (e.g. `git worktree add DIR 1d9b9fc`, "
+        "the Parquet store): its store_bench.py runs first with the same arguments, and the "
+        "figures are printed side by side.",
+    )
     return parser.parse_args()
+
+
+def run_baseline(checkout: Path) -> dict:
+    """The figures (last JSON line) of `checkout`'s store_bench.py, run with this run's
+    arguments (less --baseline and --s3) and `checkout` on PYTHONPATH."""
+    arguments, skip = [], 0
+    for argument in sys.argv[1:]:
+        if skip:
+            skip -= 1
+        elif argument == "--baseline":
+            skip = 1
+        elif not argument.startswith("--baseline=") and argument != "--s3":
+            arguments.append(argument)
+    script = checkout / "benchmarks" / "store_bench.py"
+    completed = subprocess.run(
+        [sys.executable, str(script), *arguments],
+        env={**os.environ, "PYTHONPATH": str(checkout)},
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_WAIT_S,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"the baseline run failed: {completed.stderr.strip()[-500:]}")
+    print(f"baseline ({checkout}):\n{completed.stdout}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def compare(baseline: dict, figures: dict) -> None:
+    """Each view's p50 and the other figures of both runs, with this run's / the baseline's."""
+    print(f"{'figure':<34}{'baseline':>12}{'this':>12}{'this/base':>11}")
+    rows = [(f"{name} p50 ms", name) for name in figures["query_p50_ms"]]
+    for label, name in rows:
+        before, now = baseline["query_p50_ms"].get(name), figures["query_p50_ms"][name]
+        _compare_row(label, before, now)
+    for label, key in (
+        ("top_relations +new shards p50 ms", "top_relations_after_fresh_shards_p50_ms"),
+        ("read_priors (1000 ids) p50 ms", "read_priors_1000_p50_ms"),
+        ("write rows/s", "write_rows_per_s"),
+        ("compact s", "compact_s"),
+        ("compact peak RSS GiB", "compact_peak_rss_gib"),
+        ("peak RSS GiB", "peak_rss_gib"),
+    ):
+        _compare_row(label, baseline.get(key), figures[key])
+
+
+def _compare_row(label: str, before: float | None, now: float) -> None:
+    ratio = f"{now / before:>11.2f}" if before else f"{'':>11}"
+    shown = f"{before:>12,.1f}" if before is not None else f"{'-':>12}"
+    print(f"{label:<34}{shown}{now:>12,.1f}{ratio}")
 
 
 @contextmanager
@@ -391,11 +454,15 @@ def time_statistics(
 
 def main() -> None:
     arguments = parse_arguments()
+    baseline = run_baseline(arguments.baseline.resolve()) if arguments.baseline else None
     with local_s3_server() if arguments.s3 else nullcontext() as url:
-        run(arguments, url)
+        figures = run(arguments, url)
+    if baseline is not None:
+        compare(baseline, figures)
+        print(json.dumps({**figures, "baseline": baseline}))
 
 
-def run(arguments: argparse.Namespace, store_url: str | None) -> None:
+def run(arguments: argparse.Namespace, store_url: str | None) -> dict:
     """Write, compact and query a store at `store_url` (or in a scratch folder), then report."""
     phases = Phases()
     with tempfile.TemporaryDirectory(dir=arguments.root) as scratch:
@@ -432,7 +499,9 @@ def run(arguments: argparse.Namespace, store_url: str | None) -> None:
         with phases.phase("naive"):
             naive = {} if arguments.skip_naive else time_naive(dump, classes, arguments.naive_chunk)
     phases.peak_gib["compact"] = compact_peak_gib
-    report(arguments, phases, rows, write_seconds, latencies, read_latency, fresh_latency, naive)
+    return report(
+        arguments, phases, rows, write_seconds, latencies, read_latency, fresh_latency, naive
+    )
 
 
 def report(
@@ -444,8 +513,8 @@ def report(
     read_latency: tuple[float, float],
     fresh_latency: tuple[float, float],
     naive: dict[str, float],
-) -> None:
-    """The table, then one JSON line of figures."""
+) -> dict:
+    """The table, then one JSON line of figures (returned)."""
     print(f"store on {'a local moto S3 server' if arguments.s3 else 'local disk'}")
     print(
         f"images {arguments.images:,}  rows {rows:,}  write {write_seconds:.1f} s "
@@ -469,24 +538,22 @@ def report(
             for name, seconds in phases.seconds.items()
         )
     )
-    print(
-        json.dumps(
-            {
-                "images": arguments.images,
-                "store": "s3" if arguments.s3 else "local",
-                "write_rows_per_s": round(rows / write_seconds),
-                "compact_s": round(phases.seconds["compact"], 2),
-                "compact_peak_rss_gib": round(phases.peak_gib["compact"], 2),
-                "query_p50_ms": {name: round(p50, 1) for name, (p50, _) in latencies.items()},
-                "query_p95_ms": {name: round(p95, 1) for name, (_, p95) in latencies.items()},
-                "naive_ratio": {name: round(naive[name] / latencies[name][0], 1) for name in naive},
-                "top_relations_after_fresh_shards_p50_ms": round(fresh_latency[0], 1),
-                "read_priors_1000_p50_ms": round(read_latency[0], 1),
-                "phase_s": {name: round(seconds, 1) for name, seconds in phases.seconds.items()},
-                "peak_rss_gib": round(max(phases.peak_gib.values()), 2),
-            }
-        )
-    )
+    figures = {
+        "images": arguments.images,
+        "store": "s3" if arguments.s3 else "local",
+        "write_rows_per_s": round(rows / write_seconds),
+        "compact_s": round(phases.seconds["compact"], 2),
+        "compact_peak_rss_gib": round(phases.peak_gib["compact"], 2),
+        "query_p50_ms": {name: round(p50, 1) for name, (p50, _) in latencies.items()},
+        "query_p95_ms": {name: round(p95, 1) for name, (_, p95) in latencies.items()},
+        "naive_ratio": {name: round(naive[name] / latencies[name][0], 1) for name in naive},
+        "top_relations_after_fresh_shards_p50_ms": round(fresh_latency[0], 1),
+        "read_priors_1000_p50_ms": round(read_latency[0], 1),
+        "phase_s": {name: round(seconds, 1) for name, seconds in phases.seconds.items()},
+        "peak_rss_gib": round(max(phases.peak_gib.values()), 2),
+    }
+    print(json.dumps(figures))
+    return figures
 
 
 if __name__ == "__main__":

@@ -134,38 +134,51 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def read_priors(
-    connection: duckdb.DuckDBPyConnection, prior_set_id: str, image_ids: list[str]
-) -> list[dict[str, Any]]:
-    """Caption and priors of `image_ids`, one dict per image with priors, in a single query over
-    the table views of `connection`."""
+PRIOR_COLUMNS = (
+    TABLE_COLUMN,
+    "image_id",
+    "caption",
+    "object_index",
+    "name",
+    "span",
+    "count",
+    "attribute_index",
+    "value",
+    "kind",
+    "relation_index",
+    "subject_index",
+    "predicate",
+)
+"""The columns of `priors` that `read_priors` needs from its rows."""
+
+
+def read_priors(connection: duckdb.DuckDBPyConnection, rows: pa.Table) -> list[dict[str, Any]]:
+    """Caption and priors of each image in `rows` (the `PRIOR_COLUMNS` of one prior set's
+    captions, objects, attributes and relations rows of the wanted images), one dict per image
+    with a caption."""
+    connection.register("wanted_rows", rows)
     sql = """
-    WITH wanted AS (SELECT DISTINCT unnest($ids::VARCHAR[]) AS image_id),
-    caps AS (
-        SELECT image_id, caption FROM captions
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+    WITH caps AS (
+        SELECT image_id, caption FROM wanted_rows WHERE table_name = 'captions'
     ),
     objs AS (
         SELECT image_id,
                list({'name': name, 'span': span, 'count': count} ORDER BY object_index) AS items
-        FROM objects
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+        FROM wanted_rows WHERE table_name = 'objects'
         GROUP BY image_id
     ),
     attrs AS (
         SELECT image_id,
                list({'object': object_index, 'value': value, 'kind': kind}
                     ORDER BY attribute_index) AS items
-        FROM attributes
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+        FROM wanted_rows WHERE table_name = 'attributes'
         GROUP BY image_id
     ),
     rels AS (
         SELECT image_id,
                list({'subject': subject_index, 'predicate': predicate, 'object': object_index}
                     ORDER BY relation_index) AS items
-        FROM relations
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+        FROM wanted_rows WHERE table_name IN ('relations', 'rolled_relations')
         GROUP BY image_id
     )
     SELECT caps.image_id, caps.caption,
@@ -177,6 +190,7 @@ def read_priors(
     LEFT JOIN attrs USING (image_id)
     LEFT JOIN rels USING (image_id)
     """
-    result = connection.execute(sql, {"ids": image_ids, "prior_set": prior_set_id})
-    names = [column[0] for column in result.description]
-    return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    try:
+        return connection.sql(sql).to_arrow_table().to_pylist()
+    finally:
+        connection.unregister("wanted_rows")

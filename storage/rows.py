@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -97,10 +97,28 @@ def _count_tables(key: ShardKey, tables: dict[str, pa.Table]) -> dict[str, pa.Ta
         .aggregate([("relation_index", "count")])
     )
     return {
+        "image_counts": image_counts(tables["captions"]),
         "object_counts": _with_key(key, "object_counts", objects),
         "attribute_counts": _with_key(key, "attribute_counts", attributes),
         "predicate_counts": _with_key(key, "predicate_counts", predicates),
     }
+
+
+def image_counts(captions: pa.Table) -> pa.Table:
+    """Images per shard by their number of objects, with their attributes and relations summed
+    (an `image_counts` table): the objects-per-image and prior-set statistics add these up
+    instead of reading every caption."""
+    keys = [*(field.name for field in fields(ShardKey)), "num_objects"]
+    counts = captions.group_by(keys, use_threads=False).aggregate(
+        [("image_id", "count"), ("num_attributes", "sum"), ("num_relations", "sum")]
+    )
+    columns = {name: counts[name] for name in keys}
+    columns |= {
+        "image_count": counts["image_id_count"],
+        "attribute_count": counts["num_attributes_sum"],
+        "relation_count": counts["num_relations_sum"],
+    }
+    return pa.Table.from_pydict(columns).cast(schema_of("image_counts"))
 
 
 def _with_key(key: ShardKey, table: str, counts: pa.Table) -> pa.Table:

@@ -80,6 +80,13 @@ _COLUMNS: dict[str, list[pa.Field]] = {
     ],
     # Per-shard counts, written in the same transaction as the shard's rows: the frequency
     # statistics sum these few rows instead of grouping millions of prior rows.
+    "image_counts": [
+        *_SHARD_KEY,
+        pa.field("num_objects", pa.int32()),
+        pa.field("image_count", pa.int64()),
+        pa.field("attribute_count", pa.int64()),
+        pa.field("relation_count", pa.int64()),
+    ],
     "object_counts": [
         *_SHARD_KEY,
         pa.field("name", pa.string()),
@@ -163,6 +170,7 @@ SHARD_TABLES = (
     "attributes",
     "relations",
     "failures",
+    "image_counts",
     "object_counts",
     "attribute_counts",
     "predicate_counts",

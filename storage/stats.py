@@ -46,8 +46,8 @@ STATISTICS_SQL: dict[str, str] = {
         FROM predicate_counts WHERE {_WHERE}
         GROUP BY predicate ORDER BY mentions DESC, predicate LIMIT $top""",
     "objects_per_image": f"""
-        SELECT num_objects AS objects, count(*) AS images
-        FROM captions WHERE {_WHERE}
+        SELECT num_objects AS objects, sum(image_count)::BIGINT AS images
+        FROM image_counts WHERE {_WHERE}
         GROUP BY num_objects ORDER BY objects""",
     "class_coverage": f"""
         SELECT prior_set_id, dataset, classes, covered, coverage

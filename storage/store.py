@@ -14,12 +14,14 @@ import json
 import os
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -50,13 +52,16 @@ from storage.schema import (
 )
 from storage.tables import AsOf, StoreError, StoreLocation, sql_list, sql_literal
 
-if TYPE_CHECKING:
-    import duckdb
-
 QUARANTINE_DIR = "_quarantine"
 """Where `repair` moves damaged files: under the root, beside the tables."""
-COMPACT_TARGET_BYTES = 128 * 2**20
-"""Size of the files compaction writes; it holds about one such file's rows at a time."""
+_OPTIMIZE_OPTIONS = {
+    "target_size": 128 * 2**20,  # bytes per file compaction writes
+    "max_concurrent_tasks": 1,  # one file's rows in memory at a time
+    "max_spill_size": 512 * 2**20,  # Z-order's sort spills to disk past this
+    "writer_properties": tables.WRITER_PROPERTIES,
+}
+"""How compaction runs delta-rs's OPTIMIZE (compact and Z-order): memory bounded whatever the
+table's size."""
 ROLLUP_MEMORY_LIMIT = "1GB"
 """What compaction's triple counting may hold in memory; DuckDB spills the rest to disk."""
 CONFLICT_ATTEMPTS = 5
@@ -65,6 +70,8 @@ CONFLICT_ATTEMPTS = 5
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _DONE_TABLES = ("captions", "failures")
 _RELATIONS = ("relations", ROLLED_RELATIONS)  # the partitions of the relations table
+_PRIOR_TABLES = ("captions", "objects", "attributes", *_RELATIONS)  # what read_priors reads
+_PER_IMAGE_TABLES = ("images", "failures", *_PRIOR_TABLES)  # compaction sorts them by image_id
 _FAILED_IMAGE_TABLES = ("images", "failures")  # a failed image has rows in these only
 
 
@@ -239,7 +246,8 @@ class PriorStore:
         where = (ds.field("prior_set_id") == prior_set_id) & (
             ds.field(TABLE_COLUMN) == "rolled_shards"
         )
-        rows = tables.dataset(snapshot, PRIORS).to_table(["dataset", "split", "shard"], where)
+        rolled = tables.dataset(snapshot, PRIORS, _partitions(prior_set_id, ["rolled_shards"]))
+        rows = rolled.to_table(["dataset", "split", "shard"], where)
         return set(zip(*(rows[name].to_pylist() for name in rows.column_names), strict=True))
 
     def _rewrite_relations(
@@ -299,7 +307,8 @@ class PriorStore:
         for column, value in (("dataset", dataset), ("split", split)):
             if value is not None:
                 where &= ds.field(column) == value
-        rows = self._read(PRIORS, columns=["image_id"], where=where)
+        files = _partitions(prior_set_id, wanted)
+        rows = self._dataset(PRIORS, files).to_table(columns=["image_id"], filter=where)
         return set(rows["image_id"].to_pylist())
 
     def image_paths(
@@ -314,30 +323,50 @@ class PriorStore:
             & (ds.field("split") == split)
             & ds.field("image_id").isin(pa.array(sorted(set(image_ids)), pa.string()))
         )
-        rows = self._read(PRIORS, columns=["image_id", "path"], where=where)
+        files = f"{TABLE_COLUMN} = 'images'"
+        rows = self._dataset(PRIORS, files).to_table(columns=["image_id", "path"], filter=where)
         paths: dict[str, set[str]] = {}
         for image_id, image_path in zip(*rows.to_pydict().values(), strict=True):
             paths.setdefault(image_id, set()).add(image_path)
         return paths
 
     def read_priors(self, prior_set_id: str, image_ids: Iterable[str]) -> dict[str, ImagePriors]:
-        """Priors of the given images (those that have some), fetched in one batched query."""
+        """Priors of the given images (those that have some), fetched in one batched read of
+        the row groups whose image_id statistics can hold them (compaction Z-orders the rows
+        by image_id, so a few images touch a few row groups)."""
         from storage.query import read_priors
 
-        wanted = list(image_ids)
-        connection = self._read_connection()
-        connection.register(PRIORS, self._dataset(PRIORS))
-        rows = read_priors(connection, prior_set_id, wanted)
-        return {row["image_id"]: ImagePriors(**row) for row in rows}
-
-    def _read_connection(self) -> duckdb.DuckDBPyConnection:
-        """One in-memory DuckDB per process for batched reads (opening one costs ~0.1 s)."""
+        wanted = sorted(set(image_ids))
+        if not wanted:
+            return {}
         if self._reader is None or self._reader_pid != os.getpid():
-            from storage.query import connect_unlocked
-
-            self._reader = connect_unlocked({PRIORS: self._dataset(PRIORS)}, views=False)
+            self._reader = duckdb.connect(":memory:")  # one per process: opening costs ~0.1 s
+            self._reader.execute("SET parquet_metadata_cache = true")  # Delta's files never change
             self._reader_pid = os.getpid()
-        return self._reader
+        rows = self._prior_rows(prior_set_id, wanted)
+        return {row["image_id"]: ImagePriors(**row) for row in read_priors(self._reader, rows)}
+
+    def _prior_rows(self, prior_set_id: str, wanted: list[str]) -> pa.Table:
+        """The rows `read_priors` needs of these images: DuckDB reads a local store's files of
+        the latest version itself (several times faster than an Arrow scan, as it decodes only
+        the matching rows' other columns); an S3 store is scanned with Arrow, because DuckDB
+        reads S3 only through its httpfs extension, which cannot be installed here."""
+        from storage.query import PRIOR_COLUMNS
+
+        snapshot, files = self._table(PRIORS), _partitions(prior_set_id, _PRIOR_TABLES)
+        if self.location.local is None:
+            wanted_ids = ds.field("image_id").isin(pa.array(wanted, pa.string()))
+            dataset = tables.dataset(snapshot, PRIORS, files)
+            return dataset.to_table(columns=list(PRIOR_COLUMNS), filter=wanted_ids)
+        sql = (
+            f"SELECT {', '.join(PRIOR_COLUMNS)} FROM read_parquet($files, hive_partitioning = "
+            f"true, hive_types = {{'{TABLE_COLUMN}': VARCHAR}}) "
+            "WHERE image_id IN (SELECT unnest($ids))"
+        )
+        paths = snapshot.file_uris(file_pruning_predicate=files)
+        if not paths:
+            return PRIORS_SCHEMA.empty_table().select(list(PRIOR_COLUMNS))
+        return self._reader.sql(sql, params={"files": paths, "ids": wanted}).to_arrow_table()
 
     # -- compaction -----------------------------------------------------------------------------
 
@@ -355,17 +384,18 @@ class PriorStore:
         for prior_set in [prior_set_id] if prior_set_id else self.prior_set_ids():
             rolled_before, rolled_after = self._roll_up_relations(prior_set)
             before, after = before + rolled_before, after + rolled_after
+        in_set = [("prior_set_id", "=", prior_set_id)] if prior_set_id else []
         for table in (PRIORS, "text_embeddings") if prior_set_id else DELTA_TABLES:
             delta = self._table(table)
-            metrics = delta.optimize.compact(
-                partition_filters=(
-                    [("prior_set_id", "=", prior_set_id)]
-                    if prior_set_id and table == PRIORS
-                    else None
-                ),
-                target_size=COMPACT_TARGET_BYTES,
-                max_concurrent_tasks=1,
-            )
+            if table == PRIORS:
+                for partition in _unsorted_partitions(delta, prior_set_id):
+                    metrics = delta.optimize.z_order(["image_id"], partition, **_OPTIMIZE_OPTIONS)
+                    before += int(metrics["numFilesRemoved"])
+                    after += int(metrics["numFilesAdded"])
+                others = [*in_set, (TABLE_COLUMN, "not in", list(_PER_IMAGE_TABLES))]
+                metrics = delta.optimize.compact(others, **_OPTIMIZE_OPTIONS)
+            else:
+                metrics = delta.optimize.compact(**_OPTIMIZE_OPTIONS)
             before += int(metrics["numFilesRemoved"])
             after += int(metrics["numFilesAdded"])
             delta.vacuum(
@@ -587,8 +617,8 @@ class PriorStore:
     def _table(self, table: str) -> DeltaTable:
         return DeltaTable(self.location.table_uri(table))
 
-    def _dataset(self, table: str) -> ds.Dataset:
-        return tables.dataset(self._table(table), table)
+    def _dataset(self, table: str, files: str | None = None) -> ds.Dataset:
+        return tables.dataset(self._table(table), table, files)
 
     def _read(
         self, table: str, columns: list[str] | None = None, where: ds.Expression | None = None
@@ -666,9 +696,30 @@ def _relabelled(batches: Iterable[pa.RecordBatch], table: str) -> Iterator[pa.Re
         yield batch.set_column(index, TABLE_COLUMN, pa.array([table] * batch.num_rows))
 
 
-def _prior_set_filter(table: str, prior_set_id: str | None) -> list[tuple[str, str, str]] | None:
-    """The partition filter that limits an OPTIMIZE of `table` to one prior set, if any."""
-    return [("prior_set_id", "=", prior_set_id)] if prior_set_id and table == PRIORS else None
+def _unsorted_partitions(
+    delta: DeltaTable, prior_set_id: str | None
+) -> list[list[tuple[str, str, str]]]:
+    """The per-image partitions of `priors` (of one prior set, or all) that hold more than one
+    file: compaction Z-orders each by image_id into files of disjoint id ranges (a partition
+    of one file, Z-ordered or a single shard's, is left as it is)."""
+    actions = pa.table(delta.get_add_actions(flatten=True)).to_pylist()
+    files = Counter(
+        (action["partition.prior_set_id"], action[f"partition.{TABLE_COLUMN}"])
+        for action in actions
+        if action[f"partition.{TABLE_COLUMN}"] in _PER_IMAGE_TABLES
+        and prior_set_id in (None, action["partition.prior_set_id"])
+    )
+    return [
+        [("prior_set_id", "=", prior_set), (TABLE_COLUMN, "=", table)]
+        for (prior_set, table), count in sorted(files.items())
+        if count > 1
+    ]
+
+
+def _partitions(prior_set_id: str, shard_tables: Sequence[str]) -> str:
+    """A predicate that keeps the files of these tables of one prior set in `priors`."""
+    tables_in = sql_list(list(shard_tables))
+    return f"prior_set_id = {sql_literal(prior_set_id)} AND {TABLE_COLUMN} IN {tables_in}"
 
 
 def _only_tables(folder: Path) -> bool:

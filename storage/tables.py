@@ -8,6 +8,7 @@ S3 credentials and endpoint from the usual `AWS_*` variables.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,16 +17,20 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pa_fs
 from deltalake import CommitProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 
 from storage.schema import DELTA_TABLES, PARTITIONS, PRIORS, delta_schema_of
 
-WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=100_000)
-"""Row groups small enough that a filter on a sorted column (relation_counts) skips most."""
+ROW_GROUP_ROWS = 16_384
+"""Rows per Parquet row group: small enough that a filter on a sorted column (image_id after
+compaction's Z-order, relation_counts' ranks) skips all but a few by their min/max statistics."""
+WRITER_PROPERTIES = WriterProperties(compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS)
 COMMIT_RETRIES = 50
 """Commits delta-rs retries after losing a race to a writer it does not conflict with."""
-_REMOTE = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*)://")
+_REMOTE = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*):/+")
+"""`s3://...`, also as `s3:/...` once a Path has collapsed its slashes."""
 _SCHEMES = ("s3",)
 # delta-rs builds an object-store URL whose host holds the table path; these cannot be in a host.
 _UNUSABLE_IN_PATHS = "[]"
@@ -51,9 +56,9 @@ class StoreLocation:
         if match := _REMOTE.match(text):
             if match["scheme"] not in _SCHEMES:
                 raise StoreError(f"store {text!r}: only local folders and s3:// URLs are supported")
-            if not text[match.end() :].strip("/"):
+            if not (rest := text[match.end() :].strip("/")):
                 raise StoreError(f"store {text!r} names no bucket")
-            return cls(text.rstrip("/"))
+            return cls(f"{match['scheme']}://{rest}")
         path = Path(text).expanduser().resolve()
         if bad := sorted(set(str(path)) & set(_UNUSABLE_IN_PATHS)):
             raise StoreError(
@@ -102,9 +107,24 @@ def open_table(location: StoreLocation, table: str, as_of: AsOf = None) -> Delta
     return delta
 
 
-def dataset(delta: DeltaTable, table: str) -> ds.Dataset:
-    """The rows of a snapshot as a dataset DuckDB and pyarrow scan with pushdown."""
-    return delta.to_pyarrow_dataset(schema=delta_schema_of(table))
+def dataset(delta: DeltaTable, table: str, files: str | None = None) -> ds.Dataset:
+    """The rows of a snapshot as a dataset DuckDB and pyarrow scan with pushdown, read through
+    Arrow's own filesystem for the table's location; `files`, a predicate on partition values
+    and column statistics, leaves out the files delta-rs can tell hold no matching row."""
+    return delta.to_pyarrow_dataset(
+        schema=delta_schema_of(table),
+        filesystem=_filesystem(delta.table_uri),
+        file_pruning_predicate=files,
+    )
+
+
+@functools.cache
+def _filesystem(table_uri: str) -> pa_fs.FileSystem:
+    """An Arrow filesystem rooted at the table (local, or S3 configured from the `AWS_*`
+    variables), as deltalake's docs show, so that scans read files natively rather than
+    through delta-rs's Python file handler."""
+    filesystem, path = pa_fs.FileSystem.from_uri(table_uri)
+    return pa_fs.SubTreeFileSystem(path, filesystem)
 
 
 def commit_time(delta: DeltaTable) -> datetime:

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage import tables
+from storage.rows import image_counts
 from storage.schema import DELTA_TABLES, PRIORS, SCHEMA_VERSION, SHARD_TABLES, TABLE_COLUMN
 from storage.store import SchemaVersionError, StoreError
 from storage.tables import StoreLocation
@@ -97,14 +98,22 @@ def _legacy_batches(legacy: Path) -> Iterator[tuple[str, pa.Table]]:
                     f"{path} is damaged ({error}); move it aside (its shard's images will be "
                     "redone) and upgrade again"
                 ) from None
+            if table == "captions":  # per-shard counts the Parquet layout did not keep
+                counts = image_counts(rows)
+                pending.append(_labelled(counts, "image_counts"))
             if table in SHARD_TABLES:
-                rows = rows.append_column(TABLE_COLUMN, pa.array([table] * rows.num_rows))
+                rows = _labelled(rows, table)
             pending.append(rows)
             if sum(part.num_rows for part in pending) >= BATCH_ROWS:
                 yield _target(table), pa.concat_tables(pending, promote_options="default")
                 pending = []
         if pending:
             yield _target(table), pa.concat_tables(pending, promote_options="default")
+
+
+def _labelled(rows: pa.Table, table: str) -> pa.Table:
+    """Rows of a shard table as rows of `priors`."""
+    return rows.append_column(TABLE_COLUMN, pa.array([table] * rows.num_rows, pa.string()))
 
 
 def _target(table: str) -> str:

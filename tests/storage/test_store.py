@@ -132,8 +132,12 @@ def test_compaction_merges_files_and_keeps_every_row(store, prior_set, write_dem
 
     report = store.compact()
 
-    # relations: 4 files into 3 (the moved relations, their triple counts, the shards counted)
-    assert (report.files_before, report.files_after) == (9 * 4 + 2, 8 + 3 + 1)
+    # 10 shard tables x 4 shards and 2 embedding files. The rollup turns the 4 relations files
+    # into 3 (the moved relations, their triple counts, the shards counted); the 5 other
+    # per-image partitions are Z-ordered into a file each, and the 4 partitions of per-shard
+    # counts and the embeddings are merged into a file each.
+    files_before, files_after = 4 + 5 * 4 + 4 * 4 + 2, 3 + 5 + 4 + 1
+    assert (report.files_before, report.files_after) == (files_before, files_after)
     assert store.read_priors(prior_set, [f"{i}-a" for i in range(4)]) == before
     files = pa.table(DeltaTable(str(store.root / "priors")).get_add_actions(flatten=True))
     files = files.to_pylist()
@@ -157,7 +161,7 @@ def test_delete_prior_set_removes_only_its_rows(store, prior_set, spec, write_de
     other = store.register_prior_set(dataclasses.replace(spec, model="llava-next"))
     write_demo_shard("shard-0", ["a", "b"])
     store.write_shard(other, "demo", "train", "shard-0", [], [ImagePriors("z", "z")], [])
-    assert store.delete_prior_set(prior_set) == 9 + 1
+    assert store.delete_prior_set(prior_set) == 10 + 1  # a file per shard table, and one more
     assert store.done_image_ids(prior_set) == set()
     assert store.done_image_ids(other) == {"z"}
     assert count(store, "prior_sets") == 1
