@@ -127,3 +127,16 @@ def test_rewriting_every_compacted_shard_replaces_its_relations(store, prior_set
 @pytest.mark.parametrize("top", [1, 5])
 def test_an_empty_store_has_no_top_relations(store, top):
     assert top_relations(store, StatisticsFilter(top=top)) == []
+
+
+def test_a_triple_below_the_rolled_up_head_that_recent_shards_lift_into_the_top(store, prior_set):
+    ranked = [(f"s{i}", "near", f"o{i}") for i in range(6)]
+    write_relations(store, prior_set, "old", dict(zip(ranked, (10, 9, 8, 5, 4, 1), strict=True)))
+    store.compact(prior_set)
+    write_relations(store, prior_set, "new", {ranked[3]: 5, ranked[4]: 1, CAT: 7})
+    connection = store.connect()
+    for top in (1, 2, 3, 4, 5):
+        where = StatisticsFilter(prior_set_id=prior_set, dataset="demo", top=top)
+        assert top_relations_of(connection, where) == grouped_top(connection, where), top
+    two = StatisticsFilter(prior_set_id=prior_set, dataset="demo", top=2)
+    assert top_relations_of(connection, two) == [(*ranked[0], 10), (*ranked[3], 10)]
