@@ -134,21 +134,9 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-PRIOR_COLUMNS = (
-    TABLE_COLUMN,
-    "image_id",
-    "caption",
-    "object_index",
-    "name",
-    "span",
-    "count",
-    "attribute_index",
-    "value",
-    "kind",
-    "relation_index",
-    "subject_index",
-    "predicate",
-)
+PRIOR_COLUMNS = [TABLE_COLUMN, "image_id", "caption", "object_index", "name", "span", "count"]
+PRIOR_COLUMNS += ["attribute_index", "value", "kind", "relation_index", "subject_index"]
+PRIOR_COLUMNS += ["predicate"]
 """The columns of `priors` that `read_priors` needs from its rows."""
 
 

@@ -76,65 +76,30 @@ def shard_tables(
         **_priors_tables(key, priors),
         "failures": _failures_table(key, failures),
     }
-    return {**tables, **_count_tables(key, tables)}
+    return tables | {table: counts(table, tables[_COUNTS[table][0]]) for table in _COUNTS}
 
 
-def _count_tables(key: ShardKey, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """The shard's frequency counts: objects by name, attributes by kind and value, predicates."""
-    objects = (
-        tables["objects"]
-        .group_by("name", use_threads=False)
-        .aggregate([("object_index", "count"), ("count", "sum")])
-    )
-    attributes = (
-        tables["attributes"]
-        .group_by(["kind", "value"], use_threads=False)
-        .aggregate([("attribute_index", "count")])
-    )
-    predicates = (
-        tables["relations"]
-        .group_by("predicate", use_threads=False)
-        .aggregate([("relation_index", "count")])
-    )
-    return {
-        "image_counts": image_counts(tables["captions"]),
-        "object_counts": _with_key(key, "object_counts", objects),
-        "attribute_counts": _with_key(key, "attribute_counts", attributes),
-        "predicate_counts": _with_key(key, "predicate_counts", predicates),
-    }
+_COUNTS = {  # count table: the shard table it counts, its group keys, its aggregates in order
+    "image_counts": (
+        "captions",
+        ["num_objects"],
+        [("image_id", "count"), ("num_attributes", "sum"), ("num_relations", "sum")],
+    ),
+    "object_counts": ("objects", ["name"], [("object_index", "count"), ("count", "sum")]),
+    "attribute_counts": ("attributes", ["kind", "value"], [("attribute_index", "count")]),
+    "predicate_counts": ("relations", ["predicate"], [("relation_index", "count")]),
+}
 
 
-def image_counts(captions: pa.Table) -> pa.Table:
-    """Images per shard by their number of objects, with their attributes and relations summed
-    (an `image_counts` table): the objects-per-image and prior-set statistics add these up
-    instead of reading every caption."""
-    keys = [*(field.name for field in fields(ShardKey)), "num_objects"]
-    counts = captions.group_by(keys, use_threads=False).aggregate(
-        [("image_id", "count"), ("num_attributes", "sum"), ("num_relations", "sum")]
-    )
-    columns = {name: counts[name] for name in keys}
-    columns |= {
-        "image_count": counts["image_id_count"],
-        "attribute_count": counts["num_attributes_sum"],
-        "relation_count": counts["num_relations_sum"],
-    }
-    return pa.Table.from_pydict(columns).cast(schema_of("image_counts"))
-
-
-def _with_key(key: ShardKey, table: str, counts: pa.Table) -> pa.Table:
-    """Aggregates (group keys first, then mentions[, instances]) with the shard key in front."""
-    schema = schema_of(table)
-    constant = {
-        "prior_set_id": key.prior_set_id,
-        "dataset": key.dataset,
-        "split": key.split,
-        "shard": key.shard,
-    }
-    keys = [pa.array([value] * counts.num_rows, pa.string()) for value in constant.values()]
-    group_keys = [name for name in schema.names[len(constant) :] if name in counts.column_names]
-    aggregates = [name for name in counts.column_names if name not in group_keys]
-    columns = keys + [counts[name] for name in group_keys] + [counts[name] for name in aggregates]
-    return pa.Table.from_arrays(columns, schema=schema)
+def counts(table: str, rows: pa.Table) -> pa.Table:
+    """The per-shard count table `table` (of `_COUNTS`) of rows of any shards: the statistics
+    add up these few rows instead of grouping every prior row."""
+    _, group_keys, aggregates = _COUNTS[table]
+    keys = [*(field.name for field in fields(ShardKey)), *group_keys]
+    grouped = rows.group_by(keys, use_threads=False).aggregate(aggregates)
+    columns = [grouped[name] for name in keys]
+    columns += [grouped[f"{column}_{function}"] for column, function in aggregates]
+    return pa.Table.from_arrays(columns, schema=schema_of(table))
 
 
 def _reject_duplicates(what: str, image_ids: Iterable[str]) -> None:

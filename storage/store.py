@@ -325,10 +325,8 @@ class PriorStore:
         )
         files = f"{TABLE_COLUMN} = 'images'"
         rows = self._dataset(PRIORS, files).to_table(columns=["image_id", "path"], filter=where)
-        paths: dict[str, set[str]] = {}
-        for image_id, image_path in zip(*rows.to_pydict().values(), strict=True):
-            paths.setdefault(image_id, set()).add(image_path)
-        return paths
+        rows = rows.group_by("image_id").aggregate([("path", "distinct")]).to_pydict()
+        return dict(zip(rows["image_id"], map(set, rows["path_distinct"]), strict=True))
 
     def read_priors(self, prior_set_id: str, image_ids: Iterable[str]) -> dict[str, ImagePriors]:
         """Priors of the given images (those that have some), fetched in one batched read of
@@ -680,13 +678,14 @@ _ROLLED_SHARDS_SQL = f"""
 
 def _relation_files(snapshot: DeltaTable, prior_set_id: str) -> int:
     """Files of the prior set's relations and relation counts in `snapshot`."""
-    partitions = ("relations", ROLLED_RELATIONS, *ROLLUP_TABLES)
+    files = _files_per_partition(snapshot)
+    return sum(files[prior_set_id, table] for table in (*_RELATIONS, *ROLLUP_TABLES))
+
+
+def _files_per_partition(snapshot: DeltaTable) -> Counter[tuple[str, str]]:
+    """How many files each (prior set, table) partition of `priors` holds in `snapshot`."""
     actions = pa.table(snapshot.get_add_actions(flatten=True)).to_pylist()
-    return sum(
-        action["partition.prior_set_id"] == prior_set_id
-        and action[f"partition.{TABLE_COLUMN}"] in partitions
-        for action in actions
-    )
+    return Counter((a["partition.prior_set_id"], a[f"partition.{TABLE_COLUMN}"]) for a in actions)
 
 
 def _relabelled(batches: Iterable[pa.RecordBatch], table: str) -> Iterator[pa.RecordBatch]:
@@ -696,23 +695,14 @@ def _relabelled(batches: Iterable[pa.RecordBatch], table: str) -> Iterator[pa.Re
         yield batch.set_column(index, TABLE_COLUMN, pa.array([table] * batch.num_rows))
 
 
-def _unsorted_partitions(
-    delta: DeltaTable, prior_set_id: str | None
-) -> list[list[tuple[str, str, str]]]:
+def _unsorted_partitions(delta: DeltaTable, prior_set_id: str | None) -> list[list[tuple]]:
     """The per-image partitions of `priors` (of one prior set, or all) that hold more than one
     file: compaction Z-orders each by image_id into files of disjoint id ranges (a partition
     of one file, Z-ordered or a single shard's, is left as it is)."""
-    actions = pa.table(delta.get_add_actions(flatten=True)).to_pylist()
-    files = Counter(
-        (action["partition.prior_set_id"], action[f"partition.{TABLE_COLUMN}"])
-        for action in actions
-        if action[f"partition.{TABLE_COLUMN}"] in _PER_IMAGE_TABLES
-        and prior_set_id in (None, action["partition.prior_set_id"])
-    )
     return [
         [("prior_set_id", "=", prior_set), (TABLE_COLUMN, "=", table)]
-        for (prior_set, table), count in sorted(files.items())
-        if count > 1
+        for (prior_set, table), count in sorted(_files_per_partition(delta).items())
+        if count > 1 and table in _PER_IMAGE_TABLES and prior_set_id in (None, prior_set)
     ]
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage import tables
-from storage.rows import image_counts
+from storage.rows import counts
 from storage.schema import DELTA_TABLES, PRIORS, SCHEMA_VERSION, SHARD_TABLES, TABLE_COLUMN
 from storage.store import SchemaVersionError, StoreError
 from storage.tables import StoreLocation
@@ -99,8 +99,7 @@ def _legacy_batches(legacy: Path) -> Iterator[tuple[str, pa.Table]]:
                     "redone) and upgrade again"
                 ) from None
             if table == "captions":  # per-shard counts the Parquet layout did not keep
-                counts = image_counts(rows)
-                pending.append(_labelled(counts, "image_counts"))
+                pending.append(_labelled(counts("image_counts", rows), "image_counts"))
             if table in SHARD_TABLES:
                 rows = _labelled(rows, table)
             pending.append(rows)
