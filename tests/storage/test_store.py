@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,7 @@ from storage import (
     SchemaVersionError,
     StoreError,
 )
+from storage.tables import StoreLocation
 
 
 def count(store: PriorStore, table: str) -> int:
@@ -221,3 +223,9 @@ def test_cached_vectors_are_writable_arrays(store):
     vector = store.read_text_embeddings("minilm", ["cat"])["cat"]
     vector *= 2
     np.testing.assert_array_equal(store.read_text_embeddings("minilm", ["cat"])["cat"], [1, 1, 1])
+
+
+@pytest.mark.parametrize("root", ["s3://bucket/prefix/", Path("s3://bucket/prefix")])
+def test_an_s3_url_stays_a_url_even_once_a_path_collapsed_its_slashes(root) -> None:
+    assert StoreLocation.parse(root) == StoreLocation("s3://bucket/prefix")
+    assert StoreLocation.parse(root).local is None
