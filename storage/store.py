@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import duckdb
 import numpy as np
@@ -348,11 +349,12 @@ class PriorStore:
         """The rows `read_priors` needs of these images: DuckDB reads a local store's files of
         the latest version itself (several times faster than an Arrow scan, as it decodes only
         the matching rows' other columns); an S3 store is scanned with Arrow, because DuckDB
-        reads S3 only through its httpfs extension, which cannot be installed here."""
+        reads S3 only through its httpfs extension, which cannot be installed here (nor can
+        DuckDB take a path holding `*` or `?` literally: such a store is scanned with Arrow too)."""
         from storage.query import PRIOR_COLUMNS
 
         snapshot, files = self._table(PRIORS), _partitions(prior_set_id, _PRIOR_TABLES)
-        if self.location.local is None:
+        if self.location.local is None or set("*?") & set(self.location.uri):
             wanted_ids = ds.field("image_id").isin(pa.array(wanted, pa.string()))
             dataset = tables.dataset(snapshot, PRIORS, files)
             return dataset.to_table(columns=list(PRIOR_COLUMNS), filter=wanted_ids)
@@ -361,7 +363,7 @@ class PriorStore:
             f"true, hive_types = {{'{TABLE_COLUMN}': VARCHAR}}) "
             "WHERE image_id IN (SELECT unnest($ids))"
         )
-        paths = snapshot.file_uris(file_pruning_predicate=files)
+        paths = [unquote(path) for path in snapshot.file_uris(file_pruning_predicate=files)]
         if not paths:
             return PRIORS_SCHEMA.empty_table().select(list(PRIOR_COLUMNS))
         return self._reader.sql(sql, params={"files": paths, "ids": wanted}).to_arrow_table()

@@ -84,6 +84,7 @@ def test_a_store_folder_with_glob_characters_works(tmp_path, spec, folder, make_
     assert connection.execute("SELECT count(*) FROM objects").fetchone() == (2,)
     assert connection.execute("SELECT count(*) FROM object_frequency").fetchone() == (2,)
     assert store.done_image_ids(prior_set) == {"a"}
+    assert store.read_priors(prior_set, ["a"]) == {"a": make_priors("a")}
 
 
 def test_a_store_folder_with_square_brackets_is_refused_before_anything_is_written(tmp_path):
