@@ -134,12 +134,10 @@ def test_an_unknown_prior_set_names_the_known_ones(store_dir):
         )
 
 
-def truncated_captions(store_dir: Path) -> str:
-    """Cut short the first captions file of the store; returns its path under the root."""
+def truncated_file(store_dir: Path, table: str = "captions") -> str:
+    """Cut short the first file of `table` in the store; returns its path under the root."""
     actions = pa.table(DeltaTable(str(store_dir / "priors")).get_add_actions(flatten=True))
-    paths = [
-        row["path"] for row in actions.to_pylist() if row["partition.table_name"] == "captions"
-    ]
+    paths = [row["path"] for row in actions.to_pylist() if row["partition.table_name"] == table]
     path = sorted(paths)[0]
     file = store_dir / "priors" / path
     file.write_bytes(file.read_bytes()[:64])
@@ -147,16 +145,16 @@ def truncated_captions(store_dir: Path) -> str:
 
 
 @pytest.mark.parametrize(
-    ("command", "extra"),
-    [
-        ("sets", []),
-        ("stats", []),
-        ("query", ["SELECT count(*) AS n FROM captions", "--format", "json"]),
-        ("compact", []),
+    ("command", "extra", "table"),
+    [  # a file each command reads: the statistics sum the per-shard counts
+        ("sets", [], "image_counts"),
+        ("stats", [], "object_counts"),
+        ("query", ["SELECT count(*) AS n FROM captions", "--format", "json"], "captions"),
+        ("compact", [], "captions"),
     ],
 )
-def test_a_damaged_file_is_one_line_that_points_to_repair(store_dir, command, extra):
-    damaged = truncated_captions(store_dir)
+def test_a_damaged_file_is_one_line_that_points_to_repair(store_dir, command, extra, table):
+    damaged = truncated_file(store_dir, table)
     result = priors_cli(command, "--store", str(store_dir), *extra)
     assert result.exit_code == 2
     assert one_error_line(result) == (
@@ -176,7 +174,7 @@ def store_size(store_dir: Path, damaged: str) -> int:
 
 
 def test_repair_moves_the_damaged_file_and_the_store_reads_clean(store_dir):
-    damaged = truncated_captions(store_dir)
+    damaged = truncated_file(store_dir)
     result = priors_cli("repair", "--store", str(store_dir))
     assert result.exit_code == 0, result.output
     assert f"damaged: {damaged}" in result.stdout
