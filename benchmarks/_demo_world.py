@@ -115,12 +115,18 @@ def run_identity(options: list[str], iters: int, clip_record: dict) -> dict:
     }
 
 
-def train_once(run_dir: Path, options: list[str], iters: int, clip_record: dict) -> Path:
-    """Train the tiny config unless `run_dir` holds a finished run of the same `run_identity`;
-    returns the run's last checkpoint."""
+def train_once(
+    run_dir: Path, options: list[str], iters: int, clip_record: dict, load_from: Path | None = None
+) -> Path:
+    """Train the tiny config (from the checkpoint `load_from` of another such run, if given)
+    unless `run_dir` holds a finished run of the same `run_identity`; returns the run's last
+    checkpoint."""
     from segmentation.training import TrainOptions, load_training_config, train
 
     identity = run_identity(options, iters, clip_record)
+    if load_from is not None:
+        identity["load_from"] = json.loads((load_from.parent / RUN_STAMP).read_text())
+        options = [*options, f"load_from={load_from}"]
     stamp, checkpoint = run_dir / RUN_STAMP, run_dir / f"iter_{iters}.pth"
     if checkpoint.exists() and stamp.exists() and json.loads(stamp.read_text()) == identity:
         return checkpoint

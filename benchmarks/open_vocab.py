@@ -50,6 +50,9 @@ BOOST_OFF = ("model.decode_head.prior_class_boost=0.0",)
 POINTER_OFF = ("model.decode_head.name_pointer=None",)
 CLIP_OFF = ("model.clip_classifier=None",)
 NAME_FILTER = ("model.test_cfg.name_filter=True",)
+PRIOR_PATH_ONLY = ("model.train_prior_path_only=True", "model.prior_dropout.image_prob=0.0")
+"""Training only the prior path, on top of the `clip` training (loaded with `load_from`): images
+whose priors dropout took away would train nothing, so only objects are dropped."""
 NO_DROPOUT = ("model.prior_dropout=None",)
 """Training with every image's priors whole: the prior-free trainings (so they stay exactly the
 model without priors) and the `priors+clip-no-dropout` row."""
@@ -66,11 +69,16 @@ class Setting:
     clip: bool
     name_filter: bool = False
     dropout: bool = True
+    on_prior_free: bool = False
 
     @property
     def training(self) -> str:
         name = f"attention{int(self.attention)}-boost{int(self.boost)}-pointer{int(self.pointer)}"
-        return name + ("-dropout" if self.dropout else "")
+        return (
+            name
+            + ("-dropout" if self.dropout else "")
+            + ("-on-prior-free" if self.on_prior_free else "")
+        )
 
     def training_options(self) -> tuple[str, ...]:
         return (
@@ -78,12 +86,16 @@ class Setting:
             + (() if self.boost else BOOST_OFF)
             + (() if self.pointer else POINTER_OFF)
             + (() if self.dropout else NO_DROPOUT)
+            + (PRIOR_PATH_ONLY if self.on_prior_free else ())
         )
 
 
+PRIOR_FREE = "clip"
+"""The setting whose training is the prior-free model a prior path is trained on top of."""
 SETTINGS = {
-    "priors+clip": Setting(attention=True, boost=True, pointer=True, clip=True),
+    "priors+clip": Setting(attention=True, boost=True, pointer=True, clip=True, on_prior_free=True),
     "clip": Setting(attention=False, boost=False, pointer=False, clip=True, dropout=False),
+    "priors+clip-joint": Setting(attention=True, boost=True, pointer=True, clip=True),
     "name-filter": Setting(
         attention=False, boost=False, pointer=False, clip=True, name_filter=True, dropout=False
     ),
@@ -181,7 +193,12 @@ def run_seed(
     for name in settings:
         setting = SETTINGS[name]
         training = [*common, *setting.training_options()]
-        checkpoint = train_once(base / setting.training, training, args.iters, record)
+        prior_free = None
+        if setting.on_prior_free:
+            free_setting = SETTINGS[PRIOR_FREE]
+            free_training = [*common, *free_setting.training_options()]
+            prior_free = train_once(base / free_setting.training, free_training, args.iters, record)
+        checkpoint = train_once(base / setting.training, training, args.iters, record, prior_free)
         options = (
             training
             + ([] if setting.clip else list(CLIP_OFF))

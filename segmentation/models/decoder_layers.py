@@ -1,15 +1,19 @@
 """The LLMFormer decoder layer: semantic -> (scaled) visual -> relation attention -> FFN.
 
 Each prior module can be switched off; with all three off the layer is Mask2Former's (masked
-cross-attention to one feature level per layer, plain self-attention, FFN). All attention blocks
-are post-norm with a residual, as in Mask2Former.
+cross-attention to one feature level per layer, plain self-attention, FFN). The visual and
+relation blocks are post-norm with a residual, as in Mask2Former. What the priors add passes
+through learnt tanh gates that start closed (Flamingo's gated cross-attention), and an image
+without priors gets nothing from them: its queries go through exactly Mask2Former's layer, so a
+prior path trained on top of a prior-free model (`prior_parameters`) leaves that model's
+predictions unchanged when the LLM says nothing.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -34,19 +38,18 @@ class MLP(nn.Module):
         return x
 
 
-class ResidualAttention(nn.Module):
-    """Multi-head attention whose output is added to the query and layer-normalised.
+class HeadedAttention(nn.Module):
+    """Multi-head attention whose weights live in an `nn.MultiheadAttention`.
 
-    The weights live in an `nn.MultiheadAttention`; `attend` calls it, while `attend_heads`
-    runs the same projections around `scaled_dot_product_attention` in steps, so that a mask
-    can broadcast over the heads and a query's projection can serve several key sets.
+    `attend` calls it, while `attend_heads` runs the same projections around
+    `scaled_dot_product_attention` in steps, so that a mask can broadcast over the heads and a
+    query's projection can serve several key sets.
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__()
         self.attention = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
         self.dropout = nn.Dropout(dropout)
-        self.norm = nn.LayerNorm(dim)
 
     def attend(self, query: Tensor, key: Tensor, value: Tensor, **masks: Tensor | None) -> Tensor:
         return self.attention(query, key, value, need_weights=False, **masks)[0]
@@ -73,9 +76,6 @@ class ResidualAttention(nn.Module):
         out_proj = self.attention.out_proj
         return out_proj(heads.transpose(1, 2).flatten(2))
 
-    def residual(self, query: Tensor, update: Tensor) -> Tensor:
-        return self.norm(query + self.dropout(update))
-
     def _in_projection(self, index: int) -> tuple[Tensor, Tensor]:
         """Weight and bias of the query (0), key (1) or value (2) projection."""
         weights = self.attention.in_proj_weight.chunk(3)
@@ -84,6 +84,23 @@ class ResidualAttention(nn.Module):
 
     def _split_heads(self, tokens: Tensor) -> Tensor:
         return tokens.unflatten(-1, (self.attention.num_heads, -1)).transpose(1, 2)
+
+
+class ResidualAttention(HeadedAttention):
+    """Multi-head attention whose output is added to the query and layer-normalised."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
+        super().__init__(dim, num_heads, dropout)
+        self.norm = nn.LayerNorm(dim)
+
+    def residual(self, query: Tensor, update: Tensor) -> Tensor:
+        return self.norm(query + self.dropout(update))
+
+
+def gate_per_image(gate: Tensor, present: Tensor) -> Tensor:
+    """A tanh gate (a learnt scalar, 0 at init) where an image has the priors it reads, 0 where
+    it has none: (B, 1, 1), to scale a per-query update."""
+    return (torch.tanh(gate) * present.to(gate))[:, None, None]
 
 
 @dataclass(frozen=True)
@@ -119,13 +136,16 @@ def attend_to_prior_tokens(query: Tensor, tokens: Tensor, mask: Tensor, null: Te
     return weights @ keys
 
 
-class SemanticAttention(ResidualAttention):
-    """Queries cross-attend to the object and attribute prior embeddings of their image."""
+class SemanticAttention(HeadedAttention):
+    """Queries cross-attend to the object and attribute prior embeddings of their image (a null
+    token lets a query read none); the update is added through a tanh gate, and not at all for an
+    image without priors."""
 
     def __init__(self, dim: int, num_heads: int, dropout: float) -> None:
         super().__init__(dim, num_heads, dropout)
         self.null = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.type_embed = nn.Embedding(2, dim)
+        self.gate = nn.Parameter(torch.zeros(()))
 
     def forward(self, query: Tensor, query_pos: Tensor, priors: PriorTensors) -> Tensor:
         batch = query.shape[0]
@@ -142,7 +162,8 @@ class SemanticAttention(ResidualAttention):
             dim=1,
         )
         update = self.attend(query + query_pos, tokens, tokens, key_padding_mask=absent)
-        return self.residual(query, update)
+        present = priors.object_mask.any(-1) | priors.attribute_mask.any(-1)
+        return query + gate_per_image(self.gate, present) * self.dropout(update)
 
 
 class VisualAttention(ResidualAttention):
@@ -157,9 +178,11 @@ class VisualAttention(ResidualAttention):
 class ScaledVisualAttention(ResidualAttention):
     """Masked cross-attention to every feature level, weighted per query by scale scores.
 
-    Each query reads an attribute embedding from its image's attribute priors (a learnt null
-    token when there are none); an MLP on it gives softmax scores over the levels. The query is
-    projected once for all levels, and since the scores sum to one, the output projection of
+    Each query reads an attribute embedding from its image's attribute priors (or a learnt null
+    token); an MLP on it gives softmax scores over the levels. The level weights move from the
+    layer's own round-robin level (Mask2Former's) towards those scores as far as a tanh gate
+    lets them; an image without attribute priors reads its round-robin level only. The query is
+    projected once for all levels, and since the weights sum to one, the output projection of
     the weighted sum of the levels' head outputs equals the weighted sum of their projections.
     """
 
@@ -168,6 +191,13 @@ class ScaledVisualAttention(ResidualAttention):
         self.attribute_query = nn.Linear(dim, dim)
         self.attribute_null = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.scale_mlp = MLP(dim, dim, num_levels, 2)
+        self.gate = nn.Parameter(torch.zeros(()))
+
+    def prior_parameters(self) -> Iterator[nn.Parameter]:
+        """What reads the attribute priors (the attention weights are Mask2Former's)."""
+        for module in (self.attribute_query, self.scale_mlp):
+            yield from module.parameters()
+        yield from (self.attribute_null, self.gate)
 
     def scale_scores(self, query: Tensor, attributes: Tensor, attribute_mask: Tensor) -> Tensor:
         """Softmax scores (B, Q, num_levels) from each query's attribute embedding."""
@@ -176,19 +206,28 @@ class ScaledVisualAttention(ResidualAttention):
         )
         return self.scale_mlp(attribute_embedding).softmax(dim=-1)
 
+    def level_weights(
+        self, query: Tensor, level: int, attributes: Tensor, attribute_mask: Tensor
+    ) -> Tensor:
+        """(B, Q, num_levels): one-hot on `level`, moved towards the scale scores by the gate
+        where an image has attribute priors."""
+        scores = self.scale_scores(query, attributes, attribute_mask)
+        own = F.one_hot(torch.tensor(level), scores.shape[-1]).to(scores)
+        return own + gate_per_image(self.gate, attribute_mask.any(-1)) * (scores - own)
+
     def forward(
         self,
         query: Tensor,
         query_pos: Tensor,
         memories: Sequence[LevelMemory],
-        attributes: Tensor,
-        attribute_mask: Tensor,
+        level: int,
+        priors: PriorTensors,
     ) -> Tensor:
-        scores = self.scale_scores(query, attributes, attribute_mask)
+        weights = self.level_weights(query, level, priors.attributes, priors.attribute_mask)
         query_heads = self.project_query(query + query_pos)
         heads = sum(
-            score[:, None, :, None] * self.attend_heads(query_heads, m.keys, m.tokens, m.mask)
-            for score, m in zip(scores.unbind(-1), memories, strict=True)
+            weight[:, None, :, None] * self.attend_heads(query_heads, m.keys, m.tokens, m.mask)
+            for weight, m in zip(weights.unbind(-1), memories, strict=True)
         )
         return self.residual(query, self.project_output(heads))
 
@@ -199,7 +238,8 @@ class RelationAttention(ResidualAttention):
     Queries are softly assigned to object priors (a null column lets a query belong to none);
     each relation (s, p, o) adds, per head, a learnt scalar of its phrase embedding times
     assign[i, s] * assign[j, o] to the logit of query i attending to query j. An empty graph
-    gives a zero bias, i.e. plain self-attention.
+    gives a zero bias, i.e. plain self-attention, and so does any graph at init (the scalars'
+    projection starts at zero).
     """
 
     def __init__(self, dim: int, num_heads: int, dropout: float, use_relations: bool) -> None:
@@ -208,6 +248,14 @@ class RelationAttention(ResidualAttention):
         if use_relations:
             self.query_to_object = nn.Linear(dim, dim)
             self.relation_to_heads = nn.Linear(dim, num_heads)
+            nn.init.zeros_(self.relation_to_heads.weight)
+            nn.init.zeros_(self.relation_to_heads.bias)
+
+    def prior_parameters(self) -> Iterator[nn.Parameter]:
+        """What reads the relation priors (the self-attention is Mask2Former's)."""
+        if self.use_relations:
+            yield from self.query_to_object.parameters()
+            yield from self.relation_to_heads.parameters()
 
     def forward(self, query: Tensor, query_pos: Tensor, priors: PriorTensors) -> Tensor:
         bias = self.relation_bias(query, priors) if self.use_relations else None
@@ -267,11 +315,18 @@ class LLMFormerDecoderLayer(nn.Module):
         if self.semantic is not None:
             query = self.semantic(query, inputs.query_pos, inputs.priors)
         if isinstance(self.visual, ScaledVisualAttention):
-            priors = inputs.priors
             query = self.visual(
-                query, inputs.query_pos, inputs.memories, priors.attributes, priors.attribute_mask
+                query, inputs.query_pos, inputs.memories, inputs.level, inputs.priors
             )
         else:
             query = self.visual(query, inputs.query_pos, inputs.memories[inputs.level])
         query = self.relation(query, inputs.query_pos, inputs.priors)
         return self.ffn_norm(self.ffn(query))
+
+    def prior_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters that read priors; the rest is a Mask2Former layer."""
+        if self.semantic is not None:
+            yield from self.semantic.parameters()
+        if isinstance(self.visual, ScaledVisualAttention):
+            yield from self.visual.prior_parameters()
+        yield from self.relation.prior_parameters()

@@ -17,7 +17,7 @@ class of the object prior whose attribute words match it (`name_pointer.py`).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -239,6 +239,15 @@ class LLMFormerHead(BaseDecodeHead):
                 num_classes=num_classes,
                 assigner=train_cfg["assigner"],
             )
+
+    def prior_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters that read priors (their projections, the name pointer, each layer's
+        prior modules); the rest is a prior-free Mask2Former-style decoder."""
+        yield from self.prior_projections.parameters()
+        if self.name_pointer is not None:
+            yield from self.name_pointer.parameters()
+        for layer in self.layers:
+            yield from layer.prior_parameters()
 
     def _check_losses(self) -> dict[str, nn.Module]:
         losses = (

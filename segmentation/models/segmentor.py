@@ -67,7 +67,10 @@ class LLMFormer(BaseSegmentor):
     (class names, comma-separated synonyms allowed) fixes a default vocabulary.
     `clip_classifier`: dict(checkpoint=CLIP folder, alpha=, beta=, dense_stride=) or None (off);
     `training_classes`: the training vocabulary, as class names or a packaged class list's name;
-    `prior_dropout`: dict(image_prob=, object_prob=) takes priors away in training (`PriorDropout`).
+    `prior_dropout`: dict(image_prob=, object_prob=) takes priors away in training (`PriorDropout`);
+    `train_prior_path_only`: train only the parameters that read priors
+    (`LLMFormerHead.prior_parameters`) on top of a prior-free model loaded with `load_from`, whose
+    predictions then stay exactly what they were for images without priors.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class LLMFormer(BaseSegmentor):
         clip_classifier: dict | None = None,
         training_classes: str | Sequence[str] | None = None,
         prior_dropout: dict | None = None,
+        train_prior_path_only: bool = False,
         train_cfg: OptConfigType = None,
         test_cfg: OptConfigType = None,
         data_preprocessor: OptConfigType = None,
@@ -111,6 +115,8 @@ class LLMFormer(BaseSegmentor):
             object_attributes=self.decode_head.name_pointer is not None,
         )
         self.prior_dropout = PriorDropout.from_config(prior_dropout)
+        if train_prior_path_only:
+            self._freeze_all_but_the_prior_path()
         self.templates = tuple(templates)
         self.align_corners = self.decode_head.align_corners
         self.num_classes = self.decode_head.num_classes
@@ -133,6 +139,14 @@ class LLMFormer(BaseSegmentor):
         )
         embedder.stride(tower)  # a stride that does not divide the patch size fails here
         return embedder
+
+    def _freeze_all_but_the_prior_path(self) -> None:
+        prior = {id(parameter) for parameter in self.decode_head.prior_parameters()}
+        if not prior:
+            raise ValueError("train_prior_path_only needs a head with a prior path")
+        for parameter in self.parameters():
+            if id(parameter) not in prior:
+                parameter.requires_grad_(False)
 
     # ------------------------------------------------------------------------- vocabulary
     def set_vocabulary(

@@ -90,11 +90,22 @@ def tiny_model_cfg(**head_overrides) -> dict:
     return cfg.model.to_dict()
 
 
+def open_prior_gates(model: torch.nn.Module) -> None:
+    """Give the prior path's gates and relation scalars (closed at init, so that training on top
+    of a prior-free model starts from it) random values, as a trained prior path has."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".gate") or ".relation_to_heads." in name:
+                parameter.normal_(0.0, 1.0)
+
+
 def build_model(seed: int = 0, **head_overrides):
-    """The tiny LLMFormer from its config, with weights fixed by `seed`."""
+    """The tiny LLMFormer from its config, with weights fixed by `seed` and its prior gates open."""
     init_default_scope("mmseg")
     torch.manual_seed(seed)
-    return MODELS.build(tiny_model_cfg(**head_overrides))
+    model = MODELS.build(tiny_model_cfg(**head_overrides))
+    open_prior_gates(model)
+    return model
 
 
 def make_samples(
@@ -129,6 +140,7 @@ class Tiny:
     RICH_PRIORS = RICH_PRIORS
     model_cfg = staticmethod(tiny_model_cfg)
     build_model = staticmethod(build_model)
+    open_prior_gates = staticmethod(open_prior_gates)
     make_samples = staticmethod(make_samples)
     make_images = staticmethod(make_images)
 

@@ -1,8 +1,11 @@
 """Decoder layer modules on random tensors: each reads the inputs it is given, the scaled
-visual attention's per-level weighting is the one its scale scores say, and both visual
-attentions compute what `nn.MultiheadAttention` computes with the mask repeated per head."""
+visual attention's per-level weighting is the one its scale scores and gate say, both visual
+attentions compute what `nn.MultiheadAttention` computes with the mask repeated per head, and
+what priors add is nothing for an image without priors or while the gates are closed."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -13,6 +16,7 @@ from segmentation.models.decoder_layers import (
     LLMFormerDecoderLayer,
     ResidualAttention,
     ScaledVisualAttention,
+    SemanticAttention,
     VisualAttention,
 )
 from segmentation.models.prior_encoder import PriorTensors
@@ -72,6 +76,19 @@ def _fix_scale_scores(module: ScaledVisualAttention, logits: list[float]) -> Non
         last.bias.copy_(torch.tensor(logits))
 
 
+def _set_gate(module: torch.nn.Module, value: float) -> None:
+    """Set the module's gate logit: 0 is closed (init), 30 fully open (tanh rounds to 1)."""
+    with torch.no_grad():
+        module.gate.fill_(value)
+
+
+def _without_attributes(priors: PriorTensors, image: int) -> PriorTensors:
+    """`priors` with image `image`'s attribute priors all marked absent."""
+    mask = priors.attribute_mask.clone()
+    mask[image] = False
+    return dataclasses.replace(priors, attribute_mask=mask)
+
+
 def _plain_twin(scaled: ScaledVisualAttention) -> VisualAttention:
     """A VisualAttention sharing the scaled module's attention and norm weights."""
     plain = VisualAttention(DIM, HEADS, 0.0)
@@ -98,11 +115,12 @@ def test_visual_attention_attends_to_the_one_level_it_is_given() -> None:
 
 def test_scaled_visual_attention_sums_the_levels_weighted_by_its_scores(scaled) -> None:
     _fix_scale_scores(scaled, torch.tensor([0.2, 0.3, 0.5]).log().tolist())
+    _set_gate(scaled, 30.0)
     query, query_pos = _query()
     memories, priors = _memories(), _priors()
     scores = scaled.scale_scores(query, priors.attributes, priors.attribute_mask)
     torch.testing.assert_close(scores, torch.tensor([0.2, 0.3, 0.5]).expand(BATCH, QUERIES, 3))
-    output = scaled(query, query_pos, memories, priors.attributes, priors.attribute_mask)
+    output = scaled(query, query_pos, memories, 1, priors)
     plain = _plain_twin(scaled)
     updates = [_reference_update(plain, query + query_pos, m) for m in memories]
     expected = scaled.norm(query + 0.2 * updates[0] + 0.3 * updates[1] + 0.5 * updates[2])
@@ -114,10 +132,66 @@ def test_all_scale_score_on_one_level_is_plain_attention_to_that_level(scaled, l
     logits = [-1e4] * len(LEVEL_SIZES)
     logits[level] = 0.0
     _fix_scale_scores(scaled, logits)
+    _set_gate(scaled, 30.0)
     query, query_pos = _query()
     memories, priors = _memories(), _priors()
-    output = scaled(query, query_pos, memories, priors.attributes, priors.attribute_mask)
+    output = scaled(query, query_pos, memories, (level + 1) % len(LEVEL_SIZES), priors)
     torch.testing.assert_close(output, _plain_twin(scaled)(query, query_pos, memories[level]))
+
+
+@pytest.mark.parametrize("level", range(len(LEVEL_SIZES)))
+def test_a_closed_gate_or_no_attributes_reads_the_round_robin_level_only(scaled, level) -> None:
+    """Closed (at init), or for an image without attribute priors, the scaled attention is
+    Mask2Former's attention to the layer's own level, exactly."""
+    query, query_pos = _query()
+    memories, priors = _memories(), _priors()
+    plain = _plain_twin(scaled)(query, query_pos, memories[level])
+    assert torch.equal(scaled(query, query_pos, memories, level, priors), plain)
+    _set_gate(scaled, 0.7)
+    no_attributes = _without_attributes(priors, image=1)
+    output = scaled(query, query_pos, memories, level, no_attributes)
+    assert torch.equal(output[1], plain[1])
+    assert not torch.allclose(output[0], plain[0])
+
+
+def test_the_gate_moves_the_level_weights_from_the_own_level_towards_the_scores(scaled) -> None:
+    _fix_scale_scores(scaled, torch.tensor([0.2, 0.3, 0.5]).log().tolist())
+    _set_gate(scaled, 0.5)
+    query, _ = _query()
+    priors = _priors()
+    weights = scaled.level_weights(query, 0, priors.attributes, priors.attribute_mask)
+    share = torch.tanh(torch.tensor(0.5))
+    expected = torch.tensor([1.0, 0.0, 0.0]) + share * torch.tensor([-0.8, 0.3, 0.5])
+    torch.testing.assert_close(weights, expected.expand(BATCH, QUERIES, 3))
+
+
+def test_semantic_attention_adds_nothing_when_closed_or_for_an_image_without_priors() -> None:
+    torch.manual_seed(0)
+    semantic = SemanticAttention(DIM, HEADS, 0.0).eval()
+    query, query_pos = _query()
+    priors = _priors()
+    assert torch.equal(semantic(query, query_pos, priors), query)
+    _set_gate(semantic, 0.7)
+    none = torch.tensor([True, False])[:, None]
+    without = dataclasses.replace(
+        priors, object_mask=priors.object_mask & none, attribute_mask=priors.attribute_mask & none
+    )
+    output = semantic(query, query_pos, without)
+    assert torch.equal(output[1], query[1])
+    update = semantic.attend(query[:1] + query_pos[:1], *_semantic_tokens(semantic, priors))
+    torch.testing.assert_close(output[0], query[0] + torch.tanh(torch.tensor(0.7)) * update[0])
+
+
+def _semantic_tokens(semantic: SemanticAttention, priors: PriorTensors):
+    """Keys and values of image 0: the null token, its objects and its attributes, typed."""
+    tokens = torch.cat(
+        [
+            semantic.null[0],
+            priors.objects[0] + semantic.type_embed.weight[0],
+            priors.attributes[0] + semantic.type_embed.weight[1],
+        ]
+    )[None]
+    return tokens, tokens
 
 
 def test_scale_scores_come_from_the_attributes(scaled) -> None:
@@ -135,8 +209,12 @@ def test_scale_scores_come_from_the_attributes(scaled) -> None:
 
 
 def _layer(scaled_visual: bool) -> LLMFormerDecoderLayer:
+    """A layer with every prior module, its gates fully open."""
     torch.manual_seed(0)
     layer = LLMFormerDecoderLayer(DIM, HEADS, 16, 0.0, len(LEVEL_SIZES), True, scaled_visual, True)
+    for module in (layer.semantic, layer.visual):
+        if hasattr(module, "gate"):
+            _set_gate(module, 30.0)
     return layer.eval()
 
 
@@ -193,8 +271,10 @@ def test_scaled_visual_attention_matches_a_reference_in_value_and_gradient(scale
     scaled.train()  # dropout 0, so training mode computes the same, through autograd
     query, query_pos, memories, attributes = _leaves(seed=11)
     present = torch.tensor([[True, True, False], [True, False, False]])
-    output = scaled(query, query_pos, memories, attributes, present)
-    scores = scaled.scale_scores(query, attributes, present)
+    _set_gate(scaled, 0.6)
+    priors = dataclasses.replace(_priors(), attributes=attributes, attribute_mask=present)
+    output = scaled(query, query_pos, memories, 2, priors)
+    scores = scaled.level_weights(query, 2, attributes, present)
     update = sum(
         score[..., None] * _reference_update(scaled, query + query_pos, m)
         for score, m in zip(scores.unbind(-1), memories, strict=True)

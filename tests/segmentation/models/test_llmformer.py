@@ -247,3 +247,85 @@ def test_a_tiny_model_overfits_two_images(tiny) -> None:
         history.append(loss.item())
     first, last = sum(history[:3]) / 3, sum(history[-3:]) / 3
     assert last <= first / 2, (first, last)
+
+
+PRIOR_FREE = dict(
+    use_semantic_attention=False,
+    use_scaled_visual_attention=False,
+    use_relation_attention=False,
+    prior_class_boost=0.0,
+    name_pointer=None,
+)
+
+
+def _whole_prior_path(tiny, **model_keys):
+    """The tiny model with every prior module, the boost and the name pointer, gates open."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    cfg = tiny.model_cfg(prior_class_boost=5.0)
+    cfg["decode_head"]["name_pointer"] = {}
+    init_default_scope("mmseg")
+    torch.manual_seed(0)
+    model = MODELS.build({**cfg, **model_keys})
+    tiny.open_prior_gates(model)
+    return model
+
+
+def _image_outputs(outputs, image: int) -> list[torch.Tensor]:
+    return [logits[image] for logits in outputs.class_logits + outputs.mask_logits]
+
+
+def test_an_image_without_priors_gets_what_the_prior_free_model_with_its_weights_gives(
+    tiny,
+) -> None:
+    """Every prior module, the boost and the name pointer on, gates open: the image without
+    priors in a batch is predicted exactly as by the prior-free model with the same weights."""
+    full = _whole_prior_path(tiny)
+    prior_free = _switched_off(tiny, full, **PRIOR_FREE)
+    priors = [RICH_PRIORS, PriorGraph.EMPTY]
+    with_path, without_path = _outputs(tiny, full, priors), _outputs(tiny, prior_free, priors)
+    for got, expected in zip(
+        _image_outputs(with_path, 1), _image_outputs(without_path, 1), strict=True
+    ):
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(with_path.class_logits[-1][0], without_path.class_logits[-1][0])
+
+
+def test_training_the_prior_path_only_changes_nothing_for_images_without_priors(tiny) -> None:
+    model = _whole_prior_path(tiny, train_prior_path_only=True)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    prior = {id(p) for p in model.decode_head.prior_parameters()}
+    assert trainable == {name for name, p in model.named_parameters() if id(p) in prior}
+    assert any(".semantic." in name for name in trainable)
+    assert not any(".visual.attention." in name or "pixel_decoder" in name for name in trainable)
+    frozen = {name: p.clone() for name, p in model.named_parameters() if not p.requires_grad}
+    before = _outputs(tiny, model, [PriorGraph.EMPTY] * 2)
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    for _ in range(2):
+        optimizer.zero_grad()
+        images, samples = tiny.make_images(2, 64, 64), tiny.make_samples(2, 64, 64)
+        sum(model.loss(images, samples).values()).backward()
+        optimizer.step()
+    after = _outputs(tiny, model, [PriorGraph.EMPTY] * 2)
+    assert all(
+        torch.equal(p, frozen[name]) for name, p in model.named_parameters() if name in frozen
+    )
+    for got, expected in zip(
+        after.class_logits + after.mask_logits,
+        before.class_logits + before.mask_logits,
+        strict=True,
+    ):
+        assert torch.equal(got, expected)
+    assert not torch.equal(
+        _outputs(tiny, model, [RICH_PRIORS] * 2).class_logits[-1], after.class_logits[-1]
+    )
+
+
+def test_training_the_prior_path_only_needs_one(tiny) -> None:
+    from mmseg.registry import MODELS
+
+    cfg = {**tiny.model_cfg(**PRIOR_FREE), "train_prior_path_only": True}
+    with pytest.raises(ValueError, match="train_prior_path_only needs a head with a prior path"):
+        MODELS.build(cfg)
