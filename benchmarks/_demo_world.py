@@ -1,7 +1,7 @@
-"""What the demo-world benchmarks share (not a benchmark): the tiny config, a seed's demo set and
-priors, training runs reused when their options, iterations, config and tiny CLIP build match,
-and argument checks. A demo set is reused by seed and sizes: after changing the generator, start
-from an empty work dir."""
+"""What the demo-world benchmarks share (not a benchmark): the tiny configs, a seed's demo set and
+priors, training runs reused when their config, options, iterations, tiny CLIP build and the run
+they start from match, and argument checks. A demo set is reused by seed and sizes: after
+changing the generator, start from an empty work dir."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ import json
 from pathlib import Path
 
 CONFIG = Path(__file__).resolve().parents[1] / "segmentation/configs/llmformer_tiny_demo.py"
+PRIOR_FREE_CONFIG = CONFIG.with_name("llmformer_tiny_demo_prior_free.py")
+"""The tiny model's first stage: `CONFIG` trains only its prior path, on top of this."""
+PRIOR_FREE_RUN = "prior-free"
+"""A seed's run of PRIOR_FREE_CONFIG, shared by every setting that starts from it."""
 ATTENTION_OFF = (
     "model.decode_head.use_semantic_attention=False",
     "model.decode_head.use_scaled_visual_attention=False",
@@ -101,29 +105,34 @@ def prepare_seed(seed: int, args: argparse.Namespace, clip: Path) -> tuple[Path,
     return base, options
 
 
-def run_identity(options: list[str], iters: int, clip_record: dict) -> dict:
-    """What a training run depends on besides its data: options, iterations, the tiny config's
-    text (with its bases) and the tiny CLIP build."""
+def run_identity(config: Path, options: list[str], iters: int, clip_record: dict) -> dict:
+    """What a training run depends on besides its data and the run it starts from: the config's
+    text (with its bases), options, iterations and the tiny CLIP build."""
     from mmengine.config import Config
 
-    config_text = Config.fromfile(str(CONFIG)).pretty_text
+    config_text = Config.fromfile(str(config)).pretty_text
     return {
+        "config": config.name,
+        "config_text": hashlib.sha256(config_text.encode()).hexdigest()[:12],
         "options": options,
         "iters": iters,
-        "config": hashlib.sha256(config_text.encode()).hexdigest()[:12],
         "tiny_clip": clip_record["spec"],
     }
 
 
 def train_once(
-    run_dir: Path, options: list[str], iters: int, clip_record: dict, load_from: Path | None = None
+    run_dir: Path,
+    config: Path,
+    options: list[str],
+    iters: int,
+    clip_record: dict,
+    load_from: Path | None = None,
 ) -> Path:
-    """Train the tiny config (from the checkpoint `load_from` of another such run, if given)
-    unless `run_dir` holds a finished run of the same `run_identity`; returns the run's last
-    checkpoint."""
+    """Train `config` (from the checkpoint `load_from` of another such run, if given) unless
+    `run_dir` holds a finished run of the same identity; returns the run's last checkpoint."""
     from segmentation.training import TrainOptions, load_training_config, train
 
-    identity = run_identity(options, iters, clip_record)
+    identity = run_identity(config, options, iters, clip_record)
     if load_from is not None:
         identity["load_from"] = json.loads((load_from.parent / RUN_STAMP).read_text())
         options = [*options, f"load_from={load_from}"]
@@ -131,6 +140,15 @@ def train_once(
     if checkpoint.exists() and stamp.exists() and json.loads(stamp.read_text()) == identity:
         return checkpoint
     stamp.unlink(missing_ok=True)  # a run that fails leaves no stamp to match its checkpoints
-    train(load_training_config(TrainOptions(CONFIG, run_dir, iters, False, options)))
+    train(load_training_config(TrainOptions(config, run_dir, iters, False, options)))
     stamp.write_text(json.dumps(identity, indent=2) + "\n")
     return checkpoint
+
+
+def train_on_prior_free(
+    base: Path, name: str, common: list[str], extra: list[str], iters: int, clip_record: dict
+) -> Path:
+    """`CONFIG`'s prior path with `common` and `extra` options, trained in `base / name` on top
+    of the seed's prior-free run (PRIOR_FREE_CONFIG with `common`); its last checkpoint."""
+    prior_free = train_once(base / PRIOR_FREE_RUN, PRIOR_FREE_CONFIG, common, iters, clip_record)
+    return train_once(base / name, CONFIG, [*common, *extra], iters, clip_record, prior_free)

@@ -1,7 +1,7 @@
 """Where does CLIP's knowledge of unseen shapes get lost? One trained demo model, stage by stage.
 
-    .venv/bin/python benchmarks/clip_diagnostic.py --run-dir work_dirs/open_vocab/seed7-400x100/\
-attention0-boost0-pointer0
+    .venv/bin/python benchmarks/clip_diagnostic.py \
+        --run-dir work_dirs/open_vocab/seed7-400x100/prior-free
 
 For every validation image of the run's demo set, the trained model's last decoder step is read
 apart and each stage classifies pixels on its own: `clip-dense` (each CLIP patch against the
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _demo_world import CONFIG
+from _demo_world import CONFIG, RUN_STAMP
 
 STAGES = ("clip-dense", "clip-true-masks", "in-vocab", "clip-pred-masks", "ensemble")
 
@@ -39,8 +39,9 @@ def load_run(run_dir: Path, checkpoint: str, extra: list[str]):
     import segmentation  # noqa: F401  (registers LLMFormer's parts in MMSeg)
     from segmentation.training import TrainOptions, load_training_config
 
-    options = json.loads((run_dir / "benchmark_run.json").read_text())["options"]
-    cfg = load_training_config(TrainOptions(CONFIG, cfg_options=[*options, *extra]))
+    stamp = json.loads((run_dir / RUN_STAMP).read_text())
+    config = CONFIG.with_name(stamp["config"])
+    cfg = load_training_config(TrainOptions(config, cfg_options=[*stamp["options"], *extra]))
     init_default_scope("mmseg")
     model = MODELS.build(cfg.model)
     load_checkpoint(model, str(run_dir / checkpoint), map_location="cpu", logger="silent")
@@ -172,8 +173,8 @@ def main() -> None:
     parser.add_argument("--cfg-options", nargs="*", default=[], help="evaluation overrides")
     parser.add_argument("--batch-size", type=int, default=10)
     args = parser.parse_args()
-    if not (args.run_dir / "benchmark_run.json").is_file():
-        parser.error(f"{args.run_dir} holds no benchmark_run.json (not an open_vocab run)")
+    if not (args.run_dir / RUN_STAMP).is_file():
+        parser.error(f"{args.run_dir} holds no {RUN_STAMP} (not an open_vocab run)")
     torch.set_num_threads(1)
     model, cfg = load_run(args.run_dir, args.checkpoint, args.cfg_options)
     tallies, recalls = None, []

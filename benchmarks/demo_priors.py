@@ -3,12 +3,13 @@
     .venv/bin/python benchmarks/demo_priors.py --seeds 0,1,2 --iters 1000
 
 Per seed: generate the demo set, extract its priors with the `file` captioner over the set's own
-synthetic captions, train the tiny config with priors and with semantic, scaled visual and
-relation attention switched off (same seed, same data, same iterations), and evaluate both on the
+synthetic captions, train the tiny config's prior path on the seed's prior-free model with the
+prior modules and with semantic, scaled visual and relation attention switched off (same seed,
+same data, same iterations, the same prior-free model), and evaluate both on the
 validation split (mIoU over all classes, and over the seen and unseen shapes' object classes).
 "Off" switches only the three modules: the prior class boost, the name pointer and the CLIP
 classifier stay on in both, so this isolates attention; `benchmarks/open_vocab.py` switches the
-rest. Runs are reused when their options, iterations and tiny CLIP build match.
+rest. Runs are reused when their config, options, iterations and tiny CLIP build match.
 Prints a table, then as the last line one JSON object of the figures.
 """
 
@@ -26,7 +27,7 @@ from _demo_world import (
     config_iters,
     parse_seeds,
     prepare_seed,
-    train_once,
+    train_on_prior_free,
 )
 
 METRICS = ("mIoU", "mIoU_seen", "mIoU_unseen")
@@ -54,9 +55,8 @@ def run_seed(seed: int, args: argparse.Namespace, clip: Path, record: dict) -> d
     base, common = prepare_seed(seed, args, clip)
     figures: dict = {"seed": seed}
     for name, extra in (("priors", ()), ("attention_off", ATTENTION_OFF)):
-        options = [*common, *extra]
-        checkpoint = train_once(base / name, options, args.iters, record)
-        figures[name] = evaluate(base / name, checkpoint, options)
+        checkpoint = train_on_prior_free(base, name, common, list(extra), args.iters, record)
+        figures[name] = evaluate(base / name, checkpoint, [*common, *extra])
     return figures
 
 

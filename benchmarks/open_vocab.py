@@ -1,7 +1,7 @@
 """Do unseen shapes get recognised, and do the LLM's priors add to CLIP? The demo world, end to end.
 
     .venv/bin/python benchmarks/open_vocab.py --seeds 0,1,2 --iters 1000 \
-        --settings priors+clip,clip,name-filter,priors+clip-no-dropout \
+        --settings priors+clip,clip,name-filter,priors+clip-joint \
         --captions demo,llava-like,empty
 
 Once: build the demo world's tiny CLIP (pretrained on image-caption pairs of every shape; reused
@@ -10,10 +10,11 @@ the tiny config on the seen shapes only, and evaluate on the validation split (s
 shapes) with the full vocabulary and vocabulary-free. Settings switch the two open-vocabulary
 sources: `priors` = prior attention modules + the prior class boost + the name pointer, `clip` =
 the CLIP-aligned classifier (inference only, so settings that differ only in it share one training
-run). Settings with priors train with the config's prior dropout (`model.prior_dropout`);
-`priors+clip-no-dropout` trains without it (`NO_DROPOUT`); `no-pointer+clip` drops the name
-pointer, `attention+clip` the boost and the pointer, and `boost+clip` the attention modules and
-the pointer. `name-filter` is the baseline a gain from priors is judged against: the `clip`
+run). As the tiny config does, settings with priors train only their prior path, on top of the
+seed's prior-free run (`clip`'s); the `-joint` rows train the whole model with priors from
+scratch, `priors+clip-joint` with prior dropout (`JOINT_DROPOUT`). `no-pointer+clip` drops the
+name pointer, `attention+clip` the boost and the pointer, and `boost+clip` the attention modules
+and the pointer. `name-filter` is the baseline a gain from priors is judged against: the `clip`
 training, each image's vocabulary cut to the classes its priors name (plus background). Caption
 conditions (`--captions`) evaluate every trained model again with the validation images described
 by another captioner (`CAPTION_PROFILES`: `llava-like` errs as a real VLM does, `empty` names
@@ -38,11 +39,14 @@ import numpy as np
 from _demo_world import (
     ATTENTION_OFF,
     CONFIG,
+    PRIOR_FREE_CONFIG,
+    PRIOR_FREE_RUN,
     add_demo_arguments,
     config_iters,
     extract_priors,
     parse_seeds,
     prepare_seed,
+    train_on_prior_free,
     train_once,
 )
 
@@ -50,61 +54,60 @@ BOOST_OFF = ("model.decode_head.prior_class_boost=0.0",)
 POINTER_OFF = ("model.decode_head.name_pointer=None",)
 CLIP_OFF = ("model.clip_classifier=None",)
 NAME_FILTER = ("model.test_cfg.name_filter=True",)
-PRIOR_PATH_ONLY = ("model.train_prior_path_only=True", "model.prior_dropout=None")
-"""Training only the prior path, on top of the `clip` training (loaded with `load_from`), without
-prior dropout: the prior-free model already answers for images without priors, and on the design
-seed 7 dropping 2 objects in 5 cost 0.6 seen points under demo captions (segmentation/README.md)."""
-NO_DROPOUT = ("model.prior_dropout=None",)
-"""Training with every image's priors whole: the prior-free trainings (so they stay exactly the
-model without priors) and the `priors+clip-no-dropout` row."""
+JOINT = ("model.train_prior_path_only=False",)
+"""End-to-end training of the whole model with priors, from scratch (the `-joint` rows)."""
+JOINT_DROPOUT = ("model.prior_dropout.image_prob=0.5", "model.prior_dropout.object_prob=0.4")
+"""The prior dropout the joint rows train with: no priors for half the images, 2 objects in 5
+dropped from the rest (the best of 0.2 / 0.4 and none on seed 7 for joint training)."""
 TRAINING_CAPTIONS = "demo"
 
 
 @dataclass(frozen=True)
 class Setting:
-    """Which open-vocabulary sources a setting uses; `training` names the trained model."""
+    """Which open-vocabulary sources a setting uses, and how its priors were trained: the prior
+    path on top of the seed's prior-free run (the default), or `joint`ly from scratch, with
+    `JOINT_DROPOUT` if `dropout`; `training` names the trained model."""
 
     attention: bool
     boost: bool
     pointer: bool
     clip: bool
     name_filter: bool = False
-    dropout: bool = True
-    on_prior_free: bool = False
+    joint: bool = False
+    dropout: bool = False
+
+    @property
+    def prior_free(self) -> bool:
+        return not (self.attention or self.boost or self.pointer)
 
     @property
     def training(self) -> str:
+        if self.prior_free:
+            return PRIOR_FREE_RUN
         name = f"attention{int(self.attention)}-boost{int(self.boost)}-pointer{int(self.pointer)}"
-        return (
-            name
-            + ("-dropout" if self.dropout else "")
-            + ("-on-prior-free" if self.on_prior_free else "")
-        )
+        return name + ("-joint" if self.joint else "") + ("-dropout" if self.dropout else "")
 
     def training_options(self) -> tuple[str, ...]:
         return (
             (() if self.attention else ATTENTION_OFF)
             + (() if self.boost else BOOST_OFF)
             + (() if self.pointer else POINTER_OFF)
-            + (() if self.dropout else NO_DROPOUT)
-            + (PRIOR_PATH_ONLY if self.on_prior_free else ())
+            + (JOINT if self.joint else ())
+            + (JOINT_DROPOUT if self.dropout else ())
         )
 
 
-PRIOR_FREE = "clip"
-"""The setting whose training is the prior-free model a prior path is trained on top of."""
+ALL_PRIORS = dict(attention=True, boost=True, pointer=True)
 SETTINGS = {
-    "priors+clip": Setting(attention=True, boost=True, pointer=True, clip=True, on_prior_free=True),
-    "clip": Setting(attention=False, boost=False, pointer=False, clip=True, dropout=False),
-    "priors+clip-joint": Setting(attention=True, boost=True, pointer=True, clip=True),
+    "priors+clip": Setting(**ALL_PRIORS, clip=True),
+    "clip": Setting(attention=False, boost=False, pointer=False, clip=True),
     "name-filter": Setting(
-        attention=False, boost=False, pointer=False, clip=True, name_filter=True, dropout=False
+        attention=False, boost=False, pointer=False, clip=True, name_filter=True
     ),
-    "priors+clip-no-dropout": Setting(
-        attention=True, boost=True, pointer=True, clip=True, dropout=False
-    ),
-    "priors": Setting(attention=True, boost=True, pointer=True, clip=False),
-    "none": Setting(attention=False, boost=False, pointer=False, clip=False, dropout=False),
+    "priors+clip-joint": Setting(**ALL_PRIORS, clip=True, joint=True, dropout=True),
+    "priors+clip-joint-no-dropout": Setting(**ALL_PRIORS, clip=True, joint=True),
+    "priors": Setting(**ALL_PRIORS, clip=False),
+    "none": Setting(attention=False, boost=False, pointer=False, clip=False),
     "no-pointer+clip": Setting(attention=True, boost=True, pointer=False, clip=True),
     "attention+clip": Setting(attention=True, boost=False, pointer=False, clip=True),
     "boost+clip": Setting(attention=False, boost=True, pointer=False, clip=True),
@@ -121,7 +124,12 @@ FIGURES = (
 
 
 def evaluate(
-    checkpoint: Path, datasets: Path, options: list[str], out: Path, vocabulary_free: bool
+    config: Path,
+    checkpoint: Path,
+    datasets: Path,
+    options: list[str],
+    out: Path,
+    vocabulary_free: bool,
 ) -> dict:
     """Seen and unseen mIoU (object classes) of one evaluation on the demo validation split, and
     the seen mIoU with background counted among the seen classes (how `make demo` reported it
@@ -130,7 +138,7 @@ def evaluate(
     from segmentation.evaluation.run import EvalRequest, evaluate_checkpoint
 
     request = EvalRequest(
-        CONFIG,
+        config,
         checkpoint,
         ("demo",),
         datasets,
@@ -173,6 +181,22 @@ def row_name(setting: str, condition: str) -> str:
     return setting if condition == TRAINING_CAPTIONS else f"{setting}@{condition}"
 
 
+def train_setting(
+    base: Path, setting: Setting, common: list[str], iters: int, record: dict
+) -> tuple[Path, Path, list[str]]:
+    """The config, last checkpoint and options of the run a setting evaluates (trained unless
+    reused): the seed's prior-free run, a prior path on top of it, or a joint training."""
+    if setting.prior_free:
+        checkpoint = train_once(base / PRIOR_FREE_RUN, PRIOR_FREE_CONFIG, common, iters, record)
+        return PRIOR_FREE_CONFIG, checkpoint, common
+    extra = list(setting.training_options())
+    if setting.joint:
+        options = [*common, *extra]
+        return CONFIG, train_once(base / setting.training, CONFIG, options, iters, record), options
+    checkpoint = train_on_prior_free(base, setting.training, common, extra, iters, record)
+    return CONFIG, checkpoint, [*common, *extra]
+
+
 def run_seed(
     seed: int,
     settings: list[str],
@@ -193,13 +217,7 @@ def run_seed(
     results = {}
     for name in settings:
         setting = SETTINGS[name]
-        training = [*common, *setting.training_options()]
-        prior_free = None
-        if setting.on_prior_free:
-            free_setting = SETTINGS[PRIOR_FREE]
-            free_training = [*common, *free_setting.training_options()]
-            prior_free = train_once(base / free_setting.training, free_training, args.iters, record)
-        checkpoint = train_once(base / setting.training, training, args.iters, record, prior_free)
+        config, checkpoint, training = train_setting(base, setting, common, args.iters, record)
         options = (
             training
             + ([] if setting.clip else list(CLIP_OFF))
@@ -210,8 +228,8 @@ def run_seed(
             row = row_name(name, condition)
             out = base / setting.training / f"eval-{name}-{condition}"
             evaluation = [*options, *priors.get(condition, [])]
-            full = evaluate(checkpoint, data_root.parent, evaluation, out / "full", False)
-            free = evaluate(checkpoint, data_root.parent, evaluation, out / "free", True)
+            full = evaluate(config, checkpoint, data_root.parent, evaluation, out / "full", False)
+            free = evaluate(config, checkpoint, data_root.parent, evaluation, out / "free", True)
             results[row] = {
                 "seen": full["seen"],
                 "unseen": full["unseen"],
@@ -255,7 +273,7 @@ def main() -> None:
     add_demo_arguments(parser, "work_dirs/open_vocab")
     parser.add_argument(
         "--settings",
-        default="priors+clip,clip,name-filter,priors+clip-no-dropout",
+        default="priors+clip,clip,name-filter,priors+clip-joint",
         help=f"comma-separated, of {', '.join(SETTINGS)}",
     )
     parser.add_argument(

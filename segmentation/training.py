@@ -9,6 +9,11 @@ resumes our checkpoints and nothing anywhere loads with `weights_only=False`.
 `TorchThreadsHook` caps torch's intra-op threads for a run: tiny models on a few shared CPU cores
 train several times faster on one thread than with threads that wait on each other for a core.
 
+A config whose model trains only the prior path (`model.train_prior_path_only`) stands on a
+prior-free model: `train_stages` first trains the config its `prior_free_config` names (into the
+work dir's `prior_free/`) and loads that run's last checkpoint, unless `load_from` names one
+(`plan_stages`, `train_stages`).
+
 Several processes: `torchrun ... -m flows.cli train CONFIG --launcher pytorch` (or `srun ...
 --launcher slurm` on GPUs) with the backend of `env_cfg.dist_cfg`, as MMEngine documents.
 MMEngine 0.10's `init_dist` binds every process to a GPU with `torch.cuda.set_device`, whatever
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +34,15 @@ from mmengine.config import Config, DictAction
 from mmengine.hooks import Hook
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import find_latest_checkpoint
 from mmseg.registry import HOOKS, RUNNERS
 
 PLAIN_BUFFER = "__history_buffer__"
 LAUNCHERS = ("none", "pytorch", "slurm")
 """MMEngine's launchers this project supports: one process, torchrun's environment, Slurm's."""
 DATA_LOADERS = ("train_dataloader", "val_dataloader", "test_dataloader")
+PRIOR_FREE_WORK_DIR = "prior_free"
+"""Under a two-stage run's work dir: the prior-free stage's checkpoints and logs."""
 
 
 def to_plain(value):
@@ -286,4 +294,46 @@ def train(cfg: Config) -> Runner:
     init_distributed(cfg)
     runner = RUNNERS.build(cfg) if "runner_type" in cfg else Runner.from_cfg(cfg)
     runner.train()
+    return runner
+
+
+def prior_free_stage(cfg: Config, options: TrainOptions) -> TrainOptions | None:
+    """The run a prior-path-only config needs first: its `prior_free_config` (a path; configs
+    write it from `{{fileDirname}}`) with the same options, in the work dir's
+    PRIOR_FREE_WORK_DIR; None when the model trains whole, `load_from` is set, or `resume` finds
+    a run of its own to go on."""
+    if not cfg.model.get("train_prior_path_only") or cfg.get("load_from"):
+        return None
+    if cfg.resume and find_latest_checkpoint(cfg.work_dir) is not None:
+        return None
+    name = cfg.get("prior_free_config")
+    if not name:
+        raise ConfigError(
+            f"{options.config.name} trains only the prior path (model.train_prior_path_only) "
+            "and names no prior_free_config: set load_from to a prior-free model's checkpoint"
+        )
+    config = Path(name)
+    if not config.is_file():
+        raise ConfigError(f"prior_free_config of {options.config.name} not found: {config}")
+    return replace(options, config=config, work_dir=Path(cfg.work_dir) / PRIOR_FREE_WORK_DIR)
+
+
+def plan_stages(options: TrainOptions) -> list[Config]:
+    """The configs to train in turn: the prior-free stage the config needs (if any), then the
+    config itself; every one is loaded and checked before anything trains."""
+    cfg = load_training_config(options)
+    stage = prior_free_stage(cfg, options)
+    return [cfg] if stage is None else [load_training_config(stage), cfg]
+
+
+def train_stages(stages: list[Config]) -> Runner:
+    """Train each config in turn, each from the last checkpoint of the one before; returns the
+    last runner."""
+    runner = None
+    for index, cfg in enumerate(stages):
+        if index > 0:
+            previous = Path(stages[index - 1].work_dir) / "last_checkpoint"
+            cfg.load_from = previous.read_text().strip()
+            cfg.resume = False  # MMEngine would resume the previous stage's iterations
+        runner = train(cfg)
     return runner

@@ -49,8 +49,7 @@ def train(
     """Train the segmenter a config describes; checkpoints land in the work dir."""
     from mmengine.dist import is_main_process
 
-    from segmentation.training import ConfigError, TrainOptions, load_training_config
-    from segmentation.training import train as run_training
+    from segmentation.training import ConfigError, TrainOptions, plan_stages, train_stages
 
     options = TrainOptions(
         config,
@@ -62,14 +61,15 @@ def train(
         data_root=data_root,
     )
     try:
-        cfg = load_training_config(options)
+        stages = plan_stages(options)
     except (ConfigError, SyntaxError, KeyError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
     try:
-        runner = run_training(cfg)
+        runner = train_stages(stages)
     except (ConfigError, FileNotFoundError) as error:  # missing priors, data or checkpoint
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
+    cfg = stages[-1]
     if is_main_process():
         typer.echo(f"trained {runner.iter} iterations; checkpoints in {cfg.work_dir}")

@@ -61,11 +61,12 @@ UNIT_TEST_SIZES = dict(
     clip_classifier=None,
     training_classes=None,
     prior_dropout=None,
+    train_prior_path_only=False,
     vocabulary=["sky", "grass", "dog", "sofa"],
 )
 """What the unit tests change in the demo config's model: narrower, random weights, a 16-d
 random text encoder (no tiny CLIP folder needed), the CLIP classifier, the prior boost, the name
-pointer and prior dropout off (tests of those switch them on)."""
+pointer and prior dropout off (tests of those switch them on), every weight trainable."""
 
 
 @cache

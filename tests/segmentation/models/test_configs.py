@@ -89,8 +89,29 @@ def test_each_ablation_changes_only_its_switches(suffix: str, switched_off: set[
     assert off == switched_off
     for name in off:
         head[name] = paper.model.decode_head[name]
+    # the baseline is the paper config's first stage; the others train their prior path on it
+    first_stage = suffix == "baseline"
+    assert ablation.model.train_prior_path_only is not first_stage
+    assert (ablation.prior_free_config is None) is first_stage
+    ablation.model.train_prior_path_only = True
     assert ablation.model.to_dict() == paper.model.to_dict()
     assert ablation.train_dataloader.to_dict() == paper.train_dataloader.to_dict()
+
+
+def test_the_paper_and_tiny_configs_train_their_prior_path_on_their_prior_free_stage() -> None:
+    for config, stage in (
+        (PAPER, CONFIGS / "ablations" / f"{PAPER.stem}_baseline.py"),
+        (CONFIGS / "llmformer_tiny_demo.py", CONFIGS / "llmformer_tiny_demo_prior_free.py"),
+    ):
+        cfg = Config.fromfile(str(config))
+        assert cfg.model.train_prior_path_only is True
+        assert cfg.prior_free_config == str(stage)
+        prior_free = Config.fromfile(cfg.prior_free_config)
+        head = prior_free.model.decode_head
+        assert not any(head[name] for name in SWITCHES)
+        assert {name for name, value in PRIOR_CLASS_TERMS.items() if head[name] == value} == set(
+            PRIOR_CLASS_TERMS
+        )
 
 
 def test_paper_config_builds_with_the_clip_classifier_on_and_params_lists_it() -> None:

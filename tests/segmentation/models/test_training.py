@@ -1,8 +1,10 @@
-"""Training through MMEngine's Runner: resume works under torch>=2.6, overrides reach the config."""
+"""Training through MMEngine's Runner: resume works under torch>=2.6, overrides reach the config,
+a prior-path-only config trains its prior-free stage first."""
 
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,10 @@ from segmentation.training import (
     from_plain_buffers,
     init_distributed,
     load_training_config,
+    plan_stages,
     to_plain,
     train,
+    train_stages,
 )
 
 CONFIGS = Path(__file__).parents[3] / "segmentation" / "configs"
@@ -307,3 +311,68 @@ def test_every_config_tells_ddp_to_expect_parameters_without_gradients(config: s
     assert wrapper.type == "MMDistributedDataParallel"
     assert wrapper.find_unused_parameters is True  # a switched-off module gets no gradient
     assert wrapper.device_ids is None  # DDP refuses device ids for a module on the CPU
+
+
+TINY_OPTIONS = ["prior_set_id=abc123", "prior_store_root=/stores/demo"]
+
+
+def test_the_tiny_config_trains_its_prior_free_stage_first_with_the_same_options(tmp_path) -> None:
+    options = TrainOptions(
+        CONFIGS / "llmformer_tiny_demo.py", tmp_path, 7, cfg_options=TINY_OPTIONS
+    )
+    first, second = plan_stages(options)
+    assert Path(first.filename) == CONFIGS / "llmformer_tiny_demo_prior_free.py"
+    assert first.work_dir == str(tmp_path / "prior_free")
+    assert first.model.train_prior_path_only is False
+    assert first.model.decode_head.use_semantic_attention is False
+    assert second.work_dir == str(tmp_path) and second.model.train_prior_path_only is True
+    for cfg in (first, second):
+        assert cfg.train_cfg.max_iters == 7 and cfg.prior_set_id == "abc123"
+
+
+def test_no_prior_free_stage_when_load_from_is_set_or_a_resumed_run_has_checkpoints(
+    tmp_path,
+) -> None:
+    tiny = CONFIGS / "llmformer_tiny_demo.py"
+    loaded = TrainOptions(tiny, tmp_path, cfg_options=[*TINY_OPTIONS, "load_from=base.pth"])
+    assert [cfg.work_dir for cfg in plan_stages(loaded)] == [str(tmp_path)]
+    resumed = TrainOptions(tiny, tmp_path, resume=True, cfg_options=TINY_OPTIONS)
+    assert len(plan_stages(resumed)) == 2  # nothing to resume yet
+    (tmp_path / "iter_10.pth").write_bytes(b"")
+    (tmp_path / "last_checkpoint").write_text(str(tmp_path / "iter_10.pth"))
+    assert [cfg.work_dir for cfg in plan_stages(resumed)] == [str(tmp_path)]
+    prior_free = TrainOptions(CONFIGS / "llmformer_tiny_demo_prior_free.py", tmp_path)
+    assert len(plan_stages(replace(prior_free, cfg_options=TINY_OPTIONS))) == 1
+
+
+def test_a_prior_path_only_config_without_a_prior_free_stage_is_refused(tmp_path) -> None:
+    experiment = tmp_path / "orphan.py"
+    experiment.write_text(
+        f"_base_ = [{str(CONFIGS / 'llmformer_tiny_demo.py')!r}]\nprior_free_config = None\n"
+    )
+    options = TrainOptions(experiment, tmp_path, cfg_options=TINY_OPTIONS)
+    with pytest.raises(ConfigError, match=r"orphan.py trains only the prior path .* set load_from"):
+        plan_stages(options)
+    missing = TrainOptions(
+        experiment, tmp_path, cfg_options=[*TINY_OPTIONS, f"prior_free_config={tmp_path}/no.py"]
+    )
+    with pytest.raises(ConfigError, match=r"prior_free_config of orphan.py not found: .*no.py"):
+        plan_stages(missing)
+
+
+def test_each_stage_starts_from_the_last_checkpoint_of_the_one_before(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_train(cfg: Config):
+        trained.append((cfg.work_dir, cfg.get("load_from"), cfg.resume))
+        Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.work_dir) / "last_checkpoint").write_text(f"{cfg.work_dir}/iter_7.pth")
+        return cfg.work_dir
+
+    monkeypatch.setattr("segmentation.training.train", fake_train)
+    options = TrainOptions(
+        CONFIGS / "llmformer_tiny_demo.py", tmp_path, resume=True, cfg_options=TINY_OPTIONS
+    )
+    assert train_stages(plan_stages(options)) == str(tmp_path)
+    stage = str(tmp_path / "prior_free")
+    assert trained == [(stage, None, True), (str(tmp_path), f"{stage}/iter_7.pth", False)]
