@@ -59,11 +59,17 @@ class FileCaptioner:
 def file_captioner_identity(options: CaptionerOptions) -> CaptionerIdentity:
     """The identity `FileCaptioner.from_options(options)` reports, without parsing the captions."""
     path = _captions_path(options)
-    if not path.is_file():
-        raise CaptionerError(f"captions file {path} does not exist")
+    _require_file(path)
     if _is_parquet(path):
         _require_caption_columns(path)
     return CaptionerIdentity(FileCaptioner.name, captions_model(path), "", {})
+
+
+def _require_file(path: Path) -> None:
+    if path.is_dir():
+        raise CaptionerError(f"captions file {path} is a folder: name the JSONL or Parquet file")
+    if not path.is_file():
+        raise CaptionerError(f"captions file {path} does not exist")
 
 
 def _captions_path(options: CaptionerOptions) -> Path:
@@ -88,8 +94,7 @@ def content_hash(path: Path) -> str:
 
 def load_captions(path: Path) -> dict[str, str]:
     """Read id -> caption from JSONL or Parquet; a malformed record is an error naming its line."""
-    if not path.is_file():
-        raise CaptionerError(f"captions file {path} does not exist")
+    _require_file(path)
     if _is_parquet(path):
         return _load_parquet(path)
     return _load_jsonl(path)

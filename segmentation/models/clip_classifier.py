@@ -109,19 +109,23 @@ class CLIPDenseEmbedder(nn.Module):
             return maps
         if images is None:
             raise ValueError("a dense_stride below the patch size needs the images")
-        return F.normalize(self._shifted_mean(tower, tower.fit_to_patches(images), maps), dim=1)
+        averaged = self._shifted_mean(tower, tower.fit_to_patches(images), maps, stride)
+        return F.normalize(averaged, dim=1)
 
     def _maps(self, tower: CLIPVisionTower, states: TowerStates) -> Tensor:
         vision = getattr(tower.model, "vision_model", tower.model)
         embeddings = dense_embeddings(vision, self.visual_projection, states.hidden[-2])
         return embeddings.transpose(1, 2).reshape(len(embeddings), -1, *states.grid)
 
-    def _shifted_mean(self, tower: CLIPVisionTower, images: Tensor, unshifted: Tensor) -> Tensor:
-        """Mean over the passes with the image moved down and right by every multiple of the
-        stride below the patch size: each pass's patch map, repeated to the finer grid and moved
-        back, so a fine cell averages the patches of all passes that cover it. The moved images
-        go through the tower as one batch (on a CPU, 3x faster than one call each for the demo)."""
-        patch, stride = tower.patch_size, self.stride(tower)
+    def _shifted_mean(
+        self, tower: CLIPVisionTower, images: Tensor, unshifted: Tensor, stride: int
+    ) -> Tensor:
+        """Mean over the passes with the image moved down and right by every multiple of
+        `stride` below the patch size: each pass's patch map, repeated to the finer grid and
+        moved back, so a fine cell averages the patches of all passes that cover it. The moved
+        images go through the tower as one batch (on a CPU, 3x faster than one call each for the
+        demo)."""
+        patch = tower.patch_size
         cells = patch // stride
         offsets = [(dy, dx) for dy in range(0, patch, stride) for dx in range(0, patch, stride)]
         moved = torch.cat([_moved(images, dy, dx) for dy, dx in offsets[1:]])

@@ -253,6 +253,8 @@ def test_malformed_captions_file_names_the_line(tmp_path: Path, content: str, me
 def test_missing_captions_file_and_bad_parquet(tmp_path: Path) -> None:
     with pytest.raises(CaptionerError, match=r"captions file .*absent\.jsonl does not exist"):
         FileCaptioner(tmp_path / "absent.jsonl")
+    with pytest.raises(CaptionerError, match=r"captions file .* is a folder: name the JSONL or"):
+        FileCaptioner(tmp_path)
     bad = tmp_path / "bad.parquet"
     parquet.write_table(pa.table({"id": ["a"], "text": ["no caption column"]}), bad)
     with pytest.raises(CaptionerError, match=r"bad\.parquet: no 'caption' column$"):
