@@ -140,6 +140,10 @@ def test_two_process_training_resumes_and_evaluates_as_one_process(
     first = _run([*train, "--cfg-options", "train_cfg.max_iters=20"])
     assert first.count("trained 20 iterations") == 1  # rank 0 alone reports
     assert (work / "last_checkpoint").read_text().strip() == str(work / "iter_20.pth")
+    # the prior-free stage first, with its own checkpoints and logs
+    prior_free = work / "prior_free"
+    assert (prior_free / "last_checkpoint").read_text().strip() == str(prior_free / "iter_20.pth")
+    assert len(list(prior_free.glob("*/vis_data/scalars.json"))) == 1
     resumed = _run([*train, "--cfg-options", "train_cfg.max_iters=40", "--resume"])
     assert resumed.count("trained 40 iterations") == 1
     assert sorted(path.name for path in work.glob("*.pth")) == ["iter_20.pth", "iter_40.pth"]

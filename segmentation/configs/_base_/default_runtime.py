@@ -32,7 +32,9 @@ custom_hooks = [
 #                   dict(type="MLflowVisBackend", tracking_uri="file:data/mlruns")]
 #   visualizer = dict(vis_backends=vis_backends)
 vis_backends = [dict(type="LocalVisBackend"), dict(type="TensorboardVisBackend")]
-visualizer = dict(type="SegLocalVisualizer", vis_backends=vis_backends, name="visualizer")
+# no `name`: the Runner names each run's visualizer after the run, so the two stages of a
+# prior-path config, trained in one process, each log to their own folder
+visualizer = dict(type="SegLocalVisualizer", vis_backends=vis_backends)
 log_processor = dict(by_epoch=False)
 log_level = "INFO"
 load_from = None
