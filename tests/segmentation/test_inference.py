@@ -172,12 +172,13 @@ def test_segment_uses_priors_and_rejects_an_empty_vocabulary(segmenter) -> None:
 
 def test_segment_without_captions_runs_the_prior_free_path(segmenter) -> None:
     """`llmformer segment` with no --captions and no --captioner: no boost and no pointer term,
-    the labels of the same model with both switched off; a caption naming one class does move
-    them (the terms are live)."""
+    the labels of the same model with both switched off; a caption naming the class it labels
+    least does move them (the terms are live)."""
     picture, vocabulary = _gradient(64, 48), ["circle", "square", "hexagon", "background"]
-    named = {"objects": [{"name": "hexagon", "span": "a hexagon", "count": 1}]}
     head = segmenter.model.decode_head
     without_captions = segmenter.segment(picture, vocabulary, None).label_map
+    rarest = vocabulary[int(np.bincount(without_captions.ravel(), minlength=3)[:3].argmin())]
+    named = {"objects": [{"name": rarest, "span": f"a {rarest}", "count": 1}]}
     with_caption = segmenter.segment(picture, vocabulary, named).label_map
     boost, pointer = head.prior_class_boost, head.name_pointer
     assert boost > 0 and pointer is not None
