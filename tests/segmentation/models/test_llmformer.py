@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+from mmengine.config import Config
 
 from segmentation.text.vocabulary import embed_vocabulary, normalize_vocabulary
 from segmentation.transforms.priors import PriorGraph
@@ -249,13 +252,9 @@ def test_a_tiny_model_overfits_two_images(tiny) -> None:
     assert last <= first / 2, (first, last)
 
 
-PRIOR_FREE = dict(
-    use_semantic_attention=False,
-    use_scaled_visual_attention=False,
-    use_relation_attention=False,
-    prior_class_boost=0.0,
-    name_pointer=None,
-)
+PRIOR_FREE = Config.fromfile(
+    str(Path(__file__).parents[3] / "segmentation/configs/_base_/models/prior_free_head.py")
+).prior_free_head.to_dict()
 
 
 def _whole_prior_path(tiny, **model_keys):
