@@ -97,14 +97,6 @@ class ResidualAttention(HeadedAttention):
         return self.norm(query + self.dropout(update))
 
 
-def zero_linear(in_dim: int, out_dim: int) -> nn.Linear:
-    """A linear layer that outputs 0 until trained: what priors add starts at nothing."""
-    layer = nn.Linear(in_dim, out_dim)
-    nn.init.zeros_(layer.weight)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
 def gate_per_image(gate: Tensor, present: Tensor) -> Tensor:
     """A tanh gate (a learnt scalar, 0 at init) where an image has the priors it reads, 0 where
     it has none: (B, 1, 1), to scale a per-query update."""
@@ -170,7 +162,8 @@ class SemanticAttention(HeadedAttention):
             dim=1,
         )
         update = self.attend(query + query_pos, tokens, tokens, key_padding_mask=absent)
-        return query + gate_per_image(self.gate, priors.present()) * self.dropout(update)
+        present = priors.object_mask.any(-1) | priors.attribute_mask.any(-1)
+        return query + gate_per_image(self.gate, present) * self.dropout(update)
 
 
 class VisualAttention(ResidualAttention):
@@ -254,7 +247,9 @@ class RelationAttention(ResidualAttention):
         self.use_relations = use_relations
         if use_relations:
             self.query_to_object = nn.Linear(dim, dim)
-            self.relation_to_heads = zero_linear(dim, num_heads)
+            self.relation_to_heads = nn.Linear(dim, num_heads)
+            nn.init.zeros_(self.relation_to_heads.weight)
+            nn.init.zeros_(self.relation_to_heads.bias)
 
     def prior_parameters(self) -> Iterator[nn.Parameter]:
         """What reads the relation priors (the self-attention is Mask2Former's)."""

@@ -43,7 +43,6 @@ from segmentation.models.decoder_layers import (
     LayerInputs,
     LevelMemory,
     LLMFormerDecoderLayer,
-    zero_linear,
 )
 from segmentation.models.deformable import sine_position_encoding
 from segmentation.models.name_pointer import PriorNamePointer, pointed_class_mass
@@ -145,9 +144,7 @@ class LLMFormerHead(BaseDecodeHead):
     Mask2Former-style open-vocabulary decoder. `clip_classifier` (dict(alpha=, beta=), see
     ENSEMBLE_DEFAULTS) turns the CLIP ensemble on; `prior_class_boost` > 0 adds
     `boost * (presence - 1)` to every class logit; `name_pointer` (dict(weight=, floor=,
-    loss_weight=), see NAME_POINTER_DEFAULTS) turns the prior name pointer on; `prior_readout`
-    adds, for images with priors, learnt corrections (zero at init) to the mask embedding and
-    the class projection, so a prior path trained on a frozen model can reshape its readout.
+    loss_weight=), see NAME_POINTER_DEFAULTS) turns the prior name pointer on.
     `init_cfg` defaults to None: BaseDecodeHead's default initialises `conv_seg`, which a
     mask-classification head does not have.
     """
@@ -173,7 +170,6 @@ class LLMFormerHead(BaseDecodeHead):
         clip_classifier: dict | None = None,
         prior_class_boost: float = 0.0,
         name_pointer: dict | None = None,
-        prior_readout: bool = False,
         train_cfg: ConfigType | None = None,
         init_cfg: dict | None = None,
         **kwargs,
@@ -221,16 +217,6 @@ class LLMFormerHead(BaseDecodeHead):
         self.decoder_norm = nn.LayerNorm(channels)
         self.mask_embed = MLP(channels, channels, channels, 3)
         self.class_projection = nn.Linear(channels, text_embed_dims)
-        self.readout_corrections = (
-            nn.ModuleDict(
-                {
-                    "mask": zero_linear(channels, channels),
-                    "class": zero_linear(channels, text_embed_dims),
-                }
-            )
-            if prior_readout
-            else None
-        )
         self.void_embedding = nn.Parameter(torch.randn(text_embed_dims) * 0.02)
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale_init)))
         self.logit_scale_max = logit_scale_max
@@ -258,9 +244,8 @@ class LLMFormerHead(BaseDecodeHead):
         """The parameters that read priors (their projections, the name pointer, each layer's
         prior modules); the rest is a prior-free Mask2Former-style decoder."""
         yield from self.prior_projections.parameters()
-        for module in (self.name_pointer, self.readout_corrections):
-            if module is not None:
-                yield from module.parameters()
+        if self.name_pointer is not None:
+            yield from self.name_pointer.parameters()
         for layer in self.layers:
             yield from layer.prior_parameters()
 
@@ -330,15 +315,10 @@ class LLMFormerHead(BaseDecodeHead):
     ) -> None:
         """Append one step's class logits (prior terms added), mask logits and prior terms."""
         query = self.decoder_norm(query)
-        mask_embedding, class_embedding = self.mask_embed(query), self.class_projection(query)
-        if self.readout_corrections is not None:
-            present = inputs.priors.present().to(query)[:, None, None]
-            mask_embedding = mask_embedding + present * self.readout_corrections["mask"](query)
-            class_embedding = class_embedding + present * self.readout_corrections["class"](query)
-        mask_logits = torch.einsum("bqc,bchw->bqhw", mask_embedding, mask_features)
+        mask_logits = torch.einsum("bqc,bchw->bqhw", self.mask_embed(query), mask_features)
         terms = PriorClassTerms(inputs.class_presence, self._pointed(query, inputs))
         outputs.class_logits.append(
-            self.add_prior_terms(self.classify(class_embedding, inputs.vocabulary), terms)
+            self.add_prior_terms(self.classify(query, inputs.vocabulary), terms)
         )
         outputs.mask_logits.append(mask_logits)
         outputs.prior_terms.append(terms)
@@ -414,12 +394,9 @@ class LLMFormerHead(BaseDecodeHead):
             for logits, image_out, seen in zip(class_logits, out_vocab, clip.seen, strict=True)
         ]
 
-    def classify(
-        self, class_embedding: Tensor, vocabulary: VocabularyEmbedding | list
-    ) -> Tensor | list:
-        """Scaled cosine logits of the queries' class embeddings (B, Q, D) against the vocabulary
-        (max over synonyms) plus the void class."""
-        embedding = F.normalize(class_embedding, dim=-1)
+    def classify(self, query: Tensor, vocabulary: VocabularyEmbedding | list) -> Tensor | list:
+        """Scaled cosine logits against the vocabulary (max over synonyms) plus the void class."""
+        embedding = F.normalize(self.class_projection(query), dim=-1)
         scale = self.logit_scale.clamp(max=self.logit_scale_max).exp()
         void = embedding @ F.normalize(self.void_embedding, dim=0)
 

@@ -92,12 +92,11 @@ def tiny_model_cfg(**head_overrides) -> dict:
 
 
 def open_prior_gates(model: torch.nn.Module) -> None:
-    """Give the prior path's gates, relation scalars and readout corrections (closed at init, so
-    that training on top of a prior-free model starts from it) random values, as a trained prior
-    path has."""
+    """Give the prior path's gates and relation scalars (closed at init, so that training on top
+    of a prior-free model starts from it) random values, as a trained prior path has."""
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if name.endswith(".gate") or ".relation_to_heads." in name or "readout" in name:
+            if name.endswith(".gate") or ".relation_to_heads." in name:
                 parameter.normal_(0.0, 1.0)
 
 

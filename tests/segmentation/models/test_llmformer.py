@@ -258,12 +258,11 @@ PRIOR_FREE = Config.fromfile(
 
 
 def _whole_prior_path(tiny, **model_keys):
-    """The tiny model with every prior module, the boost, the name pointer and the readout
-    corrections, gates open."""
+    """The tiny model with every prior module, the boost and the name pointer, gates open."""
     from mmengine.registry import init_default_scope
     from mmseg.registry import MODELS
 
-    cfg = tiny.model_cfg(prior_class_boost=5.0, prior_readout=True)
+    cfg = tiny.model_cfg(prior_class_boost=5.0)
     cfg["decode_head"]["name_pointer"] = {}
     init_default_scope("mmseg")
     torch.manual_seed(0)
@@ -298,7 +297,6 @@ def test_training_the_prior_path_only_changes_nothing_for_images_without_priors(
     prior = {id(p) for p in model.decode_head.prior_parameters()}
     assert trainable == {name for name, p in model.named_parameters() if id(p) in prior}
     assert any(".semantic." in name for name in trainable)
-    assert any(".readout_corrections." in name for name in trainable)
     assert not any(".visual.attention." in name or "pixel_decoder" in name for name in trainable)
     frozen = {name: p.clone() for name, p in model.named_parameters() if not p.requires_grad}
     before = _outputs(tiny, model, [PriorGraph.EMPTY] * 2)
