@@ -162,8 +162,7 @@ class SemanticAttention(HeadedAttention):
             dim=1,
         )
         update = self.attend(query + query_pos, tokens, tokens, key_padding_mask=absent)
-        present = priors.object_mask.any(-1) | priors.attribute_mask.any(-1)
-        return query + gate_per_image(self.gate, present) * self.dropout(update)
+        return query + gate_per_image(self.gate, priors.present()) * self.dropout(update)
 
 
 class VisualAttention(ResidualAttention):

@@ -31,6 +31,10 @@ class PriorTensors:
     relation_object: Tensor  # (B, Nr), index into objects
     object_attributes: Tensor | None = None  # (B, No, D): each object's attribute words, 0 if none
 
+    def present(self) -> Tensor:
+        """(B,) True for an image with at least one object or attribute prior."""
+        return self.object_mask.any(-1) | self.attribute_mask.any(-1)
+
 
 def _pad(rows: list[Tensor], dim: int, device: torch.device) -> tuple[Tensor, Tensor]:
     length = max((len(row) for row in rows), default=0)
