@@ -1,6 +1,6 @@
-"""Ground floor: the Parquet prior store and its DuckDB views. The only code touching Parquet."""
+"""Ground floor: the prior store (Delta Lake tables) and DuckDB over it. The only code touching
+the store's files."""
 
-from storage.publish import ConcurrentWriteError
 from storage.records import (
     EvalImageClass,
     EvalResult,
@@ -14,6 +14,7 @@ from storage.rows import InvalidRecordError
 from storage.schema import SCHEMA_VERSION
 from storage.store import (
     CompactionReport,
+    ConcurrentWriteError,
     PriorStore,
     RepairReport,
     SchemaVersionError,

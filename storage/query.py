@@ -1,24 +1,23 @@
-"""DuckDB over the store: the views of `views.sql`, read-only queries, batched prior reads."""
+"""DuckDB over the store: one version's Delta tables registered as Arrow datasets, the table
+views and the statistics views of `views.sql` over them, read-only queries, batched prior reads."""
 
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
-from storage.schema import schema_of
+from storage.schema import IN_PRIORS, PRIORS, ROLLED_RELATIONS, TABLE_COLUMN, schema_of
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 DEFAULT_MEMORY_LIMIT = "4GB"
 """The most memory one store connection's queries may hold (DuckDB's `memory_limit`)."""
-# A view's source in views.sql: read_parquet over a glob relative to the store root.
-_VIEW_SOURCE = re.compile(r"read_parquet\('([^']+)'")
 
 
 class QueryError(Exception):
@@ -30,16 +29,13 @@ class QueryTimeoutError(QueryError):
 
 
 def connect(
-    root: Path, skip: Collection[Path] = (), memory_limit: str = DEFAULT_MEMORY_LIMIT
+    datasets: Mapping[str, ds.Dataset], memory_limit: str = DEFAULT_MEMORY_LIMIT
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB whose views read the store's Parquet files (except `skip`), sandboxed:
-    it reads files under `root` only, installs and loads no extension, holds at most
-    `memory_limit`, and its settings are locked so no query can lift any of this."""
-    connection = duckdb.connect(
-        ":memory:",
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-    )
-    connection.execute("SET allowed_directories = ?", [[f"{root}/"]])
+    """An in-memory DuckDB over `datasets` (one version of each Delta table) with every table and
+    statistics view, sandboxed: it reads no file at all (the data come as Arrow datasets),
+    installs and loads no extension, holds at most `memory_limit`, and its settings are locked
+    so no query can lift any of this."""
+    connection = connect_unlocked(datasets)
     connection.execute("SET temp_directory = ''")
     try:
         connection.execute("SET memory_limit = ?", [memory_limit])
@@ -50,24 +46,37 @@ def connect(
         ) from None
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
-    connection.execute(store_views_sql(root, skip))
     return connection
 
 
-def store_views_sql(root: Path, skip: Collection[Path] = ()) -> str:
-    """views.sql with its relative globs made absolute under `root` (a sandboxed connection has
-    no current directory to resolve them against); a glob matching a file of `skip` becomes the
-    list of the other files it matches."""
+def connect_unlocked(
+    datasets: Mapping[str, ds.Dataset], views: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB with `datasets` registered under their table names and, if `views`, the views."""
+    connection = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    for name, dataset in datasets.items():
+        connection.register(name, dataset)
+    connection.execute(table_views_sql())
+    if views:
+        connection.execute(VIEWS_SQL.read_text())
+    return connection
 
-    def absolute(match: re.Match[str]) -> str:
-        pattern = match.group(1)
-        matched = sorted(root.glob(pattern)) if skip else []
-        kept = [path for path in matched if path not in skip]
-        if len(kept) < len(matched) and kept:
-            return f"read_parquet({_quoted_list(kept)}"
-        return f"read_parquet({_quoted(root / pattern)}"
 
-    return _VIEW_SOURCE.sub(absolute, VIEWS_SQL.read_text())
+def table_views_sql() -> str:
+    """One view per table of `priors` over the rows that belong to it (relations: fresh and
+    rolled up), and `uncompacted_relations`, the relations compaction has not counted yet."""
+    partitions = {table: (table,) for table in IN_PRIORS}
+    partitions["relations"] = ("relations", ROLLED_RELATIONS)
+    partitions["uncompacted_relations"] = ("relations",)
+    return "\n".join(
+        f"CREATE OR REPLACE VIEW {view} AS SELECT "
+        f"{', '.join(schema_of(view.removeprefix('uncompacted_')).names)} FROM {PRIORS} "
+        f"WHERE {TABLE_COLUMN} IN ({', '.join(repr(name) for name in names)});"
+        for view, names in partitions.items()
+    )
 
 
 def run_read_query(
@@ -125,68 +134,39 @@ def _one_line(error: Exception) -> str:
     return " ".join(str(error).split())
 
 
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+PRIOR_COLUMNS = [TABLE_COLUMN, "image_id", "caption", "object_index", "name", "span", "count"]
+PRIOR_COLUMNS += ["attribute_index", "value", "kind", "relation_index", "subject_index"]
+PRIOR_COLUMNS += ["predicate"]
+"""The columns of `priors` that `read_priors` needs from its rows."""
 
 
-def _quoted_list(files: Sequence[Path]) -> str:
-    return "[" + ", ".join(map(_quoted, files)) + "]"
-
-
-def _file_list(files: Sequence[Path]) -> str:
-    return f"read_parquet({_quoted_list(files)})"
-
-
-def relation_rollup(connection: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> pa.Table:
-    """`relation_counts` rows of relation files: mentions per triple, most mentioned first."""
-    sql = f"""
-    SELECT prior_set_id, dataset, subject_name AS subject, predicate, object_name AS object,
-           count(*) AS mentions
-    FROM {_file_list(files)}
-    GROUP BY ALL
-    ORDER BY mentions DESC, subject, predicate, object
-    """
-    with connection.cursor() as cursor:
-        return cursor.sql(sql).to_arrow_table().cast(schema_of("relation_counts"))
-
-
-def read_priors(
-    connection: duckdb.DuckDBPyConnection,
-    files: dict[str, Sequence[Path]],
-    prior_set_id: str,
-    image_ids: list[str],
-) -> list[dict[str, Any]]:
-    """Caption and priors of `image_ids`, one dict per image with priors, in a single query.
-
-    `files` maps captions/objects/attributes/relations to the Parquet files to read.
-    """
-    sql = f"""
-    WITH wanted AS (SELECT DISTINCT unnest($ids::VARCHAR[]) AS image_id),
-    caps AS (
-        SELECT image_id, caption FROM {_file_list(files["captions"])}
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+def read_priors(connection: duckdb.DuckDBPyConnection, rows: pa.Table) -> list[dict[str, Any]]:
+    """Caption and priors of each image in `rows` (the `PRIOR_COLUMNS` of one prior set's
+    captions, objects, attributes and relations rows of the wanted images), one dict per image
+    with a caption."""
+    connection.register("wanted_rows", rows)
+    sql = """
+    WITH caps AS (
+        SELECT image_id, caption FROM wanted_rows WHERE table_name = 'captions'
     ),
     objs AS (
         SELECT image_id,
-               list({{'name': name, 'span': span, 'count': count}} ORDER BY object_index) AS items
-        FROM {_file_list(files["objects"])}
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+               list({'name': name, 'span': span, 'count': count} ORDER BY object_index) AS items
+        FROM wanted_rows WHERE table_name = 'objects'
         GROUP BY image_id
     ),
     attrs AS (
         SELECT image_id,
-               list({{'object': object_index, 'value': value, 'kind': kind}}
+               list({'object': object_index, 'value': value, 'kind': kind}
                     ORDER BY attribute_index) AS items
-        FROM {_file_list(files["attributes"])}
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+        FROM wanted_rows WHERE table_name = 'attributes'
         GROUP BY image_id
     ),
     rels AS (
         SELECT image_id,
-               list({{'subject': subject_index, 'predicate': predicate, 'object': object_index}}
+               list({'subject': subject_index, 'predicate': predicate, 'object': object_index}
                     ORDER BY relation_index) AS items
-        FROM {_file_list(files["relations"])}
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+        FROM wanted_rows WHERE table_name IN ('relations', 'rolled_relations')
         GROUP BY image_id
     )
     SELECT caps.image_id, caps.caption,
@@ -198,7 +178,7 @@ def read_priors(
     LEFT JOIN attrs USING (image_id)
     LEFT JOIN rels USING (image_id)
     """
-    with connection.cursor() as cursor:
-        result = cursor.execute(sql, {"ids": image_ids, "prior_set": prior_set_id})
-        names = [column[0] for column in result.description]
-        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    try:
+        return connection.sql(sql).to_arrow_table().to_pylist()
+    finally:
+        connection.unregister("wanted_rows")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from storage.records import FailureRecord, ImagePriors, ImageRecord
-from storage.schema import schema_of
+from storage.schema import TABLE_COLUMN, schema_of
 
 
 class InvalidRecordError(ValueError):
@@ -47,6 +47,21 @@ def to_table(table: str, columns: dict[str, list[Any]]) -> pa.Table:
         raise InvalidRecordError(f"{table}: a value has the wrong type ({error})") from None
 
 
+def priors_rows(
+    key: ShardKey,
+    images: Sequence[ImageRecord],
+    priors: Sequence[ImagePriors],
+    failures: Sequence[FailureRecord],
+) -> pa.Table:
+    """Every row of one shard as rows of the `priors` Delta table: each shard table's columns
+    (the others are null there) and its name in `table_name`."""
+    stacked = []
+    for table, rows in shard_tables(key, images, priors, failures).items():
+        names = pa.array([table] * rows.num_rows, pa.string())
+        stacked.append(rows.append_column(TABLE_COLUMN, names))
+    return pa.concat_tables(stacked, promote_options="default")
+
+
 def shard_tables(
     key: ShardKey,
     images: Sequence[ImageRecord],
@@ -61,47 +76,30 @@ def shard_tables(
         **_priors_tables(key, priors),
         "failures": _failures_table(key, failures),
     }
-    return {**tables, **_count_tables(key, tables)}
+    return tables | {table: counts(table, tables[_COUNTS[table][0]]) for table in _COUNTS}
 
 
-def _count_tables(key: ShardKey, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """The shard's frequency counts: objects by name, attributes by kind and value, predicates."""
-    objects = (
-        tables["objects"]
-        .group_by("name", use_threads=False)
-        .aggregate([("object_index", "count"), ("count", "sum")])
-    )
-    attributes = (
-        tables["attributes"]
-        .group_by(["kind", "value"], use_threads=False)
-        .aggregate([("attribute_index", "count")])
-    )
-    predicates = (
-        tables["relations"]
-        .group_by("predicate", use_threads=False)
-        .aggregate([("relation_index", "count")])
-    )
-    return {
-        "object_counts": _with_key(key, "object_counts", objects),
-        "attribute_counts": _with_key(key, "attribute_counts", attributes),
-        "predicate_counts": _with_key(key, "predicate_counts", predicates),
-    }
+_COUNTS = {  # count table: the shard table it counts, its group keys, its aggregates in order
+    "image_counts": (
+        "captions",
+        ["num_objects"],
+        [("image_id", "count"), ("num_attributes", "sum"), ("num_relations", "sum")],
+    ),
+    "object_counts": ("objects", ["name"], [("object_index", "count"), ("count", "sum")]),
+    "attribute_counts": ("attributes", ["kind", "value"], [("attribute_index", "count")]),
+    "predicate_counts": ("relations", ["predicate"], [("relation_index", "count")]),
+}
 
 
-def _with_key(key: ShardKey, table: str, counts: pa.Table) -> pa.Table:
-    """Aggregates (group keys first, then mentions[, instances]) with the shard key in front."""
-    schema = schema_of(table)
-    constant = {
-        "prior_set_id": key.prior_set_id,
-        "dataset": key.dataset,
-        "split": key.split,
-        "shard": key.shard,
-    }
-    keys = [pa.array([value] * counts.num_rows, pa.string()) for value in constant.values()]
-    group_keys = [name for name in schema.names[len(constant) :] if name in counts.column_names]
-    aggregates = [name for name in counts.column_names if name not in group_keys]
-    columns = keys + [counts[name] for name in group_keys] + [counts[name] for name in aggregates]
-    return pa.Table.from_arrays(columns, schema=schema)
+def counts(table: str, rows: pa.Table) -> pa.Table:
+    """The per-shard count table `table` (of `_COUNTS`) of rows of any shards: the statistics
+    add up these few rows instead of grouping every prior row."""
+    _, group_keys, aggregates = _COUNTS[table]
+    keys = [*(field.name for field in fields(ShardKey)), *group_keys]
+    grouped = rows.group_by(keys, use_threads=False).aggregate(aggregates)
+    columns = [grouped[name] for name in keys]
+    columns += [grouped[f"{column}_{function}"] for column, function in aggregates]
+    return pa.Table.from_arrays(columns, schema=schema_of(table))
 
 
 def _reject_duplicates(what: str, image_ids: Iterable[str]) -> None:
