@@ -1,5 +1,6 @@
-"""DuckDB over the store: one version's Delta tables registered as Arrow datasets, the table
-views and the statistics views of `views.sql` over them, read-only queries, batched prior reads."""
+"""DuckDB over the store: one version's Delta tables (their Parquet files, or Arrow datasets for
+S3), the table views and the statistics views of `views.sql` over them, read-only queries,
+batched prior reads."""
 
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from storage.schema import IN_PRIORS, PRIORS, ROLLED_RELATIONS, TABLE_COLUMN, schema_of
+from storage.schema import (
+    IN_PRIORS,
+    PARTITIONS,
+    PRIORS,
+    ROLLED_RELATIONS,
+    TABLE_COLUMN,
+    delta_schema_of,
+    schema_of,
+)
+from storage.tables import Source, one_line
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 DEFAULT_MEMORY_LIMIT = "4GB"
@@ -29,40 +39,78 @@ class QueryTimeoutError(QueryError):
 
 
 def connect(
-    datasets: Mapping[str, ds.Dataset], memory_limit: str = DEFAULT_MEMORY_LIMIT
+    sources: Mapping[str, Source],
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    readable: Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB over `datasets` (one version of each Delta table) with every table and
-    statistics view, sandboxed: it reads no file at all (the data come as Arrow datasets),
-    installs and loads no extension, holds at most `memory_limit`, and its settings are locked
-    so no query can lift any of this."""
-    connection = connect_unlocked(datasets)
+    """An in-memory DuckDB over `sources` (one version of each Delta table) with every table and
+    statistics view, sandboxed: it reads files under the folder `readable` only (none if None:
+    Arrow datasets need none), installs and loads no extension, holds at most `memory_limit`, and
+    its settings are locked so no query can lift any of this."""
+    connection = new_connection()
+    if readable is not None:
+        connection.execute("SET allowed_directories = ?", [[f"{readable}/"]])
     connection.execute("SET temp_directory = ''")
     try:
         connection.execute("SET memory_limit = ?", [memory_limit])
     except duckdb.Error as error:
         raise QueryError(
             f"memory limit {memory_limit!r} is not a size such as {DEFAULT_MEMORY_LIMIT} "
-            f"({_one_line(error)})"
+            f"({one_line(error)})"
         ) from None
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
+    _add_views(connection, sources, views=True)
     return connection
 
 
 def connect_unlocked(
-    datasets: Mapping[str, ds.Dataset], views: bool = True
+    sources: Mapping[str, Source], views: bool = True
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB with `datasets` registered under their table names and, if `views`, the views."""
+    """A DuckDB over `sources` with the table views and, if `views`, the statistics views."""
+    connection = new_connection()
+    _add_views(connection, sources, views)
+    return connection
+
+
+def new_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that loads no extension and caches Parquet footers."""
     connection = duckdb.connect(
         ":memory:",
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
     )
-    for name, dataset in datasets.items():
-        connection.register(name, dataset)
+    connection.execute("SET parquet_metadata_cache = true")  # Delta never rewrites a file
+    return connection
+
+
+def _add_views(
+    connection: duckdb.DuckDBPyConnection, sources: Mapping[str, Source], views: bool
+) -> None:
+    """Each table of `sources` under its name (a view over its files, or the registered Arrow
+    dataset), the table views over `priors` and, if `views`, the statistics views."""
+    for name, source in sources.items():
+        if isinstance(source, ds.Dataset):
+            connection.register(name, source)
+        elif not source:  # a table without files yet
+            connection.register(name, delta_schema_of(name).empty_table())
+        else:
+            connection.execute(_files_view_sql(name, source))
     connection.execute(table_views_sql())
     if views:
         connection.execute(VIEWS_SQL.read_text())
-    return connection
+
+
+def _files_view_sql(table: str, files: list[str]) -> str:
+    """A view of the Delta table `table` over its Parquet `files`, partition values read from
+    their paths (all strings), columns in the table's order (matched by name: a file written
+    before a column was added has nulls there)."""
+    columns = ", ".join(f'"{name}"' for name in delta_schema_of(table).names)
+    paths = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+    hive = ", hive_partitioning = true, hive_types_autocast = false" if table in PARTITIONS else ""
+    return (
+        f"CREATE VIEW {table} AS SELECT {columns} "
+        f"FROM read_parquet([{paths}], union_by_name = true{hive})"
+    )
 
 
 def table_views_sql() -> str:
@@ -87,7 +135,7 @@ def run_read_query(
     try:
         statements = connection.extract_statements(sql)
     except duckdb.Error as error:
-        raise QueryError(_one_line(error)) from None
+        raise QueryError(one_line(error)) from None
     if len(statements) != 1:
         raise QueryError(f"expected one SQL statement, got {len(statements)}")
     if statements[0].type != duckdb.StatementType.SELECT:
@@ -104,7 +152,7 @@ def run_read_query(
                 "narrow it or give a larger --timeout"
             ) from None
         except duckdb.Error as error:
-            raise QueryError(_one_line(error)) from None
+            raise QueryError(one_line(error)) from None
 
 
 @contextlib.contextmanager
@@ -128,10 +176,6 @@ def _time_limit(
         yield expired
     finally:
         timer.cancel()
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
 
 
 PRIOR_COLUMNS = [TABLE_COLUMN, "image_id", "caption", "object_index", "name", "span", "count"]

@@ -80,11 +80,6 @@ def shard_tables(
 
 
 _COUNTS = {  # count table: the shard table it counts, its group keys, its aggregates in order
-    "image_counts": (
-        "captions",
-        ["num_objects"],
-        [("image_id", "count"), ("num_attributes", "sum"), ("num_relations", "sum")],
-    ),
     "object_counts": ("objects", ["name"], [("object_index", "count"), ("count", "sum")]),
     "attribute_counts": ("attributes", ["kind", "value"], [("attribute_index", "count")]),
     "predicate_counts": ("relations", ["predicate"], [("relation_index", "count")]),

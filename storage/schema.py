@@ -80,13 +80,6 @@ _COLUMNS: dict[str, list[pa.Field]] = {
     ],
     # Per-shard counts, written in the same transaction as the shard's rows: the frequency
     # statistics sum these few rows instead of grouping millions of prior rows.
-    "image_counts": [
-        *_SHARD_KEY,
-        pa.field("num_objects", pa.int32()),
-        pa.field("image_count", pa.int64()),
-        pa.field("attribute_count", pa.int64()),
-        pa.field("relation_count", pa.int64()),
-    ],
     "object_counts": [
         *_SHARD_KEY,
         pa.field("name", pa.string()),
@@ -113,9 +106,6 @@ _COLUMNS: dict[str, list[pa.Field]] = {
         pa.field("predicate", pa.string()),
         pa.field("object", pa.string()),
         pa.field("mentions", pa.int64()),
-        # 1 for the most mentioned triple of its prior set and dataset: a top-N read filters on
-        # it and skips all but the first row group
-        pa.field("rank", pa.int64()),
     ],
     "rolled_shards": list(_SHARD_KEY),
     "text_embeddings": [
@@ -170,7 +160,6 @@ SHARD_TABLES = (
     "attributes",
     "relations",
     "failures",
-    "image_counts",
     "object_counts",
     "attribute_counts",
     "predicate_counts",

@@ -46,8 +46,8 @@ STATISTICS_SQL: dict[str, str] = {
         FROM predicate_counts WHERE {_WHERE}
         GROUP BY predicate ORDER BY mentions DESC, predicate LIMIT $top""",
     "objects_per_image": f"""
-        SELECT num_objects AS objects, sum(image_count)::BIGINT AS images
-        FROM image_counts WHERE {_WHERE}
+        SELECT num_objects AS objects, count(*) AS images
+        FROM captions WHERE {_WHERE}
         GROUP BY num_objects ORDER BY objects""",
     "class_coverage": f"""
         SELECT prior_set_id, dataset, classes, covered, coverage
@@ -56,49 +56,27 @@ STATISTICS_SQL: dict[str, str] = {
 }
 
 
-# Top relations of one prior set in one dataset, where relation_counts holds each triple once
-# (sorted by count, so a floor on its count is pushed down to skip row groups) and the relations
-# written since compaction are grouped once (`_RECENT`, registered as `recent_relations`):
-# 1. `$head_floor`, the N-th largest rolled-up count: every triple whose combined count can
-#    reach the top N without recent mentions is at or above it.
-# 2. `_FLOOR_OF_ONE_SET`: over that head and the recent triples, the N-th largest combined count
-#    (a recent triple outside the head counted without its rolled-up part: a lower bound) is a
-#    lower bound of the answer's N-th; a recent triple outside the head can reach it only if its
-#    rolled-up count is at least that bound minus its recent count, so the floor is that bound
-#    minus the largest recent count of those triples (of none: the head floor itself).
-# 3. `_TOP_RELATIONS_OF_ONE_SET`: the triples at or above the floor, plus the recent ones.
-_RECENT = f"""
-    SELECT subject_name AS subject, predicate, object_name AS object, count(*) AS mentions
-    FROM uncompacted_relations WHERE {_WHERE}
-    GROUP BY ALL"""
-_HEAD_FLOOR_OF_ONE_SET = f"""
-    SELECT if(count(*) < $top, 0, min(mentions))
-    FROM relation_counts WHERE {_WHERE} AND rank <= $top"""
-_FLOOR_OF_ONE_SET = f"""
-    WITH head AS (
-        SELECT subject, predicate, object, mentions FROM relation_counts
-        WHERE {_WHERE} AND mentions >= $head_floor
-    ),
-    candidates AS (
-        SELECT coalesce(head.mentions, 0) + coalesce(recent.mentions, 0) AS mentions,
-               head.mentions IS NULL AS outside, recent.mentions AS recent
-        FROM head FULL JOIN recent_relations AS recent USING (subject, predicate, object)
-    ),
-    bound AS (
-        SELECT if(count(*) < $top, 0, min(mentions)) AS mentions
-        FROM (SELECT mentions FROM candidates ORDER BY mentions DESC LIMIT $top)
-    )
-    SELECT least($head_floor, (SELECT mentions FROM bound) - coalesce(max(recent), 0))
-    FROM candidates
-    WHERE outside AND recent + $head_floor > (SELECT mentions FROM bound)"""
+# Top relations of one prior set in one dataset, where relation_counts holds each triple once:
+# a triple whose rolled-up count is below the N-th largest one minus the largest count of the
+# uncompacted shards cannot reach the top N, so only the few triples above that floor are read
+# and added to the uncompacted ones (whose rolled-up count, if below it, does not matter).
 _TOP_RELATIONS_OF_ONE_SET = f"""
-    WITH head AS (
-        SELECT subject, predicate, object, mentions FROM relation_counts
-        WHERE {_WHERE} AND mentions >= $floor
-    )
+    WITH recent AS (
+        SELECT subject_name AS subject, predicate, object_name AS object, count(*) AS mentions
+        FROM uncompacted_relations WHERE {_WHERE}
+        GROUP BY ALL
+    ),
+    rolled AS (SELECT subject, predicate, object, mentions FROM relation_counts WHERE {_WHERE}),
+    leaders AS (SELECT mentions FROM rolled ORDER BY mentions DESC LIMIT $top),
+    floor AS (
+        SELECT if(count(*) < $top, 0, min(mentions))
+               - (SELECT coalesce(max(mentions), 0) FROM recent) AS mentions
+        FROM leaders
+    ),
+    head AS (SELECT * FROM rolled WHERE mentions >= (SELECT mentions FROM floor))
     SELECT subject, predicate, object,
            coalesce(head.mentions, 0) + coalesce(recent.mentions, 0) AS mentions
-    FROM head FULL JOIN recent_relations AS recent USING (subject, predicate, object)
+    FROM head FULL JOIN recent USING (subject, predicate, object)
     ORDER BY mentions DESC, subject, predicate, object LIMIT $top"""
 
 
@@ -106,29 +84,10 @@ def statistic(
     connection: duckdb.DuckDBPyConnection, name: str, where: StatisticsFilter
 ) -> pa.Table:
     """One statistic of `STATISTICS_SQL` as an Arrow table."""
-    values = {"dataset": where.dataset, "prior_set": where.prior_set_id, "top": where.top}
+    sql = STATISTICS_SQL[name]
     if name == "top_relations" and (one_set := _one_prior_set_and_dataset(connection, where)):
-        values |= {"dataset": one_set.dataset, "prior_set": one_set.prior_set_id}
-        return _top_relations_of_one_set(connection, values)
-    return _run(connection, STATISTICS_SQL[name], values)
-
-
-def _top_relations_of_one_set(
-    connection: duckdb.DuckDBPyConnection, values: dict[str, object]
-) -> pa.Table:
-    """top_relations of one prior set and dataset, reading few rolled-up counts (see above)."""
-    connection.register("recent_relations", _run(connection, _RECENT, values))
-    try:
-        head_floor = _run(connection, _HEAD_FLOOR_OF_ONE_SET, values)[0][0].as_py()
-        values = {**values, "head_floor": head_floor}
-        floor = _run(connection, _FLOOR_OF_ONE_SET, values)[0][0].as_py()
-        return _run(connection, _TOP_RELATIONS_OF_ONE_SET, {**values, "floor": floor})
-    finally:
-        connection.unregister("recent_relations")
-
-
-def _run(connection: duckdb.DuckDBPyConnection, sql: str, values: dict[str, object]) -> pa.Table:
-    """`sql` with those of `values` it names as parameters."""
+        sql, where = _TOP_RELATIONS_OF_ONE_SET, one_set
+    values = {"dataset": where.dataset, "prior_set": where.prior_set_id, "top": where.top}
     parameters = {key: value for key, value in values.items() if f"${key}" in sql}
     return connection.sql(sql, params=parameters).to_arrow_table()
 

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import duckdb
 import numpy as np
@@ -51,19 +50,19 @@ from storage.schema import (
     TABLE_COLUMN,
     schema_of,
 )
-from storage.tables import AsOf, StoreError, StoreLocation, sql_list, sql_literal
+from storage.tables import AsOf, StoreError, StoreLocation, one_line, sql_list, sql_literal
 
 QUARANTINE_DIR = "_quarantine"
 """Where `repair` moves damaged files: under the root, beside the tables."""
 _OPTIMIZE_OPTIONS = {
     "target_size": 128 * 2**20,  # bytes per file compaction writes
     "max_concurrent_tasks": 1,  # one file's rows in memory at a time
-    "max_spill_size": 512 * 2**20,  # Z-order's sort spills to disk past this
+    "max_spill_size": 256 * 2**20,  # Z-order's sort spills to disk past this
     "writer_properties": tables.WRITER_PROPERTIES,
 }
 """How compaction runs delta-rs's OPTIMIZE (compact and Z-order): memory bounded whatever the
 table's size."""
-ROLLUP_MEMORY_LIMIT = "1GB"
+ROLLUP_MEMORY_LIMIT = "256MB"
 """What compaction's triple counting may hold in memory; DuckDB spills the rest to disk."""
 CONFLICT_ATTEMPTS = 5
 """Times a write whose commit conflicts with a concurrent one is redone over the newer version
@@ -74,6 +73,7 @@ _RELATIONS = ("relations", ROLLED_RELATIONS)  # the partitions of the relations 
 _PRIOR_TABLES = ("captions", "objects", "attributes", *_RELATIONS)  # what read_priors reads
 _PER_IMAGE_TABLES = ("images", "failures", *_PRIOR_TABLES)  # compaction sorts them by image_id
 _FAILED_IMAGE_TABLES = ("images", "failures")  # a failed image has rows in these only
+_SHARD_NAMES = ("dataset", "split", "shard")  # a shard within its prior set
 
 
 class SchemaVersionError(StoreError):
@@ -86,7 +86,7 @@ class ConcurrentWriteError(StoreError):
 
 @dataclass(frozen=True)
 class CompactionReport:
-    """How many Parquet files compaction merged and how many it wrote."""
+    """How many Parquet files the compacted tables held before compaction and after it."""
 
     files_before: int
     files_after: int
@@ -267,31 +267,25 @@ class PriorStore:
 
         rewritten = ("relations", ROLLED_RELATIONS, *ROLLUP_TABLES)
         where = f"{TABLE_COLUMN} IN {sql_list(list(rewritten))}"
-        relations = (ds.field("prior_set_id") == prior_set_id) & ds.field(TABLE_COLUMN).isin(
-            list(_RELATIONS)
-        )
+        moved = _MOVED_RELATIONS_SQL.format(table=ROLLED_RELATIONS if roll_up else "relations")
         parts: list[Iterable[pa.Table | pa.RecordBatch]] = []
         if shard is not None:
             key, rows, replaced = shard
             where += f" OR ({replaced})"
             parts.append([rows])
-            relations &= ~(
-                (ds.field("dataset") == key.dataset)
-                & (ds.field("split") == key.split)
-                & (ds.field("shard") == key.shard)
-            )
-        priors = tables.dataset(snapshot, PRIORS)
-        if roll_up:
-            connection = connect_unlocked({PRIORS: priors}, views=False)
-            connection.execute("SET memory_limit = ?", [ROLLUP_MEMORY_LIMIT])
-            connection.execute("SET temp_directory = ?", [tempfile.mkdtemp(prefix="rollup-")])
-            shards = connection.sql(_ROLLED_SHARDS_SQL, params=[prior_set_id]).to_arrow_table()
-            counts = connection.sql(_ROLLUP_SQL, params=[prior_set_id]).to_arrow_reader()
-            parts += [[shards], counts]  # the counts stream, spilled to disk past the limit
-        moved = priors.scanner(columns=PRIORS_SCHEMA.names, filter=relations).to_batches()
-        parts.append(_relabelled(moved, ROLLED_RELATIONS if roll_up else "relations"))
+            same_shard = (f"{name} = {sql_literal(getattr(key, name))}" for name in _SHARD_NAMES)
+            moved += f" AND NOT ({' AND '.join(same_shard)})"
+        source = tables.source(
+            self.location, snapshot, PRIORS, _partitions(prior_set_id, rewritten)
+        )
+        connection = connect_unlocked({PRIORS: source}, views=False)
+        connection.execute("SET memory_limit = ?", [ROLLUP_MEMORY_LIMIT])
         where = f"prior_set_id = {sql_literal(prior_set_id)} AND ({where})"
-        self._write(PRIORS, itertools.chain.from_iterable(parts), where, snapshot)
+        with tempfile.TemporaryDirectory(prefix="rollup-") as spill:
+            connection.execute("SET temp_directory = ?", [spill])
+            queries = [_ROLLED_SHARDS_SQL, _ROLLUP_SQL, moved] if roll_up else [moved]
+            parts.append(_results(connection, queries, [prior_set_id]))
+            self._write(PRIORS, itertools.chain.from_iterable(parts), where, snapshot)
 
     def done_image_ids(
         self,
@@ -333,14 +327,13 @@ class PriorStore:
         """Priors of the given images (those that have some), fetched in one batched read of
         the row groups whose image_id statistics can hold them (compaction Z-orders the rows
         by image_id, so a few images touch a few row groups)."""
-        from storage.query import read_priors
+        from storage.query import new_connection, read_priors
 
         wanted = sorted(set(image_ids))
         if not wanted:
             return {}
         if self._reader is None or self._reader_pid != os.getpid():
-            self._reader = duckdb.connect(":memory:")  # one per process: opening costs ~0.1 s
-            self._reader.execute("SET parquet_metadata_cache = true")  # Delta's files never change
+            self._reader = new_connection()  # one per process: opening costs ~0.1 s
             self._reader_pid = os.getpid()
         rows = self._prior_rows(prior_set_id, wanted)
         return {row["image_id"]: ImagePriors(**row) for row in read_priors(self._reader, rows)}
@@ -353,20 +346,18 @@ class PriorStore:
         DuckDB take a path holding `*` or `?` literally: such a store is scanned with Arrow too)."""
         from storage.query import PRIOR_COLUMNS
 
-        snapshot, files = self._table(PRIORS), _partitions(prior_set_id, _PRIOR_TABLES)
-        if self.location.local is None or set("*?") & set(self.location.uri):
+        files = _partitions(prior_set_id, _PRIOR_TABLES)
+        source = tables.source(self.location, self._table(PRIORS), PRIORS, files)
+        if isinstance(source, ds.Dataset):
             wanted_ids = ds.field("image_id").isin(pa.array(wanted, pa.string()))
-            dataset = tables.dataset(snapshot, PRIORS, files)
-            return dataset.to_table(columns=list(PRIOR_COLUMNS), filter=wanted_ids)
+            return source.to_table(columns=list(PRIOR_COLUMNS), filter=wanted_ids)
+        if not source:
+            return PRIORS_SCHEMA.empty_table().select(list(PRIOR_COLUMNS))
         sql = (
             f"SELECT {', '.join(PRIOR_COLUMNS)} FROM read_parquet($files, hive_partitioning = "
-            f"true, hive_types = {{'{TABLE_COLUMN}': VARCHAR}}) "
-            "WHERE image_id IN (SELECT unnest($ids))"
+            "true, hive_types_autocast = false) WHERE image_id IN (SELECT unnest($ids))"
         )
-        paths = [unquote(path) for path in snapshot.file_uris(file_pruning_predicate=files)]
-        if not paths:
-            return PRIORS_SCHEMA.empty_table().select(list(PRIOR_COLUMNS))
-        return self._reader.sql(sql, params={"files": paths, "ids": wanted}).to_arrow_table()
+        return self._reader.sql(sql, params={"files": source, "ids": wanted}).to_arrow_table()
 
     # -- compaction -----------------------------------------------------------------------------
 
@@ -380,24 +371,20 @@ class PriorStore:
             self._require_prior_set(prior_set_id)
         if error := self.damage_error():
             raise error
-        before = after = 0
+        compacted = (PRIORS, "text_embeddings") if prior_set_id else DELTA_TABLES
+        before = self._data_files(compacted, prior_set_id)
         for prior_set in [prior_set_id] if prior_set_id else self.prior_set_ids():
-            rolled_before, rolled_after = self._roll_up_relations(prior_set)
-            before, after = before + rolled_before, after + rolled_after
+            self._roll_up_relations(prior_set)
         in_set = [("prior_set_id", "=", prior_set_id)] if prior_set_id else []
-        for table in (PRIORS, "text_embeddings") if prior_set_id else DELTA_TABLES:
+        for table in compacted:
             delta = self._table(table)
             if table == PRIORS:
                 for partition in _unsorted_partitions(delta, prior_set_id):
-                    metrics = delta.optimize.z_order(["image_id"], partition, **_OPTIMIZE_OPTIONS)
-                    before += int(metrics["numFilesRemoved"])
-                    after += int(metrics["numFilesAdded"])
+                    delta.optimize.z_order(["image_id"], partition, **_OPTIMIZE_OPTIONS)
                 others = [*in_set, (TABLE_COLUMN, "not in", list(_PER_IMAGE_TABLES))]
-                metrics = delta.optimize.compact(others, **_OPTIMIZE_OPTIONS)
+                delta.optimize.compact(others, **_OPTIMIZE_OPTIONS)
             else:
-                metrics = delta.optimize.compact(**_OPTIMIZE_OPTIONS)
-            before += int(metrics["numFilesRemoved"])
-            after += int(metrics["numFilesAdded"])
+                delta.optimize.compact(**_OPTIMIZE_OPTIONS)
             delta.vacuum(
                 retention_hours,
                 dry_run=False,
@@ -405,21 +392,28 @@ class PriorStore:
             )
             delta.create_checkpoint()
             delta.cleanup_metadata()
-        return CompactionReport(before, after)
+        return CompactionReport(before, self._data_files(compacted, prior_set_id))
 
-    def _roll_up_relations(self, prior_set_id: str) -> tuple[int, int]:
+    def _data_files(self, compacted: Sequence[str], prior_set_id: str | None) -> int:
+        """Data files of the latest versions of these tables (of `priors`: of the prior set's
+        partitions, if given)."""
+        in_set = f"prior_set_id = {sql_literal(prior_set_id)}" if prior_set_id else None
+        return sum(
+            len(self._table(table).file_uris(in_set if table == PRIORS else None))
+            for table in compacted
+        )
+
+    def _roll_up_relations(self, prior_set_id: str) -> None:
         """Count the prior set's relations written since the last rollup into relation_counts
-        (one commit; redone over a newer version when a concurrent commit conflicts). Returns
-        the files of the relation partitions before and after."""
+        (one commit; redone over a newer version when a concurrent commit conflicts)."""
         fresh = (ds.field("prior_set_id") == prior_set_id) & (ds.field(TABLE_COLUMN) == "relations")
         for attempt in range(CONFLICT_ATTEMPTS):
             snapshot = self._table(PRIORS)
             if not tables.dataset(snapshot, PRIORS).count_rows(filter=fresh):
-                return 0, 0
-            before = _relation_files(snapshot, prior_set_id)
+                return
             try:
                 self._rewrite_relations(snapshot, prior_set_id, roll_up=True)
-                return before, _relation_files(self._table(PRIORS), prior_set_id)
+                return
             except ConcurrentWriteError:
                 if attempt == CONFLICT_ATTEMPTS - 1:
                     raise
@@ -509,18 +503,20 @@ class PriorStore:
         `storage.query.connect`."""
         from storage.query import DEFAULT_MEMORY_LIMIT, connect
 
-        return connect(self.snapshot(as_of), memory_limit or DEFAULT_MEMORY_LIMIT)
+        readable = self.location.local if self.location.duckdb_reads_files else None
+        return connect(self.snapshot(as_of), memory_limit or DEFAULT_MEMORY_LIMIT, readable)
 
-    def snapshot(self, as_of: AsOf = None) -> dict[str, ds.Dataset]:
-        """Each Delta table as an Arrow dataset of one version: `priors` at `as_of`, the others
+    def snapshot(self, as_of: AsOf = None) -> dict[str, tables.Source]:
+        """Each Delta table of one version as DuckDB reads it: `priors` at `as_of`, the others
         as they were when that version was committed (all latest when `as_of` is None)."""
         try:
             priors = tables.open_table(self.location, PRIORS, as_of)
         except DeltaError as error:
-            raise StoreError(f"the store has no version {as_of}: {_one_line(error)}") from None
+            raise StoreError(f"the store has no version {as_of}: {one_line(error)}") from None
         when = None if as_of is None else tables.commit_time(priors)
         return {
-            table: tables.dataset(
+            table: tables.source(
+                self.location,
                 priors if table == PRIORS else tables.open_table(self.location, table, when),
                 table,
             )
@@ -637,7 +633,7 @@ class PriorStore:
         except CommitFailedError as error:
             raise ConcurrentWriteError(
                 f"{table}: a concurrent commit conflicts with this write; retry it "
-                f"({_one_line(error)})"
+                f"({one_line(error)})"
             ) from None
 
     def _add_new(
@@ -662,26 +658,16 @@ class PriorStore:
 # most mentioned first (so a top-N read skips most row groups), and the shards they count.
 _ROLLUP_SQL = f"""
     SELECT 'relation_counts' AS {TABLE_COLUMN}, prior_set_id, dataset, '' AS split, '' AS shard,
-           subject, predicate, object, mentions,
-           row_number() OVER (
-               PARTITION BY dataset ORDER BY mentions DESC, subject, predicate, object
-           ) AS rank
-    FROM (
-        SELECT prior_set_id, dataset, subject_name AS subject, predicate, object_name AS object,
-               count(*) AS mentions
-        FROM relations WHERE prior_set_id = $1
-        GROUP BY ALL
-    )
-    ORDER BY dataset, rank"""
+           subject_name AS subject, predicate, object_name AS object, count(*) AS mentions
+    FROM {PRIORS} WHERE prior_set_id = $1 AND {TABLE_COLUMN} IN {sql_list(list(_RELATIONS))}
+    GROUP BY ALL
+    ORDER BY dataset, mentions DESC"""
 _ROLLED_SHARDS_SQL = f"""
     SELECT DISTINCT 'rolled_shards' AS {TABLE_COLUMN}, prior_set_id, dataset, split, shard
-    FROM relations WHERE prior_set_id = $1"""
-
-
-def _relation_files(snapshot: DeltaTable, prior_set_id: str) -> int:
-    """Files of the prior set's relations and relation counts in `snapshot`."""
-    files = _files_per_partition(snapshot)
-    return sum(files[prior_set_id, table] for table in (*_RELATIONS, *ROLLUP_TABLES))
+    FROM {PRIORS} WHERE prior_set_id = $1 AND {TABLE_COLUMN} IN {sql_list(list(_RELATIONS))}"""
+_MOVED_RELATIONS_SQL = f"""
+    SELECT * REPLACE ('{{table}}' AS {TABLE_COLUMN})
+    FROM {PRIORS} WHERE prior_set_id = $1 AND {TABLE_COLUMN} IN {sql_list(list(_RELATIONS))}"""
 
 
 def _files_per_partition(snapshot: DeltaTable) -> Counter[tuple[str, str]]:
@@ -690,11 +676,12 @@ def _files_per_partition(snapshot: DeltaTable) -> Counter[tuple[str, str]]:
     return Counter((a["partition.prior_set_id"], a[f"partition.{TABLE_COLUMN}"]) for a in actions)
 
 
-def _relabelled(batches: Iterable[pa.RecordBatch], table: str) -> Iterator[pa.RecordBatch]:
-    """`batches` of `priors` rows moved to the partition of `table`."""
-    for batch in batches:
-        index = batch.schema.get_field_index(TABLE_COLUMN)
-        yield batch.set_column(index, TABLE_COLUMN, pa.array([table] * batch.num_rows))
+def _results(
+    connection: duckdb.DuckDBPyConnection, queries: list[str], params: list[str]
+) -> Iterator[pa.RecordBatch]:
+    """The rows of each query in turn, streamed: a query runs once the previous one is read."""
+    for sql in queries:
+        yield from connection.sql(sql, params=params).to_arrow_reader(tables.ROW_GROUP_ROWS)
 
 
 def _unsorted_partitions(delta: DeltaTable, prior_set_id: str | None) -> list[list[tuple]]:
@@ -724,7 +711,3 @@ def _require_safe_names(**names: str | None) -> None:
     for what, value in names.items():
         if value is not None and not _SAFE_NAME.match(value):
             raise StoreError(f"{what.replace('_', ' ')} {value!r} must match {_SAFE_NAME.pattern}")
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -34,9 +35,14 @@ _REMOTE = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*):/+")
 _SCHEMES = ("s3",)
 # delta-rs builds an object-store URL whose host holds the table path; these cannot be in a host.
 _UNUSABLE_IN_PATHS = "[]"
+_GLOB_CHARACTERS = "*?"
 
 AsOf = int | datetime | None
 """A version of the `priors` table, a point in time, or None for the latest version."""
+Source = ds.Dataset | list[str]
+"""One version of a Delta table as DuckDB reads it: the paths of its Parquet files, which DuckDB
+reads itself, or an Arrow dataset where it cannot (S3: DuckDB reads it only through httpfs, an
+extension that cannot be installed here)."""
 
 
 class StoreError(Exception):
@@ -71,6 +77,12 @@ class StoreLocation:
     def local(self) -> Path | None:
         """The folder of a local store, None for a remote one."""
         return None if _REMOTE.match(self.uri) else Path(self.uri)
+
+    @property
+    def duckdb_reads_files(self) -> bool:
+        """Whether DuckDB reads the store's files itself: a local folder whose path it would not
+        take for a glob (`*`, `?`)."""
+        return self.local is not None and not set(_GLOB_CHARACTERS) & set(self.uri)
 
     def table_uri(self, table: str) -> str:
         return f"{self.uri}/{table}"
@@ -116,6 +128,15 @@ def dataset(delta: DeltaTable, table: str, files: str | None = None) -> ds.Datas
         filesystem=_filesystem(delta.table_uri),
         file_pruning_predicate=files,
     )
+
+
+def source(
+    location: StoreLocation, delta: DeltaTable, table: str, files: str | None = None
+) -> Source:
+    """The snapshot `delta` of `table` as DuckDB reads it (see `Source`); `files` as `dataset`'s."""
+    if not location.duckdb_reads_files:
+        return dataset(delta, table, files)
+    return [unquote(uri) for uri in delta.file_uris(file_pruning_predicate=files)]
 
 
 @functools.cache
@@ -178,3 +199,8 @@ def sql_literal(value: str) -> str:
 
 def sql_list(values: list[str]) -> str:
     return "(" + ", ".join(map(sql_literal, values)) + ")"
+
+
+def one_line(error: Exception) -> str:
+    """An error's message on one line (what a user sees of a library's error)."""
+    return " ".join(str(error).split())

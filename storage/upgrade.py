@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from storage import tables
-from storage.rows import counts
 from storage.schema import DELTA_TABLES, PRIORS, SCHEMA_VERSION, SHARD_TABLES, TABLE_COLUMN
 from storage.store import SchemaVersionError, StoreError
 from storage.tables import StoreLocation
@@ -25,9 +23,7 @@ from storage.tables import StoreLocation
 LEGACY_MANIFEST = "store.json"
 LEGACY_FOLDER = "_parquet_layout"
 LEGACY_VERSIONS = (1, 2, 3)
-BATCH_ROWS = 1_000_000
-"""Rows converted per commit: the conversion holds about one batch in memory."""
-_LEGACY_ANCHOR = "schema.parquet"
+_ANCHOR = "schema.parquet"
 
 
 def legacy_version(root: Path) -> int | None:
@@ -78,42 +74,24 @@ def convert_legacy_store(location: StoreLocation) -> None:
         if path.name not in (LEGACY_MANIFEST, LEGACY_FOLDER):
             path.rename(legacy / path.name)
     tables.create_tables(location)
-    for table, batch in _legacy_batches(legacy):
-        tables.write(location, table, batch)
+    for table in (*SHARD_TABLES, *(t for t in DELTA_TABLES if t != PRIORS)):
+        if files := [p for p in sorted((legacy / table).rglob("*.parquet")) if p.name != _ANCHOR]:
+            target = PRIORS if table in SHARD_TABLES else table
+            tables.write(location, target, (_legacy_rows(path, table) for path in files))
     (root / LEGACY_MANIFEST).unlink()
     shutil.rmtree(legacy)
 
 
-def _legacy_batches(legacy: Path) -> Iterator[tuple[str, pa.Table]]:
-    """The rows of every old table, in batches of about `BATCH_ROWS`, as (Delta table, rows)."""
-    for table in (*SHARD_TABLES, *(t for t in DELTA_TABLES if t != PRIORS)):
-        pending: list[pa.Table] = []
-        for path in sorted((legacy / table).rglob("*.parquet")):
-            if path.name == _LEGACY_ANCHOR:
-                continue
-            try:
-                rows = pq.read_table(path, partitioning=None)
-            except (pa.ArrowInvalid, OSError) as error:
-                raise StoreError(
-                    f"{path} is damaged ({error}); move it aside (its shard's images will be "
-                    "redone) and upgrade again"
-                ) from None
-            if table == "captions":  # per-shard counts the Parquet layout did not keep
-                pending.append(_labelled(counts("image_counts", rows), "image_counts"))
-            if table in SHARD_TABLES:
-                rows = _labelled(rows, table)
-            pending.append(rows)
-            if sum(part.num_rows for part in pending) >= BATCH_ROWS:
-                yield _target(table), pa.concat_tables(pending, promote_options="default")
-                pending = []
-        if pending:
-            yield _target(table), pa.concat_tables(pending, promote_options="default")
-
-
-def _labelled(rows: pa.Table, table: str) -> pa.Table:
-    """Rows of a shard table as rows of `priors`."""
+def _legacy_rows(path: Path, table: str) -> pa.Table:
+    """The rows of one old file of `table` (as rows of `priors` for a shard table): a conversion
+    streams them into one commit per table, holding about one file at a time."""
+    try:
+        rows = pq.read_table(path, partitioning=None)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise StoreError(
+            f"{path} is damaged ({error}); move it aside (its shard's images will be redone) "
+            "and upgrade again"
+        ) from None
+    if table not in SHARD_TABLES:
+        return rows
     return rows.append_column(TABLE_COLUMN, pa.array([table] * rows.num_rows, pa.string()))
-
-
-def _target(table: str) -> str:
-    return PRIORS if table in SHARD_TABLES else table

@@ -5,9 +5,8 @@
 -- eval_images.
 
 -- Statistics. Filter them by prior_set_id and dataset; DuckDB pushes the filter into the scan.
--- Object, attribute and predicate frequencies and the per-image counts sum the per-shard *_counts
--- tables that each shard writes with its rows, a few thousand rows per shard instead of millions
--- of prior rows.
+-- Object, attribute and predicate frequencies sum the per-shard *_counts tables that each shard
+-- writes with its rows, a few thousand rows per shard instead of millions of prior rows.
 CREATE OR REPLACE VIEW object_frequency AS
     SELECT prior_set_id, dataset, name, sum(mentions) AS mentions, sum(instances) AS instances
     FROM object_counts
@@ -41,15 +40,15 @@ CREATE OR REPLACE VIEW relation_frequency AS
     GROUP BY ALL;
 
 CREATE OR REPLACE VIEW objects_per_image AS
-    SELECT prior_set_id, dataset, num_objects AS objects, sum(image_count)::BIGINT AS images
-    FROM image_counts
+    SELECT prior_set_id, dataset, num_objects AS objects, count(*) AS images
+    FROM captions
     GROUP BY ALL;
 
 -- Coverage of a dataset's class names (and synonyms, from PriorStore.write_class_names) by the
 -- object priors of that dataset's images: one row per prior set and class.
 CREATE OR REPLACE VIEW class_coverage AS
     WITH prior_set_datasets AS (
-        SELECT DISTINCT prior_set_id, dataset FROM image_counts
+        SELECT DISTINCT prior_set_id, dataset FROM captions
     ),
     matches AS (
         SELECT o.prior_set_id, o.dataset, c.class_index, sum(o.mentions) AS mentions
@@ -78,10 +77,9 @@ CREATE OR REPLACE VIEW class_coverage_summary AS
 -- One row per prior set: what it is and how much it holds.
 CREATE OR REPLACE VIEW prior_set_summary AS
     WITH counts AS (
-        SELECT prior_set_id, sum(image_count)::BIGINT AS images_with_priors,
-               sum(num_objects * image_count) AS objects, sum(attribute_count) AS attributes,
-               sum(relation_count) AS relations
-        FROM image_counts
+        SELECT prior_set_id, count(*) AS images_with_priors, sum(num_objects) AS objects,
+               sum(num_attributes) AS attributes, sum(num_relations) AS relations
+        FROM captions
         GROUP BY ALL
     ),
     failure_counts AS (

@@ -134,11 +134,11 @@ def test_compaction_merges_files_and_keeps_every_row(store, prior_set, write_dem
 
     report = store.compact()
 
-    # 10 shard tables x 4 shards and 2 embedding files. The rollup turns the 4 relations files
-    # into 3 (the moved relations, their triple counts, the shards counted); the 5 other
-    # per-image partitions are Z-ordered into a file each, and the 4 partitions of per-shard
-    # counts and the embeddings are merged into a file each.
-    files_before, files_after = 4 + 5 * 4 + 4 * 4 + 2, 3 + 5 + 4 + 1
+    # 9 shard tables x 4 shards, 2 embedding files and the prior set's. The rollup turns the 4
+    # relations files into 3 (the moved relations, their triple counts, the shards counted); the
+    # 5 other per-image partitions are Z-ordered into a file each, and the 3 partitions of
+    # per-shard counts and the embeddings are merged into a file each.
+    files_before, files_after = 4 + 5 * 4 + 3 * 4 + 2 + 1, 3 + 5 + 3 + 1 + 1
     assert (report.files_before, report.files_after) == (files_before, files_after)
     assert store.read_priors(prior_set, [f"{i}-a" for i in range(4)]) == before
     files = pa.table(DeltaTable(str(store.root / "priors")).get_add_actions(flatten=True))
@@ -147,7 +147,7 @@ def test_compaction_merges_files_and_keeps_every_row(store, prior_set, write_dem
         f["partition.prior_set_id"] for f in files if f["partition.table_name"] == "objects"
     ] == [prior_set]
     assert set(store.read_text_embeddings("minilm", ["cat", "dog"])) == {"cat", "dog"}
-    assert store.compact() == type(report)(0, 0)
+    assert store.compact() == type(report)(files_after, files_after)
 
 
 def test_rewriting_a_compacted_shard_replaces_it(store, prior_set, write_demo_shard):
@@ -163,7 +163,7 @@ def test_delete_prior_set_removes_only_its_rows(store, prior_set, spec, write_de
     other = store.register_prior_set(dataclasses.replace(spec, model="llava-next"))
     write_demo_shard("shard-0", ["a", "b"])
     store.write_shard(other, "demo", "train", "shard-0", [], [ImagePriors("z", "z")], [])
-    assert store.delete_prior_set(prior_set) == 10 + 1  # a file per shard table, and one more
+    assert store.delete_prior_set(prior_set) == 9 + 1  # a file per shard table, and one more
     assert store.done_image_ids(prior_set) == set()
     assert store.done_image_ids(other) == {"z"}
     assert count(store, "prior_sets") == 1
