@@ -12,14 +12,8 @@ from storage.records import (
 )
 from storage.rows import InvalidRecordError
 from storage.schema import SCHEMA_VERSION
-from storage.store import (
-    CompactionReport,
-    ConcurrentWriteError,
-    PriorStore,
-    RepairReport,
-    SchemaVersionError,
-    StoreError,
-)
+from storage.store import CompactionReport, PriorStore, RepairReport, SchemaVersionError
+from storage.tables import ConcurrentWriteError, StoreError
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -31,11 +31,12 @@ def _columns(table: str) -> dict[str, list[Any]]:
     return {name: [] for name in schema_of(table).names}
 
 
+_KEY_NAMES = tuple(field.name for field in fields(ShardKey))
+
+
 def _add_key(columns: dict[str, list[Any]], key: ShardKey, image_id: str) -> None:
-    columns["prior_set_id"].append(key.prior_set_id)
-    columns["dataset"].append(key.dataset)
-    columns["split"].append(key.split)
-    columns["shard"].append(key.shard)
+    for name in _KEY_NAMES:
+        columns[name].append(getattr(key, name))
     columns["image_id"].append(image_id)
 
 
@@ -72,9 +73,9 @@ def shard_tables(
     _reject_duplicates("images", (record.image_id for record in images))
     _reject_duplicates("priors", (record.image_id for record in priors))
     tables = {
-        "images": _images_table(key, images),
+        "images": _records_table("images", key, images),
         **_priors_tables(key, priors),
-        "failures": _failures_table(key, failures),
+        "failures": _records_table("failures", key, failures),
     }
     return tables | {table: counts(table, tables[_COUNTS[table][0]]) for table in _COUNTS}
 
@@ -90,7 +91,7 @@ def counts(table: str, rows: pa.Table) -> pa.Table:
     """The per-shard count table `table` (of `_COUNTS`) of rows of any shards: the statistics
     add up these few rows instead of grouping every prior row."""
     _, group_keys, aggregates = _COUNTS[table]
-    keys = [*(field.name for field in fields(ShardKey)), *group_keys]
+    keys = [*_KEY_NAMES, *group_keys]
     grouped = rows.group_by(keys, use_threads=False).aggregate(aggregates)
     columns = [grouped[name] for name in keys]
     columns += [grouped[f"{column}_{function}"] for column, function in aggregates]
@@ -105,22 +106,17 @@ def _reject_duplicates(what: str, image_ids: Iterable[str]) -> None:
         seen.add(image_id)
 
 
-def _images_table(key: ShardKey, images: Sequence[ImageRecord]) -> pa.Table:
-    columns = _columns("images")
-    for record in images:
+def _records_table(
+    table: str, key: ShardKey, records: Sequence[ImageRecord | FailureRecord]
+) -> pa.Table:
+    """`table`'s rows of one shard: the shard key and image id, then the records' fields."""
+    columns = _columns(table)
+    fields_ = [name for name in columns if name not in (*_KEY_NAMES, "image_id")]
+    for record in records:
         _add_key(columns, key, record.image_id)
-        for name in ("path", "width", "height", "sha256", "status"):
+        for name in fields_:
             columns[name].append(getattr(record, name))
-    return to_table("images", columns)
-
-
-def _failures_table(key: ShardKey, failures: Sequence[FailureRecord]) -> pa.Table:
-    columns = _columns("failures")
-    for record in failures:
-        _add_key(columns, key, record.image_id)
-        for name in ("path", "stage", "error_class", "message"):
-            columns[name].append(getattr(record, name))
-    return to_table("failures", columns)
+    return to_table(table, columns)
 
 
 def _priors_tables(key: ShardKey, priors: Sequence[ImagePriors]) -> dict[str, pa.Table]:

@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
-from deltalake.exceptions import CommitFailedError, DeltaError
+from deltalake.exceptions import DeltaError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileType, PyFileSystem
 
@@ -50,7 +50,7 @@ from storage.schema import (
     TABLE_COLUMN,
     schema_of,
 )
-from storage.tables import AsOf, StoreError, StoreLocation, one_line, sql_list, sql_literal
+from storage.tables import AsOf, StoreError, StoreLocation, sql_list, sql_literal
 
 QUARANTINE_DIR = "_quarantine"
 """Where `repair` moves damaged files: under the root, beside the tables."""
@@ -78,10 +78,6 @@ _SHARD_NAMES = ("dataset", "split", "shard")  # a shard within its prior set
 
 class SchemaVersionError(StoreError):
     """The store was written with a layout or schema version this code does not read."""
-
-
-class ConcurrentWriteError(StoreError):
-    """Another writer's commit conflicts with this one (delta-rs retried what it could)."""
 
 
 @dataclass(frozen=True)
@@ -236,9 +232,9 @@ class PriorStore:
                     self._rewrite_relations(snapshot, prior_set_id, False, (key, rows, where))
                 else:
                     where_in_set = f"prior_set_id = {sql_literal(prior_set_id)} AND {where}"
-                    self._write(PRIORS, rows, where_in_set, snapshot)
+                    tables.write(self.location, PRIORS, rows, where_in_set, snapshot)
                 return
-            except ConcurrentWriteError:
+            except tables.ConcurrentWriteError:
                 if attempt == CONFLICT_ATTEMPTS - 1:
                     raise
 
@@ -285,7 +281,9 @@ class PriorStore:
             connection.execute("SET temp_directory = ?", [spill])
             queries = [_ROLLED_SHARDS_SQL, _ROLLUP_SQL, moved] if roll_up else [moved]
             parts.append(_results(connection, queries, [prior_set_id]))
-            self._write(PRIORS, itertools.chain.from_iterable(parts), where, snapshot)
+            tables.write(
+                self.location, PRIORS, itertools.chain.from_iterable(parts), where, snapshot
+            )
 
     def done_image_ids(
         self,
@@ -398,8 +396,9 @@ class PriorStore:
         """Data files of the latest versions of these tables (of `priors`: of the prior set's
         partitions, if given)."""
         in_set = f"prior_set_id = {sql_literal(prior_set_id)}" if prior_set_id else None
+        predicates = {PRIORS: in_set}
         return sum(
-            len(self._table(table).file_uris(in_set if table == PRIORS else None))
+            len(self._table(table).file_uris(file_pruning_predicate=predicates.get(table)))
             for table in compacted
         )
 
@@ -414,7 +413,7 @@ class PriorStore:
             try:
                 self._rewrite_relations(snapshot, prior_set_id, roll_up=True)
                 return
-            except ConcurrentWriteError:
+            except tables.ConcurrentWriteError:
                 if attempt == CONFLICT_ATTEMPTS - 1:
                     raise
 
@@ -455,7 +454,9 @@ class PriorStore:
                 columns["class_name"].append(names[0])
                 columns["synonym"].append(synonym)
         where = f"dataset = {sql_literal(dataset)}"
-        self._write("class_names", to_table("class_names", columns), replace_where=where)
+        tables.write(
+            self.location, "class_names", to_table("class_names", columns), replace_where=where
+        )
 
     def write_eval_results(self, rows: Iterable[EvalResult | Mapping[str, Any]]) -> None:
         """Append evaluation rows (one per checkpoint and dataset) to `eval_results`."""
@@ -468,7 +469,7 @@ class PriorStore:
         for result in results:
             for name, value in {**asdict(result), "created_at": created_at}.items():
                 columns[name].append(value)
-        self._write("eval_results", to_table("eval_results", columns))
+        tables.write(self.location, "eval_results", to_table("eval_results", columns))
 
     def write_eval_images(self, evaluation: EvalRun, counts: Sequence[EvalImageClass]) -> str:
         """Publish one evaluation's per-image class counts; the same evaluation (all fields of
@@ -490,7 +491,9 @@ class PriorStore:
             f"{name} = {str(value).lower() if isinstance(value, bool) else sql_literal(value)}"
             for name, value in asdict(evaluation).items()
         )
-        self._write("eval_images", to_table("eval_images", columns), replace_where=where)
+        tables.write(
+            self.location, "eval_images", to_table("eval_images", columns), replace_where=where
+        )
         return self.location.table_uri("eval_images")
 
     # -- DuckDB -----------------------------------------------------------------------------------
@@ -512,7 +515,9 @@ class PriorStore:
         try:
             priors = tables.open_table(self.location, PRIORS, as_of)
         except DeltaError as error:
-            raise StoreError(f"the store has no version {as_of}: {one_line(error)}") from None
+            raise StoreError(
+                f"the store has no version {as_of}: {tables.one_line(error)}"
+            ) from None
         when = None if as_of is None else tables.commit_time(priors)
         return {
             table: tables.source(
@@ -621,21 +626,6 @@ class PriorStore:
     ) -> pa.Table:
         return self._dataset(table).to_table(columns=columns, filter=where)
 
-    def _write(
-        self,
-        table: str,
-        rows: pa.Table | Iterable[pa.Table | pa.RecordBatch],
-        replace_where: str | None = None,
-        read_version: DeltaTable | None = None,
-    ) -> None:
-        try:
-            tables.write(self.location, table, rows, replace_where, read_version)
-        except CommitFailedError as error:
-            raise ConcurrentWriteError(
-                f"{table}: a concurrent commit conflicts with this write; retry it "
-                f"({one_line(error)})"
-            ) from None
-
     def _add_new(
         self, table: str, rows: pa.Table, where: str, read_new: Callable[[], pa.Table]
     ) -> None:
@@ -644,9 +634,9 @@ class PriorStore:
         `read_new` says is still missing."""
         for attempt in range(2):
             try:
-                self._write(table, rows, replace_where=where)
+                tables.write(self.location, table, rows, replace_where=where)
                 return
-            except ConcurrentWriteError:
+            except tables.ConcurrentWriteError:
                 if attempt:
                     raise
                 rows = read_new()

@@ -49,6 +49,10 @@ class StoreError(Exception):
     """A problem with the store a user can fix; the message is one line."""
 
 
+class ConcurrentWriteError(StoreError):
+    """Another writer's commit conflicts with this one (delta-rs retried what it could)."""
+
+
 @dataclass(frozen=True)
 class StoreLocation:
     """The root of a store: an absolute local folder or an `s3://bucket/prefix` URL."""
@@ -164,22 +168,28 @@ def write(
     """Append `rows` (a table, or batches streamed one at a time) to `table`, or, with
     `replace_where`, delete the rows it matches and add `rows` (which must match it) in one
     commit. `rows` computed from `read_version` (an opened version of `table`) are committed as
-    a change of that version: a concurrent commit they conflict with fails this one."""
+    a change of that version: a concurrent commit they conflict with fails this one
+    (ConcurrentWriteError)."""
     schema = delta_schema_of(table)
     parts = [rows] if isinstance(rows, pa.Table) else rows
     stream = pa.RecordBatchReader.from_batches(
         schema,
         (batch for part in parts for batch in _conform(part, schema).to_batches()),
     )
-    write_deltalake(
-        read_version if read_version is not None else location.table_uri(table),
-        stream,
-        mode="append" if replace_where is None else "overwrite",
-        predicate=replace_where,
-        partition_by=PARTITIONS.get(table),
-        writer_properties=WRITER_PROPERTIES,
-        commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
-    )
+    try:
+        write_deltalake(
+            read_version if read_version is not None else location.table_uri(table),
+            stream,
+            mode="append" if replace_where is None else "overwrite",
+            predicate=replace_where,
+            partition_by=PARTITIONS.get(table),
+            writer_properties=WRITER_PROPERTIES,
+            commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
+        )
+    except CommitFailedError as error:
+        raise ConcurrentWriteError(
+            f"{table}: a concurrent commit conflicts with this write; retry it ({one_line(error)})"
+        ) from None
 
 
 def _conform(rows: pa.Table | pa.RecordBatch, schema: pa.Schema) -> pa.Table:

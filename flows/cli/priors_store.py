@@ -81,12 +81,18 @@ def _connect(
     store: PriorStore, memory_limit: str | None = None, as_of: str | None = None
 ) -> duckdb.DuckDBPyConnection:
     """The store's sandboxed connection over its latest version or the one `as_of` names."""
+    import duckdb
+
     from storage import StoreError
 
     try:
         return store.connect(memory_limit, parse_as_of(as_of))
     except StoreError as error:
         fail(f"--as-of: {error}")
+    except duckdb.Error:  # DuckDB reads the files' footers as it opens the views
+        if damage := store.damage_error():
+            fail(str(damage))
+        raise
 
 
 @contextmanager

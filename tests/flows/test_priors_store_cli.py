@@ -140,8 +140,9 @@ def test_plot_writes_four_pngs(store_dir, tmp_path):
 def test_compact_then_sets(store_dir):
     compacted = priors_cli("compact", "--store", str(store_dir))
     assert compacted.exit_code == 0
-    # 8 tables of 2 shards; relations become their rows, triple counts and shards counted
-    assert compacted.stdout.strip() == "compacted 16 files into 10"
+    # 7 tables of 2 shards and the prior set's file; the relations become their rows, triple
+    # counts and shards counted
+    assert compacted.stdout.strip() == "compacted 15 files into 10"
     listed = priors_cli("sets", "--store", str(store_dir))
     assert listed.exit_code == 0
     assert SPEC.prior_set_id in listed.stdout

@@ -147,7 +147,7 @@ def truncated_file(store_dir: Path, table: str = "captions") -> str:
 @pytest.mark.parametrize(
     ("command", "extra", "table"),
     [  # a file each command reads: the statistics sum the per-shard counts
-        ("sets", [], "image_counts"),
+        ("sets", [], "captions"),
         ("stats", [], "object_counts"),
         ("query", ["SELECT count(*) AS n FROM captions", "--format", "json"], "captions"),
         ("compact", [], "captions"),
