@@ -80,6 +80,7 @@ def new_connection() -> duckdb.DuckDBPyConnection:
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
     )
     connection.execute("SET parquet_metadata_cache = true")  # Delta never rewrites a file
+    connection.execute("SET enable_progress_bar = false")  # a library prints no bars
     return connection
 
 

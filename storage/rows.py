@@ -40,10 +40,11 @@ def _add_key(columns: dict[str, list[Any]], key: ShardKey, image_id: str) -> Non
     columns["image_id"].append(image_id)
 
 
-def to_table(table: str, columns: dict[str, list[Any]]) -> pa.Table:
-    """Columns (lists of Python values) to an Arrow table with `table`'s versioned schema."""
+def to_table(table: str, rows: dict[str, list[Any]] | list[dict[str, Any]]) -> pa.Table:
+    """Columns (lists of Python values) or rows (dicts) to an Arrow table of `table`'s schema."""
+    convert = pa.Table.from_pydict if isinstance(rows, dict) else pa.Table.from_pylist
     try:
-        return pa.Table.from_pydict(columns, schema=schema_of(table))
+        return convert(rows, schema=schema_of(table))
     except pa.ArrowException as error:
         raise InvalidRecordError(f"{table}: a value has the wrong type ({error})") from None
 

@@ -1,10 +1,5 @@
 """`PriorStore`: the prior store, a set of Delta Lake tables under one root (a local folder or
-`s3://bucket/prefix`), written by delta-rs and read by DuckDB as Arrow datasets.
-
-`ROOT/priors` holds every shard table (images, captions, objects, attributes, relations,
-failures and the per-shard counts), partitioned by prior set and table, so one commit publishes
-a shard; `ROOT/prior_sets`, `text_embeddings`, `class_names`, `eval_results` and `eval_images`
-(partitioned by dataset) are a Delta table each. See storage/README.md.
+`s3://bucket/prefix`), written by delta-rs and read by DuckDB; layout: storage/README.md.
 """
 
 from __future__ import annotations
@@ -48,7 +43,6 @@ from storage.schema import (
     ROLLED_RELATIONS,
     ROLLUP_TABLES,
     TABLE_COLUMN,
-    schema_of,
 )
 from storage.tables import AsOf, StoreError, StoreLocation, sql_list, sql_literal
 
@@ -111,7 +105,7 @@ class RepairReport:
 
 class PriorStore:
     """The prior store at `root` (a folder or `s3://bucket/prefix`), created if missing unless
-    `create=False`; layout: module doc."""
+    `create=False`; layout: storage/README.md."""
 
     def __init__(self, root: str | Path, create: bool = True) -> None:
         from storage.upgrade import refuse_legacy_layout
@@ -168,9 +162,7 @@ class PriorStore:
             return prior_set_id
         row = {**asdict(spec), "sampling": sampling, "prior_set_id": prior_set_id}
         row["created_at"] = datetime.now(UTC)
-        table = to_table(
-            "prior_sets", {name: [row[name]] for name in schema_of("prior_sets").names}
-        )
+        table = to_table("prior_sets", [row])
         where = f"prior_set_id = {sql_literal(prior_set_id)}"
         self._add_new("prior_sets", table, where, lambda: table.slice(0, 0))
         return prior_set_id
@@ -337,11 +329,8 @@ class PriorStore:
         return {row["image_id"]: ImagePriors(**row) for row in read_priors(self._reader, rows)}
 
     def _prior_rows(self, prior_set_id: str, wanted: list[str]) -> pa.Table:
-        """The rows `read_priors` needs of these images: DuckDB reads a local store's files of
-        the latest version itself (several times faster than an Arrow scan, as it decodes only
-        the matching rows' other columns); an S3 store is scanned with Arrow, because DuckDB
-        reads S3 only through its httpfs extension, which cannot be installed here (nor can
-        DuckDB take a path holding `*` or `?` literally: such a store is scanned with Arrow too)."""
+        """The rows `read_priors` needs of these images in the latest version, read by DuckDB
+        (decoding only the matching rows' other columns) or, where it cannot, by Arrow."""
         from storage.query import PRIOR_COLUMNS
 
         files = _partitions(prior_set_id, _PRIOR_TABLES)
@@ -446,17 +435,13 @@ class PriorStore:
         """Record a dataset's classes (each: name first, then synonyms) for the coverage views;
         they replace the dataset's earlier ones."""
         _require_safe_names(dataset=dataset)
-        columns: dict[str, list[Any]] = {name: [] for name in schema_of("class_names").names}
-        for index, names in enumerate(classes):
-            for synonym in dict.fromkeys(name.strip().lower() for name in names):
-                columns["dataset"].append(dataset)
-                columns["class_index"].append(index)
-                columns["class_name"].append(names[0])
-                columns["synonym"].append(synonym)
+        rows = [
+            {"dataset": dataset, "class_index": index, "class_name": names[0], "synonym": synonym}
+            for index, names in enumerate(classes)
+            for synonym in dict.fromkeys(name.strip().lower() for name in names)
+        ]
         where = f"dataset = {sql_literal(dataset)}"
-        tables.write(
-            self.location, "class_names", to_table("class_names", columns), replace_where=where
-        )
+        tables.write(self.location, "class_names", to_table("class_names", rows), where)
 
     def write_eval_results(self, rows: Iterable[EvalResult | Mapping[str, Any]]) -> None:
         """Append evaluation rows (one per checkpoint and dataset) to `eval_results`."""
@@ -465,11 +450,8 @@ class PriorStore:
         except TypeError as error:
             raise StoreError(f"bad evaluation row: {error}") from None
         created_at = datetime.now(UTC)
-        columns = {name: [] for name in schema_of("eval_results").names}
-        for result in results:
-            for name, value in {**asdict(result), "created_at": created_at}.items():
-                columns[name].append(value)
-        tables.write(self.location, "eval_results", to_table("eval_results", columns))
+        rows = [{**asdict(result), "created_at": created_at} for result in results]
+        tables.write(self.location, "eval_results", to_table("eval_results", rows))
 
     def write_eval_images(self, evaluation: EvalRun, counts: Sequence[EvalImageClass]) -> str:
         """Publish one evaluation's per-image class counts; the same evaluation (all fields of
@@ -479,20 +461,13 @@ class PriorStore:
         if bad:
             raise StoreError(f"eval_images: intersection outside 0..min(gt, pred) in {bad[0]}")
         created_at = datetime.now(UTC)
-        columns: dict[str, list[Any]] = {name: [] for name in schema_of("eval_images").names}
-        for row in counts:
-            for name, value in {
-                **asdict(evaluation),
-                **asdict(row),
-                "created_at": created_at,
-            }.items():
-                columns[name].append(value)
+        rows = [{**asdict(evaluation), **asdict(row), "created_at": created_at} for row in counts]
         where = " AND ".join(
             f"{name} = {str(value).lower() if isinstance(value, bool) else sql_literal(value)}"
             for name, value in asdict(evaluation).items()
         )
         tables.write(
-            self.location, "eval_images", to_table("eval_images", columns), replace_where=where
+            self.location, "eval_images", to_table("eval_images", rows), replace_where=where
         )
         return self.location.table_uri("eval_images")
 
