@@ -88,44 +88,46 @@ def _add_views(
     connection: duckdb.DuckDBPyConnection, sources: Mapping[str, Source], views: bool
 ) -> None:
     """Each table of `sources` under its name (a view over its files, or the registered Arrow
-    dataset), the table views over `priors` and, if `views`, the statistics views."""
+    dataset), the table views of `priors` and, if `views`, the statistics views."""
     for name, source in sources.items():
         if isinstance(source, ds.Dataset):
             connection.register(name, source)
         elif not source:  # a table without files yet
             connection.register(name, delta_schema_of(name).empty_table())
         else:
-            connection.execute(_files_view_sql(name, source))
-    connection.execute(table_views_sql())
+            connection.execute(f"CREATE VIEW {name} AS SELECT {_read_parquet_sql(name, source)}")
+    files = sources[PRIORS]
+    connection.execute(table_views_sql(None if isinstance(files, ds.Dataset) else files))
     if views:
         connection.execute(VIEWS_SQL.read_text())
 
 
-def _files_view_sql(table: str, files: list[str]) -> str:
-    """A view of the Delta table `table` over its Parquet `files`, partition values read from
-    their paths (all strings), columns in the table's order (matched by name: a file written
-    before a column was added has nulls there)."""
+def _read_parquet_sql(table: str, files: list[str]) -> str:
+    """The columns of the Delta table `table` (in its order) from its Parquet `files`, partition
+    values read from their paths (all strings), columns matched by name (a file written before a
+    column was added has nulls there)."""
     columns = ", ".join(f'"{name}"' for name in delta_schema_of(table).names)
     paths = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
     hive = ", hive_partitioning = true, hive_types_autocast = false" if table in PARTITIONS else ""
-    return (
-        f"CREATE VIEW {table} AS SELECT {columns} "
-        f"FROM read_parquet([{paths}], union_by_name = true{hive})"
-    )
+    return f"{columns} FROM read_parquet([{paths}], union_by_name = true{hive})"
 
 
-def table_views_sql() -> str:
+def table_views_sql(files: list[str] | None = None) -> str:
     """One view per table of `priors` over the rows that belong to it (relations: fresh and
-    rolled up), and `uncompacted_relations`, the relations compaction has not counted yet."""
+    rolled up), and `uncompacted_relations`, the relations compaction has not counted yet. Given
+    the files of `priors`, a view reads only those of its partitions."""
     partitions = {table: (table,) for table in IN_PRIORS}
     partitions["relations"] = ("relations", ROLLED_RELATIONS)
     partitions["uncompacted_relations"] = ("relations",)
-    return "\n".join(
-        f"CREATE OR REPLACE VIEW {view} AS SELECT "
-        f"{', '.join(schema_of(view.removeprefix('uncompacted_')).names)} FROM {PRIORS} "
-        f"WHERE {TABLE_COLUMN} IN ({', '.join(repr(name) for name in names)});"
-        for view, names in partitions.items()
-    )
+    views = []
+    for view, names in partitions.items():
+        columns = ", ".join(schema_of(view.removeprefix("uncompacted_")).names)
+        own = [f for f in files or [] if any(f"/{TABLE_COLUMN}={n}/" in f for n in names)]
+        rows = f"{PRIORS} WHERE {TABLE_COLUMN} IN ({', '.join(repr(name) for name in names)})"
+        if own:
+            rows = f"(SELECT {_read_parquet_sql(PRIORS, own)})"
+        views.append(f"CREATE OR REPLACE VIEW {view} AS SELECT {columns} FROM {rows};")
+    return "\n".join(views)
 
 
 def run_read_query(

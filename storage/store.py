@@ -20,7 +20,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
-from deltalake import DeltaTable
+from deltalake import DeltaTable, WriterProperties
 from deltalake.exceptions import DeltaError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow.fs import FileType, PyFileSystem
@@ -56,6 +56,9 @@ _OPTIMIZE_OPTIONS = {
 }
 """How compaction runs delta-rs's OPTIMIZE (compact and Z-order): memory bounded whatever the
 table's size."""
+_COUNTS_WRITER = WriterProperties(compression="ZSTD", max_row_group_size=500_000)
+"""How compaction writes the per-shard count tables, which the statistics read whole: few row
+groups, so few dictionaries to decode (16,384-row groups made top_objects twice as slow)."""
 ROLLUP_MEMORY_LIMIT = "256MB"
 """What compaction's triple counting may hold in memory; DuckDB spills the rest to disk."""
 CONFLICT_ATTEMPTS = 5
@@ -369,7 +372,9 @@ class PriorStore:
                 for partition in _unsorted_partitions(delta, prior_set_id):
                     delta.optimize.z_order(["image_id"], partition, **_OPTIMIZE_OPTIONS)
                 others = [*in_set, (TABLE_COLUMN, "not in", list(_PER_IMAGE_TABLES))]
-                delta.optimize.compact(others, **_OPTIMIZE_OPTIONS)
+                delta.optimize.compact(
+                    others, **{**_OPTIMIZE_OPTIONS, "writer_properties": _COUNTS_WRITER}
+                )
             else:
                 delta.optimize.compact(**_OPTIMIZE_OPTIONS)
             delta.vacuum(
