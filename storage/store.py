@@ -389,8 +389,7 @@ class PriorStore:
     def _data_files(self, compacted: Sequence[str], prior_set_id: str | None) -> int:
         """Data files of the latest versions of these tables (of `priors`: of the prior set's
         partitions, if given)."""
-        in_set = f"prior_set_id = {sql_literal(prior_set_id)}" if prior_set_id else None
-        predicates = {PRIORS: in_set}
+        predicates = {PRIORS: f"prior_set_id = {sql_literal(prior_set_id)}"} if prior_set_id else {}
         return sum(
             len(self._table(table).file_uris(file_pruning_predicate=predicates.get(table)))
             for table in compacted

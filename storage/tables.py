@@ -91,9 +91,6 @@ class StoreLocation:
     def table_uri(self, table: str) -> str:
         return f"{self.uri}/{table}"
 
-    def __str__(self) -> str:
-        return self.uri
-
 
 def exists(location: StoreLocation) -> bool:
     """Whether the store's `priors` table (created last) is there."""

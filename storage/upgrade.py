@@ -61,7 +61,7 @@ def convert_legacy_store(location: StoreLocation) -> None:
     root = location.local
     if root is None or (version := legacy_version(root)) is None:
         if not tables.exists(location):
-            raise StoreError(f"no prior store at {location} to upgrade")
+            raise StoreError(f"no prior store at {location.uri} to upgrade")
         return
     if version not in LEGACY_VERSIONS:
         refuse_legacy_layout(location)
