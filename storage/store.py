@@ -57,8 +57,7 @@ _OPTIMIZE_OPTIONS = {
 """How compaction runs delta-rs's OPTIMIZE (compact and Z-order): memory bounded whatever the
 table's size."""
 _COUNTS_WRITER = WriterProperties(compression="ZSTD", max_row_group_size=500_000)
-"""How compaction writes the per-shard count tables, which the statistics read whole: few row
-groups, so few dictionaries to decode (16,384-row groups made top_objects twice as slow)."""
+"""The compacted count tables, which the statistics read whole: few row groups to decode."""
 ROLLUP_MEMORY_LIMIT = "256MB"
 """What compaction's triple counting may hold in memory; DuckDB spills the rest to disk."""
 CONFLICT_ATTEMPTS = 5

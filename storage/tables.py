@@ -180,6 +180,7 @@ def write(
             mode="append" if replace_where is None else "overwrite",
             predicate=replace_where,
             partition_by=PARTITIONS.get(table),
+            schema_mode="merge",  # a column added to schema.py is added to the table
             writer_properties=WRITER_PROPERTIES,
             commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
         )
