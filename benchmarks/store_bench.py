@@ -5,23 +5,38 @@ vocabularies of 5,000 object names, 800 attribute values, 300 predicates), write
 `PriorStore.write_shard` and compacts it (timed), as a store is once `llmformer priors compact`
 ran after an extraction: the statistics are timed on that store (p50/p95 over `--repeats` runs
 after one warm-up), with `read_priors` of 1,000 random images; then top_relations again after
-`--fresh-shards` more shards were written without compaction. The naive baseline computes the
+`--fresh-shards` more shards were written without compaction. Compaction runs in a child process
+so that its peak memory is its own. With `--s3` the store lives on a moto S3 server this script
+starts on a loopback port (the local S3 figures). The naive baseline computes the
 same statistics with pandas from a JSONL dump of the same priors, read in chunks of
 `--naive-chunk` images whose partial counts are added up (load + compute, once), so that it fits
 in memory at 1M images. The last line printed is one JSON object.
 
+With `--baseline DIR` the store_bench.py of another checkout (today's Parquet store: `git worktree
+add DIR 1d9b9fc`) runs first with the same arguments, and both runs' figures are compared.
+
     python benchmarks/store_bench.py --images 200000
+    python benchmarks/store_bench.py --images 1000000 --skip-naive --baseline /tmp/parquet-store
+    python benchmarks/store_bench.py --images 200000 --s3 --skip-naive
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import resource
+import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
+import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +52,8 @@ KINDS = ("color", "size", "material", "count", "state", "other")
 SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pa", "gu", "de", "fi", "ho")
 DATASET, CLASSES = "bench", 171
 TOP = 20
+S3_BUCKET = "llmformer-bench"
+SERVER_START_S, CHILD_WAIT_S = 30.0, 3600.0
 
 
 def word(index: int) -> str:
@@ -275,7 +292,137 @@ def parse_arguments() -> argparse.Namespace:
         "--root", type=Path, default=None, help="Where to build the store (temp dir)."
     )
     parser.add_argument("--skip-naive", action="store_true", help="Do not run the pandas baseline.")
+    parser.add_argument(
+        "--s3", action="store_true", help="Put the store on a local moto S3 server it starts."
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="A checkout of another version of the store (e.g. `git worktree add DIR 1d9b9fc`, "
+        "the Parquet store): its store_bench.py runs first with the same arguments, and the "
+        "figures are printed side by side.",
+    )
     return parser.parse_args()
+
+
+def run_baseline(checkout: Path) -> dict:
+    """The figures (last JSON line) of `checkout`'s store_bench.py, run with this run's
+    arguments (less --baseline and --s3) and `checkout` on PYTHONPATH."""
+    arguments, skip = [], 0
+    for argument in sys.argv[1:]:
+        if skip:
+            skip -= 1
+        elif argument == "--baseline":
+            skip = 1
+        elif not argument.startswith("--baseline=") and argument != "--s3":
+            arguments.append(argument)
+    script = checkout / "benchmarks" / "store_bench.py"
+    completed = subprocess.run(
+        [sys.executable, str(script), *arguments],
+        env={**os.environ, "PYTHONPATH": str(checkout)},
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_WAIT_S,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise SystemExit(f"the baseline run failed: {completed.stderr.strip()[-500:]}")
+    print(f"baseline ({checkout}):\n{completed.stdout}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def compare(baseline: dict, figures: dict) -> None:
+    """Each view's p50 and the other figures of both runs, with this run's / the baseline's."""
+    print(f"{'figure':<34}{'baseline':>12}{'this':>12}{'this/base':>11}")
+    rows = [(f"{name} p50 ms", name) for name in figures["query_p50_ms"]]
+    for label, name in rows:
+        before, now = baseline["query_p50_ms"].get(name), figures["query_p50_ms"][name]
+        _compare_row(label, before, now)
+    for label, key in (
+        ("top_relations +new shards p50 ms", "top_relations_after_fresh_shards_p50_ms"),
+        ("read_priors (1000 ids) p50 ms", "read_priors_1000_p50_ms"),
+        ("write rows/s", "write_rows_per_s"),
+        ("compact s", "compact_s"),
+        ("compact peak RSS GiB", "compact_peak_rss_gib"),
+        ("peak RSS GiB", "peak_rss_gib"),
+    ):
+        _compare_row(label, baseline.get(key), figures[key])
+
+
+def _compare_row(label: str, before: float | None, now: float) -> None:
+    ratio = f"{now / before:>11.2f}" if before else f"{'':>11}"
+    shown = f"{before:>12,.1f}" if before is not None else f"{'-':>12}"
+    print(f"{label:<34}{shown}{now:>12,.1f}{ratio}")
+
+
+@contextmanager
+def local_s3_server() -> Iterator[str]:
+    """A moto S3 server on a free loopback port with a bucket; the AWS variables point at it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    executable = shutil.which("moto_server", path=str(Path(sys.executable).parent))
+    if executable is None:
+        raise SystemExit("--s3 needs moto[server] installed next to this Python")
+    server = subprocess.Popen(
+        [executable, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("moto_server did not start") from None
+                time.sleep(0.1)
+        os.environ.update(
+            AWS_ENDPOINT_URL=endpoint,
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",
+            AWS_REGION="us-east-1",
+            AWS_ALLOW_HTTP="true",
+        )
+        request = urllib.request.Request(f"{endpoint}/{S3_BUCKET}", method="PUT")
+        urllib.request.urlopen(request, timeout=10).close()
+        yield f"s3://{S3_BUCKET}/{uuid.uuid4().hex}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+
+def _compact(root: str, peak: multiprocessing.Queue) -> None:
+    """Compact the store, then report this process's own peak memory (VmHWM, kB)."""
+    PriorStore(root).compact()
+    status = Path("/proc/self/status").read_text().splitlines()
+    peak.put(next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")))
+
+
+def compact_in_child(root: str) -> float:
+    """Compact the store in a spawned process; returns that process's peak memory in GiB (its
+    own high-water mark: getrusage would count the parent's memory from before the exec)."""
+    context = multiprocessing.get_context("spawn")
+    peak = context.Queue()
+    child = context.Process(target=_compact, args=(root, peak))
+    child.start()
+    child.join(CHILD_WAIT_S)
+    if child.is_alive():
+        child.terminate()
+        child.join(10)
+        raise SystemExit(f"compaction did not finish in {CHILD_WAIT_S:.0f} s")
+    if child.exitcode != 0:
+        raise SystemExit(f"compaction failed (exit code {child.exitcode})")
+    return peak.get(timeout=10) / 2**20
 
 
 class Phases:
@@ -307,9 +454,19 @@ def time_statistics(
 
 def main() -> None:
     arguments = parse_arguments()
+    baseline = run_baseline(arguments.baseline.resolve()) if arguments.baseline else None
+    with local_s3_server() if arguments.s3 else nullcontext() as url:
+        figures = run(arguments, url)
+    if baseline is not None:
+        compare(baseline, figures)
+        print(json.dumps({**figures, "baseline": baseline}))
+
+
+def run(arguments: argparse.Namespace, store_url: str | None) -> dict:
+    """Write, compact and query a store at `store_url` (or in a scratch folder), then report."""
     phases = Phases()
     with tempfile.TemporaryDirectory(dir=arguments.root) as scratch:
-        store = PriorStore(Path(scratch) / "store")
+        store = PriorStore(store_url or Path(scratch) / "store")
         vocabulary = Vocabulary(np.random.default_rng(arguments.seed))
         dump = Path(scratch) / "priors.jsonl"
         with phases.phase("generate+write"):
@@ -319,7 +476,7 @@ def main() -> None:
             classes = class_names(vocabulary)
             store.write_class_names(DATASET, classes)
         with phases.phase("compact"):
-            store.compact()
+            compact_peak_gib = compact_in_child(str(store.root))
         with phases.phase("queries"):
             latencies = time_statistics(store, prior_set, STATISTICS_SQL, arguments.repeats)
             wanted = [f"{i:08d}" for i in np.random.default_rng(1).choice(arguments.images, 1000)]
@@ -341,7 +498,10 @@ def main() -> None:
             ]
         with phases.phase("naive"):
             naive = {} if arguments.skip_naive else time_naive(dump, classes, arguments.naive_chunk)
-    report(arguments, phases, rows, write_seconds, latencies, read_latency, fresh_latency, naive)
+    phases.peak_gib["compact"] = compact_peak_gib
+    return report(
+        arguments, phases, rows, write_seconds, latencies, read_latency, fresh_latency, naive
+    )
 
 
 def report(
@@ -353,8 +513,9 @@ def report(
     read_latency: tuple[float, float],
     fresh_latency: tuple[float, float],
     naive: dict[str, float],
-) -> None:
-    """The table, then one JSON line of figures."""
+) -> dict:
+    """The table, then one JSON line of figures (returned)."""
+    print(f"store on {'a local moto S3 server' if arguments.s3 else 'local disk'}")
     print(
         f"images {arguments.images:,}  rows {rows:,}  write {write_seconds:.1f} s "
         f"({rows / write_seconds:,.0f} rows/s)  compact {phases.seconds['compact']:.1f} s"
@@ -373,26 +534,26 @@ def report(
     print(
         "phases: "
         + ", ".join(
-            f"{name} {seconds:.0f} s (peak {phases.peak_gib[name]:.1f} GiB)"
+            f"{name} {seconds:.0f} s (peak {phases.peak_gib[name]:.2f} GiB)"
             for name, seconds in phases.seconds.items()
         )
     )
-    print(
-        json.dumps(
-            {
-                "images": arguments.images,
-                "write_rows_per_s": round(rows / write_seconds),
-                "compact_s": round(phases.seconds["compact"], 2),
-                "query_p50_ms": {name: round(p50, 1) for name, (p50, _) in latencies.items()},
-                "query_p95_ms": {name: round(p95, 1) for name, (_, p95) in latencies.items()},
-                "naive_ratio": {name: round(naive[name] / latencies[name][0], 1) for name in naive},
-                "top_relations_after_fresh_shards_p50_ms": round(fresh_latency[0], 1),
-                "read_priors_1000_p50_ms": round(read_latency[0], 1),
-                "phase_s": {name: round(seconds, 1) for name, seconds in phases.seconds.items()},
-                "peak_rss_gib": round(max(phases.peak_gib.values()), 2),
-            }
-        )
-    )
+    figures = {
+        "images": arguments.images,
+        "store": "s3" if arguments.s3 else "local",
+        "write_rows_per_s": round(rows / write_seconds),
+        "compact_s": round(phases.seconds["compact"], 2),
+        "compact_peak_rss_gib": round(phases.peak_gib["compact"], 2),
+        "query_p50_ms": {name: round(p50, 1) for name, (p50, _) in latencies.items()},
+        "query_p95_ms": {name: round(p95, 1) for name, (_, p95) in latencies.items()},
+        "naive_ratio": {name: round(naive[name] / latencies[name][0], 1) for name in naive},
+        "top_relations_after_fresh_shards_p50_ms": round(fresh_latency[0], 1),
+        "read_priors_1000_p50_ms": round(read_latency[0], 1),
+        "phase_s": {name: round(seconds, 1) for name, seconds in phases.seconds.items()},
+        "peak_rss_gib": round(max(phases.peak_gib.values()), 2),
+    }
+    print(json.dumps(figures))
+    return figures
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import tempfile
 import threading
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -68,7 +69,7 @@ TRANSIENT_ERRORS = (OSError, TimeoutError, ConnectionError, MemoryError)
 class ExtractPriorsParameters(BaseModel):
     """Everything an `extract-priors` run needs; validated by Prefect when a run is created."""
 
-    store: Path = Path("data/store")
+    store: str | Path = Field("data/store", description="A folder or s3://bucket/prefix.")
     images: Path | None = Field(None, description="A folder of images (recursive).")
     manifest: Path | None = Field(None, description='A JSONL manifest of {"id", "path"} lines.')
     dataset: str | None = Field("demo", description="A dataset name (demo, ade20k_150, ...).")
@@ -326,11 +327,16 @@ def compact_prior_set(store: PriorStore, prior_set_id: str) -> None:
     get_run_logger().info("compacted %d files into %d", report.files_before, report.files_after)
 
 
-def plot_prior_statistics(store: PriorStore, prior_set_id: str) -> list[Path]:
-    """PNG charts of the prior set's statistics, under `STORE/plots/<prior set>/`."""
+def prior_charts_markdown(store: PriorStore, prior_set_id: str) -> str:
+    """PNG charts of the prior set's statistics as a Markdown page, the charts saved under
+    `STORE/plots/<prior set>/` for a local store (an object store's are only in the page)."""
     with store.connect() as connection:
         tables = statistics(connection, StatisticsFilter(prior_set_id=prior_set_id))
-    return plot_statistics(tables, store.root / "plots" / prior_set_id)
+    if store.location.local is not None:
+        charts = plot_statistics(tables, store.location.local / "plots" / prior_set_id)
+        return pictures_markdown("Prior charts", charts)
+    with tempfile.TemporaryDirectory(prefix="prior-charts-") as folder:
+        return pictures_markdown("Prior charts", plot_statistics(tables, Path(folder)))
 
 
 def _summary_table(summaries: list[ExtractionSummary], already: int, store: PriorStore, set_id):
@@ -489,9 +495,8 @@ def _finish(params, store: PriorStore, prior_set_id: str, summaries, already: in
         compact_prior_set(store, prior_set_id)
     table = _summary_table(summaries, already, store, prior_set_id)
     create_table_artifact(table, key="extract-priors-summary", description=prior_set_id)
-    charts = plot_prior_statistics(store, prior_set_id)
     create_markdown_artifact(
-        pictures_markdown("Prior charts", charts),
+        prior_charts_markdown(store, prior_set_id),
         key="extract-priors-plots",
         description=prior_set_id,
     )

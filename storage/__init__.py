@@ -1,6 +1,6 @@
-"""Ground floor: the Parquet prior store and its DuckDB views. The only code touching Parquet."""
+"""Ground floor: the prior store (Delta Lake tables) and DuckDB over it. The only code touching
+the store's files."""
 
-from storage.publish import ConcurrentWriteError
 from storage.records import (
     EvalImageClass,
     EvalResult,
@@ -12,13 +12,8 @@ from storage.records import (
 )
 from storage.rows import InvalidRecordError
 from storage.schema import SCHEMA_VERSION
-from storage.store import (
-    CompactionReport,
-    PriorStore,
-    RepairReport,
-    SchemaVersionError,
-    StoreError,
-)
+from storage.store import CompactionReport, PriorStore, RepairReport, SchemaVersionError
+from storage.tables import ConcurrentWriteError, StoreError
 
 __all__ = [
     "SCHEMA_VERSION",

@@ -1,24 +1,33 @@
-"""DuckDB over the store: the views of `views.sql`, read-only queries, batched prior reads."""
+"""DuckDB over the store: one version's Delta tables (their Parquet files, or Arrow datasets for
+S3), the table views and the statistics views of `views.sql` over them, read-only queries,
+batched prior reads."""
 
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
 
-from storage.schema import schema_of
+from storage.schema import (
+    IN_PRIORS,
+    PARTITIONS,
+    PRIORS,
+    ROLLED_RELATIONS,
+    TABLE_COLUMN,
+    delta_schema_of,
+    schema_of,
+)
+from storage.tables import Source, one_line
 
 VIEWS_SQL = Path(__file__).with_name("views.sql")
 DEFAULT_MEMORY_LIMIT = "4GB"
 """The most memory one store connection's queries may hold (DuckDB's `memory_limit`)."""
-# A view's source in views.sql: read_parquet over a glob relative to the store root.
-_VIEW_SOURCE = re.compile(r"read_parquet\('([^']+)'")
 
 
 class QueryError(Exception):
@@ -30,44 +39,95 @@ class QueryTimeoutError(QueryError):
 
 
 def connect(
-    root: Path, skip: Collection[Path] = (), memory_limit: str = DEFAULT_MEMORY_LIMIT
+    sources: Mapping[str, Source],
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    readable: Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB whose views read the store's Parquet files (except `skip`), sandboxed:
-    it reads files under `root` only, installs and loads no extension, holds at most
-    `memory_limit`, and its settings are locked so no query can lift any of this."""
-    connection = duckdb.connect(
-        ":memory:",
-        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-    )
-    connection.execute("SET allowed_directories = ?", [[f"{root}/"]])
+    """An in-memory DuckDB over `sources` (one version of each Delta table) with every table and
+    statistics view, sandboxed: it reads files under the folder `readable` only (none if None:
+    Arrow datasets need none), installs and loads no extension, holds at most `memory_limit`, and
+    its settings are locked so no query can lift any of this."""
+    connection = new_connection()
+    if readable is not None:
+        connection.execute("SET allowed_directories = ?", [[f"{readable}/"]])
     connection.execute("SET temp_directory = ''")
     try:
         connection.execute("SET memory_limit = ?", [memory_limit])
     except duckdb.Error as error:
         raise QueryError(
             f"memory limit {memory_limit!r} is not a size such as {DEFAULT_MEMORY_LIMIT} "
-            f"({_one_line(error)})"
+            f"({one_line(error)})"
         ) from None
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
-    connection.execute(store_views_sql(root, skip))
+    _add_views(connection, sources, views=True)
     return connection
 
 
-def store_views_sql(root: Path, skip: Collection[Path] = ()) -> str:
-    """views.sql with its relative globs made absolute under `root` (a sandboxed connection has
-    no current directory to resolve them against); a glob matching a file of `skip` becomes the
-    list of the other files it matches."""
+def connect_unlocked(
+    sources: Mapping[str, Source], views: bool = True
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB over `sources` with the table views and, if `views`, the statistics views."""
+    connection = new_connection()
+    _add_views(connection, sources, views)
+    return connection
 
-    def absolute(match: re.Match[str]) -> str:
-        pattern = match.group(1)
-        matched = sorted(root.glob(pattern)) if skip else []
-        kept = [path for path in matched if path not in skip]
-        if len(kept) < len(matched) and kept:
-            return f"read_parquet({_quoted_list(kept)}"
-        return f"read_parquet({_quoted(root / pattern)}"
 
-    return _VIEW_SOURCE.sub(absolute, VIEWS_SQL.read_text())
+def new_connection() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that loads no extension and caches Parquet footers."""
+    connection = duckdb.connect(
+        ":memory:",
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
+    connection.execute("SET parquet_metadata_cache = true")  # Delta never rewrites a file
+    connection.execute("SET enable_progress_bar = false")  # a library prints no bars
+    return connection
+
+
+def _add_views(
+    connection: duckdb.DuckDBPyConnection, sources: Mapping[str, Source], views: bool
+) -> None:
+    """Each table of `sources` under its name (a view over its files, or the registered Arrow
+    dataset), the table views of `priors` and, if `views`, the statistics views."""
+    for name, source in sources.items():
+        if isinstance(source, ds.Dataset):
+            connection.register(name, source)
+        elif not source:  # a table without files yet
+            connection.register(name, delta_schema_of(name).empty_table())
+        else:
+            connection.execute(f"CREATE VIEW {name} AS SELECT {_read_parquet_sql(name, source)}")
+    files = sources[PRIORS]
+    connection.execute(table_views_sql(None if isinstance(files, ds.Dataset) else files))
+    if views:
+        connection.execute(VIEWS_SQL.read_text())
+
+
+def _read_parquet_sql(table: str, files: list[str]) -> str:
+    """The columns of the Delta table `table` (in its order) from its Parquet `files`, partition
+    values read from their paths (all strings), columns matched by name (a file written before a
+    column was added has nulls there)."""
+    columns = ", ".join(f'"{name}"' for name in delta_schema_of(table).names)
+    paths = ", ".join("'" + path.replace("'", "''") + "'" for path in files)
+    hive = ", hive_partitioning = true, hive_types_autocast = false" if table in PARTITIONS else ""
+    return f"{columns} FROM read_parquet([{paths}], union_by_name = true{hive})"
+
+
+def table_views_sql(files: list[str] | None = None) -> str:
+    """One view per table of `priors` over the rows that belong to it (relations: fresh and
+    rolled up), and `uncompacted_relations`, the relations compaction has not counted yet. Given
+    the files of `priors`, a view reads only those of its partitions."""
+    partitions = {table: (table,) for table in IN_PRIORS}
+    partitions["relations"] = ("relations", ROLLED_RELATIONS)
+    partitions["uncompacted_relations"] = ("relations",)
+    views = []
+    for view, names in partitions.items():
+        columns = ", ".join(schema_of(view.removeprefix("uncompacted_")).names)
+        own = [f for f in files or [] if any(f"/{TABLE_COLUMN}={n}/" in f for n in names)]
+        rows = f"{PRIORS} WHERE {TABLE_COLUMN} IN ({', '.join(repr(name) for name in names)})"
+        if own:
+            rows = f"(SELECT {_read_parquet_sql(PRIORS, own)})"
+        views.append(f"CREATE OR REPLACE VIEW {view} AS SELECT {columns} FROM {rows};")
+    return "\n".join(views)
 
 
 def run_read_query(
@@ -78,7 +138,7 @@ def run_read_query(
     try:
         statements = connection.extract_statements(sql)
     except duckdb.Error as error:
-        raise QueryError(_one_line(error)) from None
+        raise QueryError(one_line(error)) from None
     if len(statements) != 1:
         raise QueryError(f"expected one SQL statement, got {len(statements)}")
     if statements[0].type != duckdb.StatementType.SELECT:
@@ -95,7 +155,7 @@ def run_read_query(
                 "narrow it or give a larger --timeout"
             ) from None
         except duckdb.Error as error:
-            raise QueryError(_one_line(error)) from None
+            raise QueryError(one_line(error)) from None
 
 
 @contextlib.contextmanager
@@ -121,72 +181,39 @@ def _time_limit(
         timer.cancel()
 
 
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
+PRIOR_COLUMNS = [TABLE_COLUMN, "image_id", "caption", "object_index", "name", "span", "count"]
+PRIOR_COLUMNS += ["attribute_index", "value", "kind", "relation_index", "subject_index"]
+PRIOR_COLUMNS += ["predicate"]
+"""The columns of `priors` that `read_priors` needs from its rows."""
 
 
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
-
-
-def _quoted_list(files: Sequence[Path]) -> str:
-    return "[" + ", ".join(map(_quoted, files)) + "]"
-
-
-def _file_list(files: Sequence[Path]) -> str:
-    return f"read_parquet({_quoted_list(files)})"
-
-
-def relation_rollup(connection: duckdb.DuckDBPyConnection, files: Sequence[Path]) -> pa.Table:
-    """`relation_counts` rows of relation files: mentions per triple, most mentioned first."""
-    sql = f"""
-    SELECT prior_set_id, dataset, subject_name AS subject, predicate, object_name AS object,
-           count(*) AS mentions
-    FROM {_file_list(files)}
-    GROUP BY ALL
-    ORDER BY mentions DESC, subject, predicate, object
-    """
-    with connection.cursor() as cursor:
-        return cursor.sql(sql).to_arrow_table().cast(schema_of("relation_counts"))
-
-
-def read_priors(
-    connection: duckdb.DuckDBPyConnection,
-    files: dict[str, Sequence[Path]],
-    prior_set_id: str,
-    image_ids: list[str],
-) -> list[dict[str, Any]]:
-    """Caption and priors of `image_ids`, one dict per image with priors, in a single query.
-
-    `files` maps captions/objects/attributes/relations to the Parquet files to read.
-    """
-    sql = f"""
-    WITH wanted AS (SELECT DISTINCT unnest($ids::VARCHAR[]) AS image_id),
-    caps AS (
-        SELECT image_id, caption FROM {_file_list(files["captions"])}
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+def read_priors(connection: duckdb.DuckDBPyConnection, rows: pa.Table) -> list[dict[str, Any]]:
+    """Caption and priors of each image in `rows` (the `PRIOR_COLUMNS` of one prior set's
+    captions, objects, attributes and relations rows of the wanted images), one dict per image
+    with a caption."""
+    connection.register("wanted_rows", rows)
+    sql = """
+    WITH caps AS (
+        SELECT image_id, caption FROM wanted_rows WHERE table_name = 'captions'
     ),
     objs AS (
         SELECT image_id,
-               list({{'name': name, 'span': span, 'count': count}} ORDER BY object_index) AS items
-        FROM {_file_list(files["objects"])}
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+               list({'name': name, 'span': span, 'count': count} ORDER BY object_index) AS items
+        FROM wanted_rows WHERE table_name = 'objects'
         GROUP BY image_id
     ),
     attrs AS (
         SELECT image_id,
-               list({{'object': object_index, 'value': value, 'kind': kind}}
+               list({'object': object_index, 'value': value, 'kind': kind}
                     ORDER BY attribute_index) AS items
-        FROM {_file_list(files["attributes"])}
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+        FROM wanted_rows WHERE table_name = 'attributes'
         GROUP BY image_id
     ),
     rels AS (
         SELECT image_id,
-               list({{'subject': subject_index, 'predicate': predicate, 'object': object_index}}
+               list({'subject': subject_index, 'predicate': predicate, 'object': object_index}
                     ORDER BY relation_index) AS items
-        FROM {_file_list(files["relations"])}
-        WHERE prior_set_id = $prior_set AND image_id IN (SELECT image_id FROM wanted)
+        FROM wanted_rows WHERE table_name IN ('relations', 'rolled_relations')
         GROUP BY image_id
     )
     SELECT caps.image_id, caps.caption,
@@ -198,7 +225,7 @@ def read_priors(
     LEFT JOIN attrs USING (image_id)
     LEFT JOIN rels USING (image_id)
     """
-    with connection.cursor() as cursor:
-        result = cursor.execute(sql, {"ids": image_ids, "prior_set": prior_set_id})
-        names = [column[0] for column in result.description]
-        return [dict(zip(names, row, strict=True)) for row in result.fetchall()]
+    try:
+        return connection.sql(sql).to_arrow_table().to_pylist()
+    finally:
+        connection.unregister("wanted_rows")

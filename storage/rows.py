@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from storage.records import FailureRecord, ImagePriors, ImageRecord
-from storage.schema import schema_of
+from storage.schema import TABLE_COLUMN, schema_of
 
 
 class InvalidRecordError(ValueError):
@@ -31,20 +31,37 @@ def _columns(table: str) -> dict[str, list[Any]]:
     return {name: [] for name in schema_of(table).names}
 
 
+_KEY_NAMES = tuple(field.name for field in fields(ShardKey))
+
+
 def _add_key(columns: dict[str, list[Any]], key: ShardKey, image_id: str) -> None:
-    columns["prior_set_id"].append(key.prior_set_id)
-    columns["dataset"].append(key.dataset)
-    columns["split"].append(key.split)
-    columns["shard"].append(key.shard)
+    for name in _KEY_NAMES:
+        columns[name].append(getattr(key, name))
     columns["image_id"].append(image_id)
 
 
-def to_table(table: str, columns: dict[str, list[Any]]) -> pa.Table:
-    """Columns (lists of Python values) to an Arrow table with `table`'s versioned schema."""
+def to_table(table: str, rows: dict[str, list[Any]] | list[dict[str, Any]]) -> pa.Table:
+    """Columns (lists of Python values) or rows (dicts) to an Arrow table of `table`'s schema."""
+    convert = pa.Table.from_pydict if isinstance(rows, dict) else pa.Table.from_pylist
     try:
-        return pa.Table.from_pydict(columns, schema=schema_of(table))
+        return convert(rows, schema=schema_of(table))
     except pa.ArrowException as error:
         raise InvalidRecordError(f"{table}: a value has the wrong type ({error})") from None
+
+
+def priors_rows(
+    key: ShardKey,
+    images: Sequence[ImageRecord],
+    priors: Sequence[ImagePriors],
+    failures: Sequence[FailureRecord],
+) -> pa.Table:
+    """Every row of one shard as rows of the `priors` Delta table: each shard table's columns
+    (the others are null there) and its name in `table_name`."""
+    stacked = []
+    for table, rows in shard_tables(key, images, priors, failures).items():
+        names = pa.array([table] * rows.num_rows, pa.string())
+        stacked.append(rows.append_column(TABLE_COLUMN, names))
+    return pa.concat_tables(stacked, promote_options="default")
 
 
 def shard_tables(
@@ -57,51 +74,29 @@ def shard_tables(
     _reject_duplicates("images", (record.image_id for record in images))
     _reject_duplicates("priors", (record.image_id for record in priors))
     tables = {
-        "images": _images_table(key, images),
+        "images": _records_table("images", key, images),
         **_priors_tables(key, priors),
-        "failures": _failures_table(key, failures),
+        "failures": _records_table("failures", key, failures),
     }
-    return {**tables, **_count_tables(key, tables)}
+    return tables | {table: counts(table, tables[_COUNTS[table][0]]) for table in _COUNTS}
 
 
-def _count_tables(key: ShardKey, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
-    """The shard's frequency counts: objects by name, attributes by kind and value, predicates."""
-    objects = (
-        tables["objects"]
-        .group_by("name", use_threads=False)
-        .aggregate([("object_index", "count"), ("count", "sum")])
-    )
-    attributes = (
-        tables["attributes"]
-        .group_by(["kind", "value"], use_threads=False)
-        .aggregate([("attribute_index", "count")])
-    )
-    predicates = (
-        tables["relations"]
-        .group_by("predicate", use_threads=False)
-        .aggregate([("relation_index", "count")])
-    )
-    return {
-        "object_counts": _with_key(key, "object_counts", objects),
-        "attribute_counts": _with_key(key, "attribute_counts", attributes),
-        "predicate_counts": _with_key(key, "predicate_counts", predicates),
-    }
+_COUNTS = {  # count table: the shard table it counts, its group keys, its aggregates in order
+    "object_counts": ("objects", ["name"], [("object_index", "count"), ("count", "sum")]),
+    "attribute_counts": ("attributes", ["kind", "value"], [("attribute_index", "count")]),
+    "predicate_counts": ("relations", ["predicate"], [("relation_index", "count")]),
+}
 
 
-def _with_key(key: ShardKey, table: str, counts: pa.Table) -> pa.Table:
-    """Aggregates (group keys first, then mentions[, instances]) with the shard key in front."""
-    schema = schema_of(table)
-    constant = {
-        "prior_set_id": key.prior_set_id,
-        "dataset": key.dataset,
-        "split": key.split,
-        "shard": key.shard,
-    }
-    keys = [pa.array([value] * counts.num_rows, pa.string()) for value in constant.values()]
-    group_keys = [name for name in schema.names[len(constant) :] if name in counts.column_names]
-    aggregates = [name for name in counts.column_names if name not in group_keys]
-    columns = keys + [counts[name] for name in group_keys] + [counts[name] for name in aggregates]
-    return pa.Table.from_arrays(columns, schema=schema)
+def counts(table: str, rows: pa.Table) -> pa.Table:
+    """The per-shard count table `table` (of `_COUNTS`) of rows of any shards: the statistics
+    add up these few rows instead of grouping every prior row."""
+    _, group_keys, aggregates = _COUNTS[table]
+    keys = [*_KEY_NAMES, *group_keys]
+    grouped = rows.group_by(keys, use_threads=False).aggregate(aggregates)
+    columns = [grouped[name] for name in keys]
+    columns += [grouped[f"{column}_{function}"] for column, function in aggregates]
+    return pa.Table.from_arrays(columns, schema=schema_of(table))
 
 
 def _reject_duplicates(what: str, image_ids: Iterable[str]) -> None:
@@ -112,22 +107,17 @@ def _reject_duplicates(what: str, image_ids: Iterable[str]) -> None:
         seen.add(image_id)
 
 
-def _images_table(key: ShardKey, images: Sequence[ImageRecord]) -> pa.Table:
-    columns = _columns("images")
-    for record in images:
+def _records_table(
+    table: str, key: ShardKey, records: Sequence[ImageRecord | FailureRecord]
+) -> pa.Table:
+    """`table`'s rows of one shard: the shard key and image id, then the records' fields."""
+    columns = _columns(table)
+    fields_ = [name for name in columns if name not in (*_KEY_NAMES, "image_id")]
+    for record in records:
         _add_key(columns, key, record.image_id)
-        for name in ("path", "width", "height", "sha256", "status"):
+        for name in fields_:
             columns[name].append(getattr(record, name))
-    return to_table("images", columns)
-
-
-def _failures_table(key: ShardKey, failures: Sequence[FailureRecord]) -> pa.Table:
-    columns = _columns("failures")
-    for record in failures:
-        _add_key(columns, key, record.image_id)
-        for name in ("path", "stage", "error_class", "message"):
-            columns[name].append(getattr(record, name))
-    return to_table("failures", columns)
+    return to_table(table, columns)
 
 
 def _priors_tables(key: ShardKey, priors: Sequence[ImagePriors]) -> dict[str, pa.Table]:

@@ -1,21 +1,16 @@
-"""Versioned Arrow schemas of the store's tables and the Parquet settings they are written with.
+"""Arrow schemas of the store's tables and of the Delta tables that hold them.
 
-Bump `SCHEMA_VERSION` whenever a column or a table changes; a store written with another version
-is refused with a message naming both (see `storage.store.SchemaVersionError`). Version 2 added
-`relation_counts`, version 3 `eval_images`; `PriorStore.upgrade` brings an older store to this one.
+Changing a table's columns here (and, for a shard table, where `storage.rows` fills them) is all
+a schema change takes: the views, the Delta tables and the upgrade follow from these lists.
+Version 4 put the store on Delta Lake (1-3 were folders of Parquet files, `priors upgrade`
+converts them); `SCHEMA_VERSION` names the layout in messages.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 3
-VERSION_METADATA_KEY = b"llmformer.schema_version"
-TABLE_METADATA_KEY = b"llmformer.table"
-COMPRESSION = "zstd"
-ROW_GROUP_ROWS = 500_000
-# relation_counts is sorted by mentions: smaller row groups let a top-N read skip most of it.
-ROLLUP_ROW_GROUP_ROWS = 100_000
+SCHEMA_VERSION = 4
 
 _SHARD_KEY = [
     pa.field("prior_set_id", pa.string(), nullable=False),
@@ -102,17 +97,17 @@ _COLUMNS: dict[str, list[pa.Field]] = {
         pa.field("predicate", pa.string()),
         pa.field("mentions", pa.int64()),
     ],
-    # Relation-triple counts of one prior set's compacted relation files in one dataset, rebuilt in
-    # the same transaction as every change to those files: the relation statistics read these
-    # instead of grouping millions of relations (uncompacted shards are grouped at query time).
+    # Written by compaction, in the same commit that moves the prior set's relations to the
+    # `rolled_relations` partition: their triple counts, and the shards they came from. The
+    # relation statistics add these few rows to the relations written since (see views.sql).
     "relation_counts": [
-        pa.field("prior_set_id", pa.string(), nullable=False),
-        pa.field("dataset", pa.string(), nullable=False),
+        *_SHARD_KEY,
         pa.field("subject", pa.string()),
         pa.field("predicate", pa.string()),
         pa.field("object", pa.string()),
         pa.field("mentions", pa.int64()),
     ],
+    "rolled_shards": list(_SHARD_KEY),
     "text_embeddings": [
         pa.field("encoder", pa.string(), nullable=False),
         pa.field("text", pa.string(), nullable=False),
@@ -156,7 +151,8 @@ _COLUMNS: dict[str, list[pa.Field]] = {
     ],
 }
 
-# Tables written by `write_shard`, one file each per shard under dataset=/split= partitions.
+# Tables written by `write_shard`: all live in the one Delta table `priors` (a `table_name`
+# column tells them apart), so that one commit publishes a whole shard.
 SHARD_TABLES = (
     "images",
     "captions",
@@ -168,13 +164,42 @@ SHARD_TABLES = (
     "attribute_counts",
     "predicate_counts",
 )
+ROLLUP_TABLES = ("relation_counts", "rolled_shards")
+ROLLED_RELATIONS = "rolled_relations"
+"""The `table_name` of relations that compaction has counted into `relation_counts`."""
 TABLES = tuple(_COLUMNS)
+PRIORS = "priors"
+"""The Delta table of every shard table, partitioned by prior set and then by table."""
+TABLE_COLUMN = "table_name"
+IN_PRIORS = (*SHARD_TABLES, *ROLLUP_TABLES)
+"""Tables whose rows live in the Delta table `priors`."""
+DELTA_TABLES = (PRIORS, *(table for table in TABLES if table not in IN_PRIORS))
+PARTITIONS: dict[str, list[str]] = {
+    PRIORS: ["prior_set_id", TABLE_COLUMN],
+    "eval_images": ["dataset"],
+}
 
 
 def schema_of(table: str) -> pa.Schema:
-    """The Arrow schema of `table`, stamped with the schema version and the table's name."""
-    metadata = {
-        VERSION_METADATA_KEY: str(SCHEMA_VERSION).encode(),
-        TABLE_METADATA_KEY: table.encode(),
-    }
-    return pa.schema(_COLUMNS[table], metadata=metadata)
+    """The Arrow schema of `table` (one of `TABLES`)."""
+    return pa.schema(_COLUMNS[table])
+
+
+def _priors_schema() -> pa.Schema:
+    """Every shard table's columns side by side (a column shared by tables has one type), the
+    key first so that Delta keeps statistics of it; only the shard key is never null."""
+    fields: dict[str, pa.Field] = {TABLE_COLUMN: pa.field(TABLE_COLUMN, pa.string(), False)}
+    for table in IN_PRIORS:
+        for field in _COLUMNS[table]:
+            known = fields.setdefault(field.name, field.with_nullable(field not in _SHARD_KEY))
+            if known.type != field.type:
+                raise TypeError(f"{table}.{field.name} is {field.type}, elsewhere {known.type}")
+    return pa.schema(fields.values())
+
+
+PRIORS_SCHEMA = _priors_schema()
+
+
+def delta_schema_of(table: str) -> pa.Schema:
+    """The Arrow schema of a Delta table of `DELTA_TABLES`."""
+    return PRIORS_SCHEMA if table == PRIORS else schema_of(table)

@@ -1,35 +1,31 @@
-"""`PriorStore`: the Parquet prior store on disk, written atomically, read in batches.
-
-Layout: `ROOT/<table>/dataset=<d>/split=<s>/<prior_set_id>-<shard>.parquet` for the per-image
-tables, `ROOT/prior_sets/<id>.parquet`, `ROOT/text_embeddings/<encoder>-<content>.parquet`,
-`ROOT/class_names/<dataset>.parquet`, `ROOT/eval_results/<content>.parquet`,
-`ROOT/eval_images/dataset=<d>/<evaluation>.parquet` (a re-run evaluation replaces its file),
-`ROOT/relation_counts/dataset=<d>/<prior_set_id>.parquet`; every table also holds a zero-row
-`schema.parquet` so DuckDB can read it before anything was written. Shard files are named
-`<prior_set_id>-s<hash>.parquet`, compacted ones `<prior_set_id>-c<hash>.parquet`; the triples of
-compacted relation files are counted in `relation_counts`, rebuilt whenever those files change.
-`ROOT/store.json` names the schema version; `ROOT/views.sql` serves the plain `duckdb` CLI.
+"""`PriorStore`: the prior store, a set of Delta Lake tables under one root (a local folder or
+`s3://bucket/prefix`), written by delta-rs and read by DuckDB; layout: storage/README.md.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
-import shutil
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
+from deltalake import DeltaTable, WriterProperties
+from deltalake.exceptions import DeltaError
+from deltalake.fs import DeltaStorageHandler
+from pyarrow.fs import FileType, PyFileSystem
 
-from storage import publish
-from storage.damage import DamagedFile, damage_of, find_damaged
+from storage import tables
 from storage.records import (
     EvalImageClass,
     EvalResult,
@@ -38,239 +34,158 @@ from storage.records import (
     ImagePriors,
     ImageRecord,
     PriorSetSpec,
-    stable_hash,
 )
-from storage.rows import (
-    ShardKey,
-    embeddings_table,
-    shard_tables,
-    to_table,
-    vectors_from_table,
-)
+from storage.rows import ShardKey, embeddings_table, priors_rows, to_table, vectors_from_table
 from storage.schema import (
-    COMPRESSION,
-    ROLLUP_ROW_GROUP_ROWS,
-    ROW_GROUP_ROWS,
-    SCHEMA_VERSION,
-    SHARD_TABLES,
-    TABLES,
-    schema_of,
+    DELTA_TABLES,
+    PRIORS,
+    PRIORS_SCHEMA,
+    ROLLED_RELATIONS,
+    ROLLUP_TABLES,
+    TABLE_COLUMN,
 )
+from storage.tables import AsOf, StoreError, StoreLocation, sql_list, sql_literal
 
-if TYPE_CHECKING:
-    import duckdb
-
-MANIFEST = "store.json"
-ANCHOR = "schema.parquet"
 QUARANTINE_DIR = "_quarantine"
-"""Where `repair` moves damaged files: under the root, outside every table's glob."""
-VIEWS_SQL = Path(__file__).with_name("views.sql")
+"""Where `repair` moves damaged files: under the root, beside the tables."""
+_OPTIMIZE_OPTIONS = {
+    "target_size": 128 * 2**20,  # bytes per file compaction writes
+    "max_concurrent_tasks": 1,  # one file's rows in memory at a time
+    "max_spill_size": 256 * 2**20,  # Z-order's sort spills to disk past this
+    "writer_properties": tables.WRITER_PROPERTIES,
+}
+"""How compaction runs delta-rs's OPTIMIZE (compact and Z-order): memory bounded whatever the
+table's size."""
+_COUNTS_WRITER = WriterProperties(compression="ZSTD", max_row_group_size=500_000)
+"""The compacted count tables, which the statistics read whole: few row groups to decode."""
+ROLLUP_MEMORY_LIMIT = "256MB"
+"""What compaction's triple counting may hold in memory; DuckDB spills the rest to disk."""
+CONFLICT_ATTEMPTS = 5
+"""Times a write whose commit conflicts with a concurrent one is redone over the newer version
+(delta-rs itself retries commits that do not conflict)."""
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/")
-"""`s3://...`, also as `s3:/...` once a Path has collapsed its slashes."""
-GLOB_CHARACTERS = "[]*?"
-
-
-class StoreError(Exception):
-    """A problem with the store a user can fix; the message is one line."""
+_DONE_TABLES = ("captions", "failures")
+_RELATIONS = ("relations", ROLLED_RELATIONS)  # the partitions of the relations table
+_PRIOR_TABLES = ("captions", "objects", "attributes", *_RELATIONS)  # what read_priors reads
+_PER_IMAGE_TABLES = ("images", "failures", *_PRIOR_TABLES)  # compaction sorts them by image_id
+_FAILED_IMAGE_TABLES = ("images", "failures")  # a failed image has rows in these only
+_SHARD_NAMES = ("dataset", "split", "shard")  # a shard within its prior set
 
 
 class SchemaVersionError(StoreError):
-    """The store on disk was written with a schema version this code does not read."""
+    """The store was written with a layout or schema version this code does not read."""
 
 
 @dataclass(frozen=True)
 class CompactionReport:
-    """How many Parquet files compaction merged and how many it wrote."""
+    """How many Parquet files the compacted tables held before compaction and after it."""
 
     files_before: int
     files_after: int
 
 
 @dataclass(frozen=True)
-class RepairReport:
-    """What `repair` did: files moved into `quarantine`, files rebuilt in place (zero-row anchors,
-    relation rollups), and how many images the moved shards held (now undone)."""
+class DamagedFile:
+    """A file of the current version that is missing or not as its commit recorded it."""
 
-    quarantine: Path
-    moved: tuple[Path, ...]
-    rebuilt: tuple[Path, ...]
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class RepairReport:
+    """What `repair` did: damaged files moved into `quarantine` and dropped from their tables,
+    and how many images their shards held (dropped as well, so the next extract redoes them)."""
+
+    quarantine: str
+    moved: tuple[str, ...]
     images_undone: int
 
 
-def write_parquet(table: pa.Table, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
-    """Write one Parquet file the way every store file is written (zstd, large row groups)."""
-    pq.write_table(table, path, compression=COMPRESSION, row_group_size=row_group_rows)
-
-
 class PriorStore:
-    """The prior store at `root`, created if missing unless `create=False`; layout: module doc."""
+    """The prior store at `root` (a folder or `s3://bucket/prefix`), created if missing unless
+    `create=False`; layout: storage/README.md."""
 
     def __init__(self, root: str | Path, create: bool = True) -> None:
-        self._locate(root, create)
-        self.root.mkdir(parents=True, exist_ok=True)
-        publish.recover(self.root)
-        self._open_or_initialise()
+        from storage.upgrade import refuse_legacy_layout
+
+        self.location = StoreLocation.parse(root)
+        self.root: Path | str = self.location.local or self.location.uri
+        self._reader: duckdb.DuckDBPyConnection | None = None
+        self._reader_pid = 0
+        local = self.location.local
+        if local is not None and local.exists() and not local.is_dir():
+            raise StoreError(f"{local} is a file, not a prior store folder")
+        refuse_legacy_layout(self.location)
+        if tables.exists(self.location):
+            return
+        if not create:
+            raise StoreError(f"no prior store at {self.root} (it has no {PRIORS} table)")
+        if local is not None and local.is_dir() and not _only_tables(local):
+            raise StoreError(f"{local} is not empty and holds no prior store")
+        tables.create_tables(self.location)
+
+    @staticmethod
+    def exists(root: str | Path) -> bool:
+        """Whether a store of this or an older layout is at `root` (an unusable root has none)."""
+        from storage.upgrade import LEGACY_MANIFEST
+
+        try:
+            location = StoreLocation.parse(root)
+        except StoreError:
+            return False
+        local = location.local
+        return tables.exists(location) or (local is not None and (local / LEGACY_MANIFEST).exists())
 
     @classmethod
     def upgrade(cls, root: str | Path) -> PriorStore:
-        """Bring an older store to this schema version, one transaction per version, then open it.
+        """Convert a store of an older layout (Parquet folders, schema versions 1-3) into Delta
+        tables, then open it; a store already at this version is only opened."""
+        from storage.upgrade import convert_legacy_store
 
-        Version 2 added `relation_counts`: the rollup of every prior set and dataset with
-        compacted relation files is written. Version 3 added `eval_images` (its anchor). A store
-        already at this version is only opened.
-        """
-        store = cls.__new__(cls)
-        store._locate(root, create=False)
-        publish.recover(store.root)
-        manifest = store.root / MANIFEST
-        while (version := store._read_version(manifest)) in cls._UPGRADES:
-            cls._UPGRADES[version](store, manifest)
-        return cls(store.root, create=False)
-
-    # -- opening --------------------------------------------------------------------------------
-
-    def _locate(self, root: str | Path, create: bool) -> None:
-        """Point at `root` without reading it; unless `create`, a store must already be there."""
-        _require_local_plain_path(str(root))
-        self.root = Path(root).expanduser().resolve()
-        _require_local_plain_path(str(self.root))
-        self._reader: duckdb.DuckDBPyConnection | None = None
-        self._reader_pid = 0
-        self.damaged: list[DamagedFile] = []
-        if self.root.exists() and not self.root.is_dir():
-            raise StoreError(f"{self.root} is a file, not a prior store folder")
-        if not create and not (self.root / MANIFEST).exists():
-            raise StoreError(f"no prior store at {self.root} (it has no {MANIFEST})")
-
-    def _open_or_initialise(self) -> None:
-        manifest = self.root / MANIFEST
-        if manifest.exists():
-            self._check_version(manifest)
-            self._refresh_views_sql()
-            return
-        if any(path.name != publish.STAGING_DIR for path in self.root.iterdir()):
-            raise StoreError(f"{self.root} is not empty and has no {MANIFEST}: not a prior store")
-        with publish.transaction(self.root) as txn:
-            for table in TABLES:
-                write_parquet(schema_of(table).empty_table(), txn.stage(self._anchor(table)))
-            txn.stage(self.root / VIEWS_SQL.name).write_text(VIEWS_SQL.read_text())
-            txn.stage(manifest).write_text(json.dumps({"schema_version": SCHEMA_VERSION}))
-
-    def _read_version(self, manifest: Path) -> int:
-        """The schema version `manifest` names: a whole number, or a StoreError."""
-        try:
-            version = json.loads(manifest.read_text())["schema_version"]
-        except (ValueError, KeyError, TypeError) as error:  # TypeError: not a JSON object
-            raise StoreError(
-                f"{manifest} is unreadable ({error}); is this a prior store?"
-            ) from None
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise StoreError(f"{manifest} names schema version {version!r}, not a whole number")
-        return version
-
-    def _check_version(self, manifest: Path) -> None:
-        version = self._read_version(manifest)
-        if version == SCHEMA_VERSION:
-            return
-        remedy = (
-            f"run: llmformer priors upgrade --store {self.root}"
-            if version in self._UPGRADES
-            else "write a new store or use a matching llmformer release"
-        )
-        raise SchemaVersionError(
-            f"the store at {self.root} has schema version {version}, but this llmformer "
-            f"reads schema version {SCHEMA_VERSION}; {remedy}"
-        )
-
-    def _upgrade_from_version_1(self, manifest: Path) -> None:
-        """Add `relation_counts` (its anchor and every rollup) and the views that read it."""
-        compacted = (self.root / "relations").glob("dataset=*/split=*/*-c*.parquet")
-        rollups = {(path.name.split("-")[0], _dataset_of(path)) for path in compacted}
-        with publish.transaction(self.root) as txn:
-            txn.expect_unchanged(manifest)
-            anchor = self._anchor("relation_counts")
-            write_parquet(schema_of("relation_counts").empty_table(), txn.stage(anchor))
-            for prior_set_id, dataset in sorted(rollups):
-                self._stage_relation_rollup(txn, prior_set_id, dataset)
-            self._stage_version(txn, manifest, 2)
-
-    def _upgrade_from_version_2(self, manifest: Path) -> None:
-        """Add the `eval_images` table (its anchor) and the views that read it."""
-        with publish.transaction(self.root) as txn:
-            txn.expect_unchanged(manifest)
-            anchor = self._anchor("eval_images")
-            write_parquet(schema_of("eval_images").empty_table(), txn.stage(anchor))
-            self._stage_version(txn, manifest, 3)
-
-    # The step from each older schema version to the next one.
-    _UPGRADES: ClassVar[dict[int, Callable[[PriorStore, Path], None]]] = {
-        1: _upgrade_from_version_1,
-        2: _upgrade_from_version_2,
-    }
-
-    def _stage_version(self, txn: publish.Transaction, manifest: Path, version: int) -> None:
-        """Stamp the store with `version` and this release's views.sql."""
-        txn.stage(self.root / VIEWS_SQL.name).write_text(VIEWS_SQL.read_text())
-        txn.stage(manifest).write_text(json.dumps({"schema_version": version}))
-
-    def _refresh_views_sql(self) -> None:
-        """Keep the store's views.sql in step with this release when the store is writable."""
-        copy = self.root / VIEWS_SQL.name
-        current = VIEWS_SQL.read_text()
-        if (copy.exists() and copy.read_text() == current) or not os.access(self.root, os.W_OK):
-            return
-        with publish.transaction(self.root) as txn:
-            txn.stage(copy).write_text(current)
-
-    def _anchor(self, table: str) -> Path:
-        return self.root / table / ANCHOR
+        location = StoreLocation.parse(root)
+        convert_legacy_store(location)
+        return cls(location.uri, create=False)
 
     # -- prior sets -----------------------------------------------------------------------------
 
     def register_prior_set(self, spec: PriorSetSpec) -> str:
-        """Record a prior set once and return its stable id (the same spec gives the same id)."""
+        """Record a prior set once and return its stable id (the same spec gives the same id,
+        also when several processes register it at once)."""
         try:
             sampling = json.dumps(spec.sampling, sort_keys=True)
         except TypeError as error:
             raise StoreError(f"sampling parameters must be JSON values: {error}") from None
         prior_set_id = spec.prior_set_id
-        path = self._prior_set_path(prior_set_id)
-        if path.exists():
+        if prior_set_id in self.prior_set_ids():
             return prior_set_id
         row = {**asdict(spec), "sampling": sampling, "prior_set_id": prior_set_id}
         row["created_at"] = datetime.now(UTC)
-        table = to_table(
-            "prior_sets", {name: [row[name]] for name in schema_of("prior_sets").names}
-        )
-        with publish.transaction(self.root) as txn:
-            write_parquet(table, txn.stage(path))
+        table = to_table("prior_sets", [row])
+        where = f"prior_set_id = {sql_literal(prior_set_id)}"
+        self._add_new("prior_sets", table, where, lambda: table.slice(0, 0))
         return prior_set_id
 
     def prior_set_ids(self) -> list[str]:
         """The ids of the registered prior sets, sorted."""
-        files = (self.root / "prior_sets").glob("*.parquet")
-        return sorted(path.stem for path in files if path.name != ANCHOR)
-
-    def _prior_set_path(self, prior_set_id: str) -> Path:
-        return self.root / "prior_sets" / f"{prior_set_id}.parquet"
+        rows = self._read("prior_sets", columns=["prior_set_id"])
+        return sorted(rows["prior_set_id"].to_pylist())
 
     def _require_prior_set(self, prior_set_id: str) -> None:
-        if not _SAFE_NAME.match(prior_set_id) or not self._prior_set_path(prior_set_id).exists():
+        if not _SAFE_NAME.match(prior_set_id) or prior_set_id not in self.prior_set_ids():
             raise StoreError(f"unknown prior set {prior_set_id!r}; register it first")
 
     def delete_prior_set(self, prior_set_id: str) -> int:
-        """Delete a prior set and all its rows in one transaction; returns the files removed."""
+        """Delete a prior set's rows (one commit) and then its registration; returns the files
+        the first commit removed."""
         self._require_prior_set(prior_set_id)
-        files = [path for table in SHARD_TABLES for path in self._shard_files(table, prior_set_id)]
-        files += sorted((self.root / "relation_counts").glob(f"dataset=*/{prior_set_id}.parquet"))
-        files.append(self._prior_set_path(prior_set_id))
-        with publish.transaction(self.root) as txn:
-            for path in files:
-                txn.delete(path)
-        return len(files)
+        where = f"prior_set_id = {sql_literal(prior_set_id)}"
+        metrics = self._table(PRIORS).delete(where)
+        self._table("prior_sets").delete(where)
+        return int(metrics.get("num_removed_files", 0)) + 1
 
     # -- shards ---------------------------------------------------------------------------------
 
@@ -285,71 +200,84 @@ class PriorStore:
         failures: Sequence[FailureRecord],
         retried: Collection[str] = (),
     ) -> None:
-        """Publish one shard's rows in all tables at once; the same shard_key replaces itself.
+        """Publish one shard's rows in all tables in one commit; the same shard_key replaces
+        itself.
 
         `retried` names images of this shard that earlier shards recorded as failed: their rows
-        there are cut in the same transaction, so each image keeps one record.
+        there are cut in the same commit, so each image keeps one record.
         """
         self._require_prior_set(prior_set_id)
         _require_safe_names(dataset=dataset, split=split)
         key = ShardKey(prior_set_id, dataset, split, shard_key)
-        tables = shard_tables(key, images, priors, failures)
-        file_name = f"{prior_set_id}-s{stable_hash(shard_key)}.parquet"
-        with publish.transaction(self.root) as txn:
-            for table, rows in tables.items():
-                partition = self._partition(table, dataset, split)
-                write_parquet(rows, txn.stage(partition / file_name))
-                cut_from_compacted = self._drop_from_compacted(txn, partition, key)
-                if cut_from_compacted and table == "relations":
-                    self._stage_relation_rollup(txn, prior_set_id, dataset)
-                if retried and table in _FAILED_IMAGE_TABLES:
-                    self._drop_retried(txn, partition / file_name, key, retried)
+        rows = priors_rows(key, images, priors, failures)
+        replaced = f"shard = {sql_literal(shard_key)}"
+        if retried:
+            replaced += (
+                f" OR ({TABLE_COLUMN} IN {sql_list(list(_FAILED_IMAGE_TABLES))}"
+                f" AND image_id IN {sql_list(sorted(retried))})"
+            )
+        where = f"dataset = {sql_literal(dataset)} AND split = {sql_literal(split)}"
+        where += f" AND ({replaced})"
+        for attempt in range(CONFLICT_ATTEMPTS):
+            snapshot = self._table(PRIORS)
+            try:
+                if (dataset, split, shard_key) in self._rolled_shards(snapshot, prior_set_id):
+                    # compaction counted this shard's old relations: count them all afresh
+                    self._rewrite_relations(snapshot, prior_set_id, False, (key, rows, where))
+                else:
+                    where_in_set = f"prior_set_id = {sql_literal(prior_set_id)} AND {where}"
+                    tables.write(self.location, PRIORS, rows, where_in_set, snapshot)
+                return
+            except tables.ConcurrentWriteError:
+                if attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
 
-    def _partition(self, table: str, dataset: str, split: str) -> Path:
-        return self.root / table / f"dataset={dataset}" / f"split={split}"
+    def _rolled_shards(self, snapshot: DeltaTable, prior_set_id: str) -> set[tuple[str, str, str]]:
+        """(dataset, split, shard) of the shards whose relations compaction has counted."""
+        where = (ds.field("prior_set_id") == prior_set_id) & (
+            ds.field(TABLE_COLUMN) == "rolled_shards"
+        )
+        rolled = tables.dataset(snapshot, PRIORS, _partitions(prior_set_id, ["rolled_shards"]))
+        rows = rolled.to_table(["dataset", "split", "shard"], where)
+        return set(zip(*(rows[name].to_pylist() for name in rows.column_names), strict=True))
 
-    def _drop_from_compacted(
-        self, txn: publish.Transaction, partition: Path, key: ShardKey
-    ) -> bool:
-        """Cut a re-written shard out of the merged files of compaction; True if it was there."""
-        changed = False
-        for path in sorted(partition.glob(f"{key.prior_set_id}-c*.parquet")):
-            txn.expect_unchanged(path)
-            merged = pq.read_table(path)
-            kept = merged.filter(pc.not_equal(merged["shard"], key.shard))
-            if kept.num_rows == merged.num_rows:
-                continue
-            changed = True
-            if kept.num_rows:
-                write_parquet(kept, txn.stage(path))
-            else:
-                txn.delete(path)
-        return changed
-
-    def _drop_retried(
-        self, txn: publish.Transaction, written: Path, key: ShardKey, retried: Collection[str]
+    def _rewrite_relations(
+        self,
+        snapshot: DeltaTable,
+        prior_set_id: str,
+        roll_up: bool,
+        shard: tuple[ShardKey, pa.Table, str] | None = None,
     ) -> None:
-        """Cut the rows of `retried` images from the partition's other files of one table (from
-        their staged content where this transaction already rewrote them)."""
-        wanted = pa.array(list(retried), pa.string())
-        staged = {destination: source for source, destination in txn.moves}
-        for path in sorted(written.parent.glob(f"{key.prior_set_id}-*.parquet")):
-            if path == written or path in txn.deletions:
-                continue
-            if path not in staged:
-                txn.expect_unchanged(path)
-            rows = pq.read_table(staged.get(path, path))
-            kept = rows.filter(pc.invert(pc.is_in(rows["image_id"], value_set=wanted)))
-            if kept.num_rows < rows.num_rows:
-                write_parquet(kept, txn.stage(path))
+        """In one commit over `snapshot`: with `roll_up`, count the prior set's relation triples
+        into relation_counts, note the shards counted, and move the relations to the
+        rolled_relations partition; without, drop those counts and move every relation back to
+        `relations`. `shard` is a shard's key, rows and the condition (within the prior set) of
+        the rows they replace, committed together (its old relations are dropped)."""
+        from storage.query import connect_unlocked
 
-    def _shard_files(
-        self, table: str, prior_set_id: str, dataset: str | None = None, split: str | None = None
-    ) -> list[Path]:
-        """A prior set's files of `table` (all datasets and splits where those are None)."""
-        _require_safe_names(prior_set=prior_set_id, dataset=dataset, split=split)
-        pattern = f"dataset={dataset or '*'}/split={split or '*'}/{prior_set_id}-*.parquet"
-        return sorted((self.root / table).glob(pattern))
+        rewritten = ("relations", ROLLED_RELATIONS, *ROLLUP_TABLES)
+        where = f"{TABLE_COLUMN} IN {sql_list(list(rewritten))}"
+        moved = _MOVED_RELATIONS_SQL.format(table=ROLLED_RELATIONS if roll_up else "relations")
+        parts: list[Iterable[pa.Table | pa.RecordBatch]] = []
+        if shard is not None:
+            key, rows, replaced = shard
+            where += f" OR ({replaced})"
+            parts.append([rows])
+            same_shard = (f"{name} = {sql_literal(getattr(key, name))}" for name in _SHARD_NAMES)
+            moved += f" AND NOT ({' AND '.join(same_shard)})"
+        source = tables.source(
+            self.location, snapshot, PRIORS, _partitions(prior_set_id, rewritten)
+        )
+        connection = connect_unlocked({PRIORS: source}, views=False)
+        connection.execute("SET memory_limit = ?", [ROLLUP_MEMORY_LIMIT])
+        where = f"prior_set_id = {sql_literal(prior_set_id)} AND ({where})"
+        with tempfile.TemporaryDirectory(prefix="rollup-") as spill:
+            connection.execute("SET temp_directory = ?", [spill])
+            queries = [_ROLLED_SHARDS_SQL, _ROLLUP_SQL, moved] if roll_up else [moved]
+            parts.append(_results(connection, queries, [prior_set_id]))
+            tables.write(
+                self.location, PRIORS, itertools.chain.from_iterable(parts), where, snapshot
+            )
 
     def done_image_ids(
         self,
@@ -360,189 +288,163 @@ class PriorStore:
     ) -> set[str]:
         """Images of a prior set with priors or (unless not `failed_count`) a recorded failure:
         a resumed run skips them."""
-        done: set[str] = set()
-        for table in ("captions", "failures") if failed_count else ("captions",):
-            for path in self._shard_files(table, prior_set_id, dataset, split):
-                done.update(_image_ids(path))
-        return done
+        _require_safe_names(prior_set=prior_set_id, dataset=dataset, split=split)
+        wanted = list(_DONE_TABLES if failed_count else _DONE_TABLES[:1])
+        where = (ds.field("prior_set_id") == prior_set_id) & ds.field(TABLE_COLUMN).isin(wanted)
+        for column, value in (("dataset", dataset), ("split", split)):
+            if value is not None:
+                where &= ds.field(column) == value
+        files = _partitions(prior_set_id, wanted)
+        rows = self._dataset(PRIORS, files).to_table(columns=["image_id"], filter=where)
+        return set(rows["image_id"].to_pylist())
 
     def image_paths(
         self, dataset: str, split: str, image_ids: Iterable[str]
     ) -> dict[str, set[str]]:
         """The files the store's images of a dataset split with these ids were read from, in
-        any prior set (damaged files left out)."""
+        any prior set."""
         _require_safe_names(dataset=dataset, split=split)
-        wanted = pa.array(sorted(set(image_ids)), pa.string())
-        paths: dict[str, set[str]] = {}
-        for path in sorted(self._partition("images", dataset, split).glob("*.parquet")):
-            try:
-                rows = pq.read_table(path, columns=["image_id", "path"])
-            except (pa.ArrowInvalid, OSError):
-                continue
-            rows = rows.filter(pc.is_in(rows["image_id"], value_set=wanted))
-            for image_id, image_path in zip(*rows.to_pydict().values(), strict=True):
-                paths.setdefault(image_id, set()).add(image_path)
-        return paths
+        where = (
+            (ds.field(TABLE_COLUMN) == "images")
+            & (ds.field("dataset") == dataset)
+            & (ds.field("split") == split)
+            & ds.field("image_id").isin(pa.array(sorted(set(image_ids)), pa.string()))
+        )
+        files = f"{TABLE_COLUMN} = 'images'"
+        rows = self._dataset(PRIORS, files).to_table(columns=["image_id", "path"], filter=where)
+        rows = rows.group_by("image_id").aggregate([("path", "distinct")]).to_pydict()
+        return dict(zip(rows["image_id"], map(set, rows["path_distinct"]), strict=True))
 
     def read_priors(self, prior_set_id: str, image_ids: Iterable[str]) -> dict[str, ImagePriors]:
-        """Priors of the given images (those that have some), fetched in one batched query."""
-        from storage.query import read_priors
+        """Priors of the given images (those that have some), fetched in one batched read of
+        the row groups whose image_id statistics can hold them (compaction Z-orders the rows
+        by image_id, so a few images touch a few row groups)."""
+        from storage.query import new_connection, read_priors
 
-        files = {
-            table: [
-                *(p for p in self._shard_files(table, prior_set_id) if damage_of(p) is None),
-                self._anchor(table),
-            ]
-            for table in ("captions", "objects", "attributes", "relations")
-        }
-        rows = read_priors(self._read_connection(), files, prior_set_id, list(image_ids))
-        return {row["image_id"]: ImagePriors(**row) for row in rows}
-
-    def _read_connection(self) -> duckdb.DuckDBPyConnection:
-        """One in-memory DuckDB per process for batched reads (opening one costs ~0.1 s)."""
+        wanted = sorted(set(image_ids))
+        if not wanted:
+            return {}
         if self._reader is None or self._reader_pid != os.getpid():
-            import duckdb
+            self._reader = new_connection()  # one per process: opening costs ~0.1 s
+            self._reader_pid = os.getpid()
+        rows = self._prior_rows(prior_set_id, wanted)
+        return {row["image_id"]: ImagePriors(**row) for row in read_priors(self._reader, rows)}
 
-            self._reader, self._reader_pid = duckdb.connect(":memory:"), os.getpid()
-        return self._reader
+    def _prior_rows(self, prior_set_id: str, wanted: list[str]) -> pa.Table:
+        """The rows `read_priors` needs of these images in the latest version, read by DuckDB
+        (decoding only the matching rows' other columns) or, where it cannot, by Arrow."""
+        from storage.query import PRIOR_COLUMNS
+
+        files = _partitions(prior_set_id, _PRIOR_TABLES)
+        source = tables.source(self.location, self._table(PRIORS), PRIORS, files)
+        if isinstance(source, ds.Dataset):
+            wanted_ids = ds.field("image_id").isin(pa.array(wanted, pa.string()))
+            return source.to_table(columns=list(PRIOR_COLUMNS), filter=wanted_ids)
+        if not source:
+            return PRIORS_SCHEMA.empty_table().select(list(PRIOR_COLUMNS))
+        sql = (
+            f"SELECT {', '.join(PRIOR_COLUMNS)} FROM read_parquet($files, hive_partitioning = "
+            "true, hive_types_autocast = false) WHERE image_id IN (SELECT unnest($ids))"
+        )
+        return self._reader.sql(sql, params={"files": source, "ids": wanted}).to_arrow_table()
 
     # -- compaction -----------------------------------------------------------------------------
 
-    def compact(self, prior_set_id: str | None = None) -> CompactionReport:
-        """Merge each partition's shard files of a prior set (and the embedding cache) into one.
-
-        Merged relation files are published with their prior set's and dataset's relation-triple
-        rollup (`relation_counts`), so the relation statistics need not group every relation.
-        """
+    def compact(
+        self, prior_set_id: str | None = None, retention_hours: int | None = None
+    ) -> CompactionReport:
+        """Merge small files (of one prior set's partitions, or of every table) with Delta's
+        OPTIMIZE, one target-size file at a time, then VACUUM files no version within
+        `retention_hours` (default: the table's, 7 days) reads and checkpoint the log."""
         if prior_set_id is not None:
             self._require_prior_set(prior_set_id)
-        if damaged := self.damaged_files():
-            raise StoreError(
-                f"{len(damaged)} damaged file(s) in the store, first {damaged[0]}; "
-                f"run: llmformer priors repair --store {self.root}"
+        if error := self.damage_error():
+            raise error
+        compacted = (PRIORS, "text_embeddings") if prior_set_id else DELTA_TABLES
+        before = self._data_files(compacted, prior_set_id)
+        for prior_set in [prior_set_id] if prior_set_id else self.prior_set_ids():
+            self._roll_up_relations(prior_set)
+        in_set = [("prior_set_id", "=", prior_set_id)] if prior_set_id else []
+        for table in compacted:
+            delta = self._table(table)
+            if table == PRIORS:
+                for partition in _unsorted_partitions(delta, prior_set_id):
+                    delta.optimize.z_order(["image_id"], partition, **_OPTIMIZE_OPTIONS)
+                others = [*in_set, (TABLE_COLUMN, "not in", list(_PER_IMAGE_TABLES))]
+                delta.optimize.compact(
+                    others, **{**_OPTIMIZE_OPTIONS, "writer_properties": _COUNTS_WRITER}
+                )
+            else:
+                delta.optimize.compact(**_OPTIMIZE_OPTIONS)
+            delta.vacuum(
+                retention_hours,
+                dry_run=False,
+                enforce_retention_duration=retention_hours is None,
             )
-        before = after = 0
-        for table in SHARD_TABLES:
-            for (prior_set, dataset), groups in self._compaction_groups(table, prior_set_id):
-                with publish.transaction(self.root) as txn:
-                    for group in groups:
-                        self._stage_merge(txn, group, "c")
-                    if table == "relations":
-                        self._stage_relation_rollup(txn, prior_set, dataset)
-                before, after = before + sum(map(len, groups)), after + len(groups)
-        for group in self._embedding_groups():
-            with publish.transaction(self.root) as txn:
-                self._stage_merge(txn, group, "", dedupe="text")
-            before, after = before + len(group), after + 1
-        return CompactionReport(before, after)
+            delta.create_checkpoint()
+            delta.cleanup_metadata()
+        return CompactionReport(before, self._data_files(compacted, prior_set_id))
 
-    def _compaction_groups(
-        self, table: str, prior_set_id: str | None
-    ) -> list[tuple[tuple[str, str], list[list[Path]]]]:
-        """Per prior set and dataset, the file lists of its partitions that hold several files."""
-        partitions: dict[Path, list[Path]] = {}
-        for path in sorted(
-            (self.root / table).glob(f"dataset=*/split=*/{prior_set_id or '*'}-*.parquet")
-        ):
-            partitions.setdefault(path.with_name(path.name.split("-")[0]), []).append(path)
-        groups: dict[tuple[str, str], list[list[Path]]] = {}
-        for prefix, files in partitions.items():
-            if len(files) > 1:
-                groups.setdefault((prefix.name, _dataset_of(prefix)), []).append(files)
-        return list(groups.items())
-
-    def _embedding_groups(self) -> list[list[Path]]:
-        groups: dict[str, list[Path]] = {}
-        for path in sorted((self.root / "text_embeddings").glob("*-*.parquet")):
-            groups.setdefault(path.name.split("-")[0], []).append(path)
-        return [files for files in groups.values() if len(files) > 1]
-
-    def _stage_merge(
-        self, txn: publish.Transaction, files: list[Path], tag: str, dedupe: str | None = None
-    ) -> None:
-        """Replace `files` by one file named from their names, keeping rows in file order."""
-        prefix = files[0].name.split("-")[0]
-        target = files[0].with_name(f"{prefix}-{tag}{stable_hash([f.name for f in files])}.parquet")
-        for path in files:
-            txn.expect_unchanged(path)
-        merged = pa.concat_tables([pq.read_table(path) for path in files])
-        if dedupe:
-            merged = _first_of_each(merged, dedupe)
-        write_parquet(merged, txn.stage(target))
-        for path in files:
-            if path != target:
-                txn.delete(path)
-
-    def _stage_relation_rollup(
-        self, txn: publish.Transaction, prior_set_id: str, dataset: str
-    ) -> None:
-        """Stage the triple counts of the prior set's compacted relations in `dataset`.
-
-        Counts the files as they will be once `txn` commits (the relation views add the
-        uncompacted shards). Every change to those files rewrites the rollup, so expecting it
-        unchanged (or still absent) makes a commit fail if another writer changed them meanwhile.
-        """
-        from storage.query import relation_rollup
-
-        target = self.root / "relation_counts" / f"dataset={dataset}" / f"{prior_set_id}.parquet"
-        txn.expect_unchanged(target)
-        sources = txn.files_after_commit(
-            self.root / "relations", f"dataset={dataset}/split=*/{prior_set_id}-c*.parquet"
+    def _data_files(self, compacted: Sequence[str], prior_set_id: str | None) -> int:
+        """Data files of the latest versions of these tables (of `priors`: of the prior set's
+        partitions, if given)."""
+        predicates = {PRIORS: f"prior_set_id = {sql_literal(prior_set_id)}"} if prior_set_id else {}
+        return sum(
+            len(self._table(table).file_uris(file_pruning_predicate=predicates.get(table)))
+            for table in compacted
         )
-        if sources:
-            rollup = relation_rollup(self._read_connection(), sources)
-            write_parquet(rollup, txn.stage(target), ROLLUP_ROW_GROUP_ROWS)
-        elif target.exists():
-            txn.delete(target)
+
+    def _roll_up_relations(self, prior_set_id: str) -> None:
+        """Count the prior set's relations written since the last rollup into relation_counts
+        (one commit; redone over a newer version when a concurrent commit conflicts)."""
+        fresh = (ds.field("prior_set_id") == prior_set_id) & (ds.field(TABLE_COLUMN) == "relations")
+        for attempt in range(CONFLICT_ATTEMPTS):
+            snapshot = self._table(PRIORS)
+            if not tables.dataset(snapshot, PRIORS).count_rows(filter=fresh):
+                return
+            try:
+                self._rewrite_relations(snapshot, prior_set_id, roll_up=True)
+                return
+            except tables.ConcurrentWriteError:
+                if attempt == CONFLICT_ATTEMPTS - 1:
+                    raise
 
     # -- text embeddings ------------------------------------------------------------------------
-
-    def _embedding_files(self, encoder: str) -> list[Path]:
-        return sorted((self.root / "text_embeddings").glob(f"{stable_hash(encoder, 12)}-*.parquet"))
 
     def read_text_embeddings(self, encoder: str, texts: Iterable[str]) -> dict[str, np.ndarray]:
         """Cached float32 vectors of `texts` under `encoder`; texts not cached are absent."""
         wanted = pa.array(set(texts), pa.string())
-        found: dict[str, np.ndarray] = {}
-        for path in self._embedding_files(encoder):
-            table = pq.read_table(path)
-            table = table.filter(
-                pc.and_(
-                    pc.equal(table["encoder"], encoder), pc.is_in(table["text"], value_set=wanted)
-                )
-            )
-            found.update(vectors_from_table(table))
-        return found
+        where = (ds.field("encoder") == encoder) & ds.field("text").isin(wanted)
+        return vectors_from_table(self._read("text_embeddings", where=where))
 
     def write_text_embeddings(self, encoder: str, vectors: Mapping[str, np.ndarray]) -> None:
         """Add vectors to the cache; texts already cached for `encoder` are left as they are."""
-        cached = self.read_text_embeddings(encoder, vectors)
-        new = {text: vector for text, vector in vectors.items() if text not in cached}
-        if not new:
-            return
-        name = f"{stable_hash(encoder, 12)}-{stable_hash(sorted(new))}.parquet"
-        with publish.transaction(self.root) as txn:
-            write_parquet(
-                embeddings_table(encoder, new), txn.stage(self.root / "text_embeddings" / name)
+
+        def missing() -> pa.Table:
+            cached = self.read_text_embeddings(encoder, vectors)
+            new = {text: vector for text, vector in vectors.items() if text not in cached}
+            return embeddings_table(encoder, new)
+
+        rows = missing()
+        if rows.num_rows:
+            where = (
+                f"encoder = {sql_literal(encoder)} AND text IN {sql_list(rows['text'].to_pylist())}"
             )
+            self._add_new("text_embeddings", rows, where, missing)
 
     # -- vocabularies and evaluation ------------------------------------------------------------
 
     def write_class_names(self, dataset: str, classes: Sequence[Sequence[str]]) -> None:
-        """Record a dataset's classes (each: name first, then synonyms) for the coverage views."""
+        """Record a dataset's classes (each: name first, then synonyms) for the coverage views;
+        they replace the dataset's earlier ones."""
         _require_safe_names(dataset=dataset)
-        columns: dict[str, list[Any]] = {name: [] for name in schema_of("class_names").names}
-        for index, names in enumerate(classes):
-            for synonym in dict.fromkeys(name.strip().lower() for name in names):
-                columns["dataset"].append(dataset)
-                columns["class_index"].append(index)
-                columns["class_name"].append(names[0])
-                columns["synonym"].append(synonym)
-        with publish.transaction(self.root) as txn:
-            write_parquet(
-                to_table("class_names", columns),
-                txn.stage(self.root / "class_names" / f"{dataset}.parquet"),
-            )
+        rows = [
+            {"dataset": dataset, "class_index": index, "class_name": names[0], "synonym": synonym}
+            for index, names in enumerate(classes)
+            for synonym in dict.fromkeys(name.strip().lower() for name in names)
+        ]
+        where = f"dataset = {sql_literal(dataset)}"
+        tables.write(self.location, "class_names", to_table("class_names", rows), where)
 
     def write_eval_results(self, rows: Iterable[EvalResult | Mapping[str, Any]]) -> None:
         """Append evaluation rows (one per checkpoint and dataset) to `eval_results`."""
@@ -551,171 +453,229 @@ class PriorStore:
         except TypeError as error:
             raise StoreError(f"bad evaluation row: {error}") from None
         created_at = datetime.now(UTC)
-        columns = {name: [] for name in schema_of("eval_results").names}
-        for result in results:
-            for name, value in {**asdict(result), "created_at": created_at}.items():
-                columns[name].append(value)
-        name = f"{stable_hash([asdict(r) for r in results] + [created_at.isoformat()])}.parquet"
-        with publish.transaction(self.root) as txn:
-            write_parquet(
-                to_table("eval_results", columns), txn.stage(self.root / "eval_results" / name)
-            )
+        rows = [{**asdict(result), "created_at": created_at} for result in results]
+        tables.write(self.location, "eval_results", to_table("eval_results", rows))
 
-    def write_eval_images(self, evaluation: EvalRun, counts: Sequence[EvalImageClass]) -> Path:
+    def write_eval_images(self, evaluation: EvalRun, counts: Sequence[EvalImageClass]) -> str:
         """Publish one evaluation's per-image class counts; the same evaluation (all fields of
-        `evaluation`) evaluated again replaces its file. Returns the file."""
+        `evaluation`) evaluated again replaces its rows. Returns the table written."""
         _require_safe_names(dataset=evaluation.dataset)
         bad = [c for c in counts if not 0 <= c.intersection <= min(c.gt_pixels, c.pred_pixels)]
         if bad:
             raise StoreError(f"eval_images: intersection outside 0..min(gt, pred) in {bad[0]}")
         created_at = datetime.now(UTC)
-        columns: dict[str, list[Any]] = {name: [] for name in schema_of("eval_images").names}
-        for row in counts:
-            for name, value in {
-                **asdict(evaluation),
-                **asdict(row),
-                "created_at": created_at,
-            }.items():
-                columns[name].append(value)
-        path = (
-            self.root
-            / "eval_images"
-            / f"dataset={evaluation.dataset}"
-            / f"{stable_hash(asdict(evaluation))}.parquet"
+        rows = [{**asdict(evaluation), **asdict(row), "created_at": created_at} for row in counts]
+        where = " AND ".join(
+            f"{name} = {str(value).lower() if isinstance(value, bool) else sql_literal(value)}"
+            for name, value in asdict(evaluation).items()
         )
-        with publish.transaction(self.root) as txn:
-            write_parquet(to_table("eval_images", columns), txn.stage(path))
-        return path
+        tables.write(
+            self.location, "eval_images", to_table("eval_images", rows), replace_where=where
+        )
+        return self.location.table_uri("eval_images")
 
     # -- DuckDB -----------------------------------------------------------------------------------
 
-    def connect(self, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-        """A sandboxed DuckDB connection with every table and statistics view of the store
-        (see `storage.query.connect`); damaged files are left out and listed in `self.damaged`."""
+    def connect(
+        self, memory_limit: str | None = None, as_of: AsOf = None
+    ) -> duckdb.DuckDBPyConnection:
+        """A sandboxed DuckDB connection with every table and statistics view of one version of
+        the store: the latest, or `as_of` (a version of `priors`, or a time); see
+        `storage.query.connect`."""
         from storage.query import DEFAULT_MEMORY_LIMIT, connect
 
-        publish.recover(self.root)
-        self.damaged = self.damaged_files()
-        skip = {damaged.path for damaged in self.damaged}
-        return connect(self.root, skip, memory_limit or DEFAULT_MEMORY_LIMIT)
+        readable = self.location.local if self.location.duckdb_reads_files else None
+        return connect(self.snapshot(as_of), memory_limit or DEFAULT_MEMORY_LIMIT, readable)
+
+    def snapshot(self, as_of: AsOf = None) -> dict[str, tables.Source]:
+        """Each Delta table of one version as DuckDB reads it: `priors` at `as_of`, the others
+        as they were when that version was committed (all latest when `as_of` is None)."""
+        try:
+            priors = tables.open_table(self.location, PRIORS, as_of)
+        except DeltaError as error:
+            raise StoreError(
+                f"the store has no version {as_of}: {tables.one_line(error)}"
+            ) from None
+        when = None if as_of is None else tables.commit_time(priors)
+        return {
+            table: tables.source(
+                self.location,
+                priors if table == PRIORS else tables.open_table(self.location, table, when),
+                table,
+            )
+            for table in DELTA_TABLES
+        }
+
+    def version(self) -> int:
+        """The latest version of the `priors` table (the store's version for `--as-of`)."""
+        return self._table(PRIORS).version()
 
     # -- damage ---------------------------------------------------------------------------------
 
     def damaged_files(self) -> list[DamagedFile]:
-        """Store files no reader can open (only outside damage makes one: publishing is atomic)."""
-        return find_damaged(self.root, TABLES)
+        """Files of the current versions that are missing or whose size is not the one their
+        commit recorded (only outside damage makes one: every commit is atomic)."""
+        return [found for table in DELTA_TABLES for found, _ in self._damaged_in(table)]
+
+    def damage_error(self) -> StoreError | None:
+        """A one-line error naming the damaged files and the command that repairs them, or None
+        when there are none (what a read or a compaction that failed on a file reports)."""
+        if not (damaged := self.damaged_files()):
+            return None
+        return StoreError(
+            f"the store has {len(damaged)} damaged file(s), first {damaged[0]}; "
+            f"run: llmformer priors repair --store {self.root}"
+        )
+
+    def _damaged_in(self, table: str) -> list[tuple[DamagedFile, dict[str, Any]]]:
+        delta = self._table(table)
+        actions = pa.table(delta.get_add_actions(flatten=True)).to_pylist()
+        files = PyFileSystem(DeltaStorageHandler(delta.table_uri))
+        infos = files.get_file_info([action["path"] for action in actions])
+        found = []
+        for action, info in zip(actions, infos, strict=True):
+            if info.type == FileType.NotFound:
+                reason = "missing"
+            elif info.size != action["size_bytes"]:
+                reason = f"{info.size} bytes, its commit recorded {action['size_bytes']}"
+            else:
+                continue
+            found.append((DamagedFile(f"{table}/{action['path']}", reason), action))
+        return found
 
     def repair(self) -> RepairReport:
-        """Move each damaged file, with the other tables' files of its shard, to
-        `ROOT/_quarantine/<time>/`, and rebuild damaged anchors and affected relation rollups, in
-        one transaction. The moved shards' images are then undone: the next extract redoes them."""
-        damaged = [found.path for found in self.damaged_files()]
-        rebuilt = [path for path in damaged if self._is_derived(path)]
-        anchors = [path for path in rebuilt if path.name == ANCHOR]
-        moved = list(
-            dict.fromkeys(
-                sibling
-                for path in damaged
-                if path not in rebuilt
-                for sibling in self._shard_siblings(path)
-            )
+        """Move each damaged file to `ROOT/_quarantine/<time>/` and drop it from its table (Delta's
+        FSCK), then drop the rest of the shards it held, so no shard is left in part; the next
+        extract redoes their images."""
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        quarantine = f"{self.location.uri}/{QUARANTINE_DIR}/{stamp}"
+        files = PyFileSystem(DeltaStorageHandler(self.location.uri))
+        moved, undone = [], 0
+        for table in DELTA_TABLES:
+            damaged = self._damaged_in(table)
+            for found, _ in damaged:
+                target = f"{QUARANTINE_DIR}/{stamp}/{found.path}"
+                files.create_dir(target.rsplit("/", 1)[0])
+                try:
+                    files.move(found.path, target)
+                    moved.append(found.path)
+                except FileNotFoundError:
+                    pass
+            if damaged:
+                self._table(table).repair()
+            if table == PRIORS:
+                undone += self._drop_shards_of([action for _, action in damaged])
+        return RepairReport(quarantine, tuple(moved), undone)
+
+    def _drop_shards_of(self, actions: list[dict[str, Any]]) -> int:
+        """Delete every row of the shards whose rows lay in these (dropped) files, from the
+        shard range their commits recorded; returns how many images the rest of them names."""
+        from storage.query import connect_unlocked
+
+        spans = " OR ".join(
+            f"(prior_set_id = {sql_literal(action['partition.prior_set_id'])} AND shard BETWEEN "
+            f"{sql_literal(action['min.shard'])} AND {sql_literal(action['max.shard'])})"
+            for action in actions
+            if action.get("min.shard") is not None
         )
-        rollups = {_rollup_key(path) for path in rebuilt if path not in anchors}
-        rollups |= {_rollup_key_of_relations(p) for p in moved if self._is_compacted_relations(p)}
-        undone = {
-            image_id
-            for path in moved
-            if _table_of(self.root, path) in _DONE_TABLES
-            for image_id in _image_ids(path)
-        }
-        quarantine = self.root / QUARANTINE_DIR / datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        with publish.transaction(self.root) as txn:
-            for path in moved:
-                txn.expect_unchanged(path)
-                shutil.copyfile(path, txn.stage(quarantine / path.relative_to(self.root)))
-                txn.delete(path)
-            for anchor in anchors:
-                empty = schema_of(_table_of(self.root, anchor)).empty_table()
-                write_parquet(empty, txn.stage(anchor))
-            for prior_set_id, dataset in sorted(rollups):
-                self._stage_relation_rollup(txn, prior_set_id, dataset)
-        return RepairReport(quarantine, tuple(moved), tuple(rebuilt), len(undone))
+        if not spans:
+            return 0
+        connection = connect_unlocked({PRIORS: self._dataset(PRIORS)}, views=False)
+        [(named,)] = connection.sql(
+            f"SELECT count(DISTINCT image_id) FROM {PRIORS} WHERE {spans}"
+        ).fetchall()
+        self._table(PRIORS).delete(spans)
+        for prior_set_id in sorted({action["partition.prior_set_id"] for action in actions}):
+            snapshot = self._table(PRIORS)
+            if self._rolled_shards(snapshot, prior_set_id):  # its triple counts are stale now
+                self._rewrite_relations(snapshot, prior_set_id, roll_up=False)
+        return named
 
-    def _is_derived(self, path: Path) -> bool:
-        """A file `repair` rebuilds rather than moves: an anchor or a relation rollup."""
-        return path.name == ANCHOR or _table_of(self.root, path) == "relation_counts"
+    # -- Delta access -----------------------------------------------------------------------------
 
-    def _is_compacted_relations(self, path: Path) -> bool:
-        """A merged relations file, whose triples its prior set's and dataset's rollup counts."""
-        return _table_of(self.root, path) == "relations" and path.name.split("-")[1][:1] == "c"
+    def _table(self, table: str) -> DeltaTable:
+        return DeltaTable(self.location.table_uri(table))
 
-    def _shard_siblings(self, path: Path) -> list[Path]:
-        """`path` and, for a shard table's file, the files of the same name in the same partition
-        of the other shard tables (one shard writes one file in each)."""
-        table = _table_of(self.root, path)
-        if table not in SHARD_TABLES:
-            return [path]
-        partition = path.parent.relative_to(self.root / table)
-        siblings = (self.root / other / partition / path.name for other in SHARD_TABLES)
-        return [sibling for sibling in siblings if sibling.exists()]
+    def _dataset(self, table: str, files: str | None = None) -> ds.Dataset:
+        return tables.dataset(self._table(table), table, files)
+
+    def _read(
+        self, table: str, columns: list[str] | None = None, where: ds.Expression | None = None
+    ) -> pa.Table:
+        return self._dataset(table).to_table(columns=columns, filter=where)
+
+    def _add_new(
+        self, table: str, rows: pa.Table, where: str, read_new: Callable[[], pa.Table]
+    ) -> None:
+        """Add `rows`, which `where` matches (and no row of the table should yet), in a commit
+        that conflicts with a concurrent one adding such rows; after such a conflict, add what
+        `read_new` says is still missing."""
+        for attempt in range(2):
+            try:
+                tables.write(self.location, table, rows, replace_where=where)
+                return
+            except tables.ConcurrentWriteError:
+                if attempt:
+                    raise
+                rows = read_new()
+                if not rows.num_rows:
+                    return
 
 
-def _require_local_plain_path(root: str) -> None:
-    """A store is a local folder whose path DuckDB's globs read literally: a URL (`s3://...`)
-    would otherwise become a folder named after its scheme, and `[`, `*` or `?` would make the
-    views match other files or none."""
-    if URL_SCHEME.match(root):
-        raise StoreError(
-            f"{root}: prior stores are local folders; object-store URLs are not supported yet"
-        )
-    if found := sorted(set(GLOB_CHARACTERS) & set(root)):
-        raise StoreError(
-            f"{root}: a prior store path must not hold {' '.join(found)} "
-            "(DuckDB would read them as a glob pattern); choose another folder"
-        )
+# The rows compaction writes for one prior set ($1): its relation triple counts per dataset,
+# most mentioned first (so a top-N read skips most row groups), and the shards they count.
+_ROLLUP_SQL = f"""
+    SELECT 'relation_counts' AS {TABLE_COLUMN}, prior_set_id, dataset, '' AS split, '' AS shard,
+           subject_name AS subject, predicate, object_name AS object, count(*) AS mentions
+    FROM {PRIORS} WHERE prior_set_id = $1 AND {TABLE_COLUMN} IN {sql_list(list(_RELATIONS))}
+    GROUP BY ALL
+    ORDER BY dataset, mentions DESC"""
+_ROLLED_SHARDS_SQL = f"""
+    SELECT DISTINCT 'rolled_shards' AS {TABLE_COLUMN}, prior_set_id, dataset, split, shard
+    FROM {PRIORS} WHERE prior_set_id = $1 AND {TABLE_COLUMN} IN {sql_list(list(_RELATIONS))}"""
+_MOVED_RELATIONS_SQL = f"""
+    SELECT * REPLACE ('{{table}}' AS {TABLE_COLUMN})
+    FROM {PRIORS} WHERE prior_set_id = $1 AND {TABLE_COLUMN} IN {sql_list(list(_RELATIONS))}"""
+
+
+def _files_per_partition(snapshot: DeltaTable) -> Counter[tuple[str, str]]:
+    """How many files each (prior set, table) partition of `priors` holds in `snapshot`."""
+    actions = pa.table(snapshot.get_add_actions(flatten=True)).to_pylist()
+    return Counter((a["partition.prior_set_id"], a[f"partition.{TABLE_COLUMN}"]) for a in actions)
+
+
+def _results(
+    connection: duckdb.DuckDBPyConnection, queries: list[str], params: list[str]
+) -> Iterator[pa.RecordBatch]:
+    """The rows of each query in turn, streamed: a query runs once the previous one is read."""
+    for sql in queries:
+        yield from connection.sql(sql, params=params).to_arrow_reader(tables.ROW_GROUP_ROWS)
+
+
+def _unsorted_partitions(delta: DeltaTable, prior_set_id: str | None) -> list[list[tuple]]:
+    """The per-image partitions of `priors` (of one prior set, or all) that hold more than one
+    file: compaction Z-orders each by image_id into files of disjoint id ranges (a partition
+    of one file, Z-ordered or a single shard's, is left as it is)."""
+    return [
+        [("prior_set_id", "=", prior_set), (TABLE_COLUMN, "=", table)]
+        for (prior_set, table), count in sorted(_files_per_partition(delta).items())
+        if count > 1 and table in _PER_IMAGE_TABLES and prior_set_id in (None, prior_set)
+    ]
+
+
+def _partitions(prior_set_id: str, shard_tables: Sequence[str]) -> str:
+    """A predicate that keeps the files of these tables of one prior set in `priors`."""
+    tables_in = sql_list(list(shard_tables))
+    return f"prior_set_id = {sql_literal(prior_set_id)} AND {TABLE_COLUMN} IN {tables_in}"
+
+
+def _only_tables(folder: Path) -> bool:
+    """Whether every entry of `folder` is a table folder of a store (one being created)."""
+    return all(path.name in DELTA_TABLES for path in folder.iterdir())
 
 
 def _require_safe_names(**names: str | None) -> None:
-    """Names that become parts of paths and globs must be plain (no '/', '*', '=' ...)."""
+    """Names that become partition values and literals must be plain (no '/', '*', '=' ...)."""
     for what, value in names.items():
         if value is not None and not _SAFE_NAME.match(value):
             raise StoreError(f"{what.replace('_', ' ')} {value!r} must match {_SAFE_NAME.pattern}")
-
-
-_DONE_TABLES = ("images", "captions", "failures")
-_FAILED_IMAGE_TABLES = ("images", "failures")  # a failed image has rows in these only
-
-
-def _table_of(root: Path, path: Path) -> str:
-    """The table a store file belongs to: its first folder under the root."""
-    return path.relative_to(root).parts[0]
-
-
-def _rollup_key(path: Path) -> tuple[str, str]:
-    """(prior set, dataset) of a `relation_counts/dataset=<d>/<prior_set_id>.parquet` rollup."""
-    return path.stem, path.parent.name.removeprefix("dataset=")
-
-
-def _rollup_key_of_relations(path: Path) -> tuple[str, str]:
-    """(prior set, dataset) of a compacted relations file, whose triples a rollup counts."""
-    return path.name.split("-")[0], _dataset_of(path)
-
-
-def _image_ids(path: Path) -> list[str]:
-    """The image ids of a shard table's file; none for a damaged one (`repair` undoes it)."""
-    try:
-        return pq.read_table(path, columns=["image_id"])["image_id"].to_pylist()
-    except (pa.ArrowInvalid, OSError):
-        return []
-
-
-def _dataset_of(path: Path) -> str:
-    """The dataset of a file in a `<table>/dataset=<d>/split=<s>/` partition."""
-    return path.parent.parent.name.removeprefix("dataset=")
-
-
-def _first_of_each(table: pa.Table, column: str) -> pa.Table:
-    """Rows of `table` with the first occurrence of each value of `column` (stable order)."""
-    rows = pa.table({column: table[column], "row": pa.array(range(table.num_rows))})
-    first = rows.group_by(column, use_threads=False).aggregate([("row", "min")])
-    return table.take(np.sort(first["row_min"].to_numpy()))

@@ -1,29 +1,8 @@
--- Views over an llmformer prior store, for the plain `duckdb` CLI and for PriorStore.connect().
--- Paths are relative to the store root: run it from there,
---   cd STORE && duckdb -cmd '.read views.sql'
--- (every store carries a copy of this file at its root).
-
--- Tables: one view per Parquet table; `schema.parquet` in each folder is a zero-row file that
--- keeps a table readable before anything was written to it.
-CREATE OR REPLACE VIEW prior_sets AS SELECT * FROM read_parquet('prior_sets/*.parquet');
-CREATE OR REPLACE VIEW images AS SELECT * FROM read_parquet('images/**/*.parquet');
-CREATE OR REPLACE VIEW captions AS SELECT * FROM read_parquet('captions/**/*.parquet');
-CREATE OR REPLACE VIEW objects AS SELECT * FROM read_parquet('objects/**/*.parquet');
-CREATE OR REPLACE VIEW attributes AS SELECT * FROM read_parquet('attributes/**/*.parquet');
-CREATE OR REPLACE VIEW relations AS SELECT * FROM read_parquet('relations/**/*.parquet');
-CREATE OR REPLACE VIEW failures AS SELECT * FROM read_parquet('failures/**/*.parquet');
-CREATE OR REPLACE VIEW object_counts AS SELECT * FROM read_parquet('object_counts/**/*.parquet');
-CREATE OR REPLACE VIEW attribute_counts AS
-    SELECT * FROM read_parquet('attribute_counts/**/*.parquet');
-CREATE OR REPLACE VIEW predicate_counts AS
-    SELECT * FROM read_parquet('predicate_counts/**/*.parquet');
-CREATE OR REPLACE VIEW relation_counts AS
-    SELECT * FROM read_parquet('relation_counts/**/*.parquet');
-CREATE OR REPLACE VIEW text_embeddings AS
-    SELECT * FROM read_parquet('text_embeddings/*.parquet');
-CREATE OR REPLACE VIEW class_names AS SELECT * FROM read_parquet('class_names/*.parquet');
-CREATE OR REPLACE VIEW eval_results AS SELECT * FROM read_parquet('eval_results/*.parquet');
-CREATE OR REPLACE VIEW eval_images AS SELECT * FROM read_parquet('eval_images/**/*.parquet');
+-- Statistics views over an llmformer prior store, made by PriorStore.connect() on top of its
+-- tables: `priors` (every shard table's rows, a Delta table), one view per table over it (images,
+-- captions, objects, attributes, relations, failures, the per-shard counts, relation_counts and
+-- uncompacted_relations), and prior_sets, text_embeddings, class_names, eval_results and
+-- eval_images.
 
 -- Statistics. Filter them by prior_set_id and dataset; DuckDB pushes the filter into the scan.
 -- Object, attribute and predicate frequencies sum the per-shard *_counts tables that each shard
@@ -44,14 +23,10 @@ CREATE OR REPLACE VIEW predicate_frequency AS
     GROUP BY ALL;
 
 -- Relation triples are too many for per-shard counts. Compaction (`llmformer priors compact`)
--- names merged files <prior_set_id>-c<hash>.parquet and counts their triples in relation_counts;
--- relation_mentions adds one row per relation of the shards written since, so summing it is
--- exact without grouping millions of rows. The relation statistics all read it.
-CREATE OR REPLACE VIEW uncompacted_relations AS
-    SELECT * EXCLUDE (filename)
-    FROM read_parquet('relations/**/*.parquet', filename = true)
-    WHERE NOT regexp_matches(filename, '-c[0-9a-f]+\.parquet$');
-
+-- counts a prior set's triples into relation_counts and, in the same commit, moves its relations
+-- to the `rolled_relations` partition of `priors`; relation_mentions adds one row per relation
+-- written since, so summing it is exact without grouping millions of rows. The relation
+-- statistics all read it.
 CREATE OR REPLACE VIEW relation_mentions AS
     SELECT prior_set_id, dataset, subject, predicate, object, mentions
     FROM relation_counts

@@ -23,7 +23,9 @@ FIRST_SHOWN = 5
 
 
 def extract(
-    store: Annotated[Path, typer.Option(help="Prior store root (created if missing).")],
+    store: Annotated[
+        str, typer.Option(help="Prior store: a folder or s3://bucket/prefix (created if missing).")
+    ],
     captioner: Annotated[str, typer.Option(help="vllm | transformers | file")],
     images: Annotated[Path | None, typer.Option(help="Folder of images (recursive).")] = None,
     manifest: Annotated[
@@ -129,7 +131,7 @@ def extract(
                 show_progress=progress,
                 retry_failed=retry_failed,
             )
-            if store.exists():  # a store that cannot take the run is refused before any model loads
+            if PriorStore.exists(store):  # refuse a store unfit for the run before a model loads
                 existing = PriorStore(store)
                 require_undamaged(existing)
                 require_own_images(existing, select_items(source.items(), config.partition, limit))
@@ -236,7 +238,7 @@ def compact_prior_set(store: PriorStore, prior_set_id: str) -> None:
     typer.echo(f"compacted {report.files_before} files into {report.files_after}")
 
 
-def _print_failures(summary: ExtractionSummary, store_root: Path) -> None:
+def _print_failures(summary: ExtractionSummary, store_root: Path | str) -> None:
     """The run's first failures, one line each (file, stage, error class: message), and the
     query that lists them all."""
     typer.echo(f"first {len(summary.first_failures)} of {summary.failed} failures:")
@@ -250,7 +252,7 @@ def _print_failures(summary: ExtractionSummary, store_root: Path) -> None:
     typer.echo("redo them, once fixed, with the same command and --retry-failed")
 
 
-def print_summary(summary: ExtractionSummary, store_root: Path) -> None:
+def print_summary(summary: ExtractionSummary, store_root: Path | str) -> None:
     """One table: done, already there, failed, speed; the first failures and how to list and
     retry all; and how to resume when interrupted."""
     table = Table(title=f"prior set {summary.prior_set_id}", show_header=False)

@@ -1,6 +1,7 @@
 """`llmformer priors query|stats|plot|compact|sets|upgrade|repair`: the prior store from a shell.
 
-Every command that reads the store leaves damaged files out and names each one once on stderr.
+`--store` is a folder or an `s3://bucket/prefix` URL (credentials and endpoint from the usual
+AWS variables); `--as-of` reads an older version of the store.
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -26,7 +30,17 @@ if TYPE_CHECKING:
 
 QUERY_TIMEOUT_S = 300.0
 
-StoreOption = Annotated[Path, typer.Option("--store", help="Root folder of the prior store.")]
+StoreOption = Annotated[
+    str, typer.Option("--store", help="The prior store: a folder or an s3://bucket/prefix URL.")
+]
+AsOfOption = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        help="Read the store as it was: a version number (see `priors sets`) or an ISO time "
+        "such as 2026-01-31T12:00:00+00:00.",
+    ),
+]
 DatasetOption = Annotated[str | None, typer.Option("--dataset", help="Only this dataset.")]
 PriorSetOption = Annotated[str | None, typer.Option("--prior-set", help="Only this prior set id.")]
 
@@ -39,7 +53,7 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def open_store(root: Path) -> PriorStore:
+def open_store(root: str | Path) -> PriorStore:
     from storage import PriorStore, StoreError
 
     try:
@@ -48,16 +62,54 @@ def open_store(root: Path) -> PriorStore:
         fail(str(error))
 
 
-def _connect(store: PriorStore, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
-    """The store's sandboxed connection; each damaged file it left out is named on stderr."""
-    connection = store.connect(memory_limit)
-    for damaged in store.damaged:
-        typer.echo(
-            f"warning: left out damaged file {damaged}; "
-            f"run: llmformer priors repair --store {store.root}",
-            err=True,
-        )
-    return connection
+def parse_as_of(as_of: str | None) -> int | datetime | None:
+    """`--as-of` as a version number or a time (a time without a zone is UTC)."""
+    from datetime import UTC
+
+    if as_of is None:
+        return None
+    if as_of.isdigit():
+        return int(as_of)
+    try:
+        moment = datetime.fromisoformat(as_of)
+    except ValueError:
+        fail(f"--as-of must be a version number or an ISO time, got {as_of!r}")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _connect(
+    store: PriorStore, memory_limit: str | None = None, as_of: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """The store's sandboxed connection over its latest version or the one `as_of` names."""
+    import duckdb
+
+    from storage import StoreError
+
+    try:
+        return store.connect(memory_limit, parse_as_of(as_of))
+    except StoreError as error:
+        fail(f"--as-of: {error}")
+    except duckdb.Error:  # DuckDB reads the files' footers as it opens the views
+        if damage := store.damage_error():
+            fail(str(damage))
+        raise
+
+
+@contextmanager
+def _reading(store: PriorStore) -> Iterator[None]:
+    """Turn a read that failed on a damaged file into one line that points to `priors repair`."""
+    import duckdb
+
+    from storage.query import QueryError
+
+    try:
+        yield
+    except (duckdb.Error, QueryError, OSError) as error:
+        if damage := store.damage_error():
+            fail(str(damage))
+        if isinstance(error, QueryError):
+            fail(str(error))
+        raise
 
 
 def _require_known_prior_set(store: PriorStore, prior_set: str | None) -> None:
@@ -117,10 +169,12 @@ def query(
             help="Most memory the query may use, e.g. 8GB (default: the store connection's).",
         ),
     ] = None,
+    as_of: AsOfOption = None,
 ) -> None:
     """Run one read-only SQL query over the store's tables and statistics views.
 
-    The query reads the store's own files and nothing else: no other file, no URL, no extension.
+    The query reads one version of the store's tables and nothing else: no file, no URL, no
+    extension.
     """
     from storage.query import QueryError, run_read_query
 
@@ -128,13 +182,11 @@ def query(
         fail(f"--timeout must be a number of seconds more than 0, got {timeout:g}")
     prior_store = open_store(store)
     try:
-        connection = _connect(prior_store, memory_limit)
+        connection = _connect(prior_store, memory_limit, as_of)
     except QueryError as error:
         fail(f"--memory-limit: {error}")
-    try:
+    with _reading(prior_store):
         result = run_read_query(connection, sql, timeout)
-    except QueryError as error:
-        fail(str(error))
     _print(result, output)
 
 
@@ -143,16 +195,19 @@ def stats(
     dataset: DatasetOption = None,
     prior_set: PriorSetOption = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows per statistic.")] = 20,
+    as_of: AsOfOption = None,
 ) -> None:
     """Print object, attribute and relation frequencies, objects per image and class coverage."""
     from storage.stats import StatisticsFilter, statistics
 
     prior_store = open_store(store)
     _require_known_prior_set(prior_store, prior_set)
-    connection = _connect(prior_store)
+    connection = _connect(prior_store, as_of=as_of)
     where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
     console = Console()
-    for name, table in statistics(connection, where).items():
+    with _reading(prior_store):
+        tables = statistics(connection, where)
+    for name, table in tables.items():
         console.print(_rich_table(table, title=name.replace("_", " ")))
 
 
@@ -172,12 +227,15 @@ def plot(
     _require_known_prior_set(prior_store, prior_set)
     connection = _connect(prior_store)
     where = StatisticsFilter(dataset=dataset, prior_set_id=prior_set, top=top)
-    for path in plot_statistics(statistics(connection, where), out):
+    with _reading(prior_store):
+        tables = statistics(connection, where)
+    for path in plot_statistics(tables, out):
         typer.echo(str(path))
 
 
 def compact(store: StoreOption, prior_set: PriorSetOption = None) -> None:
-    """Merge many small shard files into one file per partition and prior set."""
+    """Merge small files (Delta's OPTIMIZE, one file at a time), then drop files no version of
+    the last 7 days reads (VACUUM) and checkpoint the log."""
     from storage import StoreError
 
     prior_store = open_store(store)
@@ -189,12 +247,16 @@ def compact(store: StoreOption, prior_set: PriorSetOption = None) -> None:
     typer.echo(f"compacted {report.files_before} files into {report.files_after}")
 
 
-def sets(store: StoreOption) -> None:
+def sets(store: StoreOption, as_of: AsOfOption = None) -> None:
     """List the prior sets with how many images, failures and priors each holds."""
     from storage.stats import prior_set_overview
 
-    connection = _connect(open_store(store))
-    Console().print(_rich_table(prior_set_overview(connection), title="prior sets"))
+    prior_store = open_store(store)
+    connection = _connect(prior_store, as_of=as_of)
+    title = f"prior sets (store version {as_of or prior_store.version()})"
+    with _reading(prior_store):
+        overview = prior_set_overview(connection)
+    Console().print(_rich_table(overview, title=title))
 
 
 def upgrade(store: StoreOption) -> None:
@@ -209,8 +271,8 @@ def upgrade(store: StoreOption) -> None:
 
 
 def repair(store: StoreOption) -> None:
-    """Move damaged files (with the rest of their shards) to the store's quarantine folder, so
-    every command reads the store again; the next `priors extract` redoes their images."""
+    """Move files that are missing or cut short to the store's quarantine folder and drop them
+    and the rest of their shards from the store; the next `priors extract` redoes their images."""
     prior_store = open_store(store)
     damaged = prior_store.damaged_files()
     for found in damaged:
@@ -220,6 +282,6 @@ def repair(store: StoreOption) -> None:
         return
     report = prior_store.repair()
     typer.echo(
-        f"moved {len(report.moved)} files to {report.quarantine}, rebuilt {len(report.rebuilt)}; "
+        f"moved {len(report.moved)} files to {report.quarantine}; "
         f"{report.images_undone} images are undone: run priors extract again to redo them"
     )

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 from prefect import get_client
 from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 from prefect.states import Completed, Failed
@@ -74,9 +76,11 @@ def test_flow_writes_every_image_once_and_resumes(prefect_api, small_demo, tmp_p
     rows = _rows(store, prior_set_id)
     assert len(rows) == 8
     assert {count for _, count in rows} == {1}
-    relation_files = [path.parent for path in (store / "relations").rglob(f"{prior_set_id}-*")]
-    assert len(relation_files) == len(set(relation_files)), "a split holds several shard files"
-    assert (store / "relation_counts" / "dataset=demo" / f"{prior_set_id}.parquet").exists()
+    actions = pa.table(DeltaTable(str(store / "priors")).get_add_actions(flatten=True))
+    relation_files = [
+        row for row in actions.to_pylist() if row["partition.table_name"] == "rolled_relations"
+    ]
+    assert len(relation_files) == 1, "the prior set was not compacted"
     shard_runs = _shard_flow_parameters()
     assert all(set(run) == {"params_json", "plan", "progress_id"} for run in shard_runs)
     assert [0, 1, 2] in [run["plan"]["shards"] for run in shard_runs], "8 images, shards of 3"

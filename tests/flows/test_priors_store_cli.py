@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app
 from storage import SCHEMA_VERSION, ImagePriors, PriorSetSpec, PriorStore
+from storage.rows import ShardKey, shard_tables
+from storage.schema import schema_of
 
 runner = CliRunner()
 SPEC = PriorSetSpec("file", "llava", "Describe the image.", {}, "llmformer-spacy-rules", "1", "t")
@@ -98,7 +101,7 @@ def test_a_missing_store_is_an_error_and_is_not_created(tmp_path):
     assert result.exit_code == 2
     assert (
         result.stderr.strip()
-        == f"error: no prior store at {tmp_path / 'nowhere'} (it has no store.json)"
+        == f"error: no prior store at {tmp_path / 'nowhere'} (it has no priors table)"
     )
     assert not (tmp_path / "nowhere").exists()
 
@@ -137,7 +140,9 @@ def test_plot_writes_four_pngs(store_dir, tmp_path):
 def test_compact_then_sets(store_dir):
     compacted = priors_cli("compact", "--store", str(store_dir))
     assert compacted.exit_code == 0
-    assert compacted.stdout.strip() == "compacted 18 files into 9"
+    # 7 tables of 2 shards and the prior set's file; the relations become their rows, triple
+    # counts and shards counted
+    assert compacted.stdout.strip() == "compacted 15 files into 10"
     listed = priors_cli("sets", "--store", str(store_dir))
     assert listed.exit_code == 0
     assert SPEC.prior_set_id in listed.stdout
@@ -151,11 +156,23 @@ def test_nested_columns_in_csv_are_refused_with_a_hint(store_dir):
     assert result.stderr.strip().endswith("use --format json")
 
 
-def test_upgrade_brings_a_version_1_store_to_the_current_version(store_dir):
-    assert priors_cli("compact", "--store", str(store_dir)).exit_code == 0
-    shutil.rmtree(store_dir / "relation_counts")
-    shutil.rmtree(store_dir / "eval_images")
-    (store_dir / "store.json").write_text(json.dumps({"schema_version": 1}))
+def write_version_1_store(root: Path) -> None:
+    """A store as llmformer's schema version 1 laid it out: Parquet files per table and shard."""
+    key = ShardKey(SPEC.prior_set_id, "demo", "train", "s0")
+    shard = shard_tables(key, [], [priors(i) for i in ("a", "b", "c")], [])
+    prior_set = {name: [None] for name in schema_of("prior_sets").names}
+    prior_set |= {"prior_set_id": [SPEC.prior_set_id], "captioner": ["file"], "sampling": ["{}"]}
+    tables = {"prior_sets": pa.table(prior_set, schema=schema_of("prior_sets")), **shard}
+    for name, rows in tables.items():
+        folder = root / name if name == "prior_sets" else root / name / "dataset=demo/split=train"
+        folder.mkdir(parents=True)
+        pq.write_table(rows, folder / f"{SPEC.prior_set_id}-s0.parquet")
+    (root / "store.json").write_text(json.dumps({"schema_version": 1}))
+
+
+def test_upgrade_brings_a_version_1_store_to_the_current_version(tmp_path):
+    store_dir = tmp_path / "old"
+    write_version_1_store(store_dir)
     refused = priors_cli("sets", "--store", str(store_dir))
     assert refused.exit_code == 2
     assert refused.stderr.endswith(f"run: llmformer priors upgrade --store {store_dir}\n")

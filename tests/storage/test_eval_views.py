@@ -16,13 +16,10 @@ caption names car and road; b's names car and road; c's names an automobile and 
 from __future__ import annotations
 
 import dataclasses
-import json
-import shutil
 
 import pytest
 
 from storage import (
-    SCHEMA_VERSION,
     EvalImageClass,
     EvalRun,
     ImagePriors,
@@ -178,11 +175,3 @@ def test_a_report_without_evaluations_names_the_filter(store, prior_set):
         "the store holds no per-image evaluation of checkpoint 'ck9.pth'; "
         "run `llmformer eval ... --store STORE` first"
     )
-
-
-def test_a_version_2_store_is_upgraded_with_an_empty_eval_images(store, evaluated):
-    shutil.rmtree(store.root / "eval_images")
-    (store.root / "store.json").write_text(json.dumps({"schema_version": 2}))
-    upgraded = PriorStore.upgrade(store.root)
-    assert json.loads((store.root / "store.json").read_text()) == {"schema_version": SCHEMA_VERSION}
-    assert query(upgraded, "SELECT count(*) FROM prior_hits") == [(0,)]

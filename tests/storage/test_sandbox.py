@@ -1,18 +1,21 @@
-"""The query connection's sandbox: the store's own files and nothing else, no extensions, locked
-settings, a memory and a time limit; and every view answering as the plain duckdb CLI does."""
+"""The query connection's sandbox: the store's data through its views and no file outside the
+store, no extensions, locked settings, a memory and a time limit; and every view answering from one
+version of the store."""
 
 from __future__ import annotations
 
 import re
 import time
-from pathlib import Path
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
 
+from storage import StoreError
 from storage.query import VIEWS_SQL, QueryError, QueryTimeoutError, run_read_query
+from storage.schema import TABLES
 
-VIEW_NAMES = re.findall(r"CREATE OR REPLACE VIEW (\w+)", VIEWS_SQL.read_text())
+VIEW_NAMES = [*TABLES, *re.findall(r"CREATE OR REPLACE VIEW (\w+)", VIEWS_SQL.read_text())]
 
 
 @pytest.fixture
@@ -53,10 +56,11 @@ def test_a_sibling_folder_sharing_the_roots_prefix_is_outside(store):
         run_read_query(store.connect(), f"SELECT * FROM read_text('{sibling}/secret.txt')")
 
 
-def test_the_stores_own_files_are_readable(store):
-    sql = f"SELECT content FROM read_text('{store.root}/store.json')"
-    table = run_read_query(store.connect(), sql)
-    assert '"schema_version"' in table["content"][0].as_py()
+def test_the_views_and_the_stores_own_files_are_readable(filled):
+    connection = filled.connect()
+    assert run_read_query(connection, "SELECT count(*) FROM objects")[0][0].as_py() == 10
+    log = f"SELECT count(*) FROM read_text('{filled.root}/priors/_delta_log/*.json')"
+    assert run_read_query(connection, log)[0][0].as_py() == filled.version() + 1
 
 
 @pytest.mark.parametrize(
@@ -109,14 +113,32 @@ def test_a_query_past_its_time_limit_is_stopped(store):
     assert time.monotonic() - started < 5
 
 
-def test_every_view_answers_as_the_plain_duckdb_cli_does(filled, monkeypatch):
-    sandboxed = filled.connect()
-    monkeypatch.chdir(filled.root)
-    plain = duckdb.connect()
-    plain.execute(Path("views.sql").read_text())
+def test_every_view_answers_from_the_version_it_was_opened_at(filled, write_demo_shard):
+    version = filled.version()
+    opened = filled.connect()
     assert len(VIEW_NAMES) >= 20
-    for view in VIEW_NAMES:
-        ordered = f"SELECT * FROM {view} ORDER BY ALL"
-        assert sandboxed.execute(ordered).fetchall() == plain.execute(ordered).fetchall(), view
-    assert sandboxed.execute("SELECT count(*) FROM objects").fetchall() == [(10,)]
-    assert sandboxed.execute("SELECT count(*) FROM relation_counts").fetchall() == [(1,)]
+    answers = {
+        view: opened.execute(f"SELECT * FROM {view} ORDER BY ALL").fetchall() for view in VIEW_NAMES
+    }
+    write_demo_shard("shard-9", ["late", "later"])
+    for connection in (opened, filled.connect(as_of=version)):
+        for view in VIEW_NAMES:
+            ordered = f"SELECT * FROM {view} ORDER BY ALL"
+            assert connection.execute(ordered).fetchall() == answers[view], view
+    assert opened.execute("SELECT count(*) FROM objects").fetchall() == [(10,)]
+    assert filled.connect().execute("SELECT count(*) FROM objects").fetchall() == [(12,)]
+
+
+def test_as_of_a_time_reads_the_version_of_that_time(filled, write_demo_shard):
+    version = filled.version()
+    time.sleep(0.01)
+    moment = datetime.now(UTC)
+    time.sleep(0.01)
+    write_demo_shard("shard-9", ["late", "later"])
+    at_time = filled.connect(as_of=moment).execute("SELECT count(*) FROM objects").fetchall()
+    assert (
+        at_time == filled.connect(as_of=version).execute("SELECT count(*) FROM objects").fetchall()
+    )
+    assert at_time == [(10,)]
+    with pytest.raises(StoreError, match=f"the store has no version {version + 5}"):
+        filled.connect(as_of=version + 5)

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pytest
+from deltalake import DeltaTable
 
-import storage
 from storage import (
     SCHEMA_VERSION,
     ImagePriors,
@@ -18,6 +19,7 @@ from storage import (
     SchemaVersionError,
     StoreError,
 )
+from storage.tables import StoreLocation
 
 
 def count(store: PriorStore, table: str) -> int:
@@ -132,11 +134,20 @@ def test_compaction_merges_files_and_keeps_every_row(store, prior_set, write_dem
 
     report = store.compact()
 
-    assert (report.files_before, report.files_after) == (9 * 4 + 2, 9 + 1)
+    # 9 shard tables x 4 shards, 2 embedding files and the prior set's. The rollup turns the 4
+    # relations files into 3 (the moved relations, their triple counts, the shards counted); the
+    # 5 other per-image partitions are Z-ordered into a file each, and the 3 partitions of
+    # per-shard counts and the embeddings are merged into a file each.
+    files_before, files_after = 4 + 5 * 4 + 3 * 4 + 2 + 1, 3 + 5 + 3 + 1 + 1
+    assert (report.files_before, report.files_after) == (files_before, files_after)
     assert store.read_priors(prior_set, [f"{i}-a" for i in range(4)]) == before
-    assert len(list((store.root / "objects").rglob(f"{prior_set}-*.parquet"))) == 1
+    files = pa.table(DeltaTable(str(store.root / "priors")).get_add_actions(flatten=True))
+    files = files.to_pylist()
+    assert [
+        f["partition.prior_set_id"] for f in files if f["partition.table_name"] == "objects"
+    ] == [prior_set]
     assert set(store.read_text_embeddings("minilm", ["cat", "dog"])) == {"cat", "dog"}
-    assert store.compact() == type(report)(0, 0)
+    assert store.compact() == type(report)(files_after, files_after)
 
 
 def test_rewriting_a_compacted_shard_replaces_it(store, prior_set, write_demo_shard):
@@ -152,7 +163,7 @@ def test_delete_prior_set_removes_only_its_rows(store, prior_set, spec, write_de
     other = store.register_prior_set(dataclasses.replace(spec, model="llava-next"))
     write_demo_shard("shard-0", ["a", "b"])
     store.write_shard(other, "demo", "train", "shard-0", [], [ImagePriors("z", "z")], [])
-    assert store.delete_prior_set(prior_set) == 9 + 1
+    assert store.delete_prior_set(prior_set) == 9 + 1  # a file per shard table, and one more
     assert store.done_image_ids(prior_set) == set()
     assert store.done_image_ids(other) == {"z"}
     assert count(store, "prior_sets") == 1
@@ -172,7 +183,7 @@ def test_older_schema_version_is_named_with_the_current_one(store):
 
 def test_a_folder_with_other_files_is_not_taken_for_a_store(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    with pytest.raises(StoreError, match=r"is not empty and has no store\.json"):
+    with pytest.raises(StoreError, match="is not empty and holds no prior store"):
         PriorStore(tmp_path)
     assert [path.name for path in tmp_path.iterdir()] == ["notes.txt"]
 
@@ -191,13 +202,6 @@ def test_eval_results_and_class_names_are_tables(store):
     ]
     with pytest.raises(StoreError, match="bad evaluation row"):
         store.write_eval_results([{"run": "r1"}])
-
-
-def test_opening_refreshes_the_stores_copy_of_views_sql(store):
-    copy = store.root / "views.sql"
-    copy.write_text("-- an older release's views")
-    PriorStore(store.root)
-    assert copy.read_text() == (Path(storage.__file__).parent / "views.sql").read_text()
 
 
 def test_wrongly_typed_values_are_refused(store, prior_set):
@@ -219,3 +223,9 @@ def test_cached_vectors_are_writable_arrays(store):
     vector = store.read_text_embeddings("minilm", ["cat"])["cat"]
     vector *= 2
     np.testing.assert_array_equal(store.read_text_embeddings("minilm", ["cat"])["cat"], [1, 1, 1])
+
+
+@pytest.mark.parametrize("root", ["s3://bucket/prefix/", Path("s3://bucket/prefix")])
+def test_an_s3_url_stays_a_url_even_once_a_path_collapsed_its_slashes(root) -> None:
+    assert StoreLocation.parse(root) == StoreLocation("s3://bucket/prefix")
+    assert StoreLocation.parse(root).local is None

@@ -1,14 +1,13 @@
-"""DuckDB views: raw tables, statistics with exact counts, views.sql from the plain CLI, guards."""
+"""DuckDB views: raw tables, statistics with exact counts, store folders with glob characters,
+guards."""
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
-import duckdb
 import pytest
 
-from storage import ImagePriors
+from storage import ImagePriors, PriorStore, StoreError
 from storage.query import QueryError, run_read_query
 from storage.stats import StatisticsFilter, statistic, statistics
 
@@ -75,12 +74,23 @@ def test_prior_set_summary_counts(store, prior_set, filled):
     assert summary.fetchall() == [(prior_set, 2, 1, 4, 2, 2), (filled, 1, 0, 1, 2, 0)]
 
 
-def test_views_sql_works_in_plain_duckdb_from_the_store_root(store, filled, monkeypatch):
-    monkeypatch.chdir(store.root)
-    connection = duckdb.connect()
-    connection.execute(Path("views.sql").read_text())
-    assert connection.execute("SELECT count(*) FROM objects").fetchone() == (5,)
-    assert connection.execute("SELECT count(*) FROM object_frequency").fetchone() == (3,)
+@pytest.mark.parametrize("folder", ["store*", "st?re", "a b#%"])
+def test_a_store_folder_with_glob_characters_works(tmp_path, spec, folder, make_priors):
+    store = PriorStore(tmp_path / folder / "store")
+    prior_set = store.register_prior_set(spec)
+    store.write_shard(prior_set, "demo", "train", "s", [], [make_priors("a")], [])
+    (tmp_path / "store").mkdir()  # what a glob of the folder's name would also match
+    connection = store.connect()
+    assert connection.execute("SELECT count(*) FROM objects").fetchone() == (2,)
+    assert connection.execute("SELECT count(*) FROM object_frequency").fetchone() == (2,)
+    assert store.done_image_ids(prior_set) == {"a"}
+    assert store.read_priors(prior_set, ["a"]) == {"a": make_priors("a")}
+
+
+def test_a_store_folder_with_square_brackets_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(StoreError, match=r"holds \[ and \], which delta-rs cannot write under"):
+        PriorStore(tmp_path / "runs[1]" / "store")
+    assert not (tmp_path / "runs[1]").exists()
 
 
 def test_an_empty_store_has_empty_views(store):
