@@ -23,6 +23,7 @@ def load_demo_world():
 
 demo_world = load_demo_world()
 CLIP_RECORD = {"spec": "tiny-clip-spec-1"}
+CONFIG = demo_world.CONFIG
 
 
 @pytest.fixture
@@ -50,27 +51,41 @@ def test_a_run_is_reused_only_for_the_same_options_iterations_and_tiny_clip(
     tmp_path, trainings
 ) -> None:
     run = tmp_path / "run"
-    checkpoint = demo_world.train_once(run, ["a=1"], 5, CLIP_RECORD)
+    checkpoint = demo_world.train_once(run, CONFIG, ["a=1"], 5, CLIP_RECORD)
     assert checkpoint == run / "iter_5.pth"
-    demo_world.train_once(run, ["a=1"], 5, CLIP_RECORD)
+    demo_world.train_once(run, CONFIG, ["a=1"], 5, CLIP_RECORD)
     assert trainings == [["a=1"]]
-    demo_world.train_once(run, ["a=2"], 5, CLIP_RECORD)
-    demo_world.train_once(run, ["a=2"], 5, {"spec": "tiny-clip-spec-2"})
+    demo_world.train_once(run, CONFIG, ["a=2"], 5, CLIP_RECORD)
+    demo_world.train_once(run, CONFIG, ["a=2"], 5, {"spec": "tiny-clip-spec-2"})
     assert trainings == [["a=1"], ["a=2"], ["a=2"]]
     stamp = json.loads((run / demo_world.RUN_STAMP).read_text())
     assert stamp["options"] == ["a=2"] and stamp["tiny_clip"] == "tiny-clip-spec-2"
-    assert stamp["iters"] == 5 and len(stamp["config"]) == 12
+    assert stamp["iters"] == 5 and stamp["config"] == CONFIG.name
+    assert len(stamp["config_text"]) == 12
+    demo_world.train_once(run, demo_world.PRIOR_FREE_CONFIG, ["a=2"], 5, CLIP_RECORD)
+    assert len(trainings) == 4  # another config is another run
+
+
+def test_a_run_on_another_is_trained_again_when_that_run_changes(tmp_path, trainings) -> None:
+    base, run = tmp_path / "base", tmp_path / "run"
+    first = demo_world.train_once(base, CONFIG, ["b=1"], 5, CLIP_RECORD)
+    demo_world.train_once(run, CONFIG, ["a=1"], 5, CLIP_RECORD, first)
+    demo_world.train_once(run, CONFIG, ["a=1"], 5, CLIP_RECORD, first)
+    assert trainings[-1] == ["a=1", f"load_from={first}"] and len(trainings) == 2
+    demo_world.train_once(base, CONFIG, ["b=2"], 5, CLIP_RECORD)
+    demo_world.train_once(run, CONFIG, ["a=1"], 5, CLIP_RECORD, first)
+    assert len(trainings) == 4
 
 
 def test_a_run_that_failed_after_its_last_checkpoint_is_trained_again(tmp_path, trainings) -> None:
     run = tmp_path / "run"
-    demo_world.train_once(run, ["a=1"], 5, CLIP_RECORD)
+    demo_world.train_once(run, CONFIG, ["a=1"], 5, CLIP_RECORD)
     with pytest.raises(RuntimeError, match="killed"):
-        demo_world.train_once(run, ["fail"], 5, CLIP_RECORD)
+        demo_world.train_once(run, CONFIG, ["fail"], 5, CLIP_RECORD)
     with pytest.raises(RuntimeError, match="killed"):
-        demo_world.train_once(run, ["fail"], 5, CLIP_RECORD)
+        demo_world.train_once(run, CONFIG, ["fail"], 5, CLIP_RECORD)
     assert not (run / demo_world.RUN_STAMP).exists()
-    demo_world.train_once(run, ["a=1"], 5, CLIP_RECORD)
+    demo_world.train_once(run, CONFIG, ["a=1"], 5, CLIP_RECORD)
     assert trainings == [["a=1"], ["fail"], ["fail"], ["a=1"]]
 
 
