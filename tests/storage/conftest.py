@@ -174,3 +174,20 @@ def store_root(request, tmp_path) -> str:
         return str(tmp_path / "store")
     bucket = request.getfixturevalue("s3_server")
     return f"s3://{bucket}/{tmp_path.name}"
+
+
+@pytest.fixture
+def finish():
+    """Wait for a child process, killing it if it outlives `timeout_s`: its exit code and
+    stderr."""
+
+    def wait(process: subprocess.Popen, timeout_s: float) -> tuple[int, str]:
+        try:
+            _, stderr = process.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
+        return process.returncode, stderr
+
+    return wait

@@ -75,16 +75,6 @@ def start_writer(tmp_path: Path, root: str, shards: list[str], **env: str) -> su
     )
 
 
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    try:
-        _, stderr = process.communicate(timeout=WAIT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise
-    return process.returncode, stderr
-
-
 def image_counts(store: PriorStore) -> tuple[int, int, int]:
     """Rows of images and objects, and images counted more than once."""
     connection = store.connect()
@@ -96,22 +86,24 @@ def image_counts(store: PriorStore) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize("die_after_s", [0.0, 0.005, 0.05])
-def test_sigkill_mid_write_then_resume_does_each_image_once(tmp_path, store_root, die_after_s):
+def test_sigkill_mid_write_then_resume_does_each_image_once(
+    finish, tmp_path, store_root, die_after_s
+):
     shards = [f"shard-{index}" for index in range(4)]
     killed = start_writer(
         tmp_path, store_root, shards, DIE_IN_SHARD="shard-2", DIE_AFTER_S=str(die_after_s)
     )
-    assert finish(killed)[0] == -signal.SIGKILL
+    assert finish(killed, WAIT_S)[0] == -signal.SIGKILL
     images, objects, repeated = image_counts(PriorStore(store_root))
     assert images in (2 * SHARD_IMAGES, 3 * SHARD_IMAGES)  # shard-2 whole or not at all
     assert (objects, repeated) == (2 * images, 0)
 
-    returncode, stderr = finish(start_writer(tmp_path, store_root, shards))
+    returncode, stderr = finish(start_writer(tmp_path, store_root, shards), WAIT_S)
     assert returncode == 0, stderr
     assert image_counts(PriorStore(store_root)) == (4 * SHARD_IMAGES, 8 * SHARD_IMAGES, 0)
 
 
-def test_two_writer_processes_at_once_both_complete_each_image_once(tmp_path, store_root):
+def test_two_writer_processes_at_once_both_complete_each_image_once(finish, tmp_path, store_root):
     go = tmp_path / "go"
     writers = [
         start_writer(tmp_path, store_root, [f"{name}-{i}" for i in range(4)], GO=str(go))
@@ -119,7 +111,7 @@ def test_two_writer_processes_at_once_both_complete_each_image_once(tmp_path, st
     ]
     go.touch()
     for writer in writers:
-        returncode, stderr = finish(writer)
+        returncode, stderr = finish(writer, WAIT_S)
         assert returncode == 0, stderr
     store = PriorStore(store_root)
     assert image_counts(store) == (8 * SHARD_IMAGES, 16 * SHARD_IMAGES, 0)
@@ -135,9 +127,9 @@ COMPACTOR = textwrap.dedent(
 )
 
 
-def test_a_query_during_compaction_sees_one_version(tmp_path, store_root):
+def test_a_query_during_compaction_sees_one_version(finish, tmp_path, store_root):
     shards = [f"shard-{index}" for index in range(12)]
-    returncode, stderr = finish(start_writer(tmp_path, store_root, shards))
+    returncode, stderr = finish(start_writer(tmp_path, store_root, shards), WAIT_S)
     assert returncode == 0, stderr
     store = PriorStore(store_root)
     expected = (12 * SHARD_IMAGES, 24 * SHARD_IMAGES, 0)
@@ -154,7 +146,7 @@ def test_a_query_during_compaction_sees_one_version(tmp_path, store_root):
     seen, deadline = [], time.monotonic() + WAIT_S
     while compactor.poll() is None and time.monotonic() < deadline:
         seen.append(image_counts(store))
-    returncode, stderr = finish(compactor)
+    returncode, stderr = finish(compactor, WAIT_S)
     assert returncode == 0, stderr
     seen.append(image_counts(store))
     assert store.version() > before

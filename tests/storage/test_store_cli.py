@@ -112,17 +112,7 @@ def start_extraction(demo: Path, store: str, *extra: str) -> subprocess.Popen:
     )
 
 
-def finish(process: subprocess.Popen) -> tuple[int, str]:
-    try:
-        _, stderr = process.communicate(timeout=WAIT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-        raise
-    return process.returncode, stderr
-
-
-def test_sigkill_mid_extraction_then_resume_does_each_image_once(demo, store_root):
+def test_sigkill_mid_extraction_then_resume_does_each_image_once(finish, demo, store_root):
     extraction = start_extraction(demo, store_root, "--no-compact")
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline and extraction.poll() is None:
@@ -130,7 +120,7 @@ def test_sigkill_mid_extraction_then_resume_does_each_image_once(demo, store_roo
             break
         time.sleep(0.05)
     extraction.send_signal(signal.SIGKILL)
-    assert finish(extraction)[0] == -signal.SIGKILL
+    assert finish(extraction, WAIT_S)[0] == -signal.SIGKILL
     images, distinct = each_image_once(store_root)
     assert images == distinct and images < DEMO_IMAGES
 
@@ -139,9 +129,9 @@ def test_sigkill_mid_extraction_then_resume_does_each_image_once(demo, store_roo
     assert each_image_once(store_root) == (DEMO_IMAGES, DEMO_IMAGES)
 
 
-def test_two_extraction_processes_at_once_both_complete(demo, store_root):
+def test_two_extraction_processes_at_once_both_complete(finish, demo, store_root):
     halves = [start_extraction(demo, store_root, "--partition", f"{i}/2") for i in range(2)]
     for half in halves:
-        returncode, stderr = finish(half)
+        returncode, stderr = finish(half, WAIT_S)
         assert returncode == 0, stderr
     assert each_image_once(store_root) == (DEMO_IMAGES, DEMO_IMAGES)
