@@ -90,13 +90,10 @@ def newest_prior_set(store: Path) -> str:
     """The id of the most recently registered prior set in `store`."""
     from storage import PriorStore
 
-    with PriorStore(store).connect() as connection:
-        rows = connection.sql(
-            "SELECT prior_set_id FROM prior_sets ORDER BY created_at DESC LIMIT 1"
-        ).fetchall()
-    if not rows:
+    registered = PriorStore(store).prior_set_ids()
+    if not registered:
         raise ValueError(f"{store} holds no prior set: run extract-priors first")
-    return rows[0][0]
+    return registered[-1]
 
 
 def last_checkpoint(work_dir: Path) -> Path:

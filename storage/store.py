@@ -170,9 +170,9 @@ class PriorStore:
         return prior_set_id
 
     def prior_set_ids(self) -> list[str]:
-        """The ids of the registered prior sets, sorted."""
-        rows = self._read("prior_sets", columns=["prior_set_id"])
-        return sorted(rows["prior_set_id"].to_pylist())
+        """The ids of the registered prior sets, oldest first."""
+        rows = self._read("prior_sets", columns=["prior_set_id", "created_at"])
+        return rows.sort_by("created_at")["prior_set_id"].to_pylist()
 
     def _require_prior_set(self, prior_set_id: str) -> None:
         if not _SAFE_NAME.match(prior_set_id) or prior_set_id not in self.prior_set_ids():

@@ -94,6 +94,18 @@ def test_last_checkpoint_reads_mmengines_marker(tmp_path: Path) -> None:
     assert last_checkpoint(tmp_path) == tmp_path / "iter_50.pth"
 
 
+def test_newest_prior_set_is_the_one_registered_last(tmp_path: Path) -> None:
+    from storage import PriorSetSpec, PriorStore
+
+    store = PriorStore(tmp_path / "store")
+    ids = [
+        store.register_prior_set(PriorSetSpec("file", model, "Describe.", {}, "rules", "1"))
+        for model in ("z-model", "a-model", "m-model", "b-model")
+    ]
+    assert newest_prior_set(tmp_path / "store") == ids[-1]
+    assert store.prior_set_ids() == ids
+
+
 def test_newest_prior_set_of_an_empty_store_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="holds no prior set: run extract-priors first"):
         newest_prior_set(tmp_path / "store")
