@@ -154,6 +154,7 @@ def run_deployment(name: str, params: dict, environment: dict[str, str]) -> None
 def report(paths: DemoPaths) -> None:
     """Print prior statistics and the evaluation table, and write the prior plots."""
     from segmentation.demo import images_showing_unseen
+    from segmentation.training import last_checkpoint
 
     cli = cli_command(0)
     subprocess.run([*cli, "priors", "stats", "--store", str(paths.store), "--top", "8"], check=True)
@@ -163,7 +164,7 @@ def report(paths: DemoPaths) -> None:
     table = paths.work_dir / "eval" / "eval.md"
     if table.exists():
         print(table.read_text())
-    checkpoint = (paths.work_dir / "last_checkpoint").read_text().strip()
+    checkpoint = str(last_checkpoint(paths.work_dir))
     pictures = images_showing_unseen(paths.dataset, OVERLAY_PICTURES)
     segment = [*cli, "segment", *map(str, pictures), "--config", str(DEMO_CONFIG)]
     segment += ["--checkpoint", checkpoint]

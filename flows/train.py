@@ -96,17 +96,11 @@ def newest_prior_set(store: Path) -> str:
     return registered[-1]
 
 
-def last_checkpoint(work_dir: Path) -> Path:
-    """The checkpoint MMEngine's CheckpointHook wrote last (it records it in `last_checkpoint`)."""
-    marker = work_dir / "last_checkpoint"
-    if not marker.exists():
-        raise FileNotFoundError(f"{marker}: training wrote no checkpoint")
-    return Path(marker.read_text().strip())
-
-
 @task(cache_policy=NO_CACHE)
 def train(params: TrainSegmenterParameters, prior_set_id: str) -> Path:
     """Train in a child process; returns the last checkpoint."""
+    from segmentation.training import last_checkpoint
+
     stream(train_command(params, prior_set_id), get_run_logger().info)
     return last_checkpoint(params.work_dir)
 

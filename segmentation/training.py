@@ -326,14 +326,21 @@ def plan_stages(options: TrainOptions) -> list[Config]:
     return [cfg] if stage is None else [load_training_config(stage), cfg]
 
 
+def last_checkpoint(work_dir: Path | str) -> Path:
+    """The checkpoint MMEngine's CheckpointHook wrote last (it records it in `last_checkpoint`)."""
+    marker = Path(work_dir) / "last_checkpoint"
+    if not marker.exists():
+        raise FileNotFoundError(f"{marker}: training wrote no checkpoint")
+    return Path(marker.read_text().strip())
+
+
 def train_stages(stages: list[Config]) -> Runner:
     """Train each config in turn, each from the last checkpoint of the one before; returns the
     last runner."""
     runner = None
     for index, cfg in enumerate(stages):
         if index > 0:
-            previous = Path(stages[index - 1].work_dir) / "last_checkpoint"
-            cfg.load_from = previous.read_text().strip()
+            cfg.load_from = str(last_checkpoint(stages[index - 1].work_dir))
             cfg.resume = False  # MMEngine would resume the previous stage's iterations
         runner = train(cfg)
     return runner

@@ -13,7 +13,6 @@ from flows.children import ChildProcessError, stream
 from flows.train import (
     TrainSegmenterParameters,
     eval_command,
-    last_checkpoint,
     newest_prior_set,
     train_command,
     train_segmenter,
@@ -85,13 +84,6 @@ def test_stream_forwards_lines_and_raises_on_failure() -> None:
     assert lines == ["one", "two"]
     with pytest.raises(ChildProcessError, match="exited with 3"):
         stream([sys.executable, "-c", "import sys; sys.exit(3)"], lines.append)
-
-
-def test_last_checkpoint_reads_mmengines_marker(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="training wrote no checkpoint"):
-        last_checkpoint(tmp_path)
-    (tmp_path / "last_checkpoint").write_text(f"{tmp_path}/iter_50.pth\n")
-    assert last_checkpoint(tmp_path) == tmp_path / "iter_50.pth"
 
 
 def test_newest_prior_set_is_the_one_registered_last(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from segmentation.training import (
     check_prior_source,
     from_plain_buffers,
     init_distributed,
+    last_checkpoint,
     load_training_config,
     plan_stages,
     to_plain,
@@ -376,3 +377,10 @@ def test_each_stage_starts_from_the_last_checkpoint_of_the_one_before(tmp_path, 
     assert train_stages(plan_stages(options)) == str(tmp_path)
     stage = str(tmp_path / "prior_free")
     assert trained == [(stage, None, True), (str(tmp_path), f"{stage}/iter_7.pth", False)]
+
+
+def test_last_checkpoint_reads_mmengines_marker(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="training wrote no checkpoint"):
+        last_checkpoint(tmp_path)
+    (tmp_path / "last_checkpoint").write_text(f"{tmp_path}/iter_50.pth\n")
+    assert last_checkpoint(tmp_path) == tmp_path / "iter_50.pth"
