@@ -145,10 +145,16 @@ def train_once(
     return checkpoint
 
 
+def train_prior_free(base: Path, common: list[str], iters: int, clip_record: dict) -> Path:
+    """The seed's prior-free run (PRIOR_FREE_CONFIG with `common`) in `base`; its last
+    checkpoint."""
+    return train_once(base / PRIOR_FREE_RUN, PRIOR_FREE_CONFIG, common, iters, clip_record)
+
+
 def train_on_prior_free(
     base: Path, name: str, common: list[str], extra: list[str], iters: int, clip_record: dict
 ) -> Path:
     """`CONFIG`'s prior path with `common` and `extra` options, trained in `base / name` on top
-    of the seed's prior-free run (PRIOR_FREE_CONFIG with `common`); its last checkpoint."""
-    prior_free = train_once(base / PRIOR_FREE_RUN, PRIOR_FREE_CONFIG, common, iters, clip_record)
+    of the seed's prior-free run; its last checkpoint."""
+    prior_free = train_prior_free(base, common, iters, clip_record)
     return train_once(base / name, CONFIG, [*common, *extra], iters, clip_record, prior_free)

@@ -48,6 +48,7 @@ from _demo_world import (
     prepare_seed,
     train_on_prior_free,
     train_once,
+    train_prior_free,
 )
 
 BOOST_OFF = ("model.decode_head.prior_class_boost=0.0",)
@@ -187,8 +188,7 @@ def train_setting(
     """The config, last checkpoint and options of the run a setting evaluates (trained unless
     reused): the seed's prior-free run, a prior path on top of it, or a joint training."""
     if setting.prior_free:
-        checkpoint = train_once(base / PRIOR_FREE_RUN, PRIOR_FREE_CONFIG, common, iters, record)
-        return PRIOR_FREE_CONFIG, checkpoint, common
+        return PRIOR_FREE_CONFIG, train_prior_free(base, common, iters, record), common
     extra = list(setting.training_options())
     if setting.joint:
         options = [*common, *extra]
