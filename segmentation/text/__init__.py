@@ -11,6 +11,7 @@ from segmentation.text.encoders import (
 from segmentation.text.vocabulary import (
     BACKGROUND_CLASS,
     VILD_TEMPLATES,
+    BatchVocabulary,
     Vocabulary,
     VocabularyEmbedding,
     embed_vocabulary,
@@ -24,6 +25,7 @@ __all__ = [
     "BACKGROUND_CLASS",
     "TEXT_ENCODERS",
     "VILD_TEMPLATES",
+    "BatchVocabulary",
     "CLIPTextTower",
     "CachedTextEmbedder",
     "MiniLMTextEncoder",

@@ -2,11 +2,13 @@
 
 A vocabulary is a list of classes, each a list of synonyms (first = the class name). Every synonym
 gets its own template-averaged embedding; the classifier takes the max over a class's synonyms.
-Vocabulary-free mode's classes are an image's object priors plus BACKGROUND_CLASS.
+Vocabulary-free mode's classes are an image's object priors plus BACKGROUND_CLASS; a batch whose
+images have vocabularies of their own is classified against their union (`BatchVocabulary`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -89,6 +91,58 @@ class VocabularyEmbedding:
         return VocabularyEmbedding(
             self.embeddings.to(device), self.class_index.to(device), self.num_classes
         )
+
+
+@dataclass(frozen=True)
+class BatchVocabulary:
+    """A batch's per-image vocabularies as one: `classes`, their union in first-seen order (a
+    shared vocabulary itself), and `columns[i]`, where image i's own classes sit in it. The head
+    then sees one shape per quantity, classes outside an image's vocabulary masked."""
+
+    vocabularies: tuple[Vocabulary, ...]
+    classes: Vocabulary
+    columns: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def union(cls, vocabularies: Sequence[Vocabulary]) -> BatchVocabulary:
+        """The union of `vocabularies`; a class one vocabulary lists twice keeps two columns."""
+        keyed = [_occurrence_keys(vocabulary) for vocabulary in vocabularies]
+        order = dict.fromkeys(key for keys in keyed for key in keys)
+        index = {key: column for column, key in enumerate(order)}
+        columns = tuple(tuple(index[key] for key in keys) for keys in keyed)
+        return cls(tuple(vocabularies), tuple(names for names, _ in order), columns)
+
+    def scatter(self, per_image: Sequence[Tensor]) -> Tensor:
+        """Each image's (..., C_i) tensor in its columns of one (B, ..., C) tensor, 0 elsewhere."""
+        first = per_image[0]
+        batch = first.new_zeros(len(per_image), *first.shape[:-1], len(self.classes))
+        for row, tensor, columns in zip(batch, per_image, self.columns, strict=True):
+            row[..., list(columns)] = tensor
+        return batch
+
+    def class_valid(self, device: torch.device | str = "cpu") -> Tensor | None:
+        """Which classes (B, C) belong to each image's vocabulary; None when all do."""
+        valid = self.scatter(
+            [torch.ones(len(columns), dtype=torch.bool, device=device) for columns in self.columns]
+        )
+        return None if valid.all() else valid
+
+    def own_labels(self, labels: Tensor, image: int) -> Tensor:
+        """Label ids into `classes` as ids into image `image`'s own vocabulary."""
+        columns = self.columns[image]
+        own = labels.new_zeros(len(self.classes))
+        own[list(columns)] = torch.arange(len(columns), device=labels.device, dtype=labels.dtype)
+        return own[labels]
+
+
+def _occurrence_keys(vocabulary: Vocabulary) -> list[tuple[tuple[str, ...], int]]:
+    """Each class with how many times the vocabulary listed it before."""
+    counts: Counter[tuple[str, ...]] = Counter()
+    keys = []
+    for names in vocabulary:
+        keys.append((names, counts[names]))
+        counts[names] += 1
+    return keys
 
 
 def embed_synonyms(

@@ -12,6 +12,7 @@ from segmentation.text import (
     BACKGROUND_CLASS,
     TEXT_ENCODERS,
     VILD_TEMPLATES,
+    BatchVocabulary,
     CachedTextEmbedder,
     VocabularyEmbedding,
     embed_vocabulary,
@@ -142,6 +143,24 @@ def test_class_logits_are_the_max_over_synonyms() -> None:
     logits = torch.tensor([[0.1, 0.7, -0.2, 0.3], [0.9, -1.0, 0.5, 0.0]])
     expected = torch.tensor([[0.7, -0.2, 0.3], [0.9, 0.5, 0.0]])
     torch.testing.assert_close(max_over_synonyms(logits, vocabulary), expected)
+
+
+def test_a_batch_vocabulary_is_the_union_in_first_seen_order() -> None:
+    dog, cat, sofa = ("dog", "puppy"), ("cat",), ("sofa",)
+    batch = BatchVocabulary.union([(dog, cat), (sofa, dog, sofa)])
+    assert batch.classes == (dog, cat, sofa, sofa)  # a class listed twice keeps two columns
+    assert batch.columns == ((0, 1), (2, 0, 3))
+    scattered = batch.scatter([torch.tensor([1.0, 2.0]), torch.tensor([3.0, 4.0, 5.0])])
+    assert scattered.tolist() == [[1.0, 2.0, 0.0, 0.0], [4.0, 0.0, 3.0, 5.0]]
+    assert batch.class_valid().tolist() == [[True, True, False, False], [True, False, True, True]]
+    assert batch.own_labels(torch.tensor([[3, 0, 2]]), 1).tolist() == [[2, 1, 0]]
+
+
+def test_a_vocabulary_shared_by_the_batch_is_its_own_union() -> None:
+    vocabulary = (("sky",), ("dog",), ("sky",))
+    batch = BatchVocabulary.union([vocabulary] * 2)
+    assert batch.classes == vocabulary and batch.columns == ((0, 1, 2),) * 2
+    assert batch.class_valid() is None
 
 
 def test_cache_reads_the_store_first_and_writes_only_new_texts(tiny_encoder) -> None:
