@@ -192,7 +192,8 @@ def geometric_ensemble(
     classes (`seen`, bool (C,)) and beta for the rest; void keeps p_in's void probability.
 
     `in_vocab_logits` (..., C + 1) has void last; `out_vocab_logits` (..., C) has none. Returns
-    log-probabilities (..., C + 1)."""
+    log-probabilities (..., C + 1). A class whose logits are -inf on both sides gets no share
+    and no NaN: p_in ** (1 - w) * p_out ** w = 0, at w = 0 and 1 too."""
     p_in = in_vocab_logits[..., :-1].softmax(-1)
     p_out = out_vocab_logits.softmax(-1)
     weight = torch.where(seen.to(p_in.device), alpha, beta).to(p_in.dtype)

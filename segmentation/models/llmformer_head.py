@@ -3,7 +3,9 @@
 Queries pass through `num_layers` decoder layers (semantic -> scaled visual -> relation
 attention -> FFN); after the query init and after every layer, masks and class logits are
 predicted (deep supervision). Classes are scored by cosine similarity with text embeddings of
-whatever vocabulary the caller passes, times a learnt temperature, plus a learnt void class.
+whatever vocabulary the caller passes, times a learnt temperature, plus a learnt void class;
+images with vocabularies of their own come with their union and `class_valid`, and the classes
+outside an image's own get logit -inf.
 Matching and losses are MMSeg's own (`MatchMasks`, `HungarianAssigner`, CE and Dice losses).
 
 Two sources of open-vocabulary knowledge reach the class score when switched on: the CLIP-aligned
@@ -62,50 +64,59 @@ LOSS_NAMES = ("loss_cls_ce", "loss_mask_ce", "loss_mask_dice")
 @dataclass(frozen=True)
 class CLIPFeatures:
     """What the CLIP-aligned classifier reads: unit-length dense CLIP embeddings (B, D, h, w),
-    CLIP's log logit scale, and which vocabulary classes the model was trained on (bool (C,),
-    or one per image)."""
+    CLIP's log logit scale, and which vocabulary classes the model was trained on (bool (C,))."""
 
     dense: Tensor
     logit_scale: Tensor
-    seen: Tensor | list[Tensor]
+    seen: Tensor
 
 
 @dataclass(frozen=True)
 class PriorClassTerms:
     """What the LLM's object names add to the class logits (each term off when None):
-    `presence` (B, C) or one (C_i,) per image, 1 for a class the image's object priors name and
-    for background (for every class when they name none); `pointed` (B, Q, C) or one (Q, C_i)
-    per image, the name pointer's mass on each class."""
+    `presence` (B, C), 1 for a class the image's object priors name and for background (for
+    every class of its vocabulary when they name none); `pointed` (B, Q, C), the name pointer's
+    mass on each class."""
 
-    presence: Tensor | list[Tensor] | None = None
-    pointed: Tensor | list[Tensor] | None = None
+    presence: Tensor | None = None
+    pointed: Tensor | None = None
 
 
 @dataclass(frozen=True)
 class HeadInputs:
-    """Backbone maps (strides 4/8/16/32), the batch's prior embeddings, and the vocabulary:
-    one shared by the batch, or one per image (vocabulary-free prediction). `class_presence`
-    (B, C) or one (C_i,) per image, as `PriorClassTerms.presence`; `object_classes`
-    (B, 1 + No, C) or one (1 + No, C_i) per image: the classes the name pointer's null and each
-    object prior stand for; `clip`: the CLIP classifier's inputs."""
+    """Backbone maps (strides 4/8/16/32), the batch's prior embeddings, and the vocabulary (C
+    classes; with per-image vocabularies, their union). `class_presence` (B, C), as
+    `PriorClassTerms.presence`; `clip`: the CLIP classifier's inputs; `object_classes`
+    (B, 1 + No, C): the classes the name pointer's null and each object prior stand for;
+    `class_valid` (B, C): the classes of each image's own vocabulary (None: all of them)."""
 
     features: Sequence[Tensor]
     priors: PriorTensors
-    vocabulary: VocabularyEmbedding | list[VocabularyEmbedding]
-    class_presence: Tensor | list[Tensor] | None = None
+    vocabulary: VocabularyEmbedding
+    class_presence: Tensor | None = None
     clip: CLIPFeatures | None = None
-    object_classes: Tensor | list[Tensor] | None = None
+    object_classes: Tensor | None = None
+    class_valid: Tensor | None = None
 
 
 @dataclass(frozen=True)
 class HeadOutputs:
     """Per prediction step (query init, then each layer): class logits (B, Q, C + 1), the last
-    column void, or one (Q, C_i + 1) tensor per image; mask logits (B, Q, H/4, W/4); and what
-    the LLM's names added to the class logits."""
+    column void, -inf at classes outside an image's vocabulary; mask logits (B, Q, H/4, W/4);
+    and what the LLM's names added to the class logits."""
 
-    class_logits: list[Tensor | list[Tensor]]
+    class_logits: list[Tensor]
     mask_logits: list[Tensor]
     prior_terms: list[PriorClassTerms]
+
+
+def mask_invalid_classes(class_logits: Tensor, class_valid: Tensor | None) -> Tensor:
+    """-inf at the classes (B, C) outside each image's vocabulary on (B, Q, C [+ void]) logits,
+    so every softmax gives them exactly 0 and the others what their vocabulary alone gives."""
+    if class_valid is None:
+        return class_logits
+    valid = F.pad(class_valid, (0, class_logits.shape[-1] - class_valid.shape[-1]), value=True)
+    return class_logits.masked_fill(~valid[:, None], float("-inf"))
 
 
 def _known_settings(switch: str, given: dict, defaults: dict[str, float]) -> dict[str, float]:
@@ -317,99 +328,61 @@ class LLMFormerHead(BaseDecodeHead):
         query = self.decoder_norm(query)
         mask_logits = torch.einsum("bqc,bchw->bqhw", self.mask_embed(query), mask_features)
         terms = PriorClassTerms(inputs.class_presence, self._pointed(query, inputs))
-        outputs.class_logits.append(
-            self.add_prior_terms(self.classify(query, inputs.vocabulary), terms)
-        )
+        class_logits = self.add_prior_terms(self.classify(query, inputs.vocabulary), terms)
+        outputs.class_logits.append(mask_invalid_classes(class_logits, inputs.class_valid))
         outputs.mask_logits.append(mask_logits)
         outputs.prior_terms.append(terms)
 
-    def _pointed(self, query: Tensor, inputs: HeadInputs) -> Tensor | list[Tensor] | None:
-        """The name pointer's class mass, (B, Q, C) or one (Q, C_i) per image; None when off."""
+    def _pointed(self, query: Tensor, inputs: HeadInputs) -> Tensor | None:
+        """The name pointer's class mass (B, Q, C); None when off."""
         if self.name_pointer is None or inputs.object_classes is None:
             return None
         priors = inputs.priors
         weights = self.name_pointer(query, priors.object_attributes, priors.object_mask)
-        if isinstance(inputs.object_classes, Tensor):
-            return pointed_class_mass(weights, inputs.object_classes)
-        return [
-            pointed_class_mass(w, classes)
-            for w, classes in zip(weights, inputs.object_classes, strict=True)
-        ]
+        return pointed_class_mass(weights, inputs.object_classes)
 
     def add_prior_terms(
-        self, class_logits: Tensor | list[Tensor], terms: PriorClassTerms, has_void: bool = True
-    ) -> Tensor | list[Tensor]:
-        """Add `prior_class_boost * (presence - 1)` and the name pointer's
-        `weight * log((pointed + floor) / (1 + floor))` to the class logits (a void column stays
-        untouched). Both are 0 for an image whose priors name no class: it is classified as
-        by a model without priors."""
-        if isinstance(class_logits, Tensor):
-            return self._add_terms(class_logits, terms.presence, terms.pointed, has_void)
-        count = len(class_logits)
-        presences = terms.presence if terms.presence is not None else [None] * count
-        pointed = terms.pointed if terms.pointed is not None else [None] * count
-        return [
-            self._add_terms(logits, p, m, has_void)
-            for logits, p, m in zip(class_logits, presences, pointed, strict=True)
-        ]
-
-    def _add_terms(
-        self, logits: Tensor, presence: Tensor | None, pointed: Tensor | None, has_void: bool
+        self, class_logits: Tensor, terms: PriorClassTerms, has_void: bool = True
     ) -> Tensor:
-        """The prior terms on (..., Q, C [+ void]) logits; `presence` (..., C), `pointed`
-        (..., Q, C)."""
-        terms = logits.new_zeros(())
-        if presence is not None and self.prior_class_boost != 0:
-            terms = terms + self.prior_class_boost * (presence.to(logits) - 1).unsqueeze(-2)
-        if pointed is not None:
+        """Add `prior_class_boost * (presence - 1)` and the name pointer's
+        `weight * log((pointed + floor) / (1 + floor))` to (B, Q, C [+ void]) class logits (a
+        void column stays untouched). Both are 0 for an image whose priors name no class: it is
+        classified as by a model without priors."""
+        shift = class_logits.new_zeros(())
+        if terms.presence is not None and self.prior_class_boost != 0:
+            boost = self.prior_class_boost * (terms.presence.to(class_logits) - 1)
+            shift = shift + boost.unsqueeze(-2)
+        if terms.pointed is not None:
             cfg = self.name_pointer_cfg
             floor = cfg["floor"]
-            terms = terms + cfg["weight"] * torch.log((pointed + floor) / (1 + floor))
+            shift = shift + cfg["weight"] * torch.log((terms.pointed + floor) / (1 + floor))
         if not has_void:
-            return logits + terms
-        return torch.cat([logits[..., :-1] + terms, logits[..., -1:]], dim=-1)
+            return class_logits + shift
+        return torch.cat([class_logits[..., :-1] + shift, class_logits[..., -1:]], dim=-1)
 
     def ensemble_with_clip(
-        self,
-        class_logits: Tensor | list[Tensor],
-        mask_logits: Tensor,
-        terms: PriorClassTerms,
-        inputs: HeadInputs,
-    ) -> Tensor | list[Tensor]:
+        self, class_logits: Tensor, mask_logits: Tensor, terms: PriorClassTerms, inputs: HeadInputs
+    ) -> Tensor:
         """FC-CLIP's geometric ensemble of the learnt logits with CLIP's mask-pooled logits (both
-        carrying the prior terms); log-probabilities with void last."""
+        carrying the prior terms and the vocabulary mask); log-probabilities (B, Q, C + 1), void
+        last, -inf at classes outside an image's vocabulary."""
         clip = inputs.clip
         pooled = mask_pool(clip.dense, mask_logits)
-        if isinstance(class_logits, Tensor):
-            out_vocab = clip_logits(pooled, inputs.vocabulary, clip.logit_scale)
-            out_vocab = self.add_prior_terms(out_vocab, terms, has_void=False)
-            return geometric_ensemble(class_logits, out_vocab, clip.seen, **self.clip_ensemble)
-        out_vocab = [
-            clip_logits(image_pooled, vocabulary, clip.logit_scale)
-            for image_pooled, vocabulary in zip(pooled, inputs.vocabulary, strict=True)
-        ]
+        out_vocab = clip_logits(pooled, inputs.vocabulary, clip.logit_scale)
         out_vocab = self.add_prior_terms(out_vocab, terms, has_void=False)
-        return [
-            geometric_ensemble(logits, image_out, seen, **self.clip_ensemble)
-            for logits, image_out, seen in zip(class_logits, out_vocab, clip.seen, strict=True)
-        ]
+        out_vocab = mask_invalid_classes(out_vocab, inputs.class_valid)
+        ensembled = geometric_ensemble(class_logits, out_vocab, clip.seen, **self.clip_ensemble)
+        return mask_invalid_classes(ensembled, inputs.class_valid)
 
-    def classify(self, query: Tensor, vocabulary: VocabularyEmbedding | list) -> Tensor | list:
-        """Scaled cosine logits against the vocabulary (max over synonyms) plus the void class."""
+    def classify(self, query: Tensor, vocabulary: VocabularyEmbedding) -> Tensor:
+        """Scaled cosine logits (B, Q, C + 1) against the vocabulary (max over synonyms) plus
+        the void class."""
         embedding = F.normalize(self.class_projection(query), dim=-1)
         scale = self.logit_scale.clamp(max=self.logit_scale_max).exp()
         void = embedding @ F.normalize(self.void_embedding, dim=0)
-
-        def logits(image_embedding: Tensor, image_void: Tensor, vocab: VocabularyEmbedding):
-            synonym_logits = image_embedding @ vocab.embeddings.to(image_embedding).T
-            classes = max_over_synonyms(synonym_logits, vocab)
-            return scale * torch.cat([classes, image_void[..., None]], dim=-1)
-
-        if isinstance(vocabulary, VocabularyEmbedding):
-            return logits(embedding, void, vocabulary)
-        return [
-            logits(e, v, vocab) for e, v, vocab in zip(embedding, void, vocabulary, strict=True)
-        ]
+        synonym_logits = embedding @ vocabulary.embeddings.to(embedding).T
+        classes = max_over_synonyms(synonym_logits, vocabulary)
+        return scale * torch.cat([classes, void[..., None]], dim=-1)
 
     def _attention_masks(self, mask_logits: Tensor, sizes: list[tuple[int, int]]) -> list[Tensor]:
         """Mask2Former's masked attention: a query sees only where its current mask is on
@@ -426,7 +399,7 @@ class LLMFormerHead(BaseDecodeHead):
     def loss(
         self, inputs: HeadInputs, batch_data_samples: SampleList, train_cfg: ConfigType
     ) -> dict:
-        if not isinstance(inputs.vocabulary, VocabularyEmbedding):
+        if inputs.class_valid is not None:
             raise ValueError("training needs one vocabulary shared by the batch")
         batch_gt_instances = seg_data_to_instance_data(self.ignore_index, batch_data_samples)
         outputs = self.forward(inputs)
@@ -528,29 +501,27 @@ class LLMFormerHead(BaseDecodeHead):
                 raise ValueError("the CLIP classifier is on but the head got no CLIP features")
             terms = outputs.prior_terms[-1]
             class_logits = self.ensemble_with_clip(class_logits, mask_logits, terms, inputs)
-        return self.predict_by_feat((class_logits, mask_logits), batch_img_metas)
+        return self.predict_by_feat(
+            (class_logits, mask_logits), batch_img_metas, inputs.class_valid
+        )
 
     def predict_by_feat(
-        self, seg_logits: tuple[Tensor | list[Tensor], Tensor], batch_img_metas: list[dict]
+        self,
+        seg_logits: tuple[Tensor, Tensor],
+        batch_img_metas: list[dict],
+        class_valid: Tensor | None = None,
     ) -> Tensor:
         """Per-pixel class scores (B, C, H, W): sum over queries of class probability (void
-        dropped) times mask probability. Per-image vocabularies are padded with -1 to the
-        largest one, and every output to 2 classes at least (MMSeg's post-processing treats
-        one channel as a binary task)."""
+        dropped) times mask probability; -1 at classes outside an image's vocabulary
+        (`class_valid` (B, C), None: none), and in padding up to 2 classes (MMSeg's
+        post-processing treats one channel as a binary task)."""
         class_logits, mask_logits = seg_logits
         meta = batch_img_metas[0]
         size = meta.get("pad_shape", meta["img_shape"])
         masks = F.interpolate(
             mask_logits, size=size, mode="bilinear", align_corners=False
         ).sigmoid()
-        if isinstance(class_logits, Tensor):
-            class_logits = list(class_logits)
-        per_image = [
-            torch.einsum("qc,qhw->chw", logits.softmax(-1)[..., :-1], image_masks)
-            for logits, image_masks in zip(class_logits, masks, strict=True)
-        ]
-        channels = max([2, *(len(scores) for scores in per_image)])
-        padded = masks.new_full((len(per_image), channels, *masks.shape[-2:]), -1.0)
-        for i, scores in enumerate(per_image):
-            padded[i, : len(scores)] = scores
-        return padded
+        scores = torch.einsum("bqc,bqhw->bchw", class_logits.softmax(-1)[..., :-1], masks)
+        if class_valid is not None:
+            scores = scores.masked_fill(~class_valid[..., None, None], -1.0)
+        return F.pad(scores, (0, 0, 0, 0, 0, max(0, 2 - scores.shape[1])), value=-1.0)

@@ -6,7 +6,8 @@ call (`predict(..., vocabulary=...)`); with `test_cfg.vocabulary_free=True` ever
 classified against the objects its own priors name, plus a background class; with
 `test_cfg.name_filter=True` against the classes of the vocabulary its priors name (each object
 name mapped to its nearest class), plus background: the obvious way to use an LLM's words, the
-baseline a gain from priors is judged against.
+baseline a gain from priors is judged against. The head sees such a batch's union vocabulary
+(`BatchVocabulary`), each image's classes marked, so every quantity keeps one shape.
 
 `clip_classifier` turns on the CLIP-aligned classifier (dense features of the backbone's frozen
 CLIP tower through the checkpoint's `visual_projection`, every `dense_stride` pixels; see
@@ -34,6 +35,7 @@ from segmentation.models.prior_encoder import PriorEncoder, PriorTensors
 from segmentation.text.encoders import build_text_encoder
 from segmentation.text.vocabulary import (
     VILD_TEMPLATES,
+    BatchVocabulary,
     Vocabulary,
     VocabularyEmbedding,
     assemble_vocabulary,
@@ -48,15 +50,26 @@ from segmentation.transforms.priors import PriorGraph
 
 @dataclass(frozen=True)
 class CallClasses:
-    """One call's classes as the head reads them: the vocabulary embedding (shared or one per
-    image), each class's prior presence (or None: boost off), training-vocabulary flags (or
-    None: CLIP classifier off) and the classes the name pointer's entries stand for (or None:
-    pointer off)."""
+    """One call's classes as the head reads them, over the union of the images' vocabularies
+    (`batch`, C classes): its embedding, each image's prior presence (B, C) (None: boost off),
+    training-vocabulary flags (C,) (None: CLIP classifier off), the classes the name pointer's
+    entries stand for (B, 1 + No, C) (None: pointer off) and each image's own classes (B, C)
+    (None: all of them)."""
 
-    embedding: VocabularyEmbedding | list[VocabularyEmbedding]
-    presence: Tensor | list[Tensor] | None
-    seen: Tensor | list[Tensor] | None
-    object_classes: Tensor | list[Tensor] | None = None
+    batch: BatchVocabulary
+    embedding: VocabularyEmbedding
+    presence: Tensor | None
+    seen: Tensor | None
+    object_classes: Tensor | None
+    valid: Tensor | None
+
+    def head_inputs(
+        self, features: Sequence[Tensor], priors: PriorTensors, clip: CLIPFeatures | None = None
+    ) -> HeadInputs:
+        """What the head reads of these classes, with the backbone's maps and the priors."""
+        return HeadInputs(
+            features, priors, self.embedding, self.presence, clip, self.object_classes, self.valid
+        )
 
 
 @MODELS.register_module()
@@ -218,31 +231,31 @@ class LLMFormer(BaseSegmentor):
         return rows
 
     def _prior_classes(
-        self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph], shared: bool
-    ) -> tuple[Tensor | list[Tensor] | None, Tensor | list[Tensor] | None]:
-        """Each image's class presence (None: boost off) and `object_classes` padded with zero
-        rows to the batch's prior count (None: name pointer off); stacked when `shared`."""
+        self, batch: BatchVocabulary, graphs: Sequence[PriorGraph]
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """Class presence (B, C) (None: boost off) and `object_classes` padded with zero rows to
+        the batch's prior count (B, 1 + No, C) (None: name pointer off), each image's against its
+        own vocabulary, in its columns of the batch's."""
         boost = self.decode_head.prior_class_boost != 0
         pointer = self.decode_head.name_pointer is not None
         if not (boost or pointer):
             return None, None
         device = self.text_encoder.device
+        vocabularies = batch.vocabularies
         per_image = [
             self.object_classes(v, g).to(device) for v, g in zip(vocabularies, graphs, strict=True)
         ]
         length = max(len(rows) for rows in per_image)
-
-        def collect(rows: list[Tensor]) -> Tensor | list[Tensor]:
-            return torch.stack(rows) if shared else rows
-
         presence = None
         if boost:
-            presence = collect(
+            presence = batch.scatter(
                 [_presence(r, v) for r, v in zip(per_image, vocabularies, strict=True)]
             )
         padded = None
         if pointer:
-            padded = collect([F.pad(rows, (0, 0, 0, length - len(rows))) for rows in per_image])
+            padded = batch.scatter(
+                [F.pad(rows, (0, 0, 0, length - len(rows))) for rows in per_image]
+            )
         return presence, padded
 
     @staticmethod
@@ -275,41 +288,30 @@ class LLMFormer(BaseSegmentor):
             features = self.backbone(inputs, states)
             dense = self.clip_dense(tower, states, inputs)
             clip = CLIPFeatures(dense, self.clip_dense.logit_scale, classes.seen)
-        head_inputs = HeadInputs(
-            features, priors, classes.embedding, classes.presence, clip, classes.object_classes
-        )
+        head_inputs = classes.head_inputs(features, priors, clip)
         return self.decode_head.predict(head_inputs, batch_img_metas, self.test_cfg)
 
     def call_classes(
         self, vocabularies: Sequence[Vocabulary], graphs: Sequence[PriorGraph] | None
     ) -> CallClasses:
-        """Embeddings, prior presence and seen flags of one call's vocabularies (one per image;
-        shared tensors when all images have the same vocabulary)."""
-        shared = len(set(vocabularies)) == 1
-        if shared:
-            embedding = self.embed_vocabulary(vocabularies[0])
-        else:
-            embedding = [self.embed_vocabulary(v) for v in vocabularies]
+        """Embedding, prior presence and seen flags of the union of one call's vocabularies (one
+        per image; the shared one when all images have the same)."""
+        batch = BatchVocabulary.union(vocabularies)
+        device = self.text_encoder.device
         presence, object_classes = (
-            (None, None) if graphs is None else self._prior_classes(vocabularies, graphs, shared)
+            (None, None) if graphs is None else self._prior_classes(batch, graphs)
         )
-        seen = None
-        if self.clip_dense is not None:
-            flags = [self._seen(v).to(self.text_encoder.device) for v in vocabularies]
-            seen = flags[0] if shared else flags
-        return CallClasses(embedding, presence, seen, object_classes)
+        seen = None if self.clip_dense is None else self._seen(batch.classes).to(device)
+        embedding = self.embed_vocabulary(batch.classes)
+        return CallClasses(
+            batch, embedding, presence, seen, object_classes, batch.class_valid(device)
+        )
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         graphs = self.prior_dropout(self._graphs(data_samples, len(inputs)))
         priors = self.prior_encoder(graphs)
         classes = self.call_classes([self._current_vocabulary()] * len(inputs), graphs)
-        head_inputs = HeadInputs(
-            self.extract_feat(inputs),
-            priors,
-            classes.embedding,
-            classes.presence,
-            object_classes=classes.object_classes,
-        )
+        head_inputs = classes.head_inputs(self.extract_feat(inputs), priors)
         losses = self.decode_head.loss(head_inputs, data_samples, self.train_cfg)
         return add_prefix(losses, "decode")
 
@@ -319,7 +321,9 @@ class LLMFormer(BaseSegmentor):
         data_samples: SampleList | None = None,
         vocabulary: Sequence[str] | None = None,
     ) -> SampleList:
-        """Segment `inputs`; each returned sample's metainfo `vocabulary` names its label ids."""
+        """Segment `inputs`; each returned sample's metainfo `vocabulary` names its label ids.
+        Its `seg_logits` has a channel per class of the union of the batch's vocabularies
+        (`CallClasses.batch`), -1 at those outside its own."""
         graphs = self._graphs(data_samples, len(inputs))
         if vocabulary is not None:
             vocabularies = [normalize_vocabulary(vocabulary)] * len(inputs)
@@ -337,8 +341,7 @@ class LLMFormer(BaseSegmentor):
         else:
             seg_logits = self.encode_decode(inputs, metas, priors, classes)
         results = self.postprocess_result(seg_logits, data_samples)
-        for sample, names in zip(results, vocabularies, strict=True):
-            sample.set_metainfo({"vocabulary": [synonyms[0] for synonyms in names]})
+        _label_by_own_vocabulary(results, classes.batch)
         return results
 
     @staticmethod
@@ -380,14 +383,16 @@ class LLMFormer(BaseSegmentor):
     def _forward(self, inputs: Tensor, data_samples: SampleList | None = None) -> HeadOutputs:
         graphs = self._graphs(data_samples, len(inputs))
         classes = self.call_classes([self._current_vocabulary()] * len(inputs), graphs)
-        head_inputs = HeadInputs(
-            self.extract_feat(inputs),
-            self.prior_encoder(graphs),
-            classes.embedding,
-            classes.presence,
-            object_classes=classes.object_classes,
-        )
+        head_inputs = classes.head_inputs(self.extract_feat(inputs), self.prior_encoder(graphs))
         return self.decode_head.forward(head_inputs)
+
+
+def _label_by_own_vocabulary(results: SampleList, batch: BatchVocabulary) -> None:
+    """Turn each sample's label ids into ids of its own vocabulary, which its metainfo
+    `vocabulary` names, from ids of the batch's union."""
+    for image, (sample, vocabulary) in enumerate(zip(results, batch.vocabularies, strict=True)):
+        sample.pred_sem_seg.data = batch.own_labels(sample.pred_sem_seg.data, image)
+        sample.set_metainfo({"vocabulary": [synonyms[0] for synonyms in vocabulary]})
 
 
 def _background_flags(vocabulary: Vocabulary) -> Tensor:

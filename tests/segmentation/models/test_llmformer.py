@@ -8,7 +8,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from segmentation.text.vocabulary import embed_vocabulary, normalize_vocabulary
+from segmentation.text.vocabulary import (
+    BatchVocabulary,
+    embed_vocabulary,
+    normalize_vocabulary,
+)
 from segmentation.transforms.priors import PriorGraph
 
 NUM_CLASSES = 4
@@ -187,6 +191,36 @@ def test_name_filter_prediction_cuts_each_images_vocabulary(tiny) -> None:
     )
     assert [r.vocabulary for r in results] == [["grass", "sofa"], ["sky", "grass", "dog", "sofa"]]
     assert int(results[0].pred_sem_seg.data.max()) < 2
+
+
+@pytest.mark.parametrize("per_image", ["vocabulary_free", "name_filter"])
+def test_each_image_is_predicted_as_alone_whatever_vocabularies_the_others_have(
+    tiny, per_image: str
+) -> None:
+    """The boost, the name pointer and the CLIP ensemble on: padding each image's vocabulary to
+    the batch's union changes none of its scores or labels."""
+    model = _whole_prior_path(
+        tiny, clip_classifier=dict(checkpoint=None), training_classes=["sky", "dog"]
+    ).eval()
+    model.test_cfg = dict(mode="whole", **{per_image: True})
+    priors = [RICH_PRIORS, PriorGraph(objects=("grass", "cat", "sofa")), PriorGraph.EMPTY]
+    images = tiny.make_images(3, 64, 64)
+    with torch.no_grad():
+        together = model.predict(images, tiny.make_samples(3, 64, 64, priors=priors))
+        alone = [
+            model.predict(images[i : i + 1], tiny.make_samples(1, 64, 64, priors=priors[i : i + 1]))
+            for i in range(3)
+        ]
+    vocabularies = [normalize_vocabulary(result.vocabulary) for result in together]
+    batch = BatchVocabulary.union(vocabularies)
+    assert len(set(vocabularies)) == 3 and batch.class_valid() is not None
+    for result, (single,), columns in zip(together, alone, batch.columns, strict=True):
+        assert result.vocabulary == single.vocabulary
+        assert torch.equal(result.pred_sem_seg.data, single.pred_sem_seg.data)
+        scores = result.seg_logits.data
+        torch.testing.assert_close(scores[list(columns)], single.seg_logits.data[: len(columns)])
+        others = [c for c in range(len(batch.classes)) if c not in columns]
+        assert (scores[others] == -1).all()
 
 
 def test_each_name_is_embedded_once_however_many_vocabularies_hold_it(tiny) -> None:

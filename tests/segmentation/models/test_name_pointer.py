@@ -88,8 +88,6 @@ def test_prior_terms_on_hand_set_logits_equal_the_formula(tiny) -> None:
         ]
     )
     torch.testing.assert_close(terms[0], expected)
-    per_image = head.add_prior_terms([logits[0]], PriorClassTerms([presence[0]], [pointed[0]]))
-    torch.testing.assert_close(per_image[0], expected)
 
 
 def test_prior_boost_alone_lowers_only_the_classes_the_priors_do_not_name(tiny) -> None:
@@ -160,31 +158,35 @@ def test_a_nameless_object_stands_for_what_the_null_stands_for(tiny) -> None:
     assert rows.tolist() == [[0.0, 1.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]
 
 
-def test_per_image_vocabularies_give_the_shared_vocabularys_logits(tiny) -> None:
+def test_the_union_of_per_image_vocabularies_gives_each_image_its_own_vocabularys_logits(
+    tiny,
+) -> None:
     model = build(tiny, boost=2.0, pointer={})
-    vocabulary = normalize_vocabulary(["dog", "sofa", "background"])
-    graphs = [PriorGraph(objects=("dog", "sofa"), attributes=((0, "brown"),))] * 2
-    shared = model.call_classes([vocabulary] * 2, graphs)
+    vocabularies = [
+        normalize_vocabulary(["dog", "sofa", "background"]),
+        normalize_vocabulary(["background", "cat", "dog"]),
+    ]
+    graphs = [
+        PriorGraph(objects=("dog", "sofa"), attributes=((0, "brown"),)),
+        PriorGraph(objects=("cat",), attributes=((0, "grey"),)),
+    ]
     features = model.extract_feat(tiny.make_images(2, 32, 32))
-    priors = model.prior_encoder(graphs)
-    head = model.decode_head
-    together = head(
-        HeadInputs(features, priors, shared.embedding, shared.presence, None, shared.object_classes)
-    )
-    apart = head(
-        HeadInputs(
-            features,
-            priors,
-            [shared.embedding] * 2,
-            list(shared.presence),
-            None,
-            list(shared.object_classes),
+    union = model.call_classes(vocabularies, graphs)
+    assert union.batch.columns == ((0, 1, 2), (2, 3, 0))
+    together = model.decode_head(union.head_inputs(features, model.prior_encoder(graphs)))
+    for image, columns in enumerate(union.batch.columns):
+        classes = model.call_classes(vocabularies[image : image + 1], graphs[image : image + 1])
+        inputs = classes.head_inputs(
+            [level[image : image + 1] for level in features],
+            model.prior_encoder(graphs[image : image + 1]),
         )
-    )
-    torch.testing.assert_close(torch.stack(apart.class_logits[-1]), together.class_logits[-1])
-    torch.testing.assert_close(
-        torch.stack(apart.prior_terms[-1].pointed), together.prior_terms[-1].pointed
-    )
+        alone = model.decode_head(inputs)
+        logits = together.class_logits[-1][image]
+        torch.testing.assert_close(logits[:, [*columns, -1]], alone.class_logits[-1][0])
+        assert logits[:, :-1][:, ~union.valid[image]].isneginf().all()
+        torch.testing.assert_close(
+            together.prior_terms[-1].pointed[image][:, columns], alone.prior_terms[-1].pointed[0]
+        )
 
 
 def test_the_pointer_reaches_clips_logits_in_the_ensemble(tiny) -> None:

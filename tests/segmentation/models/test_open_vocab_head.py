@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 from segmentation.models.clip_classifier import clip_logits, geometric_ensemble, mask_pool
-from segmentation.text.vocabulary import normalize_vocabulary
+from segmentation.models.llmformer_head import (
+    CLIPFeatures,
+    HeadInputs,
+    PriorClassTerms,
+    mask_invalid_classes,
+)
+from segmentation.text.vocabulary import VocabularyEmbedding, normalize_vocabulary
 from segmentation.transforms.priors import PriorGraph
 
 VOCABULARY = ["sky", "grass", "dog", "sofa"]
@@ -25,22 +32,28 @@ def build(tiny, boost: float = 0.0, clip: bool = False):
 
 
 class HeadCalls:
-    """What the head got and gave in its last call: HeadInputs, forward's outputs, and the class
-    logits `predict_by_feat` turned into scores."""
+    """What the head got and gave in its last call: the segmentor's CallClasses, HeadInputs,
+    forward's outputs, and the class logits `predict_by_feat` turned into scores."""
 
     def __init__(self, model) -> None:
         head = model.decode_head
         forward, predict_by_feat = head.forward, head.predict_by_feat
+        call_classes = model.call_classes
+
+        def recorded_call_classes(vocabularies, graphs):
+            self.classes = call_classes(vocabularies, graphs)
+            return self.classes
 
         def recorded_forward(inputs):
             self.inputs, self.outputs = inputs, forward(inputs)
             return self.outputs
 
-        def scored(seg_logits, metas):
+        def scored(seg_logits, metas, class_valid=None):
             self.scored_logits = seg_logits[0]
-            return predict_by_feat(seg_logits, metas)
+            return predict_by_feat(seg_logits, metas, class_valid)
 
         head.forward, head.predict_by_feat = recorded_forward, scored
+        model.call_classes = recorded_call_classes
 
 
 def test_class_presence_marks_the_named_classes_and_background(tiny) -> None:
@@ -72,19 +85,17 @@ def test_the_boost_lowers_exactly_the_unnamed_classes_in_training_and_prediction
 def clip_ensembled(model, calls: HeadCalls, image: int | None = None) -> torch.Tensor:
     """The formula on the head's own tensors: FC-CLIP's ensemble of its last class logits with
     CLIP's logits of the dense features pooled under its last masks, the boost's
-    `boost * (presence - 1)` added to the CLIP side as to the learnt side."""
+    `boost * (presence - 1)` added to the CLIP side as to the learnt side. For one `image`, over
+    its own vocabulary's classes (then void)."""
     inputs, outputs = calls.inputs, calls.outputs
     logits, vocabulary, seen = outputs.class_logits[-1], inputs.vocabulary, inputs.clip.seen
     presence = inputs.class_presence
     pooled = mask_pool(inputs.clip.dense, outputs.mask_logits[-1])
     if image is not None:
-        logits, vocabulary, seen, pooled = (
-            logits[image],
-            vocabulary[image],
-            seen[image],
-            pooled[image],
-        )
-        presence = None if presence is None else presence[image]
+        columns = list(calls.classes.batch.columns[image])
+        logits, seen, pooled = logits[image][:, [*columns, -1]], seen[columns], pooled[image]
+        vocabulary = model.embed_vocabulary(calls.classes.batch.vocabularies[image])
+        presence = None if presence is None else presence[image, columns]
     out_vocab = clip_logits(pooled, vocabulary, inputs.clip.logit_scale)
     if presence is not None:
         out_vocab = out_vocab + model.decode_head.prior_class_boost * (presence - 1).unsqueeze(-2)
@@ -117,8 +128,49 @@ def test_clip_classifier_works_vocabulary_free(tiny) -> None:
     calls = HeadCalls(model)
     results = model.predict(tiny.make_images(2, 32, 32), samples)
     assert results[1].metainfo["vocabulary"] == ["grass", "cat", "background"]
-    assert calls.inputs.clip.seen[1].tolist() == [True, False, False]
-    torch.testing.assert_close(calls.scored_logits[1], clip_ensembled(model, calls, image=1))
+    columns = list(calls.classes.batch.columns[1])
+    assert calls.inputs.clip.seen[columns].tolist() == [True, False, False]
+    scored = calls.scored_logits[1]
+    torch.testing.assert_close(scored[:, [*columns, -1]], clip_ensembled(model, calls, image=1))
+    assert scored[:, :-1][:, ~calls.inputs.class_valid[1]].isneginf().all()
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(0.0, 0.0), (0.4, 0.8), (1.0, 1.0)])
+def test_classes_outside_an_images_vocabulary_never_win_nor_give_nan_in_the_clip_ensemble(
+    tiny, alpha: float, beta: float
+) -> None:
+    """Their -inf logits give p_in = p_out = 0 (and 0 ** 0 = 1 at the weights 0 and 1); every
+    other class gets what the head gives the image with its own vocabulary alone."""
+    head = build(tiny, boost=3.0, clip=True).decode_head
+    head.clip_ensemble = {"alpha": alpha, "beta": beta}
+    torch.manual_seed(0)
+    valid = torch.tensor([[True, False, True, False], [False, True, True, True]])
+    presence = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]])
+    seen = torch.tensor([True, True, False, False])
+    embeddings = F.normalize(torch.randn(4, 16), dim=1)
+    dense = F.normalize(torch.randn(2, 16, 4, 4), dim=1)
+    logits = mask_invalid_classes(torch.randn(2, 6, 5) * 10, valid)
+    masks = torch.randn(2, 6, 8, 8)
+    clip = CLIPFeatures(dense, torch.tensor(2.0), seen)
+    vocabulary = VocabularyEmbedding(embeddings, torch.arange(4), 4)
+    inputs = HeadInputs((), None, vocabulary, presence, clip, class_valid=valid)
+    ensembled = head.ensemble_with_clip(logits, masks, PriorClassTerms(presence), inputs)
+    assert not ensembled.isnan().any()
+    assert torch.equal(ensembled[..., :-1].isneginf(), ~valid[:, None].expand(-1, 6, -1))
+    assert valid.gather(1, ensembled[..., :-1].argmax(-1)).all()
+    for image, own in enumerate(valid):
+        columns = own.nonzero().flatten().tolist()
+        count = len(columns)
+        vocabulary = VocabularyEmbedding(embeddings[columns], torch.arange(count), count)
+        clip = CLIPFeatures(dense[image : image + 1], torch.tensor(2.0), seen[columns])
+        image_presence = presence[image : image + 1, columns]
+        alone = head.ensemble_with_clip(
+            logits[image : image + 1, :, [*columns, -1]],
+            masks[image : image + 1],
+            PriorClassTerms(image_presence),
+            HeadInputs((), None, vocabulary, image_presence, clip),
+        )
+        torch.testing.assert_close(ensembled[image, :, [*columns, -1]], alone[0])
 
 
 def test_clip_classifier_without_training_classes_is_refused(tiny) -> None:
