@@ -15,7 +15,8 @@ seed's prior-free run (`clip`'s); the `-joint` rows train the whole model with p
 scratch, `priors+clip-joint` with prior dropout (`JOINT_DROPOUT`). `no-pointer+clip` drops the
 name pointer, `attention+clip` the boost and the pointer, and `boost+clip` the attention modules
 and the pointer. `name-filter` is the baseline a gain from priors is judged against: the `clip`
-training, each image's vocabulary cut to the classes its priors name (plus background). Caption
+training, each image's vocabulary cut to the classes its priors name (plus background);
+`priors+clip+name-filter` cuts `priors+clip`'s vocabulary the same way. Caption
 conditions (`--captions`) evaluate every trained model again with the validation images described
 by another captioner (`CAPTION_PROFILES`: `llava-like` errs as a real VLM does, `empty` names
 nothing); training always uses the demo's captions, and a row under another condition is named
@@ -105,6 +106,7 @@ SETTINGS = {
     "name-filter": Setting(
         attention=False, boost=False, pointer=False, clip=True, name_filter=True
     ),
+    "priors+clip+name-filter": Setting(**ALL_PRIORS, clip=True, name_filter=True),
     "priors+clip-joint": Setting(**ALL_PRIORS, clip=True, joint=True, dropout=True),
     "priors+clip-joint-no-dropout": Setting(**ALL_PRIORS, clip=True, joint=True),
     "priors": Setting(**ALL_PRIORS, clip=False),
