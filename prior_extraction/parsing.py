@@ -92,6 +92,8 @@ job, `kill -- -PGID`) leaves its workers' exit codes unreadable."""
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """Signals a terminal or a scheduler sends the whole process group (or cgroup): the process that
 started the workers handles them, and ends the workers itself."""
+PYTHON_IGNORED_SIGNALS = frozenset({signal.SIGPIPE, signal.SIGXFSZ})
+"""Signals every Python process ignores from its start (it reports them as errors instead)."""
 WORKER_EXIT_GRACE_S = 2.0
 """Seconds a parser worker has to finish its batch and exit when asked before it is killed (and
 again to be reaped after SIGKILL)."""
@@ -343,6 +345,18 @@ def _start_worker(context: BaseContext, index: int, settings: _WorkerSettings) -
     return _Worker(process, tasks, receiving)
 
 
+def _take_own_signals() -> None:
+    """A worker's signal state: the stop signals ignored, every other signal at its default and
+    none blocked, whatever its starting process ignored or blocked (exec keeps both), so that a
+    worker a signal should end does end, and its death is seen."""
+    for signum in signal.valid_signals() - PYTHON_IGNORED_SIGNALS - set(STOP_SIGNALS):
+        if signal.getsignal(signum) == signal.SIG_IGN:
+            signal.signal(signum, signal.SIG_DFL)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
 def end_processes(
     processes: Sequence[BaseProcess], grace_s: float = WORKER_EXIT_GRACE_S
 ) -> list[BaseProcess]:
@@ -370,9 +384,7 @@ def _serve_batches(tasks: Queue, results: Connection, settings: _WorkerSettings)
     asked to exit (None for a batch) or the starting process is gone. The stop signals are the
     starting process's to handle: a terminal or a scheduler sends them to every process of the
     group, and a worker that died of them would lose the shard that process is finishing."""
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    _take_own_signals()
     try:
         parser = CaptionParser(
             settings.pipeline, batch_size=settings.batch_size, max_chars=settings.max_chars

@@ -114,6 +114,25 @@ def test_a_worker_that_dies_is_an_error_not_a_hang(workers, signum) -> None:
         workers.parse("A cat.")
 
 
+def test_a_worker_does_not_inherit_its_starters_ignored_or_blocked_signals() -> None:
+    ignored = signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGHUP])
+    try:
+        parser = CaptionParser(batch_size=2, n_process=2)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGQUIT, ignored)
+    with parser:
+        first, second = _worker_pids(parser)
+        os.kill(first, signal.SIGQUIT)
+        os.kill(second, signal.SIGHUP)
+        for pid in (first, second):
+            deadline = time.monotonic() + ANSWER_BOUND_S
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not _alive(pid)
+
+
 def test_close_ends_the_workers_at_once(workers) -> None:
     assert len(_in_thread(lambda: workers.parse_many(TEXTS))) == len(TEXTS)
     pids = _worker_pids(workers)
