@@ -53,6 +53,13 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _wait_ended(pids: list[int], timeout_s: float) -> None:
+    """Wait at most `timeout_s` for every process of `pids` to end."""
+    deadline = time.monotonic() + timeout_s
+    while any(map(_alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def _in_thread(function, timeout_s: float = ANSWER_BOUND_S):
     """Run `function` in a thread; its result, or AssertionError when it is still running after
     `timeout_s` (the thread is left behind, a daemon)."""
@@ -126,11 +133,9 @@ def test_a_worker_does_not_inherit_its_starters_ignored_or_blocked_signals() -> 
         first, second = _worker_pids(parser)
         os.kill(first, signal.SIGQUIT)
         os.kill(second, signal.SIGHUP)
-        for pid in (first, second):
-            deadline = time.monotonic() + ANSWER_BOUND_S
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert not _alive(pid)
+        _wait_ended([first, second], ANSWER_BOUND_S)
+        assert not _alive(first)
+        assert not _alive(second)
 
 
 def test_close_ends_the_workers_at_once(workers) -> None:
@@ -198,7 +203,5 @@ def test_workers_end_soon_after_the_process_that_started_them_is_killed(tmp_path
         starter.kill()
         starter.wait(10)
     assert len(pids) == 2
-    deadline = time.monotonic() + 10 * parsing.PARENT_CHECK_S
-    while any(map(_alive, pids)) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _wait_ended(pids, 10 * parsing.PARENT_CHECK_S)
     assert not any(map(_alive, pids))
